@@ -1,0 +1,48 @@
+# The README's two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export SCARF_NO_ANALYTICS := true
+export DO_NOT_TRACK := true
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run serve ingest test test-all lint fix eval bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned: any requirement that lets pip choose pulls a multi-GB CUDA build.
+# The lock is installed with --no-deps so nothing outside it (torchvision, timm) comes in.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	$(BIN)/pip uninstall -q -y torchvision timm 2>/dev/null || true
+	touch $(STAMP)
+
+ingest: setup
+	$(BIN)/kb ingest docs_corpus/
+
+serve: setup
+	$(BIN)/kb serve --host 127.0.0.1 --port 8000
+
+run: ingest serve
+
+test: setup
+	$(BIN)/python -m pytest -m "not qdrant_server and not llm" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .
+
+fix: setup
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+eval: setup
+	$(BIN)/kb eval ../shared/datasets/emanual_tv ../shared/datasets/localgovfaq_ja eval/cases/sample.jsonl
+
+clean:
+	rm -rf var .pytest_cache test-artifacts

@@ -1,0 +1,118 @@
+"""The swappable backends, one small protocol each. Implementations stay short; the spec is here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from retrieval.models import AccessFilter, DenseQuery, EmbeddedChunk, ScoredChunk, SparseVector
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A dense text embedding model.
+
+    Query and document embedding are separate because retrieval-trained models (e5, bge) embed
+    them differently. Vectors are L2-normalised so cosine equals the dot product.
+    """
+
+    name: str
+    """Short stable name; also the name of the Qdrant vector the embedder fills."""
+    dim: int
+
+    def warm_up(self) -> None:
+        """Load the model. Constructors only store configuration; the first call may be slow."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed passages for indexing.
+
+        :param texts: passages, any language the model supports.
+        :returns: one normalised vector of length :attr:`dim` per text, in order.
+        """
+        ...
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a search query.
+
+        :returns: one normalised vector of length :attr:`dim`.
+        """
+        ...
+
+
+class SparseEncoder(Protocol):
+    """Turns text into BM25 term-frequency vectors; the store applies IDF."""
+
+    def encode_document(self, text: str) -> SparseVector:
+        """Saturated term frequencies of a passage (BM25's TF part, length-normalised)."""
+        ...
+
+    def encode_query(self, text: str) -> SparseVector:
+        """Unit weights for each distinct query term."""
+        ...
+
+    def terms(self, text: str) -> list[str]:
+        """The normalised terms of ``text`` (lemmas for Japanese, stems for English)."""
+        ...
+
+
+class VectorStore(Protocol):
+    """A Qdrant collection holding one point per chunk.
+
+    Every point carries a ``groups`` payload (``__public__`` for public documents). Access control
+    is part of every query's filter, never applied to results afterwards.
+    """
+
+    def ensure_collection(self, dense: dict[str, int]) -> None:
+        """Create the collection if missing.
+
+        :param dense: dense vector name to dimension.
+        :raises StoreError: if it exists with other vectors (the index must be rebuilt).
+        """
+        ...
+
+    def upsert(self, chunks: Sequence[EmbeddedChunk]) -> int:
+        """Insert or replace points by their deterministic ids. :returns: points written."""
+        ...
+
+    def search(
+        self,
+        *,
+        dense: Sequence[DenseQuery],
+        sparse: SparseVector | None,
+        top_k: int,
+        acl: AccessFilter,
+        prefetch_k: int = 50,
+        document_ids: Sequence[str] | None = None,
+    ) -> list[ScoredChunk]:
+        """Hybrid search fused inside Qdrant with reciprocal rank fusion.
+
+        :param dense: query vectors, one prefetch each.
+        :param sparse: BM25 query vector, one more prefetch (skipped when ``None`` or empty).
+        :param top_k: passages to return after fusion.
+        :param acl: the caller's groups; keyword-only with no default on purpose.
+        :param prefetch_k: candidates each prefetch contributes to fusion.
+        :param document_ids: restrict to these documents (``None`` means all).
+        :returns: passages best first; ``signals`` holds each dense vector's cosine to the query.
+        """
+        ...
+
+    def delete_document(self, document_id: str, *, keep_hash: str | None = None) -> None:
+        """Delete a document's points; with ``keep_hash``, all but that version's."""
+        ...
+
+    def set_groups(self, document_id: str, groups: Sequence[str]) -> None:
+        """Change a document's access groups in place, without re-embedding."""
+        ...
+
+    def count(self, document_id: str | None = None) -> int:
+        """Points in the collection, or of one document."""
+        ...
+
+    def document_chunks(self, document_id: str) -> list[ScoredChunk]:
+        """All points of one document in chunk order (score 0)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the store (the embedded engine holds a directory lock)."""
+        ...

@@ -1,0 +1,94 @@
+"""One typed settings object, built at the edge (``create_app`` or the CLI), never at import.
+
+Environment variables use the ``KB_`` prefix and ``__`` for nesting, e.g. ``KB_QDRANT__URL``.
+A ``.env`` file in the working directory is read too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EmbedderName = Literal["e5", "use", "minilm", "hash"]
+
+
+class QdrantSettings(BaseModel):
+    """Where the vectors live. ``url`` set means a Qdrant server or cluster; else embedded Edge."""
+
+    url: str | None = None
+    api_key: str | None = None
+    path: Path | None = None
+    """Embedded shard folder; defaults to ``<data_dir>/qdrant``."""
+    collection: str = "kb_chunks"
+    local_mode: bool = False
+    """Use qdrant-client's local (in-process, brute-force) mode at ``path``: for tests of the
+    server adapter only, never for serving."""
+
+    @model_validator(mode="after")
+    def _one_location(self) -> QdrantSettings:
+        if self.url and self.path:
+            raise ValueError("set either qdrant.url (a server) or qdrant.path (embedded), not both")
+        if self.url and self.local_mode:
+            raise ValueError("qdrant.local_mode runs without a server: unset qdrant.url")
+        return self
+
+
+class EmbedderSettings(BaseModel):
+    """Dense models, each filling its own named vector; all of them take part in fusion."""
+
+    models: list[EmbedderName] = Field(default_factory=lambda: ["e5"])
+    threads: int = 2
+    batch_size: int = 16
+    st_model_path: Path | None = None
+    """A sentence-transformers model already on disk (a company's own); adds vector ``st``."""
+
+
+class RetrievalSettings(BaseModel):
+    """Search and answer tuning; defaults come from measurements described in docs/benchmarks.md."""
+
+    top_k: int = 8
+    prefetch_k: int = 40
+    max_citations: int = 3
+    max_answer_sentences: int = 4
+    confidence_threshold: float = 0.5
+    chunk_size: int = 320
+    """Target chunk size in tokens (cl100k)."""
+    chunk_overlap: int = 40
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Tests build it directly: ``Settings(data_dir=tmp_path)``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KB_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    """SQLAlchemy URL; defaults to SQLite at ``<data_dir>/kb.sqlite3``."""
+    qdrant: QdrantSettings = QdrantSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    max_question_chars: int = 2000
+    max_file_bytes: int = 50 * 1024 * 1024
+    public_base_url: str = ""
+    """Prefix for citation links; empty gives relative links (``/api/documents/...``)."""
+
+    def shard_path(self) -> Path:
+        """The embedded Qdrant Edge (or local-mode) folder."""
+        return self.qdrant.path or self.data_dir / "qdrant"
+
+    def db_url(self) -> str:
+        """The database URL in force."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'kb.sqlite3').resolve()}"
+
+    def files_dir(self) -> Path:
+        """Where managed copies of source files live (uploads and ingested originals)."""
+        return self.data_dir / "files"
+
+    def cache_dir(self) -> Path:
+        """Embedding cache folder."""
+        return self.data_dir / "cache"
