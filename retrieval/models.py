@@ -14,6 +14,7 @@ Nothing here imports Qdrant, llama-index or a model: these are plain data shared
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Literal
@@ -65,10 +66,15 @@ class Location:
         if self.anchor:
             return f"#{self.anchor}"
         if self.slide is not None:
-            return f"#slide={self.slide}"
+            return f"#slide-{self.slide}"
         if self.row is not None:
-            return f"#row={self.row}"
+            return f"#{self.row_anchor()}"
         return ""
+
+    def row_anchor(self) -> str:
+        """Element id of a spreadsheet row in the source view (``row-12``, ``prices-row-12``)."""
+        sheet = re.sub(r"[^0-9A-Za-z]+", "-", self.sheet or "").strip("-").lower()
+        return f"{sheet}-row-{self.row}" if sheet else f"row-{self.row}"
 
     def to_payload(self) -> dict[str, object]:
         """Plain-JSON form stored in a point's payload."""
@@ -108,6 +114,9 @@ class Section:
     kind: ChunkKind = "text"
     question: str | None = None
     """For Q&A entries: the question; ``text`` then holds the answer."""
+    groups: tuple[str, ...] | None = None
+    """Access groups of this section alone (a Q&A sheet's ``groups`` column); ``None`` inherits
+    the document's groups."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +252,15 @@ class DenseQuery:
 
     name: str
     vector: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class Fusion:
+    """Weighted reciprocal rank fusion: ``score = sum(w / (k + rank))`` over the prefetches."""
+
+    k: int = 2
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

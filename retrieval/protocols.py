@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from retrieval.models import AccessFilter, DenseQuery, EmbeddedChunk, ScoredChunk, SparseVector
+from retrieval.models import (
+    AccessFilter,
+    DenseQuery,
+    EmbeddedChunk,
+    Fusion,
+    ScoredChunk,
+    SparseVector,
+)
 
 
 @runtime_checkable
@@ -84,8 +91,9 @@ class VectorStore(Protocol):
         acl: AccessFilter,
         prefetch_k: int = 50,
         document_ids: Sequence[str] | None = None,
+        fusion: Fusion = Fusion(),
     ) -> list[ScoredChunk]:
-        """Hybrid search fused inside Qdrant with reciprocal rank fusion.
+        """Hybrid search fused inside Qdrant with (weighted) reciprocal rank fusion.
 
         :param dense: query vectors, one prefetch each.
         :param sparse: BM25 query vector, one more prefetch (skipped when ``None`` or empty).
@@ -93,6 +101,7 @@ class VectorStore(Protocol):
         :param acl: the caller's groups; keyword-only with no default on purpose.
         :param prefetch_k: candidates each prefetch contributes to fusion.
         :param document_ids: restrict to these documents (``None`` means all).
+        :param fusion: RRF ``k`` and the weights of the dense and the sparse prefetches.
         :returns: passages best first; ``signals`` holds each dense vector's cosine to the query.
         """
         ...

@@ -57,6 +57,11 @@ class RetrievalSettings(BaseModel):
     chunk_size: int = 320
     """Target chunk size in tokens (cl100k)."""
     chunk_overlap: int = 40
+    rrf_k: int = 2
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    use_bm25: bool = True
+    """Add the BM25 sparse prefetch to fusion (off for dense-only evaluation variants)."""
 
 
 class Settings(BaseSettings):
@@ -74,6 +79,8 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
+    embedding_cache: Path | None = None
+    """Embedding cache file; defaults to ``<data_dir>/cache/embeddings.sqlite3``."""
     public_base_url: str = ""
     """Prefix for citation links; empty gives relative links (``/api/documents/...``)."""
 

@@ -1,0 +1,30 @@
+"""Vector store adapters: Qdrant Edge (embedded, the default) and qdrant-client (server or
+local mode). Each adapter module imports its own Qdrant package, so only the one in use loads."""
+
+from __future__ import annotations
+
+from retrieval.protocols import VectorStore
+from retrieval.settings import Settings
+
+
+def open_store(settings: Settings) -> VectorStore:
+    """The store the settings name: a server (``qdrant.url``), qdrant-client's local mode
+    (``qdrant.local_mode``, tests only) or Qdrant Edge at :meth:`Settings.shard_path`.
+
+    Nothing is opened yet: the store connects, or locks its folder, on first use.
+    """
+    q = settings.qdrant
+    if q.url:
+        from retrieval.stores.server import QdrantServerStore
+
+        return QdrantServerStore(q.collection, url=q.url, api_key=q.api_key)
+    if q.local_mode:
+        from retrieval.stores.server import QdrantServerStore
+
+        return QdrantServerStore(q.collection, path=settings.shard_path(), local_mode=True)
+    from retrieval.stores.edge import EdgeStore
+
+    return EdgeStore(settings.shard_path(), q.collection)
+
+
+__all__ = ["open_store"]

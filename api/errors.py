@@ -1,0 +1,87 @@
+"""One error shape for every error: ``{"error_code": "...", "detail": "..."}``.
+
+Services raise :class:`~retrieval.errors.KBError` subclasses; only this module knows HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from retrieval.errors import KBError
+
+log = logging.getLogger("kb.api")
+
+
+class ErrorCode(Enum):
+    """Stable error codes and their HTTP status."""
+
+    VALIDATION_ERROR = ("VALIDATION_ERROR", 422)
+    NOT_FOUND = ("NOT_FOUND", 404)
+    FORBIDDEN = ("FORBIDDEN", 403)
+    NO_INDEXED_DOCUMENTS = ("NO_INDEXED_DOCUMENTS", 409)
+    PARSE_ERROR = ("PARSE_ERROR", 422)
+    INGEST_ERROR = ("INGEST_ERROR", 422)
+    STORE_ERROR = ("STORE_ERROR", 503)
+    STORE_LOCKED = ("STORE_LOCKED", 503)
+    DATABASE_UNAVAILABLE = ("DATABASE_UNAVAILABLE", 503)
+    NOT_READY = ("NOT_READY", 503)
+    INTERNAL_ERROR = ("INTERNAL_ERROR", 500)
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def status(self) -> int:
+        return self.value[1]
+
+
+_BY_CODE = {e.code: e for e in ErrorCode}
+
+
+def error_response(code: str, detail: str, status: int | None = None) -> JSONResponse:
+    """The JSON error body; status from the code unless given."""
+    status = status or _BY_CODE.get(code, ErrorCode.INTERNAL_ERROR).status
+    if status >= 500:
+        log.error("%s: %s", code, detail)
+    else:
+        log.warning("%s: %s", code, detail)
+    return JSONResponse({"error_code": code, "detail": detail}, status_code=status)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Install the handlers that turn every error into the one shape."""
+
+    @app.exception_handler(KBError)
+    async def _kb_error(_request: Request, exc: KBError) -> JSONResponse:
+        return error_response(exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(ErrorCode.VALIDATION_ERROR.code, _validation_detail(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 403: "FORBIDDEN", 405: "METHOD_NOT_ALLOWED"}.get(
+            exc.status_code, "HTTP_ERROR"
+        )
+        return error_response(code, str(exc.detail), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(ErrorCode.INTERNAL_ERROR.code, "internal error", 500)

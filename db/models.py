@@ -1,0 +1,103 @@
+"""Relational records: the document catalog, its version history, ingestion runs and the query log.
+
+SQLite (WAL) in ``KB_DATA_DIR`` by default; PostgreSQL through ``KB_DATABASE_URL``. The schema is
+owned by the Alembic migrations in ``db/migrations``; these classes must match them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the records use."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class DocumentRecord(Base):
+    """One source document as the catalog knows it; ``hash`` is the content hash of the file."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(512), index=True)
+    """The ingested root folder (absolute) or ``upload`` / ``staff-answers``."""
+    source_path: Mapped[str] = mapped_column(String(1024))
+    """Path relative to the source root, POSIX separators; shown in citations."""
+    stored_path: Mapped[str] = mapped_column(String(2048))
+    """Where the original bytes can be read to serve ``/source``."""
+    title: Mapped[str] = mapped_column(String(512), default="")
+    suffix: Mapped[str] = mapped_column(String(16), default="")
+    lang: Mapped[str] = mapped_column(String(8), default="en")
+    hash: Mapped[str] = mapped_column(String(64), default="")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """``indexed``, ``failed`` (never indexed), ``stale`` (last update failed, old version serves)."""
+    last_ingested: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DocumentVersion(Base):
+    """Each indexed version of a document: what changed, when and by whom."""
+
+    __tablename__ = "document_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(128), default="system")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IngestRun(Base):
+    """One ingestion run and its report (per-file outcomes in ``report``)."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class QueryLog(Base):
+    """One question asked and what the bot did with it."""
+
+    __tablename__ = "query_log"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(String(128), default="anonymous", index=True)
+    department: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    lang: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16), default="extractive")
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    citations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """[{n, document_id, version, chunk_id}]"""
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -1,0 +1,88 @@
+// The simple ask page: posts to /api/ask and renders the answer with clickable citations.
+// Text from the server is always inserted as text, never as HTML.
+
+const T = {
+  en: { title: "Ask the knowledge base", ask: "Ask", label: "Your question",
+        hint: "Ask about our products in English or Japanese. Every answer cites its sources; if the documents don't answer it, your question goes to the support team.",
+        sources: "Sources", confidence: "confidence", error: "Something went wrong" },
+  ja: { title: "ナレッジベースに質問する", ask: "質問する", label: "質問",
+        hint: "製品について日本語または英語で質問してください。回答には必ず出典が付きます。資料で回答できない質問はサポート担当者に引き継がれます。",
+        sources: "出典", confidence: "確信度", error: "エラーが発生しました" },
+};
+const lang = (document.documentElement.lang || navigator.language || "en").startsWith("ja") ? "ja" : "en";
+const t = T[lang];
+document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t[el.dataset.i18n]; });
+
+const form = document.getElementById("ask-form");
+const input = document.getElementById("question");
+const button = document.getElementById("ask-button");
+const results = document.getElementById("results");
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const c of children) node.append(c);
+  return node;
+}
+
+// "text [1] more [2]" -> text nodes and links to the source cards.
+function renderAnswer(answer, citations, turnId) {
+  const p = el("p", { class: "a" });
+  const known = new Set(citations.map((c) => c.n));
+  for (const part of answer.split(/(\[\d+\])/)) {
+    const m = part.match(/^\[(\d+)\]$/);
+    if (m && known.has(Number(m[1]))) {
+      p.append(el("a", { class: "cite", href: `#${turnId}-src-${m[1]}` }, `[${m[1]}]`));
+    } else {
+      p.append(document.createTextNode(part));
+    }
+  }
+  return p;
+}
+
+function renderTurn(question, data) {
+  const turnId = `t${data.query_id.slice(0, 8)}`;
+  const turn = el("article", { class: `turn ${data.status}`, id: turnId });
+  turn.append(el("p", { class: "q" }, question));
+  turn.append(renderAnswer(data.answer, data.citations, turnId));
+  if (data.citations.length) {
+    const list = el("ol", { class: "sources", "aria-label": t.sources });
+    for (const c of data.citations) {
+      const link = el("a", { href: c.url, target: "_blank", rel: "noopener" }, c.title);
+      const item = el("li", { id: `${turnId}-src-${c.n}` },
+        `[${c.n}] `, el("span", { class: "title" }, link),
+        c.location ? el("span", { class: "loc" }, ` · ${c.location}`) : "",
+        el("blockquote", {}, c.snippet));
+      list.append(item);
+    }
+    turn.append(list);
+  }
+  turn.append(el("p", { class: "meta" }, `${data.status} · ${t.confidence} ${data.confidence.toFixed(2)}`));
+  return turn;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const question = input.value.trim();
+  if (!question) return;
+  button.disabled = true;
+  try {
+    const resp = await fetch("/api/ask", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ question }),
+    });
+    const data = await resp.json();
+    if (!resp.ok) throw new Error(data.detail || resp.statusText);
+    results.prepend(renderTurn(question, data));
+    input.value = "";
+  } catch (err) {
+    results.prepend(el("p", { class: "turn error", role: "alert" }, `${t.error}: ${err.message}`));
+  } finally {
+    button.disabled = false;
+    input.focus();
+  }
+});
+input.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
+});

@@ -1,0 +1,116 @@
+"""Markdown and HTML through unstructured (``partition_md``, ``partition_html``).
+
+unstructured's HTML parser types an element ``Title`` only for ``<h1>``-``<h6>`` (with
+``category_depth`` = level - 1), so Titles are trusted as headings here. Markdown anchors are
+GitHub slugs of the heading; HTML anchors come from the heading's ``id`` (then a named anchor
+inside it, then the nearest enclosing element's ``id``), read with lxml because unstructured
+keeps no ids.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ingest._formats.common import LANGUAGES, Parsed, element_outline, github_slug, squash
+from ingest._formats.unstructured_setup import ensure_unstructured
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
+_FM_TITLE = re.compile(r"^title:\s*(.+?)\s*$", re.M)
+_XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
+_HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+def parse_markdown(text: str) -> Parsed:
+    """Markdown: sections cut at headings, anchor = the GitHub slug of the section's heading."""
+    ensure_unstructured()
+    from unstructured.partition.md import partition_md
+
+    title, text = _front_matter(text)
+    elements = partition_md(text=text, languages=LANGUAGES) if text.strip() else []
+    seen: dict[str, int] = {}
+
+    def heading_of(element: Any) -> tuple[int, str | None] | None:
+        if element.category != "Title":
+            return None
+        depth = element.metadata.category_depth or 0
+        return depth + 1, github_slug(squash(element.text), seen) or None
+
+    sections = element_outline(elements, heading_of).finish()
+    if title is None:
+        title = next((squash(e.text) for e in elements if e.category == "Title"), None)
+    return title, sections
+
+
+def parse_html(text: str) -> Parsed:
+    """HTML: sections cut at ``<h1>``-``<h6>``; title from ``<title>``, else the first ``<h1>``."""
+    ensure_unstructured()
+    from lxml import etree
+    from unstructured.partition.html import partition_html
+
+    text = _XML_DECLARATION.sub("", text, count=1)
+    root = etree.HTML(text, etree.HTMLParser(remove_comments=True, remove_pis=True))
+    headings = _html_headings(root) if root is not None else []
+    elements = partition_html(text=text, languages=LANGUAGES) if text.strip() else []
+    cursor = 0
+
+    def heading_of(element: Any) -> tuple[int, str | None] | None:
+        nonlocal cursor
+        if element.category != "Title":
+            return None
+        depth = element.metadata.category_depth or 0
+        wanted = squash(element.text)
+        # Headings come in document order; skip those unstructured dropped (nav, header).
+        for i in range(cursor, len(headings)):
+            if headings[i][0] == wanted:
+                cursor = i + 1
+                return depth + 1, headings[i][1]
+        return depth + 1, None
+
+    sections = element_outline(elements, heading_of).finish()
+    title = _html_title(root) if root is not None else None
+    if title is None:
+        title = next((squash(e.text) for e in elements if e.category == "Title"), None)
+    return title, sections
+
+
+def _front_matter(text: str) -> tuple[str | None, str]:
+    """Strip a YAML front-matter block; return its ``title:`` if any, and the rest."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return None, text
+    found = _FM_TITLE.search(match.group(1))
+    title = found.group(1).strip("\"'") if found else None
+    return title or None, text[match.end() :]
+
+
+def _html_headings(root: Any) -> list[tuple[str, str | None]]:
+    """``(text, anchor)`` of every heading in document order."""
+    out: list[tuple[str, str | None]] = []
+    for element in root.iter(*_HEADING_TAGS):
+        out.append((squash("".join(element.itertext())), _anchor(element)))
+    return out
+
+
+def _anchor(heading: Any) -> str | None:
+    own = heading.get("id")
+    if own:
+        return str(own).strip() or None
+    for inner in heading.iter("a"):
+        name = inner.get("id") or inner.get("name")
+        if name:
+            return str(name).strip() or None
+    for ancestor in heading.iterancestors():
+        found = ancestor.get("id")
+        if found and str(found).strip():
+            return str(found).strip()
+    return None
+
+
+def _html_title(root: Any) -> str | None:
+    for tag in ("title", "h1"):
+        for element in root.iter(tag):
+            text = squash("".join(element.itertext()))
+            if text:
+                return text
+    return None

@@ -1,0 +1,186 @@
+"""One source file to a :class:`ParsedDocument`: text, sections with locations, title, language.
+
+Supported: Markdown, HTML, PDF (text layer), DOCX, PPTX, XLSX, CSV (Q&A sheets), plain text.
+Everything runs offline. Every failure is a :class:`ParseError` whose ``detail`` says what is
+wrong with the file; no other exception escapes :func:`parse_file`. Checks made before any
+parser touches the file: suffix, size, empty file, content matching the suffix (magic bytes,
+the main part of an Office zip), encryption, and the decompressed size of Office zips.
+
+Which library reads what (and why) is in ``ingest/_formats/``: unstructured for Markdown, HTML
+and DOCX; pdfminer.six for PDF; python-pptx, openpyxl and the standard library elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+import zipfile
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+from retrieval.errors import ParseError
+from retrieval.lang import detect_lang
+from retrieval.models import ParsedDocument, Section
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
+    {".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".txt"}
+)
+"""Lower-case file suffixes :func:`parse_file` accepts."""
+
+_FORMAT_NAMES = {
+    ".md": "Markdown",
+    ".markdown": "Markdown",
+    ".html": "HTML",
+    ".htm": "HTML",
+    ".pdf": "PDF",
+    ".docx": "DOCX",
+    ".pptx": "PPTX",
+    ".xlsx": "XLSX",
+    ".csv": "CSV",
+    ".txt": "text",
+}
+# What a damaged zip or XML part raises inside python-docx, python-pptx and openpyxl.
+_CORRUPTION: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    UnicodeDecodeError,
+    NotImplementedError,
+    SyntaxError,  # xml.etree's ParseError and lxml's XMLSyntaxError derive from it
+)
+_TEXT_SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".csv", ".txt"})
+_OFFICE_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx"})
+
+
+def parse_file(
+    path: Path, *, max_bytes: int, max_unzipped_bytes: int = 200_000_000
+) -> ParsedDocument:
+    """Parse one file by its suffix.
+
+    :param path: the file; its suffix (any case) picks the parser, see ``SUPPORTED_SUFFIXES``.
+    :param max_bytes: files larger than this are refused before being read.
+    :param max_unzipped_bytes: Office files (zip archives) whose parts add up to more than this
+        uncompressed are refused before being opened (zip bombs).
+    :returns: the document; ``text`` is the section texts joined by blank lines and each
+        section's ``start`` is its offset in it; ``title`` comes from the file's metadata, its
+        first heading, or the file name; ``lang`` from :func:`retrieval.lang.detect_lang`.
+    :raises ParseError: with a ``detail`` naming the problem, e.g. ``empty file``,
+        ``file too large: N bytes > limit M``, ``unsupported file type .xyz``,
+        ``not a text file (binary content)``, ``not a valid DOCX file (looks like PDF)``,
+        ``archive expands past limit: ...``, ``encrypted PDF: ...``, ``corrupt PDF: ...``,
+        ``no text layer (needs OCR)``, ``CSV is not a Q&A sheet: missing column(s) ...``.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ParseError(f"unsupported file type {suffix or '(no suffix)'}")
+    try:
+        if not path.is_file():
+            raise ParseError("not a regular file" if path.exists() else "file not found")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ParseError(f"cannot read file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise ParseError("empty file")
+    if size > max_bytes:
+        raise ParseError(f"file too large: {size} bytes > limit {max_bytes}")
+
+    fmt = _FORMAT_NAMES[suffix]
+    # Library warnings (openpyxl, pdfminer...) are logged, never raised: under
+    # ``-W error`` a harmless one would otherwise fail the file.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            title, sections = _parse(path, suffix, fmt, max_unzipped_bytes)
+        except ParseError:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if suffix in _OFFICE_SUFFIXES and isinstance(exc, _CORRUPTION):
+                raise ParseError(f"corrupt {fmt} file: {reason}") from exc
+            logger.warning("unexpected error parsing %s", path, exc_info=True)
+            raise ParseError(f"could not parse {fmt} file: {reason}") from exc
+        finally:
+            for warning in caught:
+                logger.debug("%s: %s", path.name, warning.message)
+    return _assemble(title, sections, fallback_title=path.stem)
+
+
+def _parse(
+    path: Path, suffix: str, fmt: str, max_unzipped_bytes: int
+) -> tuple[str | None, list[Section]]:
+    from ingest._formats import sniff
+
+    if suffix in _TEXT_SUFFIXES:
+        from ingest._formats import text as textfmt
+
+        data = path.read_bytes()
+        kind = sniff.magic_kind(data[:64])
+        if kind is not None:
+            raise ParseError(f"not a text file (looks like {sniff.describe(path, data[:2048])})")
+        if suffix in (".html", ".htm"):
+            from ingest._formats.markup import parse_html
+
+            return parse_html(textfmt.decode_html(data))
+        decoded = textfmt.decode_text(data)
+        if suffix in (".md", ".markdown"):
+            from ingest._formats.markup import parse_markdown
+
+            return parse_markdown(decoded)
+        if suffix == ".csv":
+            from ingest._formats.sheets import parse_csv
+
+            return parse_csv(decoded)
+        return textfmt.parse_txt(decoded)
+
+    if suffix == ".pdf":
+        from ingest._formats.pdf import parse_pdf
+
+        with path.open("rb") as fh:
+            head = fh.read(2048)
+        if sniff.magic_kind(head, anywhere=True) != "PDF":
+            raise ParseError(f"not a valid PDF file (looks like {sniff.describe(path, head)})")
+        return parse_pdf(path)
+
+    assert suffix in _OFFICE_SUFFIXES
+    title = sniff.check_office(path, fmt, max_unzipped_bytes=max_unzipped_bytes)
+    if suffix == ".docx":
+        from ingest._formats.office import parse_docx
+
+        return parse_docx(path, title)
+    if suffix == ".pptx":
+        from ingest._formats.office import parse_pptx
+
+        return parse_pptx(path, title)
+    from ingest._formats.sheets import parse_xlsx
+
+    return parse_xlsx(path, title)
+
+
+def _assemble(title: str | None, sections: list[Section], *, fallback_title: str) -> ParsedDocument:
+    """Join section texts by blank lines, record each start offset, detect the language."""
+    placed: list[Section] = []
+    parts: list[str] = []
+    offset = 0
+    for section in sections:
+        body = section.text.strip()
+        if not body:
+            continue
+        if parts:
+            offset += 2
+        placed.append(replace(section, text=body, start=offset))
+        parts.append(body)
+        offset += len(body)
+    if not placed:
+        raise ParseError("no text content")
+    text = "\n\n".join(parts)
+    questions = " ".join(s.question for s in placed if s.question)
+    return ParsedDocument(
+        title=(title or "").strip() or fallback_title,
+        sections=placed,
+        lang=detect_lang(f"{questions} {text}" if questions else text),
+        text=text,
+    )

@@ -1,0 +1,359 @@
+"""Ingestion: sync a source into the catalog and the vector store.
+
+For each file: unchanged content (same hash) is skipped without parsing or embedding; new or
+changed content is parsed, chunked, embedded (vectors reused by chunk content hash) and
+written as a new version: new points first, then the old version's points removed, so searchers
+always find one version. Files gone from the source are removed. A file that fails keeps its
+previous version searchable and is reported with its reason; the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import select
+
+from db.engine import Database
+from db.models import DocumentRecord, DocumentVersion, IngestRun, utcnow
+from ingest.chunk import Chunker
+from ingest.sources import SourceFile, walk_source
+from retrieval.embedders import embed_cached
+from retrieval.errors import KBError
+from retrieval.lang import detect_lang
+from retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
+from retrieval.service import KnowledgeBase
+
+Outcome = Literal["added", "updated", "unchanged", "deleted", "failed", "regrouped"]
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What happened to one file."""
+
+    path: str
+    document_id: str
+    outcome: Outcome
+    chunks: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """A run's report: per-file results and counts."""
+
+    run_id: str
+    source: str
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    embedded: int = 0
+    """Chunks that needed the embedding model (cache misses)."""
+
+    def count(self, outcome: Outcome) -> int:
+        """Files with this outcome."""
+        return sum(1 for f in self.files if f.outcome == outcome)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form, as stored with the run and returned by the API."""
+        counts = {o: self.count(o) for o in ("added", "updated", "unchanged", "deleted", "failed")}
+        counts["regrouped"] = self.count("regrouped")
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            **counts,
+            "seconds": round(self.seconds, 3),
+            "embedded_chunks": self.embedded,
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDoc:
+    """A document given as text (benchmark corpora): FAQ entries are ``kind="qa"``."""
+
+    document_id: str
+    title: str
+    text: str
+    kind: Literal["text", "qa"] = "text"
+    groups: tuple[str, ...] = ()
+
+
+def file_hash(data: bytes) -> str:
+    """Content hash of a file's bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Ingestor:
+    """Writes documents into one knowledge base and its catalog."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        db: Database | None = None,
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.kb = kb
+        self.db = db or Database(kb.settings.db_url())
+        if db is None:
+            self.db.migrate()
+        cfg = kb.settings.retrieval
+        self.chunker = Chunker(cfg.chunk_size, cfg.chunk_overlap)
+        self.progress = progress
+
+    # -- public entry points -------------------------------------------------------------
+
+    def sync_folder(self, root: Path, *, created_by: str = "system") -> IngestReport:
+        """Make the index hold exactly the documents under ``root`` (a folder or one file)."""
+        from ingest.parse import parse_file
+
+        files = list(walk_source(root))
+        source = str(root.resolve())
+        report = IngestReport(run_id=str(uuid.uuid4()), source=source)
+        self._start_run(report)
+        started = time.perf_counter()
+        seen: set[str] = set()
+        max_bytes = self.kb.settings.max_file_bytes
+        for i, sf in enumerate(files):
+            if self.progress:
+                self.progress(sf.relpath, i, len(files))
+            seen.add(sf.document_id)
+            t0 = time.perf_counter()
+            try:
+                data = sf.path.read_bytes()
+            except OSError as exc:
+                report.files.append(
+                    FileResult(sf.relpath, sf.document_id, "failed", error=str(exc))
+                )
+                continue
+            result = self._sync_one(
+                sf,
+                source=source,
+                content_hash=file_hash(data),
+                size=len(data),
+                parse=lambda sf=sf: parse_file(sf.path, max_bytes=max_bytes),
+                report=report,
+                created_by=created_by,
+            )
+            result.seconds = time.perf_counter() - t0
+            report.files.append(result)
+        if root.is_dir():
+            for doc_id, relpath in self._documents_of(source):
+                if doc_id not in seen:
+                    self.delete_document(doc_id)
+                    report.files.append(FileResult(relpath, doc_id, "deleted"))
+        if self.progress:
+            self.progress("", len(files), len(files))
+        report.seconds = time.perf_counter() - started
+        self._finish_run(report)
+        return report
+
+    def index_records(self, records: Iterable[RecordDoc], *, source: str) -> IngestReport:
+        """Sync text records (benchmark corpora) as documents of ``source``."""
+        report = IngestReport(run_id=str(uuid.uuid4()), source=source)
+        started = time.perf_counter()
+        items = list(records)
+        for i, rec in enumerate(items):
+            if self.progress:
+                self.progress(rec.document_id, i, len(items))
+            parsed = _record_to_parsed(rec)
+            sf = SourceFile(
+                path=Path(rec.document_id),
+                relpath=rec.document_id,
+                document_id=rec.document_id,
+                groups=rec.groups,
+                title=rec.title,
+            )
+            report.files.append(
+                self._sync_one(
+                    sf,
+                    source=source,
+                    content_hash=file_hash(f"{rec.kind}\n{rec.title}\n{rec.text}".encode()),
+                    size=len(rec.text.encode()),
+                    parse=lambda parsed=parsed: parsed,
+                    report=report,
+                    created_by="eval",
+                )
+            )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def delete_document(self, document_id: str) -> None:
+        """Remove a document's points and its catalog entry."""
+        self.kb.store.delete_document(document_id)
+        with self.db.session() as s:
+            rec = s.get(DocumentRecord, document_id)
+            if rec is not None:
+                s.delete(rec)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _sync_one(
+        self,
+        sf: SourceFile,
+        *,
+        source: str,
+        content_hash: str,
+        size: int,
+        parse: Callable[[], ParsedDocument],
+        report: IngestReport,
+        created_by: str,
+    ) -> FileResult:
+        with self.db.session() as s:
+            rec = s.get(DocumentRecord, sf.document_id)
+            previous = (rec.hash, tuple(rec.groups), rec.status) if rec else None
+        if previous and previous[0] == content_hash and previous[2] == "indexed":
+            if previous[1] != sf.groups:
+                self.kb.store.set_groups(sf.document_id, sf.groups)
+                with self.db.session() as s:
+                    rec = s.get(DocumentRecord, sf.document_id)
+                    assert rec is not None
+                    rec.groups = list(sf.groups)
+                return FileResult(sf.relpath, sf.document_id, "regrouped")
+            return FileResult(sf.relpath, sf.document_id, "unchanged")
+        try:
+            parsed = parse()
+            chunks = self._write_version(sf, parsed, content_hash, report)
+        except KBError as exc:
+            self._record_failure(sf, source, content_hash, size, exc.detail)
+            return FileResult(sf.relpath, sf.document_id, "failed", error=exc.detail)
+        with self.db.session() as s:
+            rec = s.get(DocumentRecord, sf.document_id)
+            if rec is None:
+                rec = DocumentRecord(id=sf.document_id, source=source, version=0)
+                s.add(rec)
+            rec.source_path = sf.relpath
+            rec.stored_path = str(sf.path)
+            rec.title = sf.title or parsed.title
+            rec.suffix = sf.path.suffix.lower()
+            rec.lang = parsed.lang
+            rec.hash = content_hash
+            rec.version = chunks[0].version if chunks else (rec.version or 0) + 1
+            rec.groups = list(sf.groups)
+            rec.chunk_count = len(chunks)
+            rec.size_bytes = size
+            rec.status = "indexed"
+            rec.last_ingested = utcnow()
+            rec.last_error = None
+            s.add(
+                DocumentVersion(
+                    document_id=sf.document_id,
+                    version=rec.version,
+                    hash=content_hash,
+                    chunk_count=len(chunks),
+                    created_by=created_by,
+                )
+            )
+        outcome: Outcome = "updated" if previous else "added"
+        return FileResult(sf.relpath, sf.document_id, outcome, chunks=len(chunks))
+
+    def _write_version(
+        self, sf: SourceFile, parsed: ParsedDocument, content_hash: str, report: IngestReport
+    ) -> list[Chunk]:
+        with self.db.session() as s:
+            rec = s.get(DocumentRecord, sf.document_id)
+            version = (rec.version if rec else 0) + 1
+        if sf.title:
+            parsed = ParsedDocument(sf.title, parsed.sections, parsed.lang, parsed.text)
+        chunks = self.chunker.chunk(
+            parsed,
+            document_id=sf.document_id,
+            source_path=sf.relpath,
+            groups=sf.groups,
+            version=version,
+            doc_hash=content_hash,
+        )
+        if not chunks:
+            from retrieval.errors import ParseError
+
+            raise ParseError("no text to index")
+        self.kb.store.upsert(self._embed(chunks, report))
+        # New points are in; only now remove the previous version's.
+        self.kb.store.delete_document(sf.document_id, keep_hash=content_hash)
+        return chunks
+
+    def _embed(self, chunks: Sequence[Chunk], report: IngestReport) -> list[EmbeddedChunk]:
+        texts = [c.embed_text for c in chunks]
+        dense: dict[str, list[list[float]]] = {}
+        batch = self.kb.settings.embedder.batch_size
+        for embedder in self.kb.embedders:
+            vectors, misses = embed_cached(embedder, texts, self.kb.cache, batch_size=batch)
+            dense[embedder.name] = vectors
+            report.embedded += misses
+        return [
+            EmbeddedChunk(
+                chunk=c,
+                dense={name: vecs[i] for name, vecs in dense.items()},
+                sparse=self.kb.sparse.encode_document(c.embed_text),
+            )
+            for i, c in enumerate(chunks)
+        ]
+
+    def _record_failure(
+        self, sf: SourceFile, source: str, content_hash: str, size: int, error: str
+    ) -> None:
+        with self.db.session() as s:
+            rec = s.get(DocumentRecord, sf.document_id)
+            if rec is None:
+                rec = DocumentRecord(
+                    id=sf.document_id,
+                    source=source,
+                    source_path=sf.relpath,
+                    stored_path=str(sf.path),
+                    title=sf.title or sf.path.name,
+                    suffix=sf.path.suffix.lower(),
+                    hash="",
+                    version=0,
+                    groups=list(sf.groups),
+                    size_bytes=size,
+                    status="failed",
+                )
+                s.add(rec)
+            elif rec.status == "indexed":
+                rec.status = "stale"
+            rec.last_error = error
+
+    def _documents_of(self, source: str) -> list[tuple[str, str]]:
+        with self.db.session() as s:
+            rows = s.execute(
+                select(DocumentRecord.id, DocumentRecord.source_path).where(
+                    DocumentRecord.source == source
+                )
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def _start_run(self, report: IngestReport) -> None:
+        with self.db.session() as s:
+            s.add(IngestRun(id=report.run_id, source=report.source, status="running"))
+
+    def _finish_run(self, report: IngestReport) -> None:
+        with self.db.session() as s:
+            run = s.get(IngestRun, report.run_id)
+            if run is None:
+                return
+            run.status = "finished"
+            run.finished_at = utcnow()
+            run.added = report.count("added")
+            run.updated = report.count("updated")
+            run.unchanged = report.count("unchanged")
+            run.deleted = report.count("deleted")
+            run.failed = report.count("failed")
+            run.report = report.to_dict()
+
+
+def _record_to_parsed(rec: RecordDoc) -> ParsedDocument:
+    if rec.kind == "qa":
+        section = Section(text=rec.text, kind="qa", question=rec.title)
+        text = rec.text
+    else:
+        section = Section(text=rec.text, location=Location(heading_path=(rec.title,)))
+        text = rec.text
+    return ParsedDocument(
+        title=rec.title, sections=[section], lang=detect_lang(rec.title + rec.text), text=text
+    )

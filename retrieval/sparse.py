@@ -1,0 +1,85 @@
+"""BM25 as Qdrant sparse vectors: we store saturated term frequencies, Qdrant applies IDF.
+
+Terms: Japanese through fugashi (UniDic lemmas of content words; particles, auxiliaries and
+symbols dropped); English lower-cased, stop words dropped, Porter-stemmed. Latin words inside
+Japanese text get the English treatment, so 「MF-3400 の Wi-Fi」 and "MF-3400 Wi-Fi" share terms.
+Term ids are CRC32 hashes (Qdrant sparse indices are u32; collisions are negligible at our sizes).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from collections import Counter
+from typing import Any
+
+from retrieval.lang import detect_lang
+from retrieval.models import SparseVector
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")
+_JA_KEEP = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞"}
+_JA_DROP_LEMMAS = {"為る", "有る", "居る", "成る", "出来る", "事", "物", "此の", "其の", "様"}
+_EN_STOP = frozenset(
+    """a an and are as at be been being but by can could did do does doing for from had has have
+    having how i if in into is it its itself me my of on or our should so than that the their them
+    then there these they this those to too was we were what when where which while who whom why
+    will with would you your yours""".split()
+)
+
+
+class BM25Encoder:
+    """The project's :class:`~retrieval.protocols.SparseEncoder`."""
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75, avgdl: float = 120.0) -> None:
+        self.k1, self.b, self.avgdl = k1, b, avgdl
+        self._tagger: Any = None
+        self._stemmer: Any = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the morphological analyser and stemmer (fugashi is not thread-safe: one lock)."""
+        if self._tagger is None:
+            import fugashi
+            from nltk.stem.porter import PorterStemmer
+
+            self._tagger = fugashi.Tagger()
+            self._stemmer = PorterStemmer()
+
+    def _english(self, word: str) -> str | None:
+        w = word.lower()
+        if w in _EN_STOP or (len(w) == 1 and not w.isdigit()):
+            return None
+        return str(self._stemmer.stem(w))
+
+    def terms(self, text: str) -> list[str]:
+        self.warm_up()
+        if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+            return [t for w in _WORD.findall(text) if (t := self._english(w))]
+        out: list[str] = []
+        with self._lock:
+            words = [(w.surface, w.feature.lemma, w.feature.pos1) for w in self._tagger(text)]
+        for surface, lemma, pos in words:
+            if _ASCII_WORD.match(surface):
+                if term := self._english(surface):
+                    out.append(term)
+            elif pos in _JA_KEEP:
+                base = lemma or surface
+                if base not in _JA_DROP_LEMMAS:
+                    out.append(base.split("-")[0])
+        return out
+
+    def encode_document(self, text: str) -> SparseVector:
+        counts = Counter(self.terms(text))
+        dl = sum(counts.values())
+        norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl)
+        weights: dict[int, float] = {}
+        for term, tf in counts.items():
+            idx = zlib.crc32(term.encode("utf-8"))
+            weights[idx] = weights.get(idx, 0.0) + tf * (self.k1 + 1) / (tf + norm)
+        return SparseVector(indices=list(weights), values=list(weights.values()))
+
+    def encode_query(self, text: str) -> SparseVector:
+        ids = sorted({zlib.crc32(t.encode("utf-8")) for t in self.terms(text)})
+        return SparseVector(indices=ids, values=[1.0] * len(ids))

@@ -1,0 +1,105 @@
+"""What both store adapters share: names, payload handling and the per-passage signals.
+
+The adapters differ only in how they talk to Qdrant (Edge's in-process bindings, or
+qdrant-client); everything that decides *what* is stored or returned lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from retrieval.errors import StoreError
+from retrieval.models import PUBLIC_GROUP, Chunk, DenseQuery, Fusion, ScoredChunk, SparseVector
+
+SPARSE_NAME = "bm25"
+"""The sparse vector holding BM25 term frequencies; the store applies IDF."""
+
+KEYWORD_INDEXES = ("groups", "document_id", "doc_hash", "lang", "kind")
+"""Payload keys filtered on, each with a keyword index."""
+
+RRF_K = 2
+"""RRF constant: score = sum over prefetches of 1 / (k + rank), rank from 0. Qdrant's default
+for ``Fusion.RRF``; Edge needs it spelled out, so both adapters fuse identically."""
+
+UPSERT_BATCH = 256
+
+T = TypeVar("T")
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def group_values(groups: Sequence[str]) -> list[str]:
+    """The ``groups`` payload for access groups: de-duplicated, public when empty."""
+    return list(dict.fromkeys(groups)) or [PUBLIC_GROUP]
+
+
+def has_terms(sparse: SparseVector | None) -> bool:
+    """True when a sparse vector can take part in a search or be stored."""
+    return sparse is not None and len(sparse.indices) > 0
+
+
+def check_dense(stored: Mapping[str, int] | None, chunks_dense: Mapping[str, list[float]]) -> None:
+    """Refuse a point whose dense vectors do not match the collection's names and sizes."""
+    if stored is None:
+        return
+    if set(chunks_dense) != set(stored):
+        raise StoreError(
+            f"point has dense vectors {sorted(chunks_dense)}, the collection {sorted(stored)}"
+        )
+    for name, vector in chunks_dense.items():
+        if len(vector) != stored[name]:
+            raise StoreError(
+                f"dense vector {name!r} has {len(vector)} dimensions, the collection {stored[name]}"
+            )
+
+
+def dims_mismatch(where: str, wanted: Mapping[str, int], found: str) -> StoreError:
+    """The error for a collection built with other vectors than the configured embedders make."""
+    return StoreError(
+        f"{where} was built with other vectors ({found}) than the configured embedders produce "
+        f"{dict(sorted(wanted.items()))}: rebuild the index (`kb ingest --recreate`) or "
+        "configure the embedders it was built with"
+    )
+
+
+def cosine(query: np.ndarray, stored: Sequence[float]) -> float:
+    """Cosine similarity; 0 when either vector is zero."""
+    vec = np.asarray(stored, dtype=np.float32)
+    denom = float(np.linalg.norm(query) * np.linalg.norm(vec))
+    return float(np.dot(query, vec) / denom) if denom > 0 else 0.0
+
+
+def to_scored(
+    payload: Mapping[str, Any] | None,
+    score: float,
+    vectors: Mapping[str, Any] | None,
+    dense: Sequence[DenseQuery],
+) -> ScoredChunk:
+    """A fused hit as a passage: ``rrf`` is the fused score, ``dense:<name>`` each cosine."""
+    signals = {"rrf": float(score)}
+    for query in dense:
+        stored = (vectors or {}).get(query.name)
+        if stored is not None:
+            signals[f"dense:{query.name}"] = cosine(np.asarray(query.vector, np.float32), stored)
+    return ScoredChunk(
+        chunk=Chunk.from_payload(dict(payload or {})), score=float(score), signals=signals
+    )
+
+
+def in_chunk_order(payloads: Sequence[Mapping[str, Any] | None]) -> list[ScoredChunk]:
+    """One document's points as passages (score 0), by chunk index."""
+    chunks = [Chunk.from_payload(dict(p or {})) for p in payloads]
+    chunks.sort(key=lambda c: (c.index, c.doc_hash))
+    return [ScoredChunk(chunk=c, score=0.0) for c in chunks]
+
+
+def fusion_weights(fusion: Fusion, n_dense: int, with_sparse: bool) -> list[float]:
+    """RRF weights in prefetch order: the dense prefetches, then the sparse one."""
+    return [fusion.dense_weight] * n_dense + ([fusion.sparse_weight] if with_sparse else [])

@@ -1,0 +1,323 @@
+"""VectorStore on qdrant-client: a Qdrant server or cluster, or qdrant-client's local mode.
+
+Local mode (``local_mode=True``, a folder) is a pure-Python brute-force emulation: it stands in
+for the server in tests, takes a folder lock (one client per folder, across processes), ignores
+payload indexes (so none are created there: it would warn) and is not thread-safe (calls are
+serialised here). Against a server the client is thread-safe and no lock is taken.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from retrieval.errors import StoreError, StoreLockedError
+from retrieval.models import (
+    AccessFilter,
+    DenseQuery,
+    EmbeddedChunk,
+    Fusion,
+    ScoredChunk,
+    SparseVector,
+)
+from retrieval.stores._common import (
+    KEYWORD_INDEXES,
+    SPARSE_NAME,
+    UPSERT_BATCH,
+    batched,
+    fusion_weights,
+    check_dense,
+    dims_mismatch,
+    group_values,
+    has_terms,
+    in_chunk_order,
+    to_scored,
+)
+
+SCROLL_PAGE = 256
+
+
+class QdrantServerStore:
+    """:class:`~retrieval.protocols.VectorStore` on a Qdrant server, or local mode in a folder.
+
+    The constructor only stores the location; the client connects on first use.
+    """
+
+    def __init__(
+        self,
+        collection: str = "kb_chunks",
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: Path | None = None,
+        local_mode: bool = False,
+        timeout: int = 30,
+    ) -> None:
+        if local_mode == (url is not None) or (local_mode and path is None):
+            raise ValueError("give either url (a server) or local_mode=True with a path")
+        self.collection = collection
+        self._url, self._api_key, self._path, self._timeout = url, api_key, path, timeout
+        self._local = local_mode
+        self._client: QdrantClient | None = None
+        self._dense: dict[str, int] | None = None
+        self._exists = False
+        self._closed = False
+        self._open_lock = threading.Lock()
+        self._call_lock: AbstractContextManager[Any] = (
+            threading.RLock() if local_mode else nullcontext()
+        )
+
+    @property
+    def where(self) -> str:
+        """The collection's location, for messages."""
+        if self._local:
+            return f"collection {self.collection} in the qdrant-client local store at {self._path}"
+        return f"collection {self.collection} on the Qdrant server at {self._url}"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def ensure_collection(self, dense: dict[str, int]) -> None:
+        """See :meth:`VectorStore.ensure_collection`."""
+        if not dense:
+            raise StoreError("ensure_collection needs at least one dense vector")
+        with self._call("ensure_collection") as client:
+            if client.collection_exists(self.collection):
+                self._check_config(client, dense)
+            else:
+                client.create_collection(
+                    self.collection,
+                    vectors_config={
+                        name: models.VectorParams(size=dim, distance=models.Distance.COSINE)
+                        for name, dim in dense.items()
+                    },
+                    sparse_vectors_config={
+                        SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    },
+                )
+            if not self._local:  # local mode ignores payload indexes and warns about them
+                schema = client.get_collection(self.collection).payload_schema
+                for key in KEYWORD_INDEXES:
+                    if key not in schema:
+                        client.create_payload_index(
+                            self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True
+                        )
+            self._dense, self._exists = dict(dense), True
+
+    def drop_collection(self) -> None:
+        """Delete the collection and every point in it (for ``--recreate``)."""
+        with self._call("drop_collection") as client:
+            client.delete_collection(self.collection)
+            self._dense, self._exists = None, False
+
+    def close(self) -> None:
+        """See :meth:`VectorStore.close`. Idempotent."""
+        with self._call_lock, self._open_lock:  # same order as _call, or local mode deadlocks
+            self._closed = True
+            client, self._client = self._client, None
+            if client is not None:
+                client.close()
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def upsert(self, chunks: Sequence[EmbeddedChunk]) -> int:
+        """See :meth:`VectorStore.upsert`."""
+        if not chunks:
+            return 0
+        for item in chunks:
+            check_dense(self._dense, item.dense)
+        with self._call("upsert") as client:
+            for batch in batched(chunks, UPSERT_BATCH):
+                points = [
+                    models.PointStruct(
+                        id=item.chunk.point_id, vector=_vectors(item), payload=item.chunk.payload()
+                    )
+                    for item in batch
+                ]
+                client.upsert(self.collection, points=points, wait=True)
+        return len(chunks)
+
+    def delete_document(self, document_id: str, *, keep_hash: str | None = None) -> None:
+        """See :meth:`VectorStore.delete_document`."""
+        must_not: list[models.Condition] | None = None
+        if keep_hash is not None:
+            must_not = [
+                models.FieldCondition(key="doc_hash", match=models.MatchValue(value=keep_hash))
+            ]
+        selector = models.FilterSelector(
+            filter=models.Filter(must=[_document(document_id)], must_not=must_not)
+        )
+        with self._call("delete") as client:
+            if self._has_collection(client):
+                client.delete(self.collection, points_selector=selector, wait=True)
+
+    def set_groups(self, document_id: str, groups: Sequence[str]) -> None:
+        """See :meth:`VectorStore.set_groups`."""
+        selector = models.FilterSelector(filter=models.Filter(must=[_document(document_id)]))
+        with self._call("set_groups") as client:
+            if self._has_collection(client):
+                client.set_payload(
+                    self.collection,
+                    payload={"groups": group_values(groups)},
+                    points=selector,
+                    wait=True,
+                )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def search(
+        self,
+        *,
+        dense: Sequence[DenseQuery],
+        sparse: SparseVector | None,
+        top_k: int,
+        acl: AccessFilter,
+        prefetch_k: int = 50,
+        document_ids: Sequence[str] | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[ScoredChunk]:
+        """See :meth:`VectorStore.search`."""
+        if top_k <= 0 or (document_ids is not None and not document_ids):
+            return []
+        must: list[models.Condition] = [
+            models.FieldCondition(key="groups", match=models.MatchAny(any=acl.allowed()))
+        ]
+        if document_ids is not None:
+            match = models.MatchAny(any=list(document_ids))
+            must.append(models.FieldCondition(key="document_id", match=match))
+        flt = models.Filter(must=must)
+        limit = max(prefetch_k, top_k)
+        prefetches = [
+            models.Prefetch(query=q.vector, using=q.name, limit=limit, filter=flt) for q in dense
+        ]
+        with_sparse = sparse is not None and has_terms(sparse)
+        if sparse is not None and with_sparse:
+            vector = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
+            prefetches.append(
+                models.Prefetch(query=vector, using=SPARSE_NAME, limit=limit, filter=flt)
+            )
+        if not prefetches:
+            return []
+        with self._call("search") as client:
+            if not self._has_collection(client):
+                return []
+            response = client.query_points(
+                self.collection,
+                prefetch=prefetches,
+                query=models.RrfQuery(
+                    rrf=models.Rrf(
+                        k=fusion.k, weights=fusion_weights(fusion, len(dense), with_sparse)
+                    )
+                ),
+                query_filter=flt,
+                limit=top_k,
+                with_payload=True,
+                with_vectors=[q.name for q in dense] if dense else False,
+            )
+        return [
+            to_scored(p.payload, p.score, p.vector if isinstance(p.vector, dict) else None, dense)
+            for p in response.points
+        ]
+
+    def count(self, document_id: str | None = None) -> int:
+        """See :meth:`VectorStore.count`."""
+        flt = models.Filter(must=[_document(document_id)]) if document_id is not None else None
+        with self._call("count") as client:
+            if not self._has_collection(client):
+                return 0
+            return client.count(self.collection, count_filter=flt, exact=True).count
+
+    def document_chunks(self, document_id: str) -> list[ScoredChunk]:
+        """See :meth:`VectorStore.document_chunks`."""
+        flt = models.Filter(must=[_document(document_id)])
+        payloads: list[dict[str, Any] | None] = []
+        with self._call("scroll") as client:
+            if not self._has_collection(client):
+                return []
+            offset: models.ExtendedPointId | None = None
+            while True:
+                records, offset = client.scroll(
+                    self.collection,
+                    scroll_filter=flt,
+                    limit=SCROLL_PAGE,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                )
+                payloads.extend(r.payload for r in records)
+                if offset is None:
+                    break
+        return in_chunk_order(payloads)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _call(self, action: str) -> Iterator[QdrantClient]:
+        """The client, with the local-mode lock held and client errors turned into StoreError."""
+        with self._call_lock:
+            client = self._connect()
+            try:
+                yield client
+            except StoreError:
+                raise
+            except Exception as exc:  # qdrant-client raises HTTP, gRPC, httpx and ValueErrors
+                raise StoreError(f"Qdrant {action} failed for {self.where}: {exc}") from exc
+
+    def _connect(self) -> QdrantClient:
+        client = self._client
+        if client is not None:
+            return client
+        with self._open_lock:
+            if self._closed:
+                raise StoreError(f"the store for {self.where} is closed")
+            if self._client is None:
+                self._client = self._new_client()
+            return self._client
+
+    def _new_client(self) -> QdrantClient:
+        if not self._local:
+            return QdrantClient(url=self._url, api_key=self._api_key, timeout=self._timeout)
+        try:
+            # Our own lock serialises calls, so the SQLite connection may cross threads.
+            return QdrantClient(path=str(self._path), force_disable_check_same_thread=True)
+        except RuntimeError as exc:
+            if "already accessed" not in str(exc):
+                msg = f"cannot open the qdrant-client local store at {self._path}: {exc}"
+                raise StoreError(msg) from exc
+            raise StoreLockedError(
+                f"the qdrant-client local store at {self._path} is in use by another client "
+                "(another process, or an unclosed store in this one): local mode allows one"
+            ) from exc
+
+    def _has_collection(self, client: QdrantClient) -> bool:
+        if not self._exists:
+            self._exists = client.collection_exists(self.collection)
+        return self._exists
+
+    def _check_config(self, client: QdrantClient, dense: dict[str, int]) -> None:
+        params = client.get_collection(self.collection).config.params
+        vectors = params.vectors if isinstance(params.vectors, dict) else {}
+        found = {name: p.size for name, p in vectors.items()}
+        distances = {p.distance for p in vectors.values()}
+        sparse = (params.sparse_vectors or {}).get(SPARSE_NAME)
+        ok_sparse = sparse is not None and sparse.modifier == models.Modifier.IDF
+        if found != dense or distances - {models.Distance.COSINE} or not ok_sparse:
+            detail = f"dense {found}, distance {sorted(str(d) for d in distances)}, sparse {sparse}"
+            raise dims_mismatch(self.where, dense, detail)
+
+
+def _document(document_id: str) -> models.FieldCondition:
+    return models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))
+
+
+def _vectors(item: EmbeddedChunk) -> dict[str, Any]:
+    vectors: dict[str, Any] = dict(item.dense)
+    if has_terms(item.sparse):
+        vectors[SPARSE_NAME] = models.SparseVector(
+            indices=list(item.sparse.indices), values=list(item.sparse.values)
+        )
+    return vectors

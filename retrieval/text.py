@@ -1,0 +1,42 @@
+"""Sentence splitting shared by chunking, extractive answers and the faithfulness check."""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends at Japanese 。！？ (optionally followed by closing brackets), or at . ! ? followed
+# by whitespace, or at a line break. Decimal points ("1.5 mm") and "e.g. " are not ends: the
+# English branch needs whitespace after the mark and a non-abbreviation before it.
+_END = re.compile(
+    r"(?<=[。！？!?])[」』）)]*"
+    r"|(?<=[^.\s]{2}\.)(?=\s)"
+    r"|\n+"
+)
+_ABBREV = re.compile(r"(?:e\.g|i\.e|etc|approx|no|vs|fig|p)\.$", re.IGNORECASE)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Start and end offsets of the sentences of ``text``, whitespace trimmed, empties dropped."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _END.finditer(text):
+        end = match.end()
+        if _ABBREV.search(text[start:end].rstrip()):
+            continue
+        spans.append((start, end))
+        start = end
+    spans.append((start, len(text)))
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (Japanese and English), in order."""
+    return [text[s:e] for s, e in sentence_spans(text)]

@@ -1,0 +1,418 @@
+"""One contract, every VectorStore: Qdrant Edge, qdrant-client local mode, and a real server.
+
+The server variant runs when ``KB_TEST_QDRANT_URL`` is set (``-m qdrant_server``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.errors import StoreError, StoreLockedError
+from retrieval.models import PUBLIC_GROUP, AccessFilter, DenseQuery, EmbeddedChunk, ScoredChunk
+from retrieval.protocols import VectorStore
+from retrieval.settings import QdrantSettings, Settings
+from retrieval.stores import open_store
+from retrieval.stores.edge import EdgeStore
+from retrieval.stores.server import QdrantServerStore
+from tests.contract.helpers import DIMS, embed, make_chunk, sparse, unit, vectors
+
+ANYONE = AccessFilter()
+HR = AccessFilter(groups=("hr",))
+StoreFactory = Callable[[], VectorStore]
+
+
+def corpus() -> list[EmbeddedChunk]:
+    """A public manual (3 chunks), an HR-only policy, and a public FAQ."""
+    manual = [embed(make_chunk("manual", i), sparse(wifi=1.0, router=0.5)) for i in range(3)]
+    policy = embed(make_chunk("policy", 0, groups=("hr",)), sparse(salary=1.0, wifi=0.2))
+    faq = embed(make_chunk("faq", 0), sparse(zebra=1.0, wifi=0.3))
+    return [*manual, policy, faq]
+
+
+def dense_query(seed: str) -> list[DenseQuery]:
+    return [DenseQuery(name, v) for name, v in vectors(seed).items()]
+
+
+def ids(passages: list[ScoredChunk]) -> list[tuple[str, int]]:
+    return [(p.chunk.document_id, p.chunk.index) for p in passages]
+
+
+class VectorStoreContract:
+    """Subclasses provide ``make_store``: a factory of stores on one location."""
+
+    @pytest.fixture
+    def store(self, make_store: StoreFactory) -> Iterator[VectorStore]:
+        store = make_store()
+        store.ensure_collection(dict(DIMS))
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def filled(self, store: VectorStore) -> VectorStore:
+        assert store.upsert(corpus()) == 5
+        return store
+
+    # -- collection --------------------------------------------------------------------------
+
+    def test_reads_before_any_collection_are_empty(self, make_store: StoreFactory) -> None:
+        store = make_store()
+        try:
+            assert store.count() == 0
+            assert store.search(dense=dense_query("x"), sparse=None, top_k=3, acl=ANYONE) == []
+            assert store.document_chunks("manual") == []
+        finally:
+            store.close()
+
+    def test_ensure_collection_is_idempotent(self, filled: VectorStore) -> None:
+        filled.ensure_collection(dict(DIMS))
+        assert filled.count() == 5
+
+    @pytest.mark.parametrize(
+        "other", [{"e5": 16, "use": 24}, {"e5": 16}, {"e5": 16, "use": 12, "minilm": 8}]
+    )
+    def test_ensure_collection_with_other_vectors_raises(
+        self, store: VectorStore, other: dict[str, int]
+    ) -> None:
+        with pytest.raises(StoreError, match="rebuild the index"):
+            store.ensure_collection(other)
+
+    def test_upsert_with_wrong_dimension_raises(self, store: VectorStore) -> None:
+        bad = embed(make_chunk("bad"))
+        bad.dense["use"] = [0.1] * 5
+        with pytest.raises(StoreError):
+            store.upsert([bad])
+
+    # -- writes and counts -------------------------------------------------------------------
+
+    def test_upsert_and_count(self, filled: VectorStore) -> None:
+        assert filled.count() == 5
+        assert filled.count("manual") == 3
+        assert filled.count("nothing") == 0
+        assert filled.upsert(corpus()[:2]) == 2  # same ids: replaced, not added
+        assert filled.count() == 5
+
+    def test_document_chunks_in_order_round_trip(self, store: VectorStore) -> None:
+        chunks = [make_chunk("manual", i) for i in (4, 0, 3, 1, 2)]
+        store.upsert([embed(c) for c in chunks])
+        passages = store.document_chunks("manual")
+        assert [p.chunk.index for p in passages] == [0, 1, 2, 3, 4]
+        assert [p.chunk for p in passages] == sorted(chunks, key=lambda c: c.index)
+        assert all(p.score == 0 for p in passages)
+
+    def test_delete_document(self, filled: VectorStore) -> None:
+        filled.delete_document("manual")
+        assert filled.count("manual") == 0
+        assert filled.count() == 2
+        hits = filled.search(dense=dense_query("manual:h1:0"), sparse=None, top_k=5, acl=HR)
+        assert "manual" not in {d for d, _ in ids(hits)}
+
+    def test_delete_document_keeps_one_version(self, store: VectorStore) -> None:
+        old = [embed(make_chunk("doc", i, doc_hash="old")) for i in range(3)]
+        new = [embed(make_chunk("doc", i, doc_hash="new")) for i in range(2)]
+        store.upsert(old + new)
+        assert store.count("doc") == 5
+        store.delete_document("doc", keep_hash="new")
+        assert [p.chunk.doc_hash for p in store.document_chunks("doc")] == ["new", "new"]
+
+    # -- search ------------------------------------------------------------------------------
+
+    def test_dense_search_finds_exact_vector_first(self, filled: VectorStore) -> None:
+        hits = filled.search(dense=dense_query("manual:h1:1"), sparse=None, top_k=3, acl=ANYONE)
+        assert len(hits) == 3
+        assert ids(hits)[0] == ("manual", 1)
+        assert hits[0].chunk == make_chunk("manual", 1)
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+
+    def test_signals_hold_cosines_and_the_fused_score(self, filled: VectorStore) -> None:
+        query = [DenseQuery("e5", unit("q-e5", 16)), DenseQuery("use", unit("q-use", 12))]
+        hits = filled.search(dense=query, sparse=sparse(wifi=1.0), top_k=5, acl=HR)
+        assert len(hits) == 5
+        stored = {(e.chunk.document_id, e.chunk.index): e.dense for e in corpus()}
+        for hit in hits:
+            assert set(hit.signals) == {"rrf", "dense:e5", "dense:use"}
+            assert hit.signals["rrf"] == hit.score
+            for q in query:
+                v = np.asarray(stored[(hit.chunk.document_id, hit.chunk.index)][q.name])
+                expected = float(np.dot(q.vector, v) / np.linalg.norm(q.vector) / np.linalg.norm(v))
+                assert hit.signals[f"dense:{q.name}"] == pytest.approx(expected, abs=1e-5)
+
+    def test_rrf_constant_is_shared(self, filled: VectorStore) -> None:
+        # One prefetch: the best passage scores 1 / (k + 0) with Qdrant's k = 2 everywhere.
+        query = [DenseQuery("e5", vectors("faq:h1:0")["e5"])]
+        hits = filled.search(dense=query, sparse=None, top_k=2, acl=ANYONE)
+        assert ids(hits)[0] == ("faq", 0)
+        assert hits[0].score == pytest.approx(0.5)
+        assert hits[1].score == pytest.approx(1 / 3)
+
+    def test_sparse_term_match_lifts_a_document(self, filled: VectorStore) -> None:
+        query = [DenseQuery("e5", vectors("manual:h1:0")["e5"])]
+        dense_only = filled.search(dense=query, sparse=None, top_k=5, acl=ANYONE)
+        assert ids(dense_only)[0] == ("manual", 0)
+        hybrid = filled.search(dense=query, sparse=sparse(zebra=1.0), top_k=5, acl=ANYONE)
+        assert ids(hybrid)[0] == ("faq", 0)  # only the FAQ has "zebra"
+
+    def test_sparse_search_applies_idf(self, store: VectorStore) -> None:
+        # Raw dot products favour "common" (weight 1.0 against 0.3); IDF must favour "rare".
+        docs = [embed(make_chunk("common-heavy"), sparse(common=1.0))]
+        docs += [embed(make_chunk(f"filler{i}"), sparse(common=0.5)) for i in range(4)]
+        docs.append(embed(make_chunk("rare-light"), sparse(rare=0.3)))
+        store.upsert(docs)
+        query = sparse(common=1.0, rare=1.0)
+        hits = store.search(dense=[], sparse=query, top_k=6, acl=ANYONE)
+        assert ids(hits)[:2] == [("rare-light", 0), ("common-heavy", 0)]
+        assert all(set(h.signals) == {"rrf"} for h in hits)
+
+    def test_empty_sparse_vector_is_skipped(self, filled: VectorStore) -> None:
+        empty = sparse()
+        assert filled.search(dense=[], sparse=empty, top_k=5, acl=ANYONE) == []
+        hits = filled.search(dense=dense_query("faq:h1:0"), sparse=empty, top_k=1, acl=ANYONE)
+        assert ids(hits) == [("faq", 0)]
+
+    def test_top_k_larger_than_prefetch_k(self, filled: VectorStore) -> None:
+        hits = filled.search(dense=dense_query("x"), sparse=None, top_k=4, acl=HR, prefetch_k=1)
+        assert len(hits) == 4
+
+    # -- access control ----------------------------------------------------------------------
+
+    def test_restricted_document_hidden_even_for_its_exact_vector(
+        self, filled: VectorStore
+    ) -> None:
+        exact = dense_query("policy:h1:0")
+        terms = sparse(salary=1.0)
+        for acl in (ANYONE, AccessFilter(groups=("finance",))):
+            hits = filled.search(dense=exact, sparse=terms, top_k=10, acl=acl)
+            assert "policy" not in {d for d, _ in ids(hits)}
+            assert len(hits) == 4  # everything public is still there
+        hits = filled.search(dense=exact, sparse=terms, top_k=10, acl=HR)
+        assert ids(hits)[0] == ("policy", 0)
+        assert hits[0].chunk.groups == ("hr",)
+
+    def test_acl_filters_inside_each_prefetch(self, filled: VectorStore) -> None:
+        # Filtering after the prefetches would let the hidden policy take the one candidate
+        # slot and return nothing; filtering inside them returns the best visible passage.
+        exact = dense_query("policy:h1:0")
+        hits = filled.search(
+            dense=exact, sparse=sparse(salary=1.0, wifi=1.0), top_k=1, acl=ANYONE, prefetch_k=1
+        )
+        assert len(hits) == 1 and hits[0].chunk.document_id != "policy"
+
+    def test_public_documents_visible_to_everyone(self, filled: VectorStore) -> None:
+        for acl in (ANYONE, HR, AccessFilter(groups=("x", "y"))):
+            hits = filled.search(dense=dense_query("faq:h1:0"), sparse=None, top_k=1, acl=acl)
+            assert ids(hits) == [("faq", 0)]
+            assert hits[0].chunk.groups == ()
+
+    def test_document_ids_restrict_the_search(self, filled: VectorStore) -> None:
+        q = dense_query("manual:h1:0")
+        hits = filled.search(dense=q, sparse=None, top_k=10, acl=HR, document_ids=["faq", "policy"])
+        assert {d for d, _ in ids(hits)} == {"faq", "policy"}
+        hits = filled.search(dense=q, sparse=None, top_k=10, acl=ANYONE, document_ids=["policy"])
+        assert hits == []  # the restriction never widens access
+        assert filled.search(dense=q, sparse=None, top_k=10, acl=HR, document_ids=[]) == []
+
+    def test_set_groups_changes_visibility_in_place(self, filled: VectorStore) -> None:
+        q = dense_query("manual:h1:2")
+        filled.set_groups("manual", ["finance", "finance"])
+        assert filled.count() == 5
+        hits = filled.search(dense=q, sparse=None, top_k=10, acl=ANYONE)
+        assert "manual" not in {d for d, _ in ids(hits)}
+        finance = AccessFilter(groups=("finance",))
+        hits = filled.search(dense=q, sparse=None, top_k=10, acl=finance)
+        assert ids(hits)[0] == ("manual", 2)
+        assert hits[0].chunk.groups == ("finance",)
+        filled.set_groups("manual", [])
+        assert all(p.chunk.groups == () for p in filled.document_chunks("manual"))
+        hits = filled.search(dense=q, sparse=None, top_k=1, acl=ANYONE)
+        assert ids(hits) == [("manual", 2)]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def test_reopen_keeps_the_data(self, make_store: StoreFactory) -> None:
+        store = make_store()
+        store.ensure_collection(dict(DIMS))
+        store.upsert(corpus())
+        store.set_groups("faq", ["hr"])
+        store.close()
+        again = make_store()
+        try:
+            assert again.count() == 5  # readable before ensure_collection
+            again.ensure_collection(dict(DIMS))
+            assert [p.chunk.groups for p in again.document_chunks("faq")] == [("hr",)]
+            hits = again.search(dense=dense_query("faq:h1:0"), sparse=None, top_k=1, acl=HR)
+            assert ids(hits) == [("faq", 0)]
+        finally:
+            again.close()
+
+    def test_closed_store_refuses_calls(self, make_store: StoreFactory) -> None:
+        store = make_store()
+        store.ensure_collection(dict(DIMS))
+        store.close()
+        store.close()  # idempotent
+        with pytest.raises(StoreError, match="closed"):
+            store.count()
+
+    def test_concurrent_searches_and_writes(self, filled: VectorStore) -> None:
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                for i in range(15):
+                    hits = filled.search(
+                        dense=dense_query(f"r{i}"), sparse=sparse(wifi=1.0), top_k=3, acl=HR
+                    )
+                    assert len(hits) == 3
+            except BaseException as exc:
+                errors.append(exc)
+
+        def write() -> None:
+            try:
+                for i in range(10):
+                    filled.upsert([embed(make_chunk(f"w{i}", j)) for j in range(3)])
+                    filled.set_groups(f"w{i}", ["hr"])
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=read) for _ in range(3)] + [
+            threading.Thread(target=write)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert filled.count() == 5 + 30
+
+
+class TestEdgeStore(VectorStoreContract):
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: EdgeStore(tmp_path / "qdrant", "kb_chunks")
+
+    def test_second_open_in_this_process_is_locked(self, make_store: StoreFactory) -> None:
+        first = make_store()
+        first.ensure_collection(dict(DIMS))
+        second = make_store()
+        with pytest.raises(StoreLockedError, match=r"qdrant/kb_chunks is in use by another store"):
+            second.count()
+        first.close()
+        assert second.count() == 0  # the lock goes with close()
+        second.close()
+
+    def test_second_open_from_another_process_is_locked(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        store = make_store()
+        store.ensure_collection(dict(DIMS))
+        code = (
+            "import sys\nfrom pathlib import Path\nfrom retrieval.stores.edge import EdgeStore\n"
+            "from retrieval.errors import StoreLockedError\n"
+            "try:\n    EdgeStore(Path(sys.argv[1]), 'kb_chunks').count()\n"
+            "except StoreLockedError as e:\n    print('LOCKED', e.detail)\n"
+        )
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "qdrant")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        store.close()
+        assert out.stdout.startswith("LOCKED"), out.stderr
+        assert (
+            f"{tmp_path / 'qdrant' / 'kb_chunks'} is in use by another process (pid {os.getpid()})"
+            in out.stdout
+        )
+        assert "kb serve" in out.stdout
+
+    def test_damaged_folder_raises_store_error_naming_it(
+        self, make_store: StoreFactory, tmp_path: Path
+    ) -> None:
+        store = make_store()
+        store.ensure_collection(dict(DIMS))
+        store.close()
+        (tmp_path / "qdrant" / "kb_chunks" / "edge_config.json").write_text("{garbage")
+        damaged = make_store()
+        with pytest.raises(StoreError, match="kb_chunks could not be opened") as info:
+            damaged.count()
+        assert not isinstance(info.value, StoreLockedError)
+        assert "kb ingest --recreate" in info.value.detail
+        damaged.drop_collection()  # the cure works on a damaged folder
+        damaged.ensure_collection(dict(DIMS))
+        assert damaged.count() == 0
+        damaged.close()
+
+    def test_drop_collection(self, filled: EdgeStore) -> None:
+        filled.drop_collection()
+        assert filled.count() == 0
+        filled.ensure_collection({"e5": 8})
+        assert filled.count() == 0
+
+    def test_optimize_keeps_results(self, filled: EdgeStore) -> None:
+        filled.optimize()
+        hits = filled.search(dense=dense_query("faq:h1:0"), sparse=None, top_k=1, acl=ANYONE)
+        assert ids(hits) == [("faq", 0)]
+
+
+class TestLocalModeStore(VectorStoreContract):
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: QdrantServerStore("kb_chunks", path=tmp_path / "local", local_mode=True)
+
+    def test_second_open_is_locked(self, make_store: StoreFactory, tmp_path: Path) -> None:
+        first = make_store()
+        first.ensure_collection(dict(DIMS))
+        second = make_store()
+        with pytest.raises(StoreLockedError, match=str(tmp_path / "local")):
+            second.count()
+        first.close()
+        second.close()
+
+    def test_drop_collection(self, filled: QdrantServerStore) -> None:
+        filled.drop_collection()
+        assert filled.count() == 0
+        filled.ensure_collection({"e5": 8})
+
+
+@pytest.mark.qdrant_server
+class TestServerStore(VectorStoreContract):
+    @pytest.fixture
+    def make_store(self) -> Iterator[StoreFactory]:
+        url = os.environ.get("KB_TEST_QDRANT_URL")
+        if not url:
+            pytest.skip("KB_TEST_QDRANT_URL is not set")
+        name = f"kb_contract_{uuid.uuid4().hex[:12]}"
+        api_key = os.environ.get("KB_TEST_QDRANT_API_KEY")
+        yield lambda: QdrantServerStore(name, url=url, api_key=api_key)
+        cleanup = QdrantServerStore(name, url=url, api_key=api_key)
+        cleanup.drop_collection()
+        cleanup.close()
+
+
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    edge = open_store(Settings(data_dir=tmp_path))
+    assert isinstance(edge, EdgeStore)
+    assert edge.folder == tmp_path / "qdrant" / "kb_chunks"
+    local = open_store(Settings(data_dir=tmp_path, qdrant=QdrantSettings(local_mode=True)))
+    assert isinstance(local, QdrantServerStore) and "local store" in local.where
+    server = open_store(Settings(qdrant=QdrantSettings(url="http://qdrant:6333", collection="c")))
+    assert isinstance(server, QdrantServerStore) and "http://qdrant:6333" in server.where
+    for store in (edge, local, server):
+        store.close()  # never opened: nothing to release
+    assert not (tmp_path / "qdrant").exists()
+
+
+def test_public_marker_is_what_the_filter_matches() -> None:
+    assert make_chunk("d").payload()["groups"] == [PUBLIC_GROUP]
+    assert PUBLIC_GROUP in ANYONE.allowed()

@@ -1,0 +1,59 @@
+"""The sample knowledge base, ingested once per test session with the real models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from db.engine import Database
+from ingest.pipeline import IngestReport, Ingestor
+from retrieval.service import KnowledgeBase
+from retrieval.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "docs_corpus"
+CASES = ROOT / "eval" / "cases" / "sample.jsonl"
+# Embeddings are cached by content across runs so a local re-run does not re-embed the corpus.
+EMBED_CACHE = ROOT / ".pytest_cache" / "kb-embeddings.sqlite3"
+
+
+def sample_settings(data_dir: Path) -> Settings:
+    """Default product settings in a private data folder."""
+    return Settings(data_dir=data_dir, embedding_cache=EMBED_CACHE)
+
+
+@pytest.fixture(scope="session")
+def sample_kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KnowledgeBase, Database, IngestReport]]:
+    settings = sample_settings(tmp_path_factory.mktemp("sample-kb"))
+    db = Database(settings.db_url())
+    db.migrate()
+    kb = KnowledgeBase.open(settings)
+    report = Ingestor(kb, db).sync_folder(CORPUS)
+    yield kb, db, report
+    kb.close()
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def client(sample_kb: tuple[KnowledgeBase, Database, IngestReport]) -> Iterator[TestClient]:
+    kb, db, _ = sample_kb
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.kb, app.state.db = kb, db
+        yield
+
+    with TestClient(create_app(kb.settings, lifespan=lifespan)) as c:
+        yield c
+
+
+def load_cases() -> list[dict[str, object]]:
+    """The example questions shipped with the sample corpus."""
+    return [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]

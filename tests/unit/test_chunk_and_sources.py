@@ -1,0 +1,73 @@
+"""Chunking keeps provenance and never crosses sections; source walking applies metadata."""
+
+import json
+
+import pytest
+
+from ingest.chunk import Chunker
+from ingest.sources import document_id_for, walk_source
+from retrieval.errors import IngestError
+from retrieval.models import Location, ParsedDocument, Section
+
+
+def _doc(*sections: Section) -> ParsedDocument:
+    text = "\n\n".join(s.text for s in sections)
+    return ParsedDocument(title="Guide", sections=list(sections), lang="ja", text=text)
+
+
+def test_chunks_carry_provenance_and_offsets_into_the_document_text():
+    first = "トナーを交換するには前面カバーを開けます。" * 30
+    second = "Wi-Fi を設定するにはメニューを開きます。"
+    sections = [
+        Section(first, Location(heading_path=("保守", "トナー"), page=3), start=0),
+        Section(second, Location(heading_path=("設定",), page=4), start=len(first) + 2),
+    ]
+    doc = _doc(*sections)
+    chunks = Chunker(chunk_size=120, chunk_overlap=10).chunk(
+        doc, document_id="d1", source_path="m.pdf", groups=("g",), version=2, doc_hash="h"
+    )
+    assert len(chunks) > 2
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        assert c.groups == ("g",) and c.version == 2 and c.lang == "ja"
+        # Japanese chunks end at a sentence end, never in the middle of one.
+        assert c.text.endswith("。")
+    assert chunks[-1].location.page == 4 and chunks[-1].text == second
+    assert all(c.location.page == 3 for c in chunks[:-1])
+
+
+def test_a_qa_entry_is_one_chunk_whatever_its_length():
+    answer = "Yes. " * 400
+    doc = _doc(Section(answer, kind="qa", question="Is it long?"))
+    chunks = Chunker(chunk_size=50).chunk(
+        doc, document_id="d", source_path="faq.csv", groups=(), version=1, doc_hash="h"
+    )
+    assert len(chunks) == 1 and chunks[0].question == "Is it long?"
+    assert chunks[0].embed_text.startswith("Is it long?")
+
+
+def test_folder_and_sidecar_metadata_set_groups(tmp_path):
+    (tmp_path / "public.md").write_text("# Hi\n")
+    internal = tmp_path / "internal"
+    internal.mkdir()
+    (internal / ".kbmeta.json").write_text(json.dumps({"groups": ["support-internal"]}))
+    (internal / "runbook.md").write_text("# Runbook\n")
+    (internal / "shared.md").write_text("# Shared\n")
+    (internal / "shared.md.meta.json").write_text(json.dumps({"groups": [], "title": "Shared"}))
+    (tmp_path / ".hidden.md").write_text("# no\n")
+    found = {f.relpath: f for f in walk_source(tmp_path)}
+    assert set(found) == {"public.md", "internal/runbook.md", "internal/shared.md"}
+    assert found["public.md"].groups == ()
+    assert found["internal/runbook.md"].groups == ("support-internal",)
+    assert found["internal/shared.md"].groups == () and found["internal/shared.md"].title == "Shared"
+    assert found["public.md"].document_id == document_id_for(str(tmp_path.resolve()), "public.md")
+
+
+def test_bad_metadata_and_missing_folder_are_named(tmp_path):
+    (tmp_path / "a.md").write_text("# A\n")
+    (tmp_path / "a.md.meta.json").write_text('{"groups": "not-a-list"}')
+    with pytest.raises(IngestError, match="a.md.meta.json"):
+        list(walk_source(tmp_path))
+    with pytest.raises(IngestError, match="no such file or folder"):
+        list(walk_source(tmp_path / "missing"))

@@ -1,0 +1,50 @@
+"""Sentence splitting, language detection and BM25 terms: the text plumbing under retrieval."""
+
+from retrieval.lang import detect_lang
+from retrieval.sparse import BM25Encoder
+from retrieval.text import sentence_spans, split_sentences
+
+
+def test_sentences_split_on_japanese_and_english_ends_but_not_decimals():
+    text = "Open the cover (approx. 5 cm). Pull the 1.5 mm lever! 次に電源を入れます。完了です"
+    assert split_sentences(text) == [
+        "Open the cover (approx. 5 cm).",
+        "Pull the 1.5 mm lever!",
+        "次に電源を入れます。",
+        "完了です",
+    ]
+
+
+def test_sentence_spans_index_the_original_text():
+    text = "  First one.  Second one.\n\n三つ目。"
+    for start, end in sentence_spans(text):
+        assert text[start:end] == text[start:end].strip()
+    assert [text[s:e] for s, e in sentence_spans(text)] == ["First one.", "Second one.", "三つ目。"]
+
+
+def test_language_detection_counts_script_not_words():
+    assert detect_lang("How do I replace the toner?") == "en"
+    assert detect_lang("MF-3400 の Wi-Fi 設定方法を教えてください") == "ja"
+    assert detect_lang("TeamLedger") == "en"
+
+
+def test_bm25_terms_lemmatise_japanese_and_stem_english():
+    enc = BM25Encoder()
+    ja = enc.terms("申請に必要な持ち物は何ですか")
+    assert "申請" in ja and "持ち物" in ja
+    assert "は" not in ja and "です" not in ja  # particles and auxiliaries are dropped
+    en = enc.terms("Replacing the toner cartridges")
+    assert en == ["replac", "toner", "cartridg"]
+    # Latin words inside Japanese text share terms with the English spelling.
+    assert {"mf", "3400"} <= set(enc.terms("MF-3400 の設定")) & set(enc.terms("MF-3400 settings"))
+
+
+def test_bm25_document_weights_saturate_and_query_weights_are_unit():
+    enc = BM25Encoder()
+    doc = enc.encode_document("toner toner toner paper")
+    weights = dict(zip(doc.indices, doc.values, strict=True))
+    q_toner = enc.encode_query("toner").indices[0]
+    q_paper = enc.encode_query("paper").indices[0]
+    assert weights[q_toner] > weights[q_paper]
+    assert weights[q_toner] < 3 * weights[q_paper]  # term frequency saturates
+    assert set(enc.encode_query("toner paper toner").values) == {1.0}
