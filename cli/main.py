@@ -149,5 +149,13 @@ def serve(host: str, port: int, workers: int) -> None:
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, factory=False)
 
 
+def _register() -> None:
+    from eval.cli import eval_command
+
+    main.add_command(eval_command)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

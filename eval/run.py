@@ -116,15 +116,9 @@ def default_variants(settings: Settings) -> list[Variant]:
     return out
 
 
-def bm25_variant(settings: Settings) -> Variant:
-    """BM25 alone: ``retrieval.use_dense = False`` when the settings have that switch (the
-    index keeps its dense vectors and the queries skip them), else no embedding model at all."""
-    if "use_dense" in type(settings.retrieval).model_fields:
-        return Variant("bm25", {"retrieval.use_dense": False, "retrieval.use_bm25": True})
-    return Variant(
-        "bm25",
-        {"embedder.models": [], "embedder.st_model_path": None, "retrieval.use_bm25": True},
-    )
+def bm25_variant(settings: Settings) -> Variant:  # noqa: ARG001 - same signature as the others
+    """BM25 alone: the index keeps its dense vectors and the queries skip them."""
+    return Variant("bm25", {"retrieval.use_dense": False, "retrieval.use_bm25": True})
 
 
 def dense_variants(settings: Settings) -> list[Variant]:

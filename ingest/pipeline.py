@@ -27,7 +27,7 @@ from retrieval.embedders import embed_cached
 from retrieval.errors import KBError
 from retrieval.lang import detect_lang
 from retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
-from retrieval.service import KnowledgeBase
+from retrieval.service import KnowledgeBase, title_vector
 
 Outcome = Literal["added", "updated", "unchanged", "deleted", "failed", "regrouped"]
 
@@ -126,6 +126,13 @@ class Ingestor:
             seen.add(sf.document_id)
             t0 = time.perf_counter()
             try:
+                size = sf.path.stat().st_size
+                if size > max_bytes:
+                    # Refused before reading: a huge file must not fill memory.
+                    error = f"file too large: {size} bytes > limit {max_bytes}"
+                    report.files.append(FileResult(sf.relpath, sf.document_id, "failed", error=error))
+                    self._record_failure(sf, source, "", size, error)
+                    continue
                 data = sf.path.read_bytes()
             except OSError as exc:
                 report.files.append(
@@ -148,6 +155,8 @@ class Ingestor:
                 if doc_id not in seen:
                     self.delete_document(doc_id)
                     report.files.append(FileResult(relpath, doc_id, "deleted"))
+        if report.count("added") or report.count("updated"):
+            self.kb.store.optimize()
         if self.progress:
             self.progress("", len(files), len(files))
         report.seconds = time.perf_counter() - started
@@ -279,13 +288,17 @@ class Ingestor:
         return chunks
 
     def _embed(self, chunks: Sequence[Chunk], report: IngestReport) -> list[EmbeddedChunk]:
-        texts = [c.embed_text for c in chunks]
+        fields = {"": [c.embed_text for c in chunks]}
+        if self.kb.settings.embedder.title_vectors:
+            fields["title"] = [c.title_text for c in chunks]
         dense: dict[str, list[list[float]]] = {}
         batch = self.kb.settings.embedder.batch_size
         for embedder in self.kb.embedders:
-            vectors, misses = embed_cached(embedder, texts, self.kb.cache, batch_size=batch)
-            dense[embedder.name] = vectors
-            report.embedded += misses
+            for field_name, texts in fields.items():
+                vectors, misses = embed_cached(embedder, texts, self.kb.cache, batch_size=batch)
+                name = title_vector(embedder.name) if field_name else embedder.name
+                dense[name] = vectors
+                report.embedded += misses
         return [
             EmbeddedChunk(
                 chunk=c,

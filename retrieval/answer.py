@@ -23,6 +23,17 @@ from retrieval.text import sentence_spans
 
 Status = Literal["answered", "escalated"]
 
+FEATURES = (
+    "cosine",
+    "coverage",
+    "coverage_any",
+    "is_qa",
+    "agreement",
+    "margin",
+    "cos_margin",
+    "answer_coverage",
+)
+
 ESCALATION_MESSAGE: dict[str, str] = {
     "en": (
         "The knowledge base does not answer this question, so I have passed it to the support "
@@ -37,21 +48,19 @@ ESCALATION_MESSAGE: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class ConfidenceModel:
-    """``sigmoid(bias + w_cos * cosine + w_cov * coverage + w_qa * is_qa)``."""
+    """``sigmoid(bias + sum(weight[f] * feature[f]))`` over :func:`confidence_features`."""
 
     bias: float = -17.0
-    w_cos: float = 18.0
-    w_cov: float = 4.0
-    w_qa: float = 0.5
+    weights: tuple[tuple[str, float], ...] = (
+        ("cosine", 18.0),
+        ("coverage", 2.0),
+        ("coverage_any", 2.0),
+        ("is_qa", 0.5),
+    )
 
     def score(self, features: dict[str, float]) -> float:
-        """Confidence in [0, 1] from the features of :func:`confidence_features`."""
-        z = (
-            self.bias
-            + self.w_cos * features.get("cosine", 0.0)
-            + self.w_cov * features.get("coverage", 0.0)
-            + self.w_qa * features.get("is_qa", 0.0)
-        )
+        """Confidence in [0, 1]."""
+        z = self.bias + sum(w * features.get(name, 0.0) for name, w in self.weights)
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
@@ -87,21 +96,48 @@ class AnswerResult:
 
 
 def confidence_features(
-    question_terms: list[str], passages: list[ScoredChunk], encoder: SparseEncoder, dense_name: str
+    question_terms: list[str],
+    passages: list[ScoredChunk],
+    encoder: SparseEncoder,
+    dense_name: str,
+    max_fused: float = 1.0,
 ) -> dict[str, float]:
-    """Signals of the best passage: ``cosine`` (first dense model), ``coverage`` (share of the
-    distinct question terms found in it), ``is_qa``."""
+    """Signals of how well the passages answer the question.
+
+    - ``cosine``: the best passage's cosine to the question (first dense model);
+    - ``coverage``: share of the distinct question terms found in the best passage;
+    - ``coverage_any``: share found in any returned passage. A term found nowhere (a product or
+      feature the documents never mention) is the clearest sign of a question out of scope;
+    - ``is_qa``: the best passage is a Q&A entry;
+    - ``agreement``: the best passage's fused score over ``max_fused``, the score of a passage
+      ranked first by every retriever: 1.0 when dense and BM25 retrieval agree on it;
+    - ``margin``: its lead over the second passage, on the same scale;
+    - ``cos_margin``: its cosine minus the best cosine among the other passages.
+    """
     if not passages:
-        return {"cosine": 0.0, "coverage": 0.0, "is_qa": 0.0}
+        return dict.fromkeys(FEATURES, 0.0)
     top = passages[0]
     terms = set(question_terms)
-    passage_terms = set(encoder.terms(top.chunk.embed_text))
-    coverage = len(terms & passage_terms) / len(terms) if terms else 0.0
+    found = [set(encoder.terms(p.chunk.embed_text)) for p in passages]
+    key = f"dense:{dense_name}"
+    cosine = top.signals.get(key, 0.0)
+    second = passages[1].score if len(passages) > 1 else 0.0
+    other_cos = max((p.signals.get(key, 0.0) for p in passages[1:]), default=0.0)
     return {
-        "cosine": top.signals.get(f"dense:{dense_name}", 0.0),
-        "coverage": coverage,
+        "agreement": top.score / max_fused if max_fused > 0 else 0.0,
+        "margin": (top.score - second) / max_fused if max_fused > 0 else 0.0,
+        "cos_margin": cosine - other_cos,
+        "cosine": cosine,
+        "coverage": len(terms & found[0]) / len(terms) if terms else 0.0,
+        "coverage_any": len(terms & set().union(*found)) / len(terms) if terms else 0.0,
         "is_qa": 1.0 if top.chunk.kind == "qa" else 0.0,
     }
+
+
+def answer_coverage(question_terms: list[str], answer: str, encoder: SparseEncoder) -> float:
+    """Share of the distinct question terms that the composed answer contains."""
+    terms = set(question_terms)
+    return len(terms & set(encoder.terms(answer))) / len(terms) if terms else 0.0
 
 
 def compose_extractive(
@@ -112,26 +148,30 @@ def compose_extractive(
     max_citations: int,
     max_sentences: int,
 ) -> tuple[str, list[ScoredChunk]]:
-    """Pick the sentences that answer, in reading order, each tagged with its passage number.
+    """Pick what answers, in reading order, each piece tagged with its passage number.
 
-    A Q&A passage on top answers with its whole answer. Otherwise sentences from the best
-    ``max_citations`` passages are scored by the question terms they contain (the best passage
-    first on ties), and the top ``max_sentences`` are kept. A passage with no matching sentence
-    is not cited. :returns: the answer text and the cited passages, numbered from 1 in order.
+    Units are the sentences of text passages and whole Q&A answers (a Q&A entry is matched on
+    its question and answer together and is never cut). Units from the best ``max_citations``
+    passages are scored by the question terms they contain, the better passage first on ties;
+    the best ``max_sentences`` are kept. A passage with no chosen unit is not cited.
+    :returns: the answer text and the cited passages, numbered from 1 in order.
     """
     if not passages:
         return "", []
-    top = passages[0]
-    if top.chunk.kind == "qa":
-        return f"{top.chunk.text.strip()} [1]", [top]
     terms = set(question_terms)
     scored: list[tuple[float, int, int, str]] = []
     for rank, passage in enumerate(passages[:max_citations]):
-        text = passage.chunk.text
+        chunk = passage.chunk
+        if chunk.kind == "qa":
+            hits = len(terms & set(encoder.terms(chunk.embed_text)))
+            if hits or rank == 0:
+                scored.append((hits + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip()))
+            continue
+        text = chunk.text
         for order, (s, e) in enumerate(sentence_spans(text)):
             sentence = text[s:e]
             hits = len(terms & set(encoder.terms(sentence)))
-            if hits == 0 and not (rank == 0 and order == 0):
+            if hits == 0:
                 continue
             # Term hits dominate; earlier passages and earlier sentences break ties.
             scored.append((hits - 0.3 * rank - 0.01 * order, rank, order, sentence))
@@ -142,5 +182,5 @@ def compose_extractive(
     cited_ranks = sorted({rank for _, rank, _, _ in best})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
     parts = [f"{sentence.strip()} [{number[rank]}]" for _, rank, _, sentence in best]
-    joiner = "" if top.chunk.lang == "ja" else " "
+    joiner = "" if passages[0].chunk.lang == "ja" else " "
     return joiner.join(parts), [passages[r] for r in cited_ranks]

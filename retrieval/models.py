@@ -163,6 +163,14 @@ class Chunk:
         return f"{context}\n{self.text}"
 
     @property
+    def title_text(self) -> str:
+        """The chunk's short field: a Q&A entry's question, else the title and heading path.
+        Indexed as its own vector so a question can match a FAQ question or a section name."""
+        if self.kind == "qa" and self.question:
+            return self.question
+        return " > ".join((self.title, *self.location.heading_path))
+
+    @property
     def point_id(self) -> str:
         """Deterministic Qdrant point id: same document version and position, same point."""
         return str(uuid.uuid5(_POINT_NAMESPACE, f"{self.document_id}:{self.doc_hash}:{self.index}"))

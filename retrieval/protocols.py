@@ -122,6 +122,13 @@ class VectorStore(Protocol):
         """All points of one document in chunk order (score 0)."""
         ...
 
+    def optimize(self) -> bool:
+        """Build search indexes after a bulk write (blocking; not while serving queries).
+
+        :returns: whether anything was rebuilt (a server optimises by itself: always False).
+        """
+        ...
+
     def close(self) -> None:
         """Flush and release the store (the embedded engine holds a directory lock)."""
         ...

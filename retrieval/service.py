@@ -10,6 +10,7 @@ from retrieval.answer import (
     AnswerResult,
     Citation,
     ConfidenceModel,
+    answer_coverage,
     compose_extractive,
     confidence_features,
 )
@@ -19,6 +20,19 @@ from retrieval.models import AccessFilter, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
 from retrieval.settings import Settings
 from retrieval.sparse import BM25Encoder
+
+
+def title_vector(name: str) -> str:
+    """Name of the vector holding a model's embedding of each chunk's short field."""
+    return f"{name}_title"
+
+
+def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int]:
+    """Every dense vector the collection holds, with its dimension."""
+    dims = {e.name: e.dim for e in embedders}
+    if title_vectors:
+        dims.update({title_vector(e.name): e.dim for e in embedders})
+    return dims
 
 
 class KnowledgeBase:
@@ -39,7 +53,10 @@ class KnowledgeBase:
         self.embedders = embedders
         self.sparse = sparse
         self.cache = cache
-        self.confidence = confidence or ConfidenceModel()
+        cfg = settings.retrieval
+        self.confidence = confidence or ConfidenceModel(
+            bias=cfg.confidence_bias, weights=tuple(cfg.confidence_weights.items())
+        )
 
     @classmethod
     def open(cls, settings: Settings) -> KnowledgeBase:
@@ -49,7 +66,11 @@ class KnowledgeBase:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedders = build_embedders(settings.embedder)
         store = open_store(settings)
-        store.ensure_collection({e.name: e.dim for e in embedders})
+        try:
+            store.ensure_collection(vector_dims(embedders, settings.embedder.title_vectors))
+        except Exception:
+            store.close()
+            raise
         cache_path = settings.embedding_cache or settings.cache_dir() / "embeddings.sqlite3"
         return cls(
             settings,
@@ -62,6 +83,7 @@ class KnowledgeBase:
     def warm_up(self) -> None:
         """Load every model and run one query so the first real question is not slow."""
         self.sparse.warm_up()
+        self.sparse.terms("warm up ウォームアップ")
         for embedder in self.embedders:
             embedder.warm_up()
             embedder.embed_query("warm up")
@@ -77,9 +99,13 @@ class KnowledgeBase:
     ) -> tuple[list[ScoredChunk], dict[str, float]]:
         """Hybrid search; :returns: passages best first and per-stage timings in ms."""
         cfg = self.settings.retrieval
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        dense = [DenseQuery(e.name, e.embed_query(question)) for e in self.embedders]
+        dense: list[DenseQuery] = []
+        for embedder in self.embedders if cfg.use_dense else []:
+            vector = embedder.embed_query(question)
+            dense.append(DenseQuery(embedder.name, vector))
+            if self.settings.embedder.title_vectors:
+                dense.append(DenseQuery(title_vector(embedder.name), vector))
         t1 = time.perf_counter()
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
         t2 = time.perf_counter()
@@ -92,9 +118,11 @@ class KnowledgeBase:
             fusion=Fusion(k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight),
         )
         t3 = time.perf_counter()
-        timings.update(
-            embed_ms=(t1 - t0) * 1000, sparse_ms=(t2 - t1) * 1000, search_ms=(t3 - t2) * 1000
-        )
+        timings = {
+            "embed_ms": (t1 - t0) * 1000,
+            "sparse_ms": (t2 - t1) * 1000,
+            "search_ms": (t3 - t2) * 1000,
+        }
         return passages, timings
 
     def ask(self, question: str, *, acl: AccessFilter, lang: Lang | None = None) -> AnswerResult:
@@ -105,22 +133,25 @@ class KnowledgeBase:
         passages, timings = self.search(question, acl=acl)
         t1 = time.perf_counter()
         terms = self.sparse.terms(question)
-        dense_name = self.embedders[0].name if self.embedders else ""
-        features = confidence_features(terms, passages, self.sparse, dense_name)
-        confidence = self.confidence.score(features) if passages else 0.0
-        answer, cited = "", []
-        if confidence >= cfg.confidence_threshold:
-            answer, cited = compose_extractive(
-                terms,
-                passages,
-                self.sparse,
-                max_citations=cfg.max_citations,
-                max_sentences=cfg.max_answer_sentences,
-            )
+        dense_name = self.embedders[0].name if self.embedders and cfg.use_dense else ""
+        features = confidence_features(
+            terms, passages, self.sparse, dense_name, max_fused=self._max_fused()
+        )
+        answer, cited = compose_extractive(
+            terms,
+            passages,
+            self.sparse,
+            max_citations=cfg.max_citations,
+            max_sentences=cfg.max_answer_sentences,
+        )
+        # A Q&A entry answers through its question too: count the question's terms as covered.
+        covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])
+        features["answer_coverage"] = answer_coverage(terms, covered, self.sparse)
+        confidence = self.confidence.score(features) if cited else 0.0
         t2 = time.perf_counter()
         timings["answer_ms"] = (t2 - t1) * 1000
         timings["total_ms"] = (t2 - t0) * 1000
-        if not cited:
+        if confidence < cfg.confidence_threshold or not cited:
             return AnswerResult(
                 status="escalated",
                 answer=ESCALATION_MESSAGE[lang],
@@ -141,6 +172,15 @@ class KnowledgeBase:
             features=features,
             timings_ms=timings,
         )
+
+    def _max_fused(self) -> float:
+        """Fused score of a passage ranked first by every prefetch (Qdrant RRF: w / (k + 1))."""
+        cfg = self.settings.retrieval
+        n_dense = len(self.embedders) * (2 if self.settings.embedder.title_vectors else 1)
+        weights = (n_dense * cfg.dense_weight if cfg.use_dense else 0.0) + (
+            cfg.bm25_weight if cfg.use_bm25 else 0.0
+        )
+        return weights / (cfg.rrf_k + 1)
 
     def _citation(self, n: int, passage: ScoredChunk) -> Citation:
         chunk = passage.chunk

@@ -40,6 +40,9 @@ class EmbedderSettings(BaseModel):
     """Dense models, each filling its own named vector; all of them take part in fusion."""
 
     models: list[EmbedderName] = Field(default_factory=lambda: ["e5"])
+    title_vectors: bool = True
+    """Also index each chunk's short field (FAQ question, or title and heading path) as vector
+    ``<model>_title``, searched as one more prefetch."""
     threads: int = 2
     batch_size: int = 16
     st_model_path: Path | None = None
@@ -54,12 +57,28 @@ class RetrievalSettings(BaseModel):
     max_citations: int = 3
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.5
+    confidence_bias: float = -7.65
+    confidence_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "cosine": 4.16,
+            "coverage": 1.74,
+            "coverage_any": -0.40,
+            "is_qa": -0.27,
+            "agreement": 2.33,
+            "margin": 0.25,
+            "cos_margin": 8.08,
+        }
+    )
+    """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit
+    with ``eval/calibrate.py`` on your own labelled questions (docs/benchmarks.md)."""
     chunk_size: int = 320
     """Target chunk size in tokens (cl100k)."""
     chunk_overlap: int = 40
     rrf_k: int = 2
-    dense_weight: float = 1.0
+    dense_weight: float = 0.4
     bm25_weight: float = 1.0
+    use_dense: bool = True
+    """Add the dense prefetches (off for the BM25-only evaluation variant)."""
     use_bm25: bool = True
     """Add the BM25 sparse prefetch to fusion (off for dense-only evaluation variants)."""
 

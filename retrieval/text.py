@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 # A sentence ends at Japanese 。！？ (optionally followed by closing brackets), or at . ! ? followed
-# by whitespace, or at a line break. Decimal points ("1.5 mm") and "e.g. " are not ends: the
+# by whitespace or glued to a capitalised word ("button.To return": extracted PDFs lose the space),
+# or at a line break. Decimal points ("1.5 mm") and "e.g. " are not ends: the
 # English branch needs whitespace after the mark and a non-abbreviation before it.
 _END = re.compile(
     r"(?<=[。！？!?])[」』）)]*"
     r"|(?<=[^.\s]{2}\.)(?=\s)"
+    r"|(?<=[a-z0-9)]\.)(?=[A-Z][a-z])"
     r"|\n+"
 )
 _ABBREV = re.compile(r"(?:e\.g|i\.e|etc|approx|no|vs|fig|p)\.$", re.IGNORECASE)

@@ -103,3 +103,17 @@ def in_chunk_order(payloads: Sequence[Mapping[str, Any] | None]) -> list[ScoredC
 def fusion_weights(fusion: Fusion, n_dense: int, with_sparse: bool) -> list[float]:
     """RRF weights in prefetch order: the dense prefetches, then the sparse one."""
     return [fusion.dense_weight] * n_dense + ([fusion.sparse_weight] if with_sparse else [])
+
+
+TIE_MARGIN = 10
+"""Extra fused hits fetched so that ties at the cut are broken by :func:`settle`, not by chance."""
+
+
+def settle(hits: list[ScoredChunk], top_k: int) -> list[ScoredChunk]:
+    """Deterministic order: fused score, then the best dense cosine, then the point id."""
+
+    def key(hit: ScoredChunk) -> tuple[float, float, str]:
+        dense = [v for k, v in hit.signals.items() if k.startswith("dense:")]
+        return (-round(hit.score, 9), -max(dense, default=0.0), hit.chunk.point_id)
+
+    return sorted(hits, key=key)[:top_k]

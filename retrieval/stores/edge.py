@@ -51,7 +51,9 @@ from retrieval.models import (
 )
 from retrieval.stores._common import (
     KEYWORD_INDEXES,
+    TIE_MARGIN,
     fusion_weights,
+    settle,
     SPARSE_NAME,
     UPSERT_BATCH,
     batched,
@@ -239,7 +241,7 @@ class EdgeStore:
         if not prefetches or shard is None:
             return []
         request = qe.QueryRequest(
-            limit=top_k,
+            limit=top_k + TIE_MARGIN,
             prefetches=prefetches,
             # The stub types ``query`` as ``Fusion`` but Edge wants a ``Fusion.Rrf`` instance.
             query=qe.Fusion.Rrf(  # type: ignore[arg-type]
@@ -251,10 +253,13 @@ class EdgeStore:
         )
         with self._errors("search"):
             hits = shard.query(request)
-        return [
-            to_scored(h.payload, h.score, h.vector if isinstance(h.vector, dict) else None, dense)
-            for h in hits
-        ]
+        return settle(
+            [
+                to_scored(h.payload, h.score, h.vector if isinstance(h.vector, dict) else None, dense)
+                for h in hits
+            ],
+            top_k,
+        )
 
     def count(self, document_id: str | None = None) -> int:
         """See :meth:`VectorStore.count`."""

@@ -30,7 +30,9 @@ from retrieval.stores._common import (
     SPARSE_NAME,
     UPSERT_BATCH,
     batched,
+    TIE_MARGIN,
     fusion_weights,
+    settle,
     check_dense,
     dims_mismatch,
     group_values,
@@ -107,6 +109,10 @@ class QdrantServerStore:
                             self.collection, key, models.PayloadSchemaType.KEYWORD, wait=True
                         )
             self._dense, self._exists = dict(dense), True
+
+    def optimize(self) -> bool:
+        """A Qdrant server runs its optimizers by itself."""
+        return False
 
     def drop_collection(self) -> None:
         """Delete the collection and every point in it (for ``--recreate``)."""
@@ -214,14 +220,17 @@ class QdrantServerStore:
                     )
                 ),
                 query_filter=flt,
-                limit=top_k,
+                limit=top_k + TIE_MARGIN,
                 with_payload=True,
                 with_vectors=[q.name for q in dense] if dense else False,
             )
-        return [
-            to_scored(p.payload, p.score, p.vector if isinstance(p.vector, dict) else None, dense)
-            for p in response.points
-        ]
+        return settle(
+            [
+                to_scored(p.payload, p.score, p.vector if isinstance(p.vector, dict) else None, dense)
+                for p in response.points
+            ],
+            top_k,
+        )
 
     def count(self, document_id: str | None = None) -> int:
         """See :meth:`VectorStore.count`."""

@@ -271,12 +271,12 @@ def test_variants_each_get_a_row(tmp_path: Path) -> None:
     assert rows[2]["same_as"] == "default"
     assert len(script.opened) == 3  # default, bm25, dense-hash
     bm25, dense = script.opened[1], script.opened[2]
-    assert bm25.embedder.models == [] and bm25.retrieval.use_bm25 is True
+    assert bm25.retrieval.use_dense is False and bm25.retrieval.use_bm25 is True
     assert dense.embedder.models == ["hash"] and dense.retrieval.use_bm25 is False
-    # bm25 indexes without dense vectors: its own folder; dense-hash shares the default's
-    assert bm25.data_dir != script.opened[0].data_dir
+    # every variant queries the default's index (bm25 skips the dense vectors at query time)
+    assert bm25.data_dir == script.opened[0].data_dir
     assert dense.data_dir == script.opened[0].data_dir
-    assert run.report["run"]["settings"]["variants"]["bm25"]["embedder.models"] == []
+    assert run.report["run"]["settings"]["variants"]["bm25"]["retrieval.use_dense"] is False
 
 
 def test_cases_file_with_corpus_folder(tmp_path: Path) -> None:
