@@ -32,6 +32,8 @@ FEATURES = (
     "margin",
     "cos_margin",
     "answer_coverage",
+    "coverage_idf",
+    "answer_coverage_idf",
 )
 
 ESCALATION_MESSAGE: dict[str, str] = {
@@ -112,7 +114,8 @@ def confidence_features(
     - ``agreement``: the best passage's fused score over ``max_fused``, the score of a passage
       ranked first by every retriever: 1.0 when dense and BM25 retrieval agree on it;
     - ``margin``: its lead over the second passage, on the same scale;
-    - ``cos_margin``: its cosine minus the best cosine among the other passages.
+    - ``cos_margin``: its cosine minus the best cosine among the other passages;
+    - ``coverage_idf``: ``coverage`` with terms weighted by :func:`local_idf`.
     """
     if not passages:
         return dict.fromkeys(FEATURES, 0.0)
@@ -121,6 +124,7 @@ def confidence_features(
     found = [set(encoder.terms(p.chunk.embed_text)) for p in passages]
     key = f"dense:{dense_name}"
     cosine = top.signals.get(key, 0.0)
+    idf = local_idf(question_terms, found)
     second = passages[1].score if len(passages) > 1 else 0.0
     other_cos = max((p.signals.get(key, 0.0) for p in passages[1:]), default=0.0)
     return {
@@ -131,7 +135,26 @@ def confidence_features(
         "coverage": len(terms & found[0]) / len(terms) if terms else 0.0,
         "coverage_any": len(terms & set().union(*found)) / len(terms) if terms else 0.0,
         "is_qa": 1.0 if top.chunk.kind == "qa" else 0.0,
+        "coverage_idf": weighted_coverage(idf, found[0]),
     }
+
+
+def local_idf(question_terms: list[str], passage_terms: list[set[str]]) -> dict[str, float]:
+    """Weight of each question term by how rare it is among the retrieved passages.
+
+    ``log(1 + n / (1 + df))`` with ``n`` passages retrieved and ``df`` of them containing the
+    term. A product name found in every passage weighs little; a term found in none ("AirPrint",
+    "Chromebook") weighs most, which is what tells a near-miss question from an answerable one.
+    Computed from the results alone, so it needs no corpus statistics and works on any store.
+    """
+    n = len(passage_terms)
+    return {t: math.log(1 + n / (1 + sum(t in p for p in passage_terms))) for t in set(question_terms)}
+
+
+def weighted_coverage(weights: dict[str, float], found: set[str]) -> float:
+    """Share of the question's term weight that ``found`` contains."""
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
 
 
 def answer_coverage(question_terms: list[str], answer: str, encoder: SparseEncoder) -> float:

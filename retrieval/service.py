@@ -13,6 +13,8 @@ from retrieval.answer import (
     answer_coverage,
     compose_extractive,
     confidence_features,
+    local_idf,
+    weighted_coverage,
 )
 from retrieval.embedders import EmbeddingCache, build_embedders
 from retrieval.lang import detect_lang
@@ -147,6 +149,8 @@ class KnowledgeBase:
         # A Q&A entry answers through its question too: count the question's terms as covered.
         covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])
         features["answer_coverage"] = answer_coverage(terms, covered, self.sparse)
+        idf = local_idf(terms, [set(self.sparse.terms(p.chunk.embed_text)) for p in passages])
+        features["answer_coverage_idf"] = weighted_coverage(idf, set(self.sparse.terms(covered)))
         confidence = self.confidence.score(features) if cited else 0.0
         t2 = time.perf_counter()
         timings["answer_ms"] = (t2 - t1) * 1000

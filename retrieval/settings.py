@@ -56,17 +56,20 @@ class RetrievalSettings(BaseModel):
     prefetch_k: int = 40
     max_citations: int = 3
     max_answer_sentences: int = 4
-    confidence_threshold: float = 0.5
-    confidence_bias: float = -7.65
+    confidence_threshold: float = 0.6
+    confidence_bias: float = -8.64
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 4.16,
-            "coverage": 1.74,
-            "coverage_any": -0.40,
-            "is_qa": -0.27,
-            "agreement": 2.33,
-            "margin": 0.25,
-            "cos_margin": 8.08,
+            "cosine": 4.19,
+            "coverage": 1.29,
+            "coverage_any": -0.15,
+            "is_qa": -0.31,
+            "agreement": 3.96,
+            "margin": -1.59,
+            "cos_margin": 6.91,
+            "answer_coverage": -1.01,
+            "coverage_idf": -0.35,
+            "answer_coverage_idf": 2.26,
         }
     )
     """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit
