@@ -68,7 +68,9 @@ def ingest(path: Path, as_json: bool) -> None:
 
     settings = _settings()
     with _open_kb(settings) as kb:
-        bar = tqdm(total=0, unit="file", disable=as_json or not sys.stderr.isatty(), file=sys.stderr)
+        bar = tqdm(
+            total=0, unit="file", disable=as_json or not sys.stderr.isatty(), file=sys.stderr
+        )
 
         def progress(name: str, done: int, total: int) -> None:
             bar.total = total
@@ -87,7 +89,9 @@ def ingest(path: Path, as_json: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for f in report.files:
-        extra = f" ({f.chunks} chunks, {f.seconds:.1f}s)" if f.outcome in ("added", "updated") else ""
+        extra = (
+            f" ({f.chunks} chunks, {f.seconds:.1f}s)" if f.outcome in ("added", "updated") else ""
+        )
         reason = f": {f.error}" if f.error else ""
         click.echo(f"{f.outcome:>9}  {f.path}{extra}{reason}")
     click.echo(

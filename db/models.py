@@ -43,7 +43,7 @@ class DocumentRecord(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    """``indexed``, ``failed`` (never indexed), ``stale`` (last update failed, old version serves)."""
+    """``indexed``; ``failed`` (never indexed); ``stale`` (update failed, old version serves)."""
     last_ingested: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -100,4 +100,6 @@ class QueryLog(Base):
     citations: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """[{n, document_id, version, chunk_id}]"""
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )

@@ -9,6 +9,7 @@ previous version searchable and is reported with its reason; the rest of the run
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import uuid
@@ -130,8 +131,10 @@ class Ingestor:
                 if size > max_bytes:
                     # Refused before reading: a huge file must not fill memory.
                     error = f"file too large: {size} bytes > limit {max_bytes}"
-                    report.files.append(FileResult(sf.relpath, sf.document_id, "failed", error=error))
-                    self._record_failure(sf, source, "", size, error)
+                    report.files.append(
+                        FileResult(sf.relpath, sf.document_id, "failed", error=error)
+                    )
+                    self._record_failure(sf, source, size, error)
                     continue
                 data = sf.path.read_bytes()
             except OSError as exc:
@@ -144,7 +147,7 @@ class Ingestor:
                 source=source,
                 content_hash=file_hash(data),
                 size=len(data),
-                parse=lambda sf=sf: parse_file(sf.path, max_bytes=max_bytes),
+                parse=functools.partial(parse_file, sf.path, max_bytes=max_bytes),
                 report=report,
                 created_by=created_by,
             )
@@ -185,7 +188,7 @@ class Ingestor:
                     source=source,
                     content_hash=file_hash(f"{rec.kind}\n{rec.title}\n{rec.text}".encode()),
                     size=len(rec.text.encode()),
-                    parse=lambda parsed=parsed: parsed,
+                    parse=functools.partial(_identity, parsed),
                     report=report,
                     created_by="eval",
                 )
@@ -230,7 +233,7 @@ class Ingestor:
             parsed = parse()
             chunks = self._write_version(sf, parsed, content_hash, report)
         except KBError as exc:
-            self._record_failure(sf, source, content_hash, size, exc.detail)
+            self._record_failure(sf, source, size, exc.detail)
             return FileResult(sf.relpath, sf.document_id, "failed", error=exc.detail)
         with self.db.session() as s:
             rec = s.get(DocumentRecord, sf.document_id)
@@ -308,9 +311,7 @@ class Ingestor:
             for i, c in enumerate(chunks)
         ]
 
-    def _record_failure(
-        self, sf: SourceFile, source: str, content_hash: str, size: int, error: str
-    ) -> None:
+    def _record_failure(self, sf: SourceFile, source: str, size: int, error: str) -> None:
         with self.db.session() as s:
             rec = s.get(DocumentRecord, sf.document_id)
             if rec is None:
@@ -358,6 +359,10 @@ class Ingestor:
             run.deleted = report.count("deleted")
             run.failed = report.count("failed")
             run.report = report.to_dict()
+
+
+def _identity(parsed: ParsedDocument) -> ParsedDocument:
+    return parsed
 
 
 def _record_to_parsed(rec: RecordDoc) -> ParsedDocument:

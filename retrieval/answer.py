@@ -148,7 +148,9 @@ def local_idf(question_terms: list[str], passage_terms: list[set[str]]) -> dict[
     Computed from the results alone, so it needs no corpus statistics and works on any store.
     """
     n = len(passage_terms)
-    return {t: math.log(1 + n / (1 + sum(t in p for p in passage_terms))) for t in set(question_terms)}
+    return {
+        t: math.log(1 + n / (1 + sum(t in p for p in passage_terms))) for t in set(question_terms)
+    }
 
 
 def weighted_coverage(weights: dict[str, float], found: set[str]) -> float:

@@ -1,12 +1,12 @@
 """Errors raised below the API. ``api/errors.py`` maps them to HTTP; the CLI to one-line messages.
 
-    KBError                 base: ``code`` names the error for clients, ``detail`` says what is wrong
-    ├── StoreError          the vector store refused an operation or is unusable
-    │   └── StoreLockedError  another process holds the embedded store's folder
-    ├── ParseError          one file could not be turned into text (the rest of a run goes on)
-    ├── IngestError         a whole ingestion request is wrong (missing path, bad metadata)
-    ├── NotIndexedError     nothing is indexed yet, so nothing can be answered
-    └── NotFoundError       an id that does not exist (or that the caller may not see)
+KBError                 base: ``code`` names the error for clients, ``detail`` says what is wrong
+├── StoreError          the vector store refused an operation or is unusable
+│   └── StoreLockedError  another process holds the embedded store's folder
+├── ParseError          one file could not be turned into text (the rest of a run goes on)
+├── IngestError         a whole ingestion request is wrong (missing path, bad metadata)
+├── NotIndexedError     nothing is indexed yet, so nothing can be answered
+└── NotFoundError       an id that does not exist (or that the caller may not see)
 """
 
 from __future__ import annotations

@@ -271,6 +271,9 @@ class Fusion:
     sparse_weight: float = 1.0
 
 
+DEFAULT_FUSION = Fusion()
+
+
 @dataclass(frozen=True, slots=True)
 class ScoredChunk:
     """A passage: a chunk returned by a search. ``score`` is the fused score; ``signals`` the

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from retrieval.models import (
+    DEFAULT_FUSION,
     AccessFilter,
     DenseQuery,
     EmbeddedChunk,
@@ -91,7 +92,7 @@ class VectorStore(Protocol):
         acl: AccessFilter,
         prefetch_k: int = 50,
         document_ids: Sequence[str] | None = None,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> list[ScoredChunk]:
         """Hybrid search fused inside Qdrant with (weighted) reciprocal rank fusion.
 

@@ -117,7 +117,9 @@ class KnowledgeBase:
             top_k=top_k or cfg.top_k,
             acl=acl,
             prefetch_k=cfg.prefetch_k,
-            fusion=Fusion(k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight),
+            fusion=Fusion(
+                k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight
+            ),
         )
         t3 = time.perf_counter()
         timings = {

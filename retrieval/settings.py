@@ -39,7 +39,7 @@ class QdrantSettings(BaseModel):
 class EmbedderSettings(BaseModel):
     """Dense models, each filling its own named vector; all of them take part in fusion."""
 
-    models: list[EmbedderName] = Field(default_factory=lambda: ["e5"])
+    models: list[EmbedderName] = Field(default_factory=lambda: list[EmbedderName](["e5"]))
     title_vectors: bool = True
     """Also index each chunk's short field (FAQ question, or title and heading path) as vector
     ``<model>_title``, searched as one more prefetch."""
@@ -57,19 +57,19 @@ class RetrievalSettings(BaseModel):
     max_citations: int = 3
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.6
-    confidence_bias: float = -8.64
+    confidence_bias: float = -7.71
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 4.19,
-            "coverage": 1.29,
-            "coverage_any": -0.15,
-            "is_qa": -0.31,
-            "agreement": 3.96,
-            "margin": -1.59,
-            "cos_margin": 6.91,
-            "answer_coverage": -1.01,
-            "coverage_idf": -0.35,
-            "answer_coverage_idf": 2.26,
+            "cosine": 2.83,
+            "coverage": 0.80,
+            "coverage_any": -0.41,
+            "is_qa": -0.35,
+            "agreement": 3.89,
+            "margin": -1.45,
+            "cos_margin": 5.11,
+            "answer_coverage": 0.51,
+            "coverage_idf": -0.03,
+            "answer_coverage_idf": 1.55,
         }
     )
     """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit

@@ -20,12 +20,36 @@ from retrieval.models import SparseVector
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")
 _JA_KEEP = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞"}
-_JA_DROP_LEMMAS = {"為る", "有る", "居る", "成る", "出来る", "事", "物", "此の", "其の", "様"}
+# Light verbs, formal nouns and the boilerplate of a request (「〜の方法を教えてください」): they
+# match every passage and say nothing about which one answers.
+_JA_DROP_LEMMAS = {
+    "為る",
+    "有る",
+    "居る",
+    "成る",
+    "出来る",
+    "事",
+    "物",
+    "此の",
+    "其の",
+    "様",
+    "教える",
+    "下さる",
+    "頂く",
+    "知る",
+    "思う",
+    "分かる",
+    "良い",
+    "方法",
+    "仕方",
+    "何",
+    "可能",
+}
 _EN_STOP = frozenset(
     """a an and are as at be been being but by can could did do does doing for from had has have
     having how i if in into is it its itself me my of on or our should so than that the their them
     then there these they this those to too was we were what when where which while who whom why
-    will with would you your yours""".split()
+    will with would you your yours please tell know way""".split()
 )
 
 

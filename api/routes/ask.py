@@ -18,11 +18,14 @@ router = APIRouter(prefix="/api", tags=["ask"])
 
 
 @router.post("/ask", response_model=AskResponse)
-def ask(body: AskRequest, identity: IdentityDep, kb: KBDep, db: DBDep, settings: SettingsDep) -> AskResponse:
+def ask(
+    body: AskRequest, identity: IdentityDep, kb: KBDep, db: DBDep, settings: SettingsDep
+) -> AskResponse:
     """Answer a question from the documents the caller may read, or escalate it to support."""
     if len(body.question) > settings.max_question_chars:
         raise KBError(
-            f"question is too long: {len(body.question)} characters > {settings.max_question_chars}",
+            f"question is too long: {len(body.question)} characters"
+            f" > {settings.max_question_chars}",
             code="VALIDATION_ERROR",
         )
     return answer_question(kb, db, identity, body.question, body.lang)
@@ -47,7 +50,12 @@ def answer_question(
                 mode=result.mode,
                 confidence=result.confidence,
                 citations=[
-                    {"n": c.n, "document_id": c.document_id, "version": c.version, "chunk_id": c.chunk_id}
+                    {
+                        "n": c.n,
+                        "document_id": c.document_id,
+                        "version": c.version,
+                        "chunk_id": c.chunk_id,
+                    }
                     for c in result.citations
                 ],
                 latency_ms=result.timings_ms.get("total_ms", 0.0),

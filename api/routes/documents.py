@@ -36,7 +36,9 @@ def _visible(db: DBDep, identity: IdentityDep, document_id: str) -> DocumentReco
 def list_documents(db: DBDep, identity: IdentityDep) -> list[dict[str, object]]:
     """Documents the caller may read, with their status."""
     with db.session() as s:
-        rows = s.execute(select(DocumentRecord).order_by(DocumentRecord.source_path)).scalars().all()
+        rows = (
+            s.execute(select(DocumentRecord).order_by(DocumentRecord.source_path)).scalars().all()
+        )
     return [
         {
             "id": r.id,
@@ -116,5 +118,6 @@ def _render_view(rec: DocumentRecord, kb: KBDep) -> str:
         f"<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:52rem;"
         "margin:2rem auto;padding:0 1rem;line-height:1.6}h2{font-size:1.05rem;margin-top:2rem}"
         ":target{background:#fff6c4}</style></head><body>"
-        f"<h1>{title}</h1><p><a href='?download=1'>Download the original</a></p>{body}</body></html>"
+        f"<h1>{title}</h1><p><a href='?download=1'>Download the original</a></p>"
+        f"{body}</body></html>"
     )

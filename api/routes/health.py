@@ -27,6 +27,8 @@ def readyz(request: Request) -> object:
         with state.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any driver error means not ready
-        return error_response("DATABASE_UNAVAILABLE", f"database unavailable: {exc.__class__.__name__}")
+        return error_response(
+            "DATABASE_UNAVAILABLE", f"database unavailable: {exc.__class__.__name__}"
+        )
     points = state.kb.store.count()
     return Health(status="ok", detail={"points": points})

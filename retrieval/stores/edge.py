@@ -42,6 +42,7 @@ import qdrant_edge as qe
 
 from retrieval.errors import StoreError, StoreLockedError
 from retrieval.models import (
+    DEFAULT_FUSION,
     AccessFilter,
     DenseQuery,
     EmbeddedChunk,
@@ -51,17 +52,17 @@ from retrieval.models import (
 )
 from retrieval.stores._common import (
     KEYWORD_INDEXES,
-    TIE_MARGIN,
-    fusion_weights,
-    settle,
     SPARSE_NAME,
+    TIE_MARGIN,
     UPSERT_BATCH,
     batched,
     check_dense,
     dims_mismatch,
+    fusion_weights,
     group_values,
     has_terms,
     in_chunk_order,
+    settle,
     to_scored,
 )
 
@@ -215,7 +216,7 @@ class EdgeStore:
         acl: AccessFilter,
         prefetch_k: int = 50,
         document_ids: Sequence[str] | None = None,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> list[ScoredChunk]:
         """See :meth:`VectorStore.search`."""
         if top_k <= 0 or (document_ids is not None and not document_ids):
@@ -255,7 +256,9 @@ class EdgeStore:
             hits = shard.query(request)
         return settle(
             [
-                to_scored(h.payload, h.score, h.vector if isinstance(h.vector, dict) else None, dense)
+                to_scored(
+                    h.payload, h.score, h.vector if isinstance(h.vector, dict) else None, dense
+                )
                 for h in hits
             ],
             top_k,

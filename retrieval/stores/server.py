@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient, models
 
 from retrieval.errors import StoreError, StoreLockedError
 from retrieval.models import (
+    DEFAULT_FUSION,
     AccessFilter,
     DenseQuery,
     EmbeddedChunk,
@@ -28,16 +29,16 @@ from retrieval.models import (
 from retrieval.stores._common import (
     KEYWORD_INDEXES,
     SPARSE_NAME,
+    TIE_MARGIN,
     UPSERT_BATCH,
     batched,
-    TIE_MARGIN,
-    fusion_weights,
-    settle,
     check_dense,
     dims_mismatch,
+    fusion_weights,
     group_values,
     has_terms,
     in_chunk_order,
+    settle,
     to_scored,
 )
 
@@ -184,7 +185,7 @@ class QdrantServerStore:
         acl: AccessFilter,
         prefetch_k: int = 50,
         document_ids: Sequence[str] | None = None,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> list[ScoredChunk]:
         """See :meth:`VectorStore.search`."""
         if top_k <= 0 or (document_ids is not None and not document_ids):
@@ -226,7 +227,9 @@ class QdrantServerStore:
             )
         return settle(
             [
-                to_scored(p.payload, p.score, p.vector if isinstance(p.vector, dict) else None, dense)
+                to_scored(
+                    p.payload, p.score, p.vector if isinstance(p.vector, dict) else None, dense
+                )
                 for p in response.points
             ],
             top_k,

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from db.engine import Database
-from ingest.pipeline import IngestReport, Ingestor
+from ingest.pipeline import Ingestor, IngestReport
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 
@@ -30,7 +30,9 @@ def sample_settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def sample_kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KnowledgeBase, Database, IngestReport]]:
+def sample_kb(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[KnowledgeBase, Database, IngestReport]]:
     settings = sample_settings(tmp_path_factory.mktemp("sample-kb"))
     db = Database(settings.db_url())
     db.migrate()
@@ -56,4 +58,6 @@ def client(sample_kb: tuple[KnowledgeBase, Database, IngestReport]) -> Iterator[
 
 def load_cases() -> list[dict[str, object]]:
     """The example questions shipped with the sample corpus."""
-    return [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]

@@ -21,7 +21,9 @@ def test_ask_returns_a_cited_answer(client):
 
 
 def test_ask_escalates_what_the_documents_do_not_answer(client):
-    body = client.post("/api/ask", json={"question": "What is on the cafeteria menu on Friday?"}).json()
+    body = client.post(
+        "/api/ask", json={"question": "What is on the cafeteria menu on Friday?"}
+    ).json()
     assert body["status"] == "escalated"
     assert body["citations"] == []
     assert "support" in body["answer"]
@@ -48,7 +50,9 @@ def test_bad_requests_get_422_with_one_error_shape(client, payload, needle):
 
 
 def test_malformed_json_is_a_clear_422(client):
-    resp = client.post("/api/ask", content=b"{not json", headers={"Content-Type": "application/json"})
+    resp = client.post(
+        "/api/ask", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 422
     assert resp.json()["error_code"] == "VALIDATION_ERROR"
 
@@ -70,7 +74,9 @@ def test_health_readiness_and_docs(client):
 
 
 def test_source_view_has_an_anchor_for_each_cited_location(client):
-    body = client.post("/api/ask", json={"question": "TeamLedger の承認フローの設定方法は？"}).json()
+    body = client.post(
+        "/api/ask", json={"question": "TeamLedger の承認フローの設定方法は？"}
+    ).json()
     assert body["status"] == "answered"
     for c in body["citations"]:
         path, _, fragment = c["url"].partition("#")

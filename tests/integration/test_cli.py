@@ -49,7 +49,9 @@ def test_ingest_reports_bad_files_and_keeps_the_rest(runner_env, folder):
         assert outcome[bad]["outcome"] == "failed" and outcome[bad]["error"]
     assert "empty" in outcome["empty.txt"]["error"]
 
-    asked = runner.invoke(main, ["ask", "How many pages does the TN-340 toner last?", "--json"], env=runner_env)
+    asked = runner.invoke(
+        main, ["ask", "How many pages does the TN-340 toner last?", "--json"], env=runner_env
+    )
     assert asked.exit_code == 0, asked.output
     body = json.loads(asked.output)
     assert set(body) >= {"query_id", "status", "answer", "citations", "confidence"}

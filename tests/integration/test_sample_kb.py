@@ -34,7 +34,9 @@ def test_example_questions_are_answered_or_escalated(sample_kb):
         if result.status == "answered" and _expected_hit(result, case["expected_sources"]):
             hits += 1
         else:
-            misses.append((case["id"], case["text"], result.status, [c.source_path for c in result.citations]))
+            misses.append(
+                (case["id"], case["text"], result.status, [c.source_path for c in result.citations])
+            )
     escalated = 0
     wrongly_answered = []
     for case in unanswerable:

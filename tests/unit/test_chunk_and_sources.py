@@ -60,7 +60,9 @@ def test_folder_and_sidecar_metadata_set_groups(tmp_path):
     assert set(found) == {"public.md", "internal/runbook.md", "internal/shared.md"}
     assert found["public.md"].groups == ()
     assert found["internal/runbook.md"].groups == ("support-internal",)
-    assert found["internal/shared.md"].groups == () and found["internal/shared.md"].title == "Shared"
+    assert (
+        found["internal/shared.md"].groups == () and found["internal/shared.md"].title == "Shared"
+    )
     assert found["public.md"].document_id == document_id_for(str(tmp_path.resolve()), "public.md")
 
 
