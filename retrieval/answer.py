@@ -19,7 +19,7 @@ from typing import Literal
 
 from retrieval.models import Lang, ScoredChunk
 from retrieval.protocols import SparseEncoder
-from retrieval.text import sentence_spans
+from retrieval.text import sentence_spans, split_sentences
 
 Status = Literal["answered", "escalated"]
 
@@ -190,6 +190,7 @@ def compose_extractive(
         if chunk.kind == "qa":
             hits = len(terms & set(encoder.terms(chunk.embed_text)))
             if hits or rank == 0:
+                # The whole answer, kept together (a Q&A answer is never cut).
                 scored.append((hits + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip()))
             continue
         text = chunk.text
@@ -206,6 +207,11 @@ def compose_extractive(
     best.sort(key=lambda t: (t[1], t[2]))
     cited_ranks = sorted({rank for _, rank, _, _ in best})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
-    parts = [f"{sentence.strip()} [{number[rank]}]" for _, rank, _, sentence in best]
+    # Every sentence carries its passage's marker, a Q&A answer's sentences too.
+    parts = [
+        f"{sentence} [{number[rank]}]"
+        for _, rank, _, unit in best
+        for sentence in split_sentences(unit)
+    ]
     joiner = "" if passages[0].chunk.lang == "ja" else " "
     return joiner.join(parts), [passages[r] for r in cited_ranks]

@@ -1,0 +1,76 @@
+"""Extractive composition and the confidence model, on hand-made passages."""
+
+from retrieval.answer import (
+    ConfidenceModel,
+    compose_extractive,
+    local_idf,
+    weighted_coverage,
+)
+from retrieval.faithfulness import check_faithfulness
+from retrieval.models import Chunk, Location, ScoredChunk
+from retrieval.sparse import BM25Encoder
+
+
+def _passage(text, *, kind="text", question=None, index=0, lang="en"):
+    chunk = Chunk(
+        document_id=f"d{index}",
+        version=1,
+        index=index,
+        text=text,
+        title="Guide",
+        source_path="guide.md",
+        location=Location(heading_path=("Toner",)),
+        lang=lang,
+        start=0,
+        end=len(text),
+        groups=(),
+        kind=kind,
+        question=question,
+    )
+    return ScoredChunk(chunk=chunk, score=1.0 / (index + 1))
+
+
+def test_every_sentence_of_the_answer_is_cited_and_faithful_to_its_passage():
+    enc = BM25Encoder()
+    passages = [
+        _passage("Open the front cover. Pull out the toner cartridge. Close the cover.", index=0),
+        _passage("The TN-340 toner cartridge yields 12,000 pages.", index=1),
+        _passage("Wi-Fi is set up from the Network menu.", index=2),
+    ]
+    terms = enc.terms("How do I pull out the toner cartridge and how many pages does it yield?")
+    answer, cited = compose_extractive(terms, passages, enc, max_citations=3, max_sentences=4)
+    assert [p.chunk.document_id for p in cited] == ["d0", "d1"]  # the Wi-Fi passage says nothing
+    report = check_faithfulness(answer, {i + 1: p.chunk.text for i, p in enumerate(cited)})
+    assert report.score == 1.0 and report.sentences
+
+
+def test_a_qa_answer_is_kept_whole_and_each_of_its_sentences_cited():
+    enc = BM25Encoder()
+    qa = _passage(
+        "毎月25日が締め日です。遅れた経費は翌月に回ります。",
+        kind="qa",
+        question="経費の締め日はいつですか？",
+        lang="ja",
+    )
+    answer, cited = compose_extractive(
+        enc.terms("経費の締め日は？"), [qa], enc, max_citations=3, max_sentences=4
+    )
+    assert answer == "毎月25日が締め日です。 [1]遅れた経費は翌月に回ります。 [1]"
+    assert cited == [qa]
+
+
+def test_local_idf_weighs_a_term_missing_from_every_passage_most():
+    found = [{"aster", "print"}, {"aster", "toner"}, {"aster"}]
+    idf = local_idf(["aster", "print", "chromebook"], found)
+    assert idf["chromebook"] > idf["print"] > idf["aster"]
+    # Covering the product name but not the missing feature leaves most of the weight uncovered.
+    assert weighted_coverage(idf, found[0]) < 0.6
+
+
+def test_confidence_rises_with_each_positive_signal():
+    model = ConfidenceModel(bias=-3.0, weights=(("cosine", 2.0), ("coverage", 1.0)))
+    low = model.score({"cosine": 0.5, "coverage": 0.2})
+    assert 0.0 < low < model.score({"cosine": 0.9, "coverage": 0.2}) < 1.0
+    assert model.score({"cosine": 0.9, "coverage": 0.2}) < model.score(
+        {"cosine": 0.9, "coverage": 1}
+    )
