@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -110,61 +112,120 @@ class Ingestor:
 
     # -- public entry points -------------------------------------------------------------
 
-    def sync_folder(self, root: Path, *, created_by: str = "system") -> IngestReport:
-        """Make the index hold exactly the documents under ``root`` (a folder or one file)."""
-        from ingest.parse import parse_file
+    def sync_folder(
+        self,
+        root: Path,
+        *,
+        created_by: str = "system",
+        run_id: str | None = None,
+        optimize: bool = True,
+    ) -> IngestReport:
+        """Make the index hold exactly the documents under ``root`` (a folder or one file).
 
-        files = list(walk_source(root))
+        :param run_id: the id of a run already recorded as ``queued`` (the API's background
+            runs); a new one otherwise.
+        :param optimize: build the store's search indexes afterwards (the CLI); a serving
+            process passes ``False`` because Edge's optimize freezes the process.
+        :raises IngestError: if ``root`` does not exist or a metadata file is malformed.
+        """
         source = str(root.resolve())
-        report = IngestReport(run_id=str(uuid.uuid4()), source=source)
-        self._start_run(report)
+        report = IngestReport(run_id=run_id or str(uuid.uuid4()), source=source)
+        try:
+            files = list(walk_source(root))
+        except KBError as exc:
+            self._abort_run(report, exc.detail)
+            raise
+        # A run killed earlier may have left a half-written version behind: finish its job first.
+        self.recover(source)
+        self._start_run(report, created_by)
         started = time.perf_counter()
         seen: set[str] = set()
-        max_bytes = self.kb.settings.max_file_bytes
-        for i, sf in enumerate(files):
-            if self.progress:
-                self.progress(sf.relpath, i, len(files))
-            seen.add(sf.document_id)
-            t0 = time.perf_counter()
-            try:
-                size = sf.path.stat().st_size
-                if size > max_bytes:
-                    # Refused before reading: a huge file must not fill memory.
-                    error = f"file too large: {size} bytes > limit {max_bytes}"
-                    report.files.append(
-                        FileResult(sf.relpath, sf.document_id, "failed", error=error)
-                    )
-                    self._record_failure(sf, source, size, error)
-                    continue
-                data = sf.path.read_bytes()
-            except OSError as exc:
-                report.files.append(
-                    FileResult(sf.relpath, sf.document_id, "failed", error=str(exc))
-                )
-                continue
-            result = self._sync_one(
-                sf,
-                source=source,
-                content_hash=file_hash(data),
-                size=len(data),
-                parse=functools.partial(parse_file, sf.path, max_bytes=max_bytes),
-                report=report,
-                created_by=created_by,
-            )
-            result.seconds = time.perf_counter() - t0
-            report.files.append(result)
-        if root.is_dir():
-            for doc_id, relpath in self._documents_of(source):
-                if doc_id not in seen:
-                    self.delete_document(doc_id)
-                    report.files.append(FileResult(relpath, doc_id, "deleted"))
-        if report.count("added") or report.count("updated"):
-            self.kb.store.optimize()
+        try:
+            for i, sf in enumerate(files):
+                if self.progress:
+                    self.progress(sf.relpath, i, len(files))
+                seen.add(sf.document_id)
+                report.files.append(self._sync_file(sf, source, report, created_by))
+            if root.is_dir():
+                for doc_id, relpath in self._documents_of(source):
+                    if doc_id not in seen:
+                        self.delete_document(doc_id)
+                        report.files.append(FileResult(relpath, doc_id, "deleted"))
+            if optimize and (report.count("added") or report.count("updated")):
+                self.kb.store.optimize()
+        except Exception as exc:
+            report.seconds = time.perf_counter() - started
+            self._abort_run(report, f"{exc.__class__.__name__}: {exc}")
+            raise
         if self.progress:
             self.progress("", len(files), len(files))
         report.seconds = time.perf_counter() - started
         self._finish_run(report)
         return report
+
+    def ingest_files(
+        self, files: Sequence[SourceFile], *, source: str, created_by: str
+    ) -> IngestReport:
+        """Add or replace the given files as documents of ``source`` (uploads), as one run.
+        Nothing else of ``source`` is touched."""
+        report = IngestReport(run_id=str(uuid.uuid4()), source=source)
+        self.recover(source)
+        self._start_run(report, created_by)
+        started = time.perf_counter()
+        try:
+            for sf in files:
+                report.files.append(self._sync_file(sf, source, report, created_by))
+        except Exception as exc:
+            report.seconds = time.perf_counter() - started
+            self._abort_run(report, f"{exc.__class__.__name__}: {exc}")
+            raise
+        report.seconds = time.perf_counter() - started
+        self._finish_run(report)
+        return report
+
+    def set_groups(self, document_id: str, groups: Sequence[str]) -> None:
+        """Change a document's access groups in the index and the catalog, without re-embedding."""
+        clean = tuple(sorted(set(groups)))
+        self.kb.store.set_groups(document_id, clean)
+        with self.db.session() as s:
+            rec = s.get(DocumentRecord, document_id)
+            if rec is not None:
+                rec.groups = list(clean)
+
+    def recover(self, source: str | None = None) -> list[str]:
+        """Finish the job of runs killed mid-way (of ``source``, or of every source).
+
+        A run whose process is gone (same host, pid not alive) but whose status still says
+        ``running`` or ``queued`` is marked ``interrupted``. Each document of its source is then
+        checked against the store: points of a version the catalog does not hold (a version
+        half written when the process died) are deleted; a document whose catalog version has
+        no points left (killed after the old version was deleted, before the catalog was
+        updated) is marked ``stale`` so that this run re-indexes it.
+
+        :returns: the ids of the documents that needed repair.
+        """
+        with self.db.session() as s:
+            q = select(IngestRun).where(IngestRun.status.in_(("running", "queued")))
+            if source is not None:
+                q = q.where(IngestRun.source == source)
+            dead = [r for r in s.execute(q).scalars().all() if not _owner_alive(r.report)]
+            for run in dead:
+                run.status = "interrupted"
+                run.finished_at = utcnow()
+            sources = sorted({r.source for r in dead})
+        repaired: list[str] = []
+        for src in sources:
+            with self.db.session() as s:
+                recs = (
+                    s.execute(select(DocumentRecord).where(DocumentRecord.source == src))
+                    .scalars()
+                    .all()
+                )
+                docs = [(r.id, r.hash, r.status) for r in recs]
+            for doc_id, doc_hash, status in docs:
+                if self._repair(doc_id, doc_hash, status):
+                    repaired.append(doc_id)
+        return repaired
 
     def index_records(self, records: Iterable[RecordDoc], *, source: str) -> IngestReport:
         """Sync text records (benchmark corpora) as documents of ``source``."""
@@ -205,6 +266,60 @@ class Ingestor:
                 s.delete(rec)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _sync_file(
+        self, sf: SourceFile, source: str, report: IngestReport, created_by: str
+    ) -> FileResult:
+        from ingest.parse import parse_file
+
+        max_bytes = self.kb.settings.max_file_bytes
+        t0 = time.perf_counter()
+        try:
+            size = sf.path.stat().st_size
+            if size > max_bytes:
+                # Refused before reading: a huge file must not fill memory.
+                error = f"file too large: {size} bytes > limit {max_bytes}"
+                self._record_failure(sf, source, size, error)
+                return FileResult(sf.relpath, sf.document_id, "failed", error=error)
+            data = sf.path.read_bytes()
+        except OSError as exc:
+            return FileResult(sf.relpath, sf.document_id, "failed", error=str(exc))
+        result = self._sync_one(
+            sf,
+            source=source,
+            content_hash=file_hash(data),
+            size=len(data),
+            parse=functools.partial(parse_file, sf.path, max_bytes=max_bytes),
+            report=report,
+            created_by=created_by,
+        )
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _repair(self, doc_id: str, doc_hash: str, status: str) -> bool:
+        """Bring one document's points in line with its catalog entry after a killed run."""
+        chunks = self.kb.store.document_chunks(doc_id)
+        hashes = {c.chunk.doc_hash for c in chunks}
+        if status == "pending" or not doc_hash:
+            # Never completed: whatever was written is a half-written first version.
+            if chunks:
+                self.kb.store.delete_document(doc_id)
+            return bool(chunks)
+        if hashes == {doc_hash}:
+            return False
+        if doc_hash in hashes:
+            self.kb.store.delete_document(doc_id, keep_hash=doc_hash)
+            return True
+        with self.db.session() as s:
+            rec = s.get(DocumentRecord, doc_id)
+            if rec is None:
+                return False
+            rec.status = "stale"
+            rec.last_error = "an ingestion run was interrupted: re-indexed by the next run"
+            # The next version must rank above whatever the store holds, so that searchers
+            # keep seeing what is there until the re-indexed version replaces it.
+            rec.version = max([rec.version, *(c.chunk.version for c in chunks)])
+        return True
 
     def _sync_one(
         self,
@@ -262,7 +377,7 @@ class Ingestor:
                     created_by=created_by,
                 )
             )
-        outcome: Outcome = "updated" if previous else "added"
+        outcome: Outcome = "updated" if previous and previous[0] else "added"
         return FileResult(sf.relpath, sf.document_id, outcome, chunks=len(chunks))
 
     def _write_version(
@@ -285,7 +400,26 @@ class Ingestor:
             from retrieval.errors import ParseError
 
             raise ParseError("no text to index")
-        self.kb.store.upsert(self._embed(chunks, report))
+        embedded = self._embed(chunks, report)
+        if rec is None:
+            # Catalogued before any point is written, so a run killed mid-write leaves a
+            # ``pending`` entry the next run can clean up, never points nobody knows of.
+            with self.db.session() as s:
+                s.add(
+                    DocumentRecord(
+                        id=sf.document_id,
+                        source=report.source,
+                        source_path=sf.relpath,
+                        stored_path=str(sf.path),
+                        title=parsed.title,
+                        suffix=sf.path.suffix.lower(),
+                        hash="",
+                        version=0,
+                        groups=list(sf.groups),
+                        status="pending",
+                    )
+                )
+        self.kb.store.upsert(embedded)
         # New points are in; only now remove the previous version's.
         self.kb.store.delete_document(sf.document_id, keep_hash=content_hash)
         return chunks
@@ -331,6 +465,10 @@ class Ingestor:
                 s.add(rec)
             elif rec.status == "indexed":
                 rec.status = "stale"
+            elif rec.status == "pending":
+                # A first version failed while being written: none of it may be found.
+                self.kb.store.delete_document(sf.document_id)
+                rec.status = "failed"
             rec.last_error = error
 
     def _documents_of(self, source: str) -> list[tuple[str, str]]:
@@ -342,23 +480,68 @@ class Ingestor:
             ).all()
         return [(r[0], r[1]) for r in rows]
 
-    def _start_run(self, report: IngestReport) -> None:
+    def _start_run(self, report: IngestReport, created_by: str) -> None:
         with self.db.session() as s:
-            s.add(IngestRun(id=report.run_id, source=report.source, status="running"))
+            run = s.get(IngestRun, report.run_id)
+            if run is None:
+                run = IngestRun(id=report.run_id, source=report.source)
+                s.add(run)
+            run.status = "running"
+            run.started_at = utcnow()
+            run.report = {**report.to_dict(), "owner": run_owner(), "created_by": created_by}
+
+    def _abort_run(self, report: IngestReport, error: str) -> None:
+        with self.db.session() as s:
+            run = s.get(IngestRun, report.run_id)
+            if run is None:
+                run = IngestRun(id=report.run_id, source=report.source)
+                s.add(run)
+            self._fill_run(run, report)
+            run.status = "failed"
+            run.report = {**(run.report or {}), "error": error}
 
     def _finish_run(self, report: IngestReport) -> None:
         with self.db.session() as s:
             run = s.get(IngestRun, report.run_id)
             if run is None:
                 return
+            self._fill_run(run, report)
             run.status = "finished"
-            run.finished_at = utcnow()
-            run.added = report.count("added")
-            run.updated = report.count("updated")
-            run.unchanged = report.count("unchanged")
-            run.deleted = report.count("deleted")
-            run.failed = report.count("failed")
-            run.report = report.to_dict()
+
+    @staticmethod
+    def _fill_run(run: IngestRun, report: IngestReport) -> None:
+        run.finished_at = utcnow()
+        run.added = report.count("added")
+        run.updated = report.count("updated")
+        run.unchanged = report.count("unchanged")
+        run.deleted = report.count("deleted")
+        run.failed = report.count("failed")
+        run.report = {**(run.report or {}), **report.to_dict(), "owner": run_owner()}
+
+
+def run_owner() -> dict[str, object]:
+    """Which process runs an ingestion: lets a later run tell a live run from a killed one."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _owner_alive(report: dict[str, object] | None) -> bool:
+    """False only when the run's process is known to be gone (same host, pid not running)."""
+    owner = (report or {}).get("owner")
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        # Another host's run cannot be judged from here; a run with no owner predates owners.
+        return isinstance(owner, dict)
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _identity(parsed: ParsedDocument) -> ParsedDocument:

@@ -1,18 +1,26 @@
-"""Documents: the catalog and the cited originals, behind the same access check as answers."""
+"""Documents: the catalog and the cited originals, behind the same access check as answers;
+uploads, new versions, deletion and access groups for content owners (issue 5)."""
 
 from __future__ import annotations
 
 import html
+import json
 import mimetypes
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import DBDep, IdentityDep, KBDep
-from db.models import DocumentRecord
-from retrieval.errors import NotFoundError
+from api.deps import DBDep, DocumentsDep, IdentityDep, KBDep, WriterDep
+from api.errors import error_response
+from db.models import DocumentRecord, DocumentVersion
+from ingest.pipeline import IngestReport
+from ingest.uploads import Refusal, Upload, UploadOutcome
+from retrieval.errors import KBError, NotFoundError
+from retrieval.versions import current_versions
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -27,9 +35,31 @@ def _visible(db: DBDep, identity: IdentityDep, document_id: str) -> DocumentReco
     with db.session() as s:
         rec = s.get(DocumentRecord, document_id)
     # A document the caller may not read is reported exactly like one that does not exist.
-    if rec is None or rec.status == "failed" or not identity.acl.permits(tuple(rec.groups)):
+    if (
+        rec is None
+        or rec.status not in ("indexed", "stale")
+        or not identity.acl.permits(tuple(rec.groups))
+    ):
         raise NotFoundError(f"no document {document_id}")
     return rec
+
+
+def document_json(r: DocumentRecord) -> dict[str, object]:
+    """A catalog entry as the API shows it."""
+    return {
+        "id": r.id,
+        "title": r.title,
+        "source": r.source,
+        "source_path": r.source_path,
+        "version": r.version,
+        "hash": r.hash,
+        "chunk_count": r.chunk_count,
+        "groups": r.groups,
+        "status": r.status,
+        "size_bytes": r.size_bytes,
+        "last_ingested": r.last_ingested.isoformat() if r.last_ingested else None,
+        "last_error": r.last_error,
+    }
 
 
 @router.get("")
@@ -40,21 +70,139 @@ def list_documents(db: DBDep, identity: IdentityDep) -> list[dict[str, object]]:
             s.execute(select(DocumentRecord).order_by(DocumentRecord.source_path)).scalars().all()
         )
     return [
-        {
-            "id": r.id,
-            "title": r.title,
-            "source_path": r.source_path,
-            "version": r.version,
-            "hash": r.hash,
-            "chunk_count": r.chunk_count,
-            "groups": r.groups,
-            "status": r.status,
-            "last_ingested": r.last_ingested.isoformat() if r.last_ingested else None,
-            "last_error": r.last_error,
-        }
+        document_json(r)
         for r in rows
-        if identity.acl.permits(tuple(r.groups))
+        if r.status != "pending" and identity.acl.permits(tuple(r.groups))
     ]
+
+
+class GroupsPatch(BaseModel):
+    """New access groups of a document (empty: public)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: list[Annotated[str, Field(min_length=1, max_length=128)]]
+
+
+@router.post("", status_code=201, response_model=None, responses={413: {}, 422: {}})
+def upload_documents(
+    file: Annotated[list[UploadFile], File(description="One or more files (repeat the part).")],
+    identity: WriterDep,
+    documents: DocumentsDep,
+    db: DBDep,
+    groups: Annotated[str, Form(description="Comma-separated or a JSON list; empty: public")] = "",
+    title: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Upload new documents; each file is indexed as version 1 of a new document."""
+    outcome = documents.add(
+        [Upload(f.filename or "", f.file) for f in file],
+        groups=_parse_groups(groups),
+        title=title,
+        created_by=identity.user_id,
+    )
+    return _outcome_response(outcome, db, status=201)
+
+
+@router.put("/{document_id}", response_model=None, responses={409: {}, 413: {}, 422: {}})
+def replace_document(
+    document_id: str,
+    file: Annotated[UploadFile, File()],
+    identity: WriterDep,
+    documents: DocumentsDep,
+    db: DBDep,
+) -> Response:
+    """Upload a new version of an uploaded document (same bytes: nothing changes)."""
+    outcome = documents.replace(
+        document_id, Upload(file.filename or "", file.file), created_by=identity.user_id
+    )
+    return _outcome_response(outcome, db, status=200)
+
+
+@router.delete("/{document_id}", status_code=204, responses={409: {}})
+def delete_document(document_id: str, _identity: WriterDep, documents: DocumentsDep) -> Response:
+    """Delete an uploaded document: its passages, history and stored files."""
+    documents.delete(document_id)
+    return Response(status_code=204)
+
+
+@router.patch("/{document_id}", responses={409: {}})
+def set_groups(
+    document_id: str, body: GroupsPatch, _identity: WriterDep, documents: DocumentsDep, db: DBDep
+) -> dict[str, object]:
+    """Change who may read an uploaded document; the index is updated without re-embedding."""
+    documents.set_groups(document_id, body.groups)
+    with db.session() as s:
+        rec = s.get(DocumentRecord, document_id)
+    if rec is None:  # deleted in between
+        raise NotFoundError(f"no document {document_id}")
+    return document_json(rec)
+
+
+@router.get("/{document_id}")
+def get_document(document_id: str, db: DBDep, identity: IdentityDep) -> dict[str, object]:
+    """One document's catalog entry."""
+    return document_json(_visible(db, identity, document_id))
+
+
+@router.get("/{document_id}/versions")
+def list_versions(document_id: str, db: DBDep, identity: IdentityDep) -> list[dict[str, object]]:
+    """The document's version history, newest first: hash, chunks, when and by whom."""
+    _visible(db, identity, document_id)
+    with db.session() as s:
+        rows = (
+            s.execute(
+                select(DocumentVersion)
+                .where(DocumentVersion.document_id == document_id)
+                .order_by(DocumentVersion.version.desc(), DocumentVersion.id.desc())
+            )
+            .scalars()
+            .all()
+        )
+    return [
+        {
+            "version": v.version,
+            "hash": v.hash,
+            "chunk_count": v.chunk_count,
+            "created_by": v.created_by,
+            "created_at": v.created_at.isoformat(),
+        }
+        for v in rows
+    ]
+
+
+def _parse_groups(raw: str) -> list[str]:
+    raw = raw.strip()
+    if raw.startswith("["):
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise KBError(f"groups: invalid JSON list ({exc})", code="VALIDATION_ERROR") from exc
+        if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
+            raise KBError("groups: expected a list of names", code="VALIDATION_ERROR")
+        return sorted({g.strip() for g in value if g.strip()})
+    return sorted({g.strip() for g in raw.split(",") if g.strip()})
+
+
+def _outcome_response(outcome: UploadOutcome, db: DBDep, *, status: int) -> Response:
+    """Per-file results; when no file made it, the first file's error in the one error shape."""
+    report: IngestReport | None = outcome.report
+    refused: list[Refusal] = list(outcome.refused)
+    done: list[dict[str, object]] = []
+    for f in report.files if report else []:
+        if f.outcome == "failed":
+            refused.append(Refusal(f.path, "PARSE_ERROR", f.error or "could not be indexed"))
+            continue
+        with db.session() as s:
+            rec = s.get(DocumentRecord, f.document_id)
+        if rec is not None:
+            done.append({**document_json(rec), "outcome": f.outcome})
+    failed = [{"name": r.name, "error_code": r.code, "detail": r.detail} for r in refused]
+    if not done:
+        first = refused[0] if refused else Refusal("", "VALIDATION_ERROR", "no file was sent")
+        detail = "; ".join(f"{r.name}: {r.detail}" for r in refused) or first.detail
+        return error_response(first.code, detail)
+    body = {"run_id": report.run_id if report else None, "documents": done, "failed": failed}
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("/{document_id}/source", response_model=None)
@@ -98,7 +246,8 @@ def _render_view(rec: DocumentRecord, kb: KBDep) -> str:
     parts: list[str] = []
     seen: set[str] = set()
     last_label = None
-    for passage in kb.store.document_chunks(rec.id):
+    # Mid-replacement the store holds two versions: the view shows one, like searches.
+    for passage in current_versions(kb.store.document_chunks(rec.id)):
         chunk = passage.chunk
         loc = chunk.location
         anchor = loc.fragment().lstrip("#")
@@ -113,11 +262,13 @@ def _render_view(rec: DocumentRecord, kb: KBDep) -> str:
         parts.append(f"<p>{html.escape(chunk.text)}</p>")
     title = html.escape(rec.title)
     body = "\n".join(parts)
+    # Staff answers (suffix .qa) have no file: the view is all there is.
+    original = "<p><a href='?download=1'>Download the original</a></p>" if rec.stored_path else ""
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f"<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:52rem;"
         "margin:2rem auto;padding:0 1rem;line-height:1.6}h2{font-size:1.05rem;margin-top:2rem}"
         ":target{background:#fff6c4}</style></head><body>"
-        f"<h1>{title}</h1><p><a href='?download=1'>Download the original</a></p>"
+        f"<h1>{title}</h1>{original}"
         f"{body}</body></html>"
     )

@@ -11,6 +11,7 @@ from ingest._formats.common import (
     LANGUAGES,
     Parsed,
     element_outline,
+    github_slug,
     squash,
     table_rows_to_text,
 )
@@ -34,12 +35,14 @@ def parse_docx(path: Path, title: str | None) -> Parsed:
 
     elements = partition_docx(filename=str(path), languages=LANGUAGES)
     styled_title: list[str] = []
+    seen: dict[str, int] = {}
 
     def heading_of(element: Any) -> tuple[int, str | None] | None:
         style = str(getattr(element.metadata, "style_name", None) or "").strip()
         match = _HEADING_STYLE.match(style)
         if match:
-            return int(match.group(1)), None
+            # The anchor of the heading in the source view, so a citation opens it there.
+            return int(match.group(1)), github_slug(squash(element.text), seen) or None
         return None
 
     body = []

@@ -1,0 +1,111 @@
+"""Background ingestion inside the service process.
+
+In the embedded mode the service owns the store, so folder syncs asked for through the API
+(``POST /api/ingest``) and handed over by ``kb ingest`` run here: one worker thread, one run at
+a time, in the order asked. Every write to the store (runs, uploads, deletes, group changes)
+holds :attr:`IngestRunner.lock`, so writes never interleave; searches take no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from db.models import IngestRun
+from ingest.pipeline import Ingestor, IngestReport, run_owner
+from retrieval.errors import IngestError
+
+log = logging.getLogger("kb.ingest")
+
+
+class IngestRunner:
+    """Queues folder syncs and runs them one by one on a worker thread."""
+
+    def __init__(self, ingestor: Ingestor, *, roots: list[Path] | None = None) -> None:
+        self.ingestor = ingestor
+        self.roots = [r.resolve() for r in roots or []]
+        self.lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest")
+        self._futures: dict[str, Future[IngestReport | None]] = {}
+
+    def recover(self) -> list[str]:
+        """Repair what runs killed with an earlier process left behind (call at startup)."""
+        with self.lock:
+            return self.ingestor.recover()
+
+    def submit(self, path: Path, *, created_by: str) -> str:
+        """Queue a sync of the server-side ``path``; :returns: the run id to follow.
+
+        :raises IngestError: if the path does not exist or lies outside the allowed roots.
+        """
+        resolved = path.expanduser().resolve()
+        if not path.is_absolute():
+            raise IngestError(f"the path must be absolute on the server: {path}")
+        if not resolved.exists():
+            raise IngestError(f"no such file or folder on the server: {path}")
+        if self.roots and not any(resolved.is_relative_to(r) for r in self.roots):
+            raise IngestError(
+                f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS)",
+                code="FORBIDDEN",
+            )
+        run_id = str(uuid.uuid4())
+        with self.ingestor.db.session() as s:
+            s.add(
+                IngestRun(
+                    id=run_id,
+                    source=str(resolved),
+                    status="queued",
+                    report={"owner": run_owner(), "created_by": created_by},
+                )
+            )
+        self._futures[run_id] = self._pool.submit(self._run, resolved, run_id, created_by)
+        return run_id
+
+    def wait(self, run_id: str, timeout: float | None = None) -> IngestReport | None:
+        """Block until a run of this process ends (tests, shutdown); ``None`` if it failed."""
+        future = self._futures.get(run_id)
+        return future.result(timeout) if future else None
+
+    def shutdown(self) -> None:
+        """Finish the run in progress, drop the queued ones (they stay ``queued`` and are
+        marked ``interrupted`` by the next start)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self, path: Path, run_id: str, created_by: str) -> IngestReport | None:
+        try:
+            with self.lock:
+                # No optimize: Edge's optimize holds the GIL and would freeze every request.
+                return self.ingestor.sync_folder(
+                    path, created_by=created_by, run_id=run_id, optimize=False
+                )
+        except Exception:  # recorded on the run by sync_folder; the worker must go on
+            log.exception("ingestion run %s failed", run_id)
+            return None
+
+
+def run_json(run: IngestRun, *, files: bool) -> dict[str, object]:
+    """A run as the API and ``kb runs`` show it; ``files`` adds the per-file outcomes."""
+    report = run.report or {}
+    data: dict[str, object] = {
+        "id": run.id,
+        "source": run.source,
+        "status": run.status,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "added": run.added,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "deleted": run.deleted,
+        "failed": run.failed,
+        "regrouped": report.get("regrouped", 0),
+        "seconds": report.get("seconds"),
+        "embedded_chunks": report.get("embedded_chunks", 0),
+        "created_by": report.get("created_by"),
+        "error": report.get("error"),
+    }
+    if files:
+        data["files"] = report.get("files", [])
+    return data

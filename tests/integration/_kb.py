@@ -1,0 +1,84 @@
+"""Helpers for the content-owner tests (issue 5): a private knowledge base and its API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from db.engine import Database
+from db.models import DocumentRecord
+from retrieval.service import KnowledgeBase
+from retrieval.settings import Settings
+from tests.integration.conftest import EMBED_CACHE
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "corpus"
+
+# One fact per format (tests/unit/test_parse.py holds the same list).
+FACTS = {
+    "printer_guide.md": "The Aster MF-3400 toner cartridge yields 12,000 pages.",
+    "wifi_setup_ja.md": "プリンターの無線ボタンを3秒間押し続けてください。",
+    "support_portal.html": "Hold the WPS button for 3 seconds to pair the Aster MF-3400",
+    "field_manual.pdf": "The Aster MF-3400 fuser unit must be replaced every 100,000 pages.",
+    "admin_guide.docx": "Aster support contracts renew every 12 months on April 1.",
+    "maintenance_ja.docx": "MF-3400 の保守契約は毎年4月1日に更新されます。",
+    "training.pptx": "The Aster MF-5000 prints 45 pages per minute.",
+    "price_list.xlsx": "Model: MF-5000; Price (JPY): 298000; Speed (ppm): 45",
+    "faq.xlsx": "Hold the reset button on the back panel for 10 seconds.",
+    "faq_ja.csv": "トレイ2を開けて、詰まった用紙をゆっくり引き抜いてください。",
+    "hours_sjis.txt": "サポート窓口は平日9時から18時まで受け付けています。",
+    "drum_eucjp.txt": "交換用ドラムの型番は DR-3400 です。",
+    "release_notes.txt": "Firmware 2.4 adds IPv6 printing to the Aster MF-3400.",
+}
+
+OWNER = {"X-User-Id": "owner1", "X-User-Roles": "content_owner"}
+
+
+def settings_for(data_dir: Path, **extra: object) -> Settings:
+    """Product defaults in a private folder, with the shared embedding cache."""
+    return Settings(data_dir=data_dir, embedding_cache=EMBED_CACHE, **extra)  # type: ignore[arg-type]
+
+
+@contextmanager
+def open_kb(settings: Settings) -> Iterator[tuple[KnowledgeBase, Database]]:
+    db = Database(settings.db_url())
+    db.migrate()
+    kb = KnowledgeBase.open(settings)
+    try:
+        yield kb, db
+    finally:
+        kb.close()
+        db.dispose()
+
+
+@contextmanager
+def api_client(kb: KnowledgeBase, db: Database) -> Iterator[TestClient]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.kb, app.state.db = kb, db
+        yield
+        runner = getattr(app.state, "runner", None)
+        if runner is not None:
+            runner.shutdown()
+
+    with TestClient(create_app(kb.settings, lifespan=lifespan)) as client:
+        yield client
+
+
+def point_hashes(kb: KnowledgeBase, document_id: str) -> dict[str, int]:
+    """doc_hash -> number of points of one document."""
+    out: dict[str, int] = {}
+    for p in kb.store.document_chunks(document_id):
+        out[p.chunk.doc_hash] = out.get(p.chunk.doc_hash, 0) + 1
+    return out
+
+
+def catalog(db: Database) -> dict[str, DocumentRecord]:
+    with db.session() as s:
+        return {r.id: r for r in s.execute(select(DocumentRecord)).scalars().all()}
