@@ -6,13 +6,15 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.errors import register_error_handlers
-from api.routes import ask, documents, health
+from api.deps import make_runner
+from api.errors import error_response, register_error_handlers
+from api.routes import analytics, ask, documents, feedback, health, history, ingest, queue
 from db.engine import Database
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
@@ -21,6 +23,8 @@ log = logging.getLogger("kb.api")
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+UPLOAD_OVERHEAD = 64 * 1024
+"""Room for the multipart framing and form fields around the files of one upload."""
 
 
 def default_lifespan(settings: Settings) -> Lifespan:
@@ -33,9 +37,14 @@ def default_lifespan(settings: Settings) -> Lifespan:
         kb = KnowledgeBase.open(settings)
         kb.warm_up()
         app.state.db, app.state.kb = db, kb
+        # The service owns the embedded store: it runs the ingestions, and first repairs what
+        # a run killed with an earlier process left behind.
+        app.state.runner = make_runner(kb, db, settings)
+        app.state.runner.recover()
         try:
             yield
         finally:
+            app.state.runner.shutdown()
             kb.close()
             db.dispose()
 
@@ -56,6 +65,31 @@ def create_app(settings: Settings, *, lifespan: Lifespan | None = None) -> FastA
     app.include_router(health.router)
     app.include_router(ask.router)
     app.include_router(documents.router)
+    app.include_router(feedback.router)
+    app.include_router(history.router)
+    app.include_router(queue.router)
+    app.include_router(analytics.router)
+    app.include_router(ingest.router)
+
+    @app.middleware("http")
+    async def upload_limit(request: Request, call_next: Callable[..., Any]) -> Response:
+        # Refuse an oversized upload before its body is read (issue 5); a request without a
+        # length is held to the same limit while each file is copied.
+        length = request.headers.get("content-length", "")
+        if (
+            request.method in ("POST", "PUT")
+            and request.url.path.startswith("/api/documents")
+            and length.isdigit()
+            and int(length) > settings.max_file_bytes + UPLOAD_OVERHEAD
+        ):
+            return error_response(
+                "FILE_TOO_LARGE",
+                f"upload too large: {length} bytes > limit {settings.max_file_bytes}"
+                " (KB_MAX_FILE_BYTES)",
+            )
+        response: Response = await call_next(request)
+        return response
+
     app.mount("/static", StaticFiles(directory=FRONTEND), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -56,3 +56,145 @@ class Health(BaseModel):
 
     status: str
     detail: dict[str, object] = Field(default_factory=dict)
+
+
+# -- the support loop ---------------------------------------------------------------------
+
+
+def _strip_required(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+class FeedbackRequest(BaseModel):
+    """The asker's verdict on an answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query_id: str = Field(min_length=1, max_length=36)
+    helpful: bool
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class FeedbackResponse(BaseModel):
+    """Recorded; a thumbs-down also puts the question in the support queue."""
+
+    query_id: str
+    helpful: bool
+    queued: bool
+    group_id: int | None
+
+
+class EscalateRequest(BaseModel):
+    """ "This did not help, I need a person"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query_id: str = Field(min_length=1, max_length=36)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class EscalateResponse(BaseModel):
+    """The question is in the support queue."""
+
+    query_id: str
+    queued: bool
+    group_id: int
+
+
+class QueueVariant(BaseModel):
+    """One question of a queue group (masked)."""
+
+    query_id: str
+    question: str
+    lang: str
+    user_id: str
+    department: str | None
+    status: str
+    confidence: float
+    reasons: list[str]
+    note: str | None
+    similarity: float
+    asked_at: str | None
+
+
+class QueueGroupOut(BaseModel):
+    """One need in the unanswered queue."""
+
+    id: int
+    state: Literal["open", "answered", "dismissed"]
+    assignee: str | None
+    representative: str
+    lang: str
+    count: int
+    users: int
+    languages: list[str]
+    reasons: dict[str, int]
+    first_seen: str | None
+    last_seen: str | None
+    answer_document_id: str | None
+    answered_by: str | None
+    answered_at: str | None
+    answer: str | None = None
+    variants: list[QueueVariant] = Field(default_factory=list)
+
+
+class QueuePatch(BaseModel):
+    """Change a group's state, assignee (``null`` unassigns) or representative question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["open", "answered", "dismissed"] | None = None
+    assignee: str | None = Field(default=None, max_length=128)
+    representative: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class StaffAnswerRequest(BaseModel):
+    """A staff answer for a queue group, published as a Q&A entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str = Field(min_length=1, max_length=20000)
+    lang: Literal["ja", "en"] | None = None
+    groups: list[str] | None = Field(
+        default=None, description="Access groups of the entry; absent or empty: public."
+    )
+    question: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="The entry's question; defaults to the group's representative question.",
+    )
+
+    @field_validator("answer")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return _strip_required(value)
+
+
+class StaffAnswerOut(BaseModel):
+    """A published staff answer: a ``staff-answers`` document."""
+
+    group_id: int
+    document_id: str
+    question: str
+    answer: str | None
+    lang: str
+    groups: list[str]
+    version: int
+    answered_by: str | None
+    answered_at: str | None
+    source_url: str
+
+
+class HistoryItem(BaseModel):
+    """One of the caller's own questions."""
+
+    query_id: str
+    question: str
+    status: str
+    confidence: float
+    lang: str
+    cited_documents: list[str]
+    helpful: bool | None
+    asked_at: str

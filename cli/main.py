@@ -60,14 +60,26 @@ def main() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 def ingest(path: Path, as_json: bool) -> None:
-    """Sync PATH (a folder or a file) into the knowledge base: add, update, skip, delete."""
+    """Sync PATH (a folder or a file) into the knowledge base: add, update, skip, delete.
+
+    When the service (`kb serve`) holds the embedded store, the run is handed to it
+    (KB_SERVICE_URL) and followed until it ends.
+    """
     from tqdm import tqdm
 
     from ingest.pipeline import Ingestor
-    from retrieval.errors import KBError
+    from retrieval.errors import KBError, StoreLockedError
+    from retrieval.service import KnowledgeBase
 
     settings = _settings()
-    with _open_kb(settings) as kb:
+    try:
+        kb = KnowledgeBase.open(settings)
+    except StoreLockedError as exc:
+        _hand_over(settings, path, as_json, exc.detail)
+        return
+    except KBError as exc:
+        raise click.ClickException(exc.detail) from exc
+    try:
         bar = tqdm(
             total=0, unit="file", disable=as_json or not sys.stderr.isatty(), file=sys.stderr
         )
@@ -84,21 +96,112 @@ def ingest(path: Path, as_json: bool) -> None:
             raise click.ClickException(exc.detail) from exc
         finally:
             bar.close()
-    data = report.to_dict()
+    finally:
+        kb.close()
+    _print_report({**report.to_dict(), "status": "finished"}, as_json)
+
+
+def _print_report(data: dict[str, Any], as_json: bool) -> None:
+    """A run report: JSON, or one line per file and a summary line."""
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    for f in report.files:
+    for f in data.get("files") or []:
         extra = (
-            f" ({f.chunks} chunks, {f.seconds:.1f}s)" if f.outcome in ("added", "updated") else ""
+            f" ({f.get('chunks', 0)} chunks, {f.get('seconds') or 0:.1f}s)"
+            if f["outcome"] in ("added", "updated")
+            else ""
         )
-        reason = f": {f.error}" if f.error else ""
-        click.echo(f"{f.outcome:>9}  {f.path}{extra}{reason}")
+        reason = f": {f['error']}" if f.get("error") else ""
+        click.echo(f"{f['outcome']:>9}  {f['path']}{extra}{reason}")
+    status = data.get("status", "finished")
     click.echo(
-        f"run {report.run_id}: {data['added']} added, {data['updated']} updated, "
+        f"run {data['run_id']}: {data['added']} added, {data['updated']} updated, "
         f"{data['unchanged']} unchanged, {data['deleted']} deleted, {data['failed']} failed "
-        f"in {report.seconds:.1f}s ({report.embedded} chunks embedded)"
+        f"in {data.get('seconds') or 0:.1f}s ({data.get('embedded_chunks', 0)} chunks embedded)"
+        + ("" if status == "finished" else f" [{status}: {data.get('error') or 'see kb runs'}]")
     )
+
+
+def _hand_over(settings: Any, path: Path, as_json: bool, locked: str) -> None:
+    """The store is held by another process: give the run to the service and follow it."""
+    import getpass
+    import time
+
+    import httpx
+
+    base = settings.service_url.rstrip("/")
+    headers = {"X-User-Id": getpass.getuser(), "X-User-Roles": "content_owner"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            resp = http.post("/api/ingest", json={"path": str(path.expanduser().resolve())})
+            if resp.status_code != 202:
+                raise click.ClickException(f"the service at {base} refused the run: {_why(resp)}")
+            run_id = resp.json()["run_id"]
+            click.echo(f"the store is in use: run {run_id} handed to {base}", err=True)
+            while True:
+                got = http.get(f"/api/ingest/runs/{run_id}")
+                if got.status_code != 200:
+                    raise click.ClickException(f"cannot follow run {run_id}: {_why(got)}")
+                run = got.json()
+                if run["status"] not in ("queued", "running"):
+                    break
+                time.sleep(0.5)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"{locked}. No service answers at {base} to take the run either "
+            f"({exc.__class__.__name__}): start `kb serve`, set KB_SERVICE_URL to it, or stop "
+            "the process holding the store"
+        ) from exc
+    _print_report({**run, "run_id": run_id}, as_json)
+    if run["status"] != "finished":
+        raise click.ClickException(f"run {run_id} ended {run['status']}: {run.get('error')}")
+
+
+def _why(resp: Any) -> str:
+    try:
+        return str(resp.json().get("detail", resp.text))
+    except ValueError:
+        return f"HTTP {resp.status_code}"
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@click.option("-n", "limit", default=20, show_default=True, help="How many recent runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs(run_id: str | None, limit: int, as_json: bool) -> None:
+    """List recent ingestion runs, or show one run's report (RUN_ID)."""
+    from sqlalchemy import select
+
+    from db.engine import Database
+    from db.models import IngestRun
+    from ingest.runner import run_json
+
+    db = Database(_settings().db_url())
+    db.migrate()
+    try:
+        with db.session() as s:
+            if run_id:
+                run = s.get(IngestRun, run_id)
+                if run is None:
+                    raise click.ClickException(f"no ingestion run {run_id}")
+                rows = [run_json(run, files=True)]
+            else:
+                q = select(IngestRun).order_by(IngestRun.started_at.desc()).limit(limit)
+                rows = [run_json(r, files=False) for r in s.execute(q).scalars().all()]
+    finally:
+        db.dispose()
+    if run_id:
+        _print_report({**rows[0], "run_id": rows[0]["id"]}, as_json)
+        return
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        click.echo(
+            f"{r['id']}  {r['status']:<11} {str(r['started_at'])[:19]}  +{r['added']} "
+            f"~{r['updated']} ={r['unchanged']} -{r['deleted']} !{r['failed']}  {r['source']}"
+        )
 
 
 @main.command()
@@ -124,8 +227,13 @@ def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) 
     )
     db = Database(settings.db_url())
     db.migrate()
+    from retrieval.errors import KBError
+
     with _open_kb(settings) as kb:
-        resp = answer_question(kb, db, identity, question.strip(), lang)  # type: ignore[arg-type]
+        try:
+            resp = answer_question(kb, db, identity, question.strip(), lang)  # type: ignore[arg-type]
+        except KBError as exc:  # POLICY_BLOCKED: the guidelines refuse the question
+            raise click.ClickException(exc.detail) from exc
     if as_json:
         click.echo(json.dumps(resp.model_dump(), ensure_ascii=False, indent=2))
         return
@@ -151,6 +259,38 @@ def serve(host: str, port: int, workers: int) -> None:
             "(KB_QDRANT__URL) for several workers"
         )
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, factory=False)
+
+
+@main.command("purge-logs")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep this many days (default: KB_SUPPORT__RETENTION_DAYS, 365).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
+    """Delete logged questions older than the retention period, with their feedback."""
+    from api.services.retention import purge_logs as purge
+    from db.engine import Database
+
+    settings = _settings()
+    keep = days or settings.support.retention_days
+    db = Database(settings.db_url())
+    try:
+        db.migrate()
+        counts = purge(db, days=keep, dry_run=dry_run)
+    finally:
+        db.dispose()
+    if as_json:
+        click.echo(json.dumps({"days": keep, "dry_run": dry_run, **counts}, indent=2))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} (older than {keep} days): "
+        + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
+    )
 
 
 def _register() -> None:

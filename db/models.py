@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -100,6 +110,93 @@ class QueryLog(Base):
     citations: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """[{n, document_id, version, chunk_id}]"""
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    redactions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Placeholder kinds masked out of ``question`` (``EMAIL``, ``PHONE``, ...)."""
+
+
+class Feedback(Base):
+    """An asker's verdict on one answer (one per query; a new verdict replaces the old)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("query_id", name="uq_feedback_query_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("query_log.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str] = mapped_column(String(128), default="anonymous")
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Masked like the question."""
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class QueueGroup(Base):
+    """One need in the unanswered queue: questions asked in different words or languages."""
+
+    __tablename__ = "queue_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    """``open``, ``answered``, ``dismissed``."""
+    assignee: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    representative: Mapped[str] = mapped_column(Text)
+    """The question that stands for the group (masked); the title of its staff answer."""
+    lang: Mapped[str] = mapped_column(String(8), default="en")
+    centroid: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Mean of the members' unit query vectors (first embedder), for grouping."""
+    members: Mapped[int] = mapped_column(Integer, default=0)
+    """Items ever added (the centroid's weight); the live count comes from ``queue_items``."""
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answer_document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The staff answer published for this group (a ``staff-answers`` document)."""
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QueueItem(Base):
+    """One logged question in the queue, with why it is there (one item per query)."""
+
+    __tablename__ = "queue_items"
+    __table_args__ = (UniqueConstraint("query_id", name="uq_queue_items_query_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("queue_groups.id", ondelete="CASCADE"), index=True
+    )
+    query_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("query_log.id", ondelete="CASCADE")
+    )
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Any of ``escalated`` (the bot escalated), ``thumbs_down``, ``user_escalation``."""
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    similarity: Mapped[float] = mapped_column(Float, default=1.0)
+    """Cosine to the group's centroid when the item joined."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PolicyHit(Base):
+    """A request refused by the guidelines. Holds neither the blocked term nor personal data."""
+
+    __tablename__ = "policy_hits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(128), default="anonymous", index=True)
+    department: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    rule: Mapped[str] = mapped_column(String(32), default="blocked_term")
+    terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Indexes into the configured blocked-term list."""
+    endpoint: Mapped[str] = mapped_column(String(32), default="ask")
+    text: Mapped[str] = mapped_column(Text, default="")
+    """The request text, masked, with the blocked terms replaced by ``[BLOCKED]``."""
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )

@@ -22,6 +22,7 @@ from retrieval.models import AccessFilter, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
 from retrieval.settings import Settings
 from retrieval.sparse import BM25Encoder
+from retrieval.versions import current_versions, overfetch
 
 
 def title_vector(name: str) -> str:
@@ -111,16 +112,19 @@ class KnowledgeBase:
         t1 = time.perf_counter()
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
         t2 = time.perf_counter()
+        k = top_k or cfg.top_k
         passages = self.store.search(
             dense=dense,
             sparse=sparse,
-            top_k=top_k or cfg.top_k,
+            top_k=overfetch(k),
             acl=acl,
             prefetch_k=cfg.prefetch_k,
             fusion=Fusion(
                 k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight
             ),
         )
+        # Mid-replacement a document has points of two versions: show one (issue 5).
+        passages = current_versions(passages)[:k]
         t3 = time.perf_counter()
         timings = {
             "embed_ms": (t1 - t0) * 1000,

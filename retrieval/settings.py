@@ -86,6 +86,35 @@ class RetrievalSettings(BaseModel):
     """Add the BM25 sparse prefetch to fusion (off for dense-only evaluation variants)."""
 
 
+class GuidelineSettings(BaseModel):
+    """Data-handling guidelines applied before a question is stored, exported or embedded
+    (``retrieval/guidelines.py``). Lists may also come from files, one entry a line (``#``
+    starts a comment)."""
+
+    customer_names: list[str] = Field(default_factory=list)
+    employee_names: list[str] = Field(default_factory=list)
+    names_files: list[Path] = Field(default_factory=list)
+    """Extra name lists (customers, employees); each name becomes ``[NAME]``."""
+    blocked_terms: list[str] = Field(default_factory=list)
+    """Terms (unreleased product code names) that refuse the request: ``POLICY_BLOCKED``."""
+    blocked_terms_files: list[Path] = Field(default_factory=list)
+    blocked_message: str = (
+        "This question mentions a topic the assistant may not handle (confidential or unreleased"
+        " information). Please contact your manager or the support team directly."
+    )
+
+
+class SupportSettings(BaseModel):
+    """The support loop: unanswered-queue grouping and query-log retention."""
+
+    group_similarity: float = Field(default=0.85, ge=0.0, le=1.0)
+    """Cosine (multilingual-e5 query vectors) at or above which a new unanswered question joins
+    the most similar open group. Measured: paraphrases 0.86-0.96 (en, ja, en-ja), different
+    needs 0.73-0.84 (``scripts/measure_grouping.py``, README "Support loop")."""
+    retention_days: int = Field(default=365, ge=1)
+    """``kb purge-logs`` deletes questions (and their feedback) older than this."""
+
+
 class Settings(BaseSettings):
     """Everything configurable. Tests build it directly: ``Settings(data_dir=tmp_path)``."""
 
@@ -99,12 +128,18 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = QdrantSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    guidelines: GuidelineSettings = GuidelineSettings()
+    support: SupportSettings = SupportSettings()
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None
     """Embedding cache file; defaults to ``<data_dir>/cache/embeddings.sqlite3``."""
     public_base_url: str = ""
     """Prefix for citation links; empty gives relative links (``/api/documents/...``)."""
+    service_url: str = "http://127.0.0.1:8000"
+    """The running service that ``kb ingest`` hands its run to when the embedded store is busy."""
+    ingest_roots: list[Path] = Field(default_factory=list)
+    """Server-side folders ``POST /api/ingest`` may read; empty allows any path."""
 
     def shard_path(self) -> Path:
         """The embedded Qdrant Edge (or local-mode) folder."""

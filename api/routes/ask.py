@@ -6,11 +6,14 @@ import uuid
 
 from fastapi import APIRouter
 
-from api.deps import DBDep, Identity, IdentityDep, KBDep, SettingsDep
+from api.deps import DBDep, GuidelinesDep, Identity, IdentityDep, KBDep, SettingsDep
 from api.schemas import AskRequest, AskResponse, Citation
+from api.services.policy import guidelines_for, screen_or_refuse
+from api.services.queue import enqueue
 from db.engine import Database
 from db.models import QueryLog
 from retrieval.errors import KBError
+from retrieval.guidelines import Guidelines
 from retrieval.models import Lang
 from retrieval.service import KnowledgeBase
 
@@ -19,7 +22,12 @@ router = APIRouter(prefix="/api", tags=["ask"])
 
 @router.post("/ask", response_model=AskResponse)
 def ask(
-    body: AskRequest, identity: IdentityDep, kb: KBDep, db: DBDep, settings: SettingsDep
+    body: AskRequest,
+    identity: IdentityDep,
+    kb: KBDep,
+    db: DBDep,
+    settings: SettingsDep,
+    guidelines: GuidelinesDep,
 ) -> AskResponse:
     """Answer a question from the documents the caller may read, or escalate it to support."""
     if len(body.question) > settings.max_question_chars:
@@ -28,20 +36,52 @@ def ask(
             f" > {settings.max_question_chars}",
             code="VALIDATION_ERROR",
         )
-    return answer_question(kb, db, identity, body.question, body.lang)
+    return answer_question(
+        kb,
+        db,
+        identity,
+        body.question,
+        body.lang,
+        guidelines=guidelines,
+        group_similarity=settings.support.group_similarity,
+    )
 
 
 def answer_question(
-    kb: KnowledgeBase, db: Database, identity: Identity, question: str, lang: Lang | None
+    kb: KnowledgeBase,
+    db: Database,
+    identity: Identity,
+    question: str,
+    lang: Lang | None,
+    *,
+    guidelines: Guidelines | None = None,
+    group_similarity: float | None = None,
 ) -> AskResponse:
-    """Ask, log the question and its outcome, and build the API response (also used by the CLI)."""
-    result = kb.ask(question, acl=identity.acl, lang=lang)
+    """Screen, ask, log the question and its outcome, queue an escalation, and build the API
+    response (also used by the CLI).
+
+    The guidelines run first: only the masked question is embedded, searched and stored.
+    ``guidelines`` and ``group_similarity`` default to the knowledge base's settings.
+
+    :raises PolicyBlockedError: the question mentions a blocked term (recorded as a hit).
+    """
+    guidelines = guidelines or guidelines_for(kb.settings.guidelines)
+    screened = screen_or_refuse(
+        db,
+        guidelines,
+        question,
+        user_id=identity.user_id,
+        department=identity.department,
+        endpoint="ask",
+    )
+    result = kb.ask(screened.text, acl=identity.acl, lang=lang)
     query_id = str(uuid.uuid4())
     with db.session() as s:
         s.add(
             QueryLog(
                 id=query_id,
-                question=question,
+                question=screened.text,
+                redactions=list(screened.redactions),
                 user_id=identity.user_id,
                 department=identity.department,
                 groups=list(identity.groups),
@@ -60,6 +100,14 @@ def answer_question(
                 ],
                 latency_ms=result.timings_ms.get("total_ms", 0.0),
             )
+        )
+    if result.status == "escalated" and kb.embedders:
+        enqueue(
+            db,
+            kb.embedders[0],
+            query_id,
+            "escalated",
+            threshold=group_similarity or kb.settings.support.group_similarity,
         )
     return AskResponse(
         query_id=query_id,

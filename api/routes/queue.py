@@ -1,0 +1,108 @@
+"""The unanswered queue for support staff, and the staff answers that teach the bot."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import DBDep, GuidelinesDep, KBDep, StaffDep
+from api.schemas import QueueGroupOut, QueuePatch, StaffAnswerOut, StaffAnswerRequest
+from api.services import queue as service
+from api.services import staff_answers
+
+router = APIRouter(prefix="/api/queue", tags=["queue"])
+
+
+@router.get("", response_model=list[QueueGroupOut])
+def list_queue(
+    _staff: StaffDep,
+    db: DBDep,
+    state: Literal["open", "answered", "dismissed", "all"] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[QueueGroupOut]:
+    """Groups of unanswered questions (one per need), largest first, with their variants."""
+    groups = service.list_groups(db, state=None if state == "all" else state, limit=limit)
+    return [QueueGroupOut.model_validate(g) for g in groups]
+
+
+@router.get("/{group_id}", response_model=QueueGroupOut)
+def get_group(group_id: int, _staff: StaffDep, db: DBDep) -> QueueGroupOut:
+    """One group with its variants."""
+    return QueueGroupOut.model_validate(service.get_group(db, group_id))
+
+
+@router.patch("/{group_id}", response_model=QueueGroupOut)
+def patch_group(
+    group_id: int, body: QueuePatch, _staff: StaffDep, db: DBDep, guidelines: GuidelinesDep
+) -> QueueGroupOut:
+    """Set a group's state (open, answered, dismissed), assignee or representative question."""
+    fields = body.model_fields_set
+    group = service.update_group(
+        db,
+        group_id,
+        state=body.state,
+        assignee=body.assignee,
+        clear_assignee="assignee" in fields and body.assignee is None,
+        representative=guidelines.mask(body.representative) if body.representative else None,
+    )
+    return QueueGroupOut.model_validate(group)
+
+
+@router.get("/{group_id}/answer", response_model=StaffAnswerOut)
+def get_answer(group_id: int, _staff: StaffDep, db: DBDep) -> StaffAnswerOut:
+    """The answer published for a group."""
+    return StaffAnswerOut.model_validate(staff_answers.get(db, group_id))
+
+
+@router.post("/{group_id}/answer", response_model=StaffAnswerOut, status_code=201)
+def publish_answer(
+    group_id: int,
+    body: StaffAnswerRequest,
+    staff: StaffDep,
+    kb: KBDep,
+    db: DBDep,
+    guidelines: GuidelinesDep,
+) -> StaffAnswerOut:
+    """Publish a staff answer as a Q&A entry, indexed at once; the group becomes answered."""
+    result = staff_answers.publish(
+        kb,
+        db,
+        group_id,
+        answer=body.answer,
+        user_id=staff.user_id,
+        groups=tuple(sorted(set(body.groups or ()))),
+        lang=body.lang,
+        question=guidelines.mask(body.question) if body.question else None,
+    )
+    return StaffAnswerOut.model_validate(result)
+
+
+@router.put("/{group_id}/answer", response_model=StaffAnswerOut)
+def edit_answer(
+    group_id: int,
+    body: StaffAnswerRequest,
+    staff: StaffDep,
+    kb: KBDep,
+    db: DBDep,
+    guidelines: GuidelinesDep,
+) -> StaffAnswerOut:
+    """Edit a published answer: indexed again as a new version of the same document."""
+    result = staff_answers.edit(
+        kb,
+        db,
+        group_id,
+        answer=body.answer,
+        user_id=staff.user_id,
+        groups=None if body.groups is None else tuple(sorted(set(body.groups))),
+        lang=body.lang,
+        question=guidelines.mask(body.question) if body.question else None,
+    )
+    return StaffAnswerOut.model_validate(result)
+
+
+@router.delete("/{group_id}/answer", status_code=204)
+def delete_answer(group_id: int, _staff: StaffDep, kb: KBDep, db: DBDep) -> Response:
+    """Withdraw a published answer from the knowledge base; the group is open again."""
+    staff_answers.withdraw(kb, db, group_id)
+    return Response(status_code=204)

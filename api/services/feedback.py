@@ -1,0 +1,99 @@
+"""Feedback on answers and "I need a person" escalations; both feed the unanswered queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from api.services.queue import Placement, enqueue
+from db.engine import Database
+from db.models import Feedback, QueryLog, utcnow
+from retrieval.errors import NotFoundError
+from retrieval.protocols import Embedder
+
+
+def _own_query(db: Database, query_id: str, user_id: str) -> QueryLog:
+    with db.session() as s:
+        query = s.get(QueryLog, query_id)
+    # Someone else's question is reported exactly like one that does not exist.
+    if query is None or query.user_id != user_id:
+        raise NotFoundError(f"no query {query_id}")
+    return query
+
+
+def give_feedback(
+    db: Database,
+    embedder: Embedder,
+    *,
+    query_id: str,
+    user_id: str,
+    helpful: bool,
+    comment: str | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """Record (or replace) the asker's verdict; a thumbs-down puts the question in the queue.
+
+    :param comment: already masked.
+    :raises NotFoundError: no such query of this user.
+    """
+    _own_query(db, query_id, user_id)
+    with db.session() as s:
+        row = s.execute(select(Feedback).where(Feedback.query_id == query_id)).scalar()
+        if row is None:
+            row = Feedback(query_id=query_id, user_id=user_id, helpful=helpful)
+            s.add(row)
+        row.helpful, row.comment, row.created_at = helpful, comment, utcnow()
+    placement: Placement | None = None
+    if not helpful:
+        placement = enqueue(db, embedder, query_id, "thumbs_down", threshold=threshold)
+    return {
+        "query_id": query_id,
+        "helpful": helpful,
+        "queued": placement is not None,
+        "group_id": placement.group_id if placement else None,
+    }
+
+
+def escalate(
+    db: Database,
+    embedder: Embedder,
+    *,
+    query_id: str,
+    user_id: str,
+    note: str | None,
+    threshold: float,
+) -> dict[str, Any]:
+    """ "This did not help, I need a person": put the question in the support queue.
+
+    :param note: already masked.
+    :raises NotFoundError: no such query of this user.
+    """
+    _own_query(db, query_id, user_id)
+    placement = enqueue(db, embedder, query_id, "user_escalation", threshold=threshold, note=note)
+    return {"query_id": query_id, "queued": True, "group_id": placement.group_id}
+
+
+def history(db: Database, user_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The caller's own questions, newest first, with their feedback."""
+    with db.session() as s:
+        rows = s.execute(
+            select(QueryLog, Feedback.helpful)
+            .outerjoin(Feedback, Feedback.query_id == QueryLog.id)
+            .where(QueryLog.user_id == user_id)
+            .order_by(QueryLog.created_at.desc())
+            .limit(limit)
+        ).all()
+    return [
+        {
+            "query_id": q.id,
+            "question": q.question,
+            "status": q.status,
+            "confidence": round(q.confidence, 4),
+            "lang": q.lang,
+            "cited_documents": sorted({c["document_id"] for c in q.citations}),
+            "helpful": helpful,
+            "asked_at": q.created_at.isoformat(),
+        }
+        for q, helpful in rows
+    ]
