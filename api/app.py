@@ -14,7 +14,20 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import make_runner
 from api.errors import error_response, register_error_handlers
-from api.routes import analytics, ask, documents, feedback, health, history, ingest, queue
+from api.routes import (
+    analytics,
+    ask,
+    documents,
+    evaluation,
+    feedback,
+    health,
+    history,
+    ingest,
+    pages,
+    queue,
+    suggestions,
+)
+from api.web_settings import WebSettings
 from db.engine import Database
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
@@ -51,7 +64,9 @@ def default_lifespan(settings: Settings) -> Lifespan:
     return lifespan
 
 
-def create_app(settings: Settings, *, lifespan: Lifespan | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, lifespan: Lifespan | None = None, web: WebSettings | None = None
+) -> FastAPI:
     """Build the app. Tests pass their own settings (and, where needed, a lifespan)."""
     app = FastAPI(
         title="Knowledge-base assistant",
@@ -61,6 +76,7 @@ def create_app(settings: Settings, *, lifespan: Lifespan | None = None) -> FastA
     )
     app.state.settings = settings
     app.state.kb = None
+    app.state.web = web or WebSettings()
     register_error_handlers(app)
     app.include_router(health.router)
     app.include_router(ask.router)
@@ -70,6 +86,9 @@ def create_app(settings: Settings, *, lifespan: Lifespan | None = None) -> FastA
     app.include_router(queue.router)
     app.include_router(analytics.router)
     app.include_router(ingest.router)
+    app.include_router(suggestions.router)
+    app.include_router(evaluation.router)
+    app.include_router(pages.router)
 
     @app.middleware("http")
     async def upload_limit(request: Request, call_next: Callable[..., Any]) -> Response:

@@ -1,0 +1,423 @@
+// <kb-widget>: the knowledge-base assistant for any intranet page (issue 6).
+//
+//   <script type="module" src="https://kb.example/static/widget/kb-widget.js"></script>
+//
+// One script tag is enough: without a <kb-widget> element on the page, one is added to <body>.
+// Attributes: lang (ja|en; else the page's or the browser's language), suggestions (a JSON list
+// or "|"-separated questions), open, inline (render in place instead of a floating button),
+// api-base (default: the server the script came from), user-id, user-groups, user-roles,
+// user-department (development identity, see ../lib/identity.js).
+// Everything lives in a Shadow DOM: the host page's CSS cannot reach in, ours cannot leak out.
+// Server text is always inserted as text (textContent / text nodes), never as HTML.
+
+import { apiFetch, identityFromAttributes, loadIdentity } from "../lib/identity.js";
+
+const T = {
+  en: {
+    launcher: "Ask a question", title: "Knowledge base", close: "Close",
+    label: "Your question", placeholder: "Ask about our products…", send: "Ask",
+    suggestions: "Not sure what to ask? Try one of these:", popular: "Popular",
+    sources: "Sources", source: "Source", open: "Open the source", helpful: "Helpful",
+    unhelpful: "Not helpful", stillNeed: "Still need help", note: "Note for the support team (optional)",
+    sendSupport: "Send to support", cancel: "Cancel", thinking: "Looking it up…",
+    thanks: "Thanks for your feedback.",
+    down: "Thanks. Your question has been sent to the support team so they can improve the answer.",
+    escalated: "I couldn't find this in the documents, so I passed your question to the support team.",
+    next: "What happens next: a support person answers it in the knowledge base, usually within one business day. Ask again later and I will quote their answer.",
+    sent: "Your question is with the support team.", error: "Something went wrong",
+    you: "You asked", history: "Conversation", clear: "Clear conversation",
+    confidence: "confidence", dev: "development identity",
+    templates: ["How do I replace the toner?", "How do I connect the printer to Wi-Fi?",
+                "What are the support desk hours?"],
+  },
+  ja: {
+    launcher: "質問する", title: "ナレッジベース", close: "閉じる",
+    label: "質問", placeholder: "製品について質問してください…", send: "質問する",
+    suggestions: "何を聞けばよいか迷ったら、こちらをどうぞ：", popular: "よくある質問",
+    sources: "出典", source: "出典", open: "出典を開く", helpful: "役に立った",
+    unhelpful: "役に立たなかった", stillNeed: "まだ解決しない", note: "サポート担当者へのメモ（任意）",
+    sendSupport: "サポートに送る", cancel: "キャンセル", thinking: "調べています…",
+    thanks: "フィードバックありがとうございます。",
+    down: "ありがとうございます。回答を改善できるよう、質問をサポート担当者に送りました。",
+    escalated: "資料に回答が見つからなかったため、質問をサポート担当者に引き継ぎました。",
+    next: "今後の流れ：サポート担当者がナレッジベースに回答を登録します（通常1営業日以内）。後でもう一度質問すると、その回答を引用してお答えします。",
+    sent: "質問はサポート担当者に届いています。", error: "エラーが発生しました",
+    you: "質問", history: "会話", clear: "会話を消去",
+    confidence: "確信度", dev: "開発用ID",
+    templates: ["トナーの交換方法は？", "プリンターをWi-Fiに接続するには？", "サポート窓口の受付時間は？"],
+  },
+};
+
+const STYLE = `
+:host { all: initial !important; display: block !important; box-sizing: border-box !important;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "Hiragino Sans", "Noto Sans JP", sans-serif !important;
+  color: #1b1f24 !important; visibility: visible !important; opacity: 1 !important; }
+:host(:not([inline])) { position: fixed !important; right: 16px !important; bottom: 16px !important;
+  z-index: 2147483000 !important; width: auto !important; height: auto !important; }
+:host([hidden]) { display: none !important; }
+*, *::before, *::after { box-sizing: border-box; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+button, textarea, input { font: inherit; color: inherit; }
+button { cursor: pointer; border-radius: 8px; border: 1px solid #8a94a3; background: #fff; padding: 6px 10px; min-height: 36px; }
+button:focus-visible, a:focus-visible, textarea:focus-visible { outline: 3px solid #2563eb; outline-offset: 2px; }
+.launcher { display: flex; align-items: center; gap: 8px; margin-left: auto; background: #1d4ed8; color: #fff;
+  border: none; border-radius: 999px; padding: 10px 18px; font-weight: 600; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
+:host([inline]) .launcher { display: none; }
+.panel { display: flex; flex-direction: column; width: min(420px, calc(100vw - 24px));
+  height: min(640px, calc(100vh - 90px)); background: #fff; border: 1px solid #c7ced8; border-radius: 14px;
+  box-shadow: 0 10px 30px rgba(0,0,0,.25); overflow: hidden; margin-bottom: 10px; }
+:host([inline]) .panel { width: 100%; height: 600px; box-shadow: none; margin: 0; }
+.panel[hidden] { display: none; }
+header { display: flex; align-items: center; justify-content: space-between; gap: 8px; padding: 10px 14px;
+  background: #1d4ed8; color: #fff; }
+header h2 { font-size: 16px; margin: 0; }
+header button { background: transparent; color: #fff; border-color: rgba(255,255,255,.6); }
+.who { font-size: 12px; opacity: .9; }
+.log { flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 14px; }
+.suggest p { margin: 0 0 6px; color: #4b5563; font-size: 14px; }
+.suggest ul { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 6px; }
+.suggest button { border-radius: 999px; font-size: 13px; background: #eef2ff; border-color: #a5b4fc; text-align: left; }
+.suggest .tag { font-size: 11px; color: #4338ca; margin-right: 4px; font-weight: 600; }
+.turn { border-top: 1px solid #e5e7eb; padding-top: 10px; }
+.q { font-weight: 600; margin: 0 0 6px; }
+.a { margin: 0 0 8px; white-space: pre-wrap; }
+.escalated .a { color: #7c2d12; }
+.cite { font-size: 12px; vertical-align: super; color: #1d4ed8; text-decoration: none; font-weight: 700;
+  padding: 0 2px; border: none; background: none; min-height: 0; }
+.sources { list-style: none; margin: 0 0 8px; padding: 0; display: grid; gap: 8px; }
+.card { border: 1px solid #d1d5db; border-radius: 10px; padding: 8px 10px; background: #f9fafb; }
+.card.flash { outline: 3px solid #f59e0b; }
+.card .n { font-weight: 700; color: #1d4ed8; margin-right: 4px; }
+.card .title { font-weight: 600; }
+.card .loc { display: block; font-size: 12px; color: #4b5563; }
+.card blockquote { margin: 6px 0; padding-left: 8px; border-left: 3px solid #cbd5e1; font-size: 13px; color: #374151; }
+mark { background: #fde68a; color: inherit; }
+.card a.open { font-size: 13px; color: #1d4ed8; }
+.actions { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
+.actions button[aria-pressed="true"] { background: #dbeafe; border-color: #1d4ed8; }
+.meta { font-size: 12px; color: #6b7280; margin-left: auto; }
+.note { margin: 6px 0 0; font-size: 13px; background: #ecfdf5; border: 1px solid #a7f3d0; border-radius: 8px; padding: 6px 8px; }
+.note:empty { display: none; }
+.escalate { margin-top: 6px; display: grid; gap: 6px; }
+.escalate[hidden] { display: none; }
+textarea { width: 100%; border: 1px solid #8a94a3; border-radius: 8px; padding: 8px; resize: vertical; }
+form.ask { display: flex; gap: 8px; padding: 10px 14px; border-top: 1px solid #e5e7eb; align-items: flex-end; }
+form.ask textarea { min-height: 42px; }
+form.ask button { background: #1d4ed8; color: #fff; border: none; font-weight: 600; }
+.status { font-size: 13px; padding: 0 14px 8px; margin: 0; color: #4b5563; min-height: 1em; }
+.status[data-kind="error"] { color: #b91c1c; }
+@media (max-width: 480px) {
+  :host(:not([inline])) { right: 0 !important; bottom: 0 !important; left: 0 !important; }
+  .panel { width: 100vw; height: calc(100vh - 60px); border-radius: 0; margin: 0; }
+  .launcher { margin: 0 12px 12px auto; }
+}
+`;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : String(c));
+  }
+  return node;
+}
+
+const HISTORY_KEY = "kb.widget.history";
+let seq = 0;
+
+/** Sentences of the answer that cite [n], without their markers. */
+function citedSentences(answer, n) {
+  const out = [];
+  const re = /([^[\]]+?)((?:\s*\[\d+\])+)/g;
+  let m;
+  while ((m = re.exec(answer))) {
+    const nums = [...m[2].matchAll(/\d+/g)].map((x) => Number(x[0]));
+    if (nums.includes(n)) out.push(m[1].trim().replace(/^[.。!?！？\s]+/, ""));
+  }
+  return out.filter((s) => s.length > 3);
+}
+
+/** The snippet as text nodes, with the quoted sentence(s) inside <mark>. */
+function highlighted(snippet, sentences) {
+  const frag = document.createDocumentFragment();
+  let ranges = [];
+  for (const s of sentences) {
+    for (const probe of [s, s.replace(/[.。]$/, "")]) {
+      const i = snippet.indexOf(probe);
+      if (i >= 0 && probe.length > 3) { ranges.push([i, i + probe.length]); break; }
+    }
+  }
+  if (!ranges.length) {
+    // Not found word for word: mark the snippet's first sentence, the one the match starts on.
+    const m = snippet.match(/^.+?(?:[.!?。！？](?=\s|$)|$)/s);
+    if (m) ranges.push([0, m[0].length]);
+  }
+  ranges = ranges.sort((a, b) => a[0] - b[0]);
+  let pos = 0;
+  for (const [a, b] of ranges) {
+    if (a < pos) continue;
+    frag.append(snippet.slice(pos, a), el("mark", {}, snippet.slice(a, b)));
+    pos = b;
+  }
+  frag.append(snippet.slice(pos));
+  return frag;
+}
+
+class KbWidget extends HTMLElement {
+  static get observedAttributes() { return ["lang"]; }
+
+  constructor() {
+    super();
+    this.root = this.attachShadow({ mode: "open" });
+    this.turns = [];
+  }
+
+  get lang2() {
+    const raw = this.getAttribute("lang") || document.documentElement.lang || navigator.language || "en";
+    return raw.toLowerCase().startsWith("ja") ? "ja" : "en";
+  }
+
+  get t() { return T[this.lang2]; }
+
+  get apiBase() {
+    return (this.getAttribute("api-base") || new URL("/", import.meta.url).href).replace(/\/$/, "");
+  }
+
+  get identity() { return identityFromAttributes(this) || loadIdentity(); }
+
+  api(path, init = {}) {
+    return apiFetch(this.apiBase + path, { identity: this.identity, ...init });
+  }
+
+  connectedCallback() {
+    if (this.rendered) return;
+    this.rendered = true;
+    this.render();
+    try {
+      this.turns = JSON.parse(sessionStorage.getItem(HISTORY_KEY) || "[]");
+    } catch { this.turns = []; }
+    for (const turn of this.turns) this.log.append(this.renderTurn(turn));
+    this.loadSuggestions();
+    if (this.hasAttribute("open") || this.hasAttribute("inline")) this.toggle(true, false);
+  }
+
+  attributeChangedCallback() {
+    if (this.rendered) {
+      this.root.replaceChildren();
+      this.render();
+      for (const turn of this.turns) this.log.append(this.renderTurn(turn));
+      this.loadSuggestions();
+    }
+  }
+
+  render() {
+    const t = this.t;
+    const id = `kbw${++seq}`;
+    this.root.append(el("style", {}, STYLE));
+    this.panel = el("section", { class: "panel", id: `${id}-panel`, role: "dialog",
+      "aria-labelledby": `${id}-title`, hidden: true, lang: this.lang2 });
+    const who = this.identity;
+    const header = el("header", {},
+      el("div", {}, el("h2", { id: `${id}-title` }, t.title),
+        who && who.userId ? el("div", { class: "who" }, `${who.userId} (${t.dev})`) : null),
+      el("div", {},
+        el("button", { type: "button", class: "clear", onclick: () => this.clearHistory() }, t.clear),
+        " ",
+        el("button", { type: "button", class: "close", "aria-label": t.close,
+          onclick: () => this.toggle(false) }, "✕")));
+    this.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": t.history });
+    this.suggest = el("div", { class: "suggest" }, el("p", {}, t.suggestions), el("ul", {}));
+    this.input = el("textarea", { id: `${id}-q`, rows: 2, maxlength: 2000, required: true,
+      placeholder: t.placeholder });
+    this.sendButton = el("button", { type: "submit" }, t.send);
+    const form = el("form", { class: "ask" },
+      el("label", { class: "sr", for: `${id}-q` }, t.label), this.input, this.sendButton);
+    form.addEventListener("submit", (e) => { e.preventDefault(); this.ask(this.input.value); });
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+    });
+    this.status = el("p", { class: "status", role: "status" });
+    this.panel.append(header, this.log, form, this.status);
+    this.panel.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && !this.hasAttribute("inline")) { e.stopPropagation(); this.toggle(false); }
+    });
+    // The suggestions sit at the top of the log, scrolling with it.
+    this.log.prepend(this.suggest);
+    this.launcher = el("button", { type: "button", class: "launcher", "aria-expanded": "false",
+      "aria-controls": this.panel.id, onclick: () => this.toggle() }, t.launcher);
+    this.root.append(this.panel, this.launcher);
+  }
+
+  toggle(open = this.panel.hidden, focus = true) {
+    this.panel.hidden = !open;
+    this.launcher.setAttribute("aria-expanded", String(open));
+    if (!focus) return;
+    if (open) this.input.focus();
+    else this.launcher.focus();
+  }
+
+  async loadSuggestions() {
+    const t = this.t;
+    const list = this.suggest.querySelector("ul");
+    list.replaceChildren();
+    let templates = t.templates;
+    const attr = this.getAttribute("suggestions");
+    if (attr) {
+      try { templates = JSON.parse(attr); } catch { templates = attr.split("|"); }
+    }
+    const add = (q, popular) => list.append(el("li", {}, el("button", { type: "button",
+      onclick: () => this.ask(q) }, popular ? el("span", { class: "tag" }, t.popular) : null, q)));
+    const seen = new Set();
+    for (const q of templates.map((s) => String(s).trim()).filter(Boolean)) { seen.add(q); add(q, false); }
+    try {
+      const popular = await this.api(`/api/suggestions?lang=${this.lang2}&limit=3`);
+      for (const p of popular) if (!seen.has(p.question)) add(p.question, true);
+    } catch { /* suggestions are optional */ }
+  }
+
+  save() {
+    try { sessionStorage.setItem(HISTORY_KEY, JSON.stringify(this.turns.slice(-30))); } catch { /* full */ }
+  }
+
+  clearHistory() {
+    this.turns = [];
+    this.save();
+    for (const node of [...this.log.querySelectorAll(".turn")]) node.remove();
+    this.input.focus();
+  }
+
+  async ask(raw) {
+    const question = String(raw || "").trim();
+    if (!question) return;
+    if (this.panel.hidden) this.toggle(true);
+    this.sendButton.disabled = true;
+    this.status.dataset.kind = "info";
+    this.status.textContent = this.t.thinking;
+    try {
+      const data = await this.api("/api/ask", { method: "POST", json: { question, lang: this.lang2 } });
+      const turn = { question, data, feedback: null, escalated: false };
+      this.turns.push(turn);
+      this.save();
+      const node = this.renderTurn(turn);
+      this.log.append(node);
+      node.scrollIntoView({ block: "start" });
+      this.input.value = "";
+      this.status.textContent = "";
+    } catch (err) {
+      this.status.dataset.kind = "error";
+      this.status.textContent = `${this.t.error}: ${err.message}`;
+    } finally {
+      this.sendButton.disabled = false;
+      this.input.focus();
+    }
+  }
+
+  renderTurn(turn) {
+    const t = this.t;
+    const { data } = turn;
+    const tid = `turn-${data.query_id.slice(0, 8)}`;
+    const node = el("article", { class: `turn ${data.status}`, id: tid, "data-query-id": data.query_id,
+      "aria-label": `${t.you}: ${turn.question}` });
+    node.append(el("p", { class: "q" }, turn.question));
+    const answer = el("p", { class: "a" });
+    const known = new Set(data.citations.map((c) => c.n));
+    for (const part of data.answer.split(/(\[\d+\])/)) {
+      const m = part.match(/^\[(\d+)\]$/);
+      if (m && known.has(Number(m[1]))) {
+        const n = Number(m[1]);
+        answer.append(el("a", { class: "cite", href: `#${tid}-src-${n}`, "aria-label": `${t.source} ${n}`,
+          onclick: (e) => { e.preventDefault(); this.showCard(node, n); } }, `[${n}]`));
+      } else {
+        answer.append(document.createTextNode(part));
+      }
+    }
+    node.append(answer);
+    if (data.citations.length) {
+      const list = el("ol", { class: "sources", "aria-label": t.sources });
+      for (const c of data.citations) {
+        const url = /^https?:/.test(c.url) ? c.url : this.apiBase + c.url;
+        list.append(el("li", { class: "card", id: `${tid}-src-${c.n}`, tabindex: "-1", "data-n": c.n },
+          el("span", { class: "n" }, `[${c.n}]`),
+          el("a", { class: "title", href: url, target: "_blank", rel: "noopener" }, c.title),
+          c.location ? el("span", { class: "loc" }, c.location) : null,
+          el("blockquote", {}, highlighted(c.snippet, citedSentences(data.answer, c.n))),
+          el("a", { class: "open", href: url, target: "_blank", rel: "noopener",
+            "aria-label": `${t.open}: ${c.title}${c.location ? `, ${c.location}` : ""}` }, `${t.open} ↗`)));
+      }
+      node.append(list);
+    }
+    const note = el("p", { class: "note", role: "status" });
+    if (data.status === "escalated") note.textContent = `${t.escalated} ${t.next}`;
+    else if (turn.escalated) note.textContent = `${t.sent} ${t.next}`;
+    else if (turn.feedback === false) note.textContent = `${t.down} ${t.next}`;
+    else if (turn.feedback === true) note.textContent = t.thanks;
+    const up = el("button", { type: "button", class: "up",
+      "aria-pressed": String(turn.feedback === true) }, `▲ ${t.helpful}`);
+    const down = el("button", { type: "button", class: "down",
+      "aria-pressed": String(turn.feedback === false) }, `▼ ${t.unhelpful}`);
+    const more = el("button", { type: "button", class: "more", "aria-expanded": "false" }, t.stillNeed);
+    const noteId = `${tid}-note`;
+    const escText = el("textarea", { id: noteId, rows: 2, maxlength: 2000 });
+    const escForm = el("form", { class: "escalate", hidden: true },
+      el("label", { for: noteId }, t.note), escText,
+      el("div", { class: "actions" }, el("button", { type: "submit" }, t.sendSupport),
+        el("button", { type: "button", onclick: () => { escForm.hidden = true; more.focus(); } }, t.cancel)));
+    const rate = async (helpful) => {
+      try {
+        await this.api("/api/feedback", { method: "POST", json: { query_id: data.query_id, helpful } });
+        turn.feedback = helpful;
+        this.save();
+        up.setAttribute("aria-pressed", String(helpful));
+        down.setAttribute("aria-pressed", String(!helpful));
+        note.textContent = helpful ? t.thanks : `${t.down} ${t.next}`;
+      } catch (err) { note.textContent = `${t.error}: ${err.message}`; }
+    };
+    up.addEventListener("click", () => rate(true));
+    down.addEventListener("click", () => rate(false));
+    more.addEventListener("click", () => {
+      escForm.hidden = !escForm.hidden;
+      more.setAttribute("aria-expanded", String(!escForm.hidden));
+      if (!escForm.hidden) escText.focus();
+    });
+    escForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await this.api("/api/escalate", { method: "POST",
+          json: { query_id: data.query_id, note: escText.value.trim() || null } });
+        turn.escalated = true;
+        this.save();
+        escForm.hidden = true;
+        more.disabled = true;
+        more.setAttribute("aria-expanded", "false");
+        note.textContent = `${t.sent} ${t.next}`;
+      } catch (err) { note.textContent = `${t.error}: ${err.message}`; }
+    });
+    if (turn.escalated) more.disabled = true;
+    node.append(el("div", { class: "actions" }, up, down, more,
+      el("span", { class: "meta" }, `${t.confidence} ${Number(data.confidence).toFixed(2)}`)), escForm, note);
+    return node;
+  }
+
+  showCard(turnNode, n) {
+    const card = turnNode.querySelector(`.card[data-n="${n}"]`);
+    if (!card) return;
+    card.scrollIntoView({ block: "nearest" });
+    card.focus();
+    card.classList.add("flash");
+    setTimeout(() => card.classList.remove("flash"), 1500);
+  }
+}
+
+if (!customElements.get("kb-widget")) customElements.define("kb-widget", KbWidget);
+
+// One script tag is enough: add the widget when the page has none.
+function autoMount() {
+  if (!document.querySelector("kb-widget")) document.body.append(document.createElement("kb-widget"));
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", autoMount);
+else autoMount();
