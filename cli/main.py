@@ -258,7 +258,23 @@ def serve(host: str, port: int, workers: int) -> None:
             "the embedded store belongs to one process: use --workers 1, or a Qdrant server "
             "(KB_QDRANT__URL) for several workers"
         )
+    if not settings.qdrant.url:
+        _check_store_free(settings)
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, factory=False)
+
+
+def _check_store_free(settings: Any) -> None:
+    """Fail in one line, before uvicorn starts, when the embedded store is held or damaged."""
+    from retrieval.errors import StoreError
+    from retrieval.stores import open_store
+
+    store = open_store(settings)
+    try:
+        store.count()
+    except StoreError as exc:
+        raise click.ClickException(exc.detail) from exc
+    finally:
+        store.close()
 
 
 @main.command("purge-logs")

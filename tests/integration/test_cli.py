@@ -70,3 +70,20 @@ def test_user_errors_are_one_line(runner_env, tmp_path):
     assert "Traceback" not in missing.output
     empty = runner.invoke(main, ["ask", "  "], env=runner_env)
     assert empty.exit_code == 1 and "Traceback" not in empty.output
+
+
+def test_serve_refuses_in_one_line_when_the_store_is_in_use(runner_env, folder):
+    from retrieval.settings import Settings
+    from retrieval.stores import open_store
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0
+    held = open_store(Settings(data_dir=Path(runner_env["KB_DATA_DIR"])))
+    held.count()  # opens the shard and takes its folder lock
+    try:
+        result = runner.invoke(main, ["serve", "--port", "8799"], env=runner_env)
+    finally:
+        held.close()
+    assert result.exit_code == 1
+    assert "in use" in result.output and "qdrant" in result.output
+    assert "Traceback" not in result.output
