@@ -100,11 +100,12 @@ class AnswerResult:
 def confidence_features(
     question_terms: list[str],
     passages: list[ScoredChunk],
-    encoder: SparseEncoder,
+    passage_terms: list[set[str]],
     dense_name: str,
     max_fused: float = 1.0,
 ) -> dict[str, float]:
-    """Signals of how well the passages answer the question.
+    """Signals of how well the passages answer the question. ``passage_terms`` holds the terms
+    of each passage's ``embed_text``, computed once by the caller.
 
     - ``cosine``: the best passage's cosine to the question (first dense model);
     - ``coverage``: share of the distinct question terms found in the best passage;
@@ -121,7 +122,7 @@ def confidence_features(
         return dict.fromkeys(FEATURES, 0.0)
     top = passages[0]
     terms = set(question_terms)
-    found = [set(encoder.terms(p.chunk.embed_text)) for p in passages]
+    found = passage_terms
     key = f"dense:{dense_name}"
     cosine = top.signals.get(key, 0.0)
     idf = local_idf(question_terms, found)
@@ -159,10 +160,16 @@ def weighted_coverage(weights: dict[str, float], found: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
 
 
-def answer_coverage(question_terms: list[str], answer: str, encoder: SparseEncoder) -> float:
-    """Share of the distinct question terms that the composed answer contains."""
+def answer_features(
+    question_terms: list[str], answer_terms: set[str], idf: dict[str, float]
+) -> dict[str, float]:
+    """How much of the question the composed answer covers: ``answer_coverage`` (share of the
+    distinct question terms) and ``answer_coverage_idf`` (weighted by :func:`local_idf`)."""
     terms = set(question_terms)
-    return len(terms & set(encoder.terms(answer))) / len(terms) if terms else 0.0
+    return {
+        "answer_coverage": len(terms & answer_terms) / len(terms) if terms else 0.0,
+        "answer_coverage_idf": weighted_coverage(idf, answer_terms),
+    }
 
 
 def compose_extractive(

@@ -10,11 +10,10 @@ from retrieval.answer import (
     AnswerResult,
     Citation,
     ConfidenceModel,
-    answer_coverage,
+    answer_features,
     compose_extractive,
     confidence_features,
     local_idf,
-    weighted_coverage,
 )
 from retrieval.embedders import EmbeddingCache, build_embedders
 from retrieval.lang import detect_lang
@@ -142,8 +141,10 @@ class KnowledgeBase:
         t1 = time.perf_counter()
         terms = self.sparse.terms(question)
         dense_name = self.embedders[0].name if self.embedders and cfg.use_dense else ""
+        # Each passage is tokenised once; every coverage feature reads these sets.
+        found = [set(self.sparse.terms(p.chunk.embed_text)) for p in passages]
         features = confidence_features(
-            terms, passages, self.sparse, dense_name, max_fused=self._max_fused()
+            terms, passages, found, dense_name, max_fused=self._max_fused()
         )
         answer, cited = compose_extractive(
             terms,
@@ -154,9 +155,9 @@ class KnowledgeBase:
         )
         # A Q&A entry answers through its question too: count the question's terms as covered.
         covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])
-        features["answer_coverage"] = answer_coverage(terms, covered, self.sparse)
-        idf = local_idf(terms, [set(self.sparse.terms(p.chunk.embed_text)) for p in passages])
-        features["answer_coverage_idf"] = weighted_coverage(idf, set(self.sparse.terms(covered)))
+        features.update(
+            answer_features(terms, set(self.sparse.terms(covered)), local_idf(terms, found))
+        )
         confidence = self.confidence.score(features) if cited else 0.0
         t2 = time.perf_counter()
         timings["answer_ms"] = (t2 - t1) * 1000
