@@ -14,7 +14,8 @@ import pytest
 from ingest.uploads import FileStore, safe_name
 from retrieval.errors import IngestError
 from retrieval.models import AccessFilter
-from tests.integration._kb import FACTS, FIXTURES, OWNER, api_client, open_kb, settings_for
+from tests.fixtures.facts import FACTS
+from tests.integration._kb import FIXTURES, OWNER, api_client, open_kb, settings_for
 
 pytestmark = pytest.mark.integration
 

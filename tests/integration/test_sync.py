@@ -19,7 +19,8 @@ from db.models import DocumentVersion
 from ingest.pipeline import Ingestor
 from retrieval.models import AccessFilter
 from retrieval.versions import current_versions
-from tests.integration._kb import FACTS, FIXTURES, catalog, open_kb, point_hashes, settings_for
+from tests.fixtures.facts import FACTS
+from tests.integration._kb import FIXTURES, catalog, open_kb, point_hashes, settings_for
 from tests.integration.conftest import EMBED_CACHE
 
 pytestmark = pytest.mark.integration

@@ -19,26 +19,11 @@ from ingest._formats.text import decode_text
 from ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from retrieval.errors import ParseError
 from retrieval.models import ParsedDocument, Section
+from tests.fixtures.facts import FACTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 LIMIT = 10_000_000
-
-FACTS = {
-    "printer_guide.md": "The Aster MF-3400 toner cartridge yields 12,000 pages.",
-    "wifi_setup_ja.md": "プリンターの無線ボタンを3秒間押し続けてください。",
-    "support_portal.html": "Hold the WPS button for 3 seconds to pair the Aster MF-3400",
-    "field_manual.pdf": "The Aster MF-3400 fuser unit must be replaced every 100,000 pages.",
-    "admin_guide.docx": "Aster support contracts renew every 12 months on April 1.",
-    "maintenance_ja.docx": "MF-3400 の保守契約は毎年4月1日に更新されます。",
-    "training.pptx": "The Aster MF-5000 prints 45 pages per minute.",
-    "price_list.xlsx": "Model: MF-5000; Price (JPY): 298000; Speed (ppm): 45",
-    "faq.xlsx": "Hold the reset button on the back panel for 10 seconds.",
-    "faq_ja.csv": "トレイ2を開けて、詰まった用紙をゆっくり引き抜いてください。",
-    "hours_sjis.txt": "サポート窓口は平日9時から18時まで受け付けています。",
-    "drum_eucjp.txt": "交換用ドラムの型番は DR-3400 です。",
-    "release_notes.txt": "Firmware 2.4 adds IPv6 printing to the Aster MF-3400.",
-}
 
 
 @pytest.fixture(scope="module")
