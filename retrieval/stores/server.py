@@ -60,12 +60,20 @@ class QdrantServerStore:
         path: Path | None = None,
         local_mode: bool = False,
         timeout: int = 30,
+        quantization: str = "none",
+        shard_number: int | None = None,
+        replication_factor: int | None = None,
+        write_consistency_factor: int | None = None,
     ) -> None:
         if local_mode == (url is not None) or (local_mode and path is None):
             raise ValueError("give either url (a server) or local_mode=True with a path")
         self.collection = collection
         self._url, self._api_key, self._path, self._timeout = url, api_key, path, timeout
         self._local = local_mode
+        self.quantization = quantization
+        # Cluster layout, applied when the collection is created (README "Scaling out").
+        self._shards, self._replicas = shard_number, replication_factor
+        self._write_consistency = write_consistency_factor
         self._client: QdrantClient | None = None
         self._dense: dict[str, int] | None = None
         self._exists = False
@@ -101,6 +109,10 @@ class QdrantServerStore:
                     sparse_vectors_config={
                         SPARSE_NAME: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
+                    quantization_config=self._quantization(),
+                    shard_number=self._shards,
+                    replication_factor=self._replicas,
+                    write_consistency_factor=self._write_consistency,
                 )
             if not self._local:  # local mode ignores payload indexes and warns about them
                 schema = client.get_collection(self.collection).payload_schema
@@ -304,6 +316,16 @@ class QdrantServerStore:
                 f"the qdrant-client local store at {self._path} is in use by another client "
                 "(another process, or an unclosed store in this one): local mode allows one"
             ) from exc
+
+    def _quantization(self) -> models.ScalarQuantization | None:
+        """int8 copies in RAM for search, rescored with the originals (issue 9)."""
+        if self.quantization != "int8":
+            return None
+        return models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+            )
+        )
 
     def _has_collection(self, client: QdrantClient) -> bool:
         if not self._exists:
