@@ -71,6 +71,15 @@ class Outcome:
     latency_ms: float | None = None
     faithfulness: float | None = None
     error: str | None = None
+    mode: str | None = None
+    """``generated`` or ``extractive`` (None: unknown, e.g. a fake pipeline)."""
+    fallback_reason: str | None = None
+    """Why a configured LLM's answer was not used (``llm_timeout``, ``unsupported``, ...)."""
+    model_faithfulness: float | None = None
+    """Share of the LLM's sentences the check supported, before any was removed (None when no
+    model was asked or it gave nothing to check)."""
+    model_refused: bool = False
+    """The LLM said the passages do not hold the answer (the question was escalated)."""
 
     @property
     def cites_gold(self) -> bool:
@@ -298,6 +307,45 @@ def mean_faithfulness(outcomes: Sequence[Outcome], threshold: float | None) -> f
     return sum(scores) / len(scores) if scores else None
 
 
+def generation_summary(
+    outcomes: Sequence[Outcome], threshold: float | None
+) -> dict[str, Any] | None:
+    """How generated answers fared (None when no LLM was asked, i.e. no endpoint configured).
+
+    Over the questions the pipeline answered at ``threshold`` or that the model refused:
+    ``asked`` (questions the model was asked), ``generated`` (answers given as generated),
+    ``refused`` (escalated because the model said the passages do not hold the answer),
+    ``fallbacks`` (extractive answers given instead, by reason), ``model_faithfulness`` (mean
+    share of the model's sentences supported, before removal: how faithful the model is) and
+    ``faithfulness`` (mean faithfulness of the generated answers as given).
+    """
+    asked = [
+        o
+        for o in outcomes
+        if o.error is None
+        and (o.mode == "generated" or o.fallback_reason is not None)
+        and (answered_at(o, threshold) or (o.model_refused and _above(o, threshold)))
+    ]
+    if not asked and not any(o.mode == "generated" or o.fallback_reason for o in outcomes):
+        return None
+    fallbacks: dict[str, int] = {}
+    for o in asked:
+        if o.fallback_reason:
+            fallbacks[o.fallback_reason] = fallbacks.get(o.fallback_reason, 0) + 1
+    generated = [o for o in asked if o.mode == "generated" and not o.model_refused]
+    model_scores = [o.model_faithfulness for o in asked if o.model_faithfulness is not None]
+    final_scores = [o.faithfulness for o in generated if o.faithfulness is not None]
+    return {
+        "asked": len(asked),
+        "generated": len(generated),
+        "refused": sum(1 for o in asked if o.model_refused),
+        "fallbacks": dict(sorted(fallbacks.items())),
+        "fallback_rate": _ratio(sum(fallbacks.values()), len(asked)),
+        "model_faithfulness": sum(model_scores) / len(model_scores) if model_scores else None,
+        "faithfulness": sum(final_scores) / len(final_scores) if final_scores else None,
+    }
+
+
 def summarize(
     outcomes: Sequence[Outcome],
     *,
@@ -318,6 +366,9 @@ def summarize(
         "curve": curve,
         "chosen_threshold": choose_threshold(curve, target),
     }
+    generation = generation_summary(outcomes, threshold)
+    if generation is not None:
+        out["generation"] = generation
     subsets = sorted({o.question.subset for o in outcomes if o.question.subset is not None})
     if subsets:
         out["subsets"] = {name: _slice(outcomes, _in_subset(name), threshold) for name in subsets}
@@ -327,6 +378,11 @@ def summarize(
             outcomes, lambda o: o.question.clean_gold is not False, threshold
         )
     return out
+
+
+def _above(outcome: Outcome, threshold: float | None) -> bool:
+    # A question under the threshold escalates before any model is asked.
+    return threshold is None or (outcome.confidence or 0.0) >= threshold
 
 
 def _slice(

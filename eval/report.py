@@ -187,9 +187,23 @@ def render_summary(report: Mapping[str, Any], *, comparison: str | None = None) 
         lines.append(row)
     for name, entry in report["datasets"].items():
         lines.append(f"{name}: {_threshold_line(entry)}")
+        if entry.get("generation"):
+            lines.append(f"{name}: {_generation_line(entry['generation'])}")
     if comparison:
         lines += ["", comparison]
     return "\n".join(lines)
+
+
+def _generation_line(gen: Mapping[str, Any]) -> str:
+    """Generated answers (issue 7): how many, the model's own faithfulness, the fallbacks."""
+    fallbacks = ", ".join(f"{k} {v}" for k, v in (gen.get("fallbacks") or {}).items())
+    return (
+        f"LLM asked {gen.get('asked', 0)}: generated {gen.get('generated', 0)}, "
+        f"refused {gen.get('refused', 0)}, fell back {sum((gen.get('fallbacks') or {}).values())}"
+        + (f" ({fallbacks})" if fallbacks else "")
+        + f"; model faithfulness {_fmt(gen.get('model_faithfulness'))}, "
+        f"generated answers' faithfulness {_fmt(gen.get('faithfulness'))}"
+    )
 
 
 def _threshold_line(entry: Mapping[str, Any]) -> str:
@@ -237,6 +251,8 @@ def render_html(report: Mapping[str, Any], *, plots: bool = True) -> str:
     for name, entry in report["datasets"].items():
         parts.append(f"<h2>{e(name)}</h2>")
         parts.append(f"<p>{e(_threshold_line(entry))}</p>")
+        if entry.get("generation"):
+            parts.append(f"<p>{e(_generation_line(entry['generation']))}</p>")
         parts.append(
             f"<p>Index: {_fmt(entry.get('index_seconds'), 1)} s &middot; latency p50 "
             f"{_fmt(entry['latency_ms']['p50'], 0)} ms, p95 {_fmt(entry['latency_ms']['p95'], 0)}"

@@ -468,6 +468,10 @@ def _outcome(q: Any, result: Any, latency: float, keys: DocKeys) -> tuple[Outcom
         report = check_faithfulness(result.answer, cited_texts(citations, passages))
         faith = report.score
         unsupported = [v.text for v in report.unsupported]
+    # With an LLM endpoint configured the ask path generates (issue 7): keep what it did.
+    generation = getattr(result, "generation", None)
+    model_faith = getattr(generation, "score", None)
+    refused = bool(getattr(generation, "refused", False)) and result.status == "escalated"
     outcome = Outcome(
         question=q,
         ranked=ranked,
@@ -476,6 +480,10 @@ def _outcome(q: Any, result: Any, latency: float, keys: DocKeys) -> tuple[Outcom
         status=status,
         latency_ms=latency,
         faithfulness=faith,
+        mode=getattr(result, "mode", None),
+        fallback_reason=getattr(result, "fallback_reason", None),
+        model_faithfulness=model_faith,
+        model_refused=refused,
     )
     detail = {
         "status": status,
@@ -487,6 +495,13 @@ def _outcome(q: Any, result: Any, latency: float, keys: DocKeys) -> tuple[Outcom
         "unsupported": unsupported,
         "latency_ms": round(latency, 2),
     }
+    if generation is not None:
+        detail["mode"] = outcome.mode
+        detail["fallback_reason"] = outcome.fallback_reason
+        detail["model_faithfulness"] = model_faith
+        detail["model_refused"] = refused
+        detail["model_removed"] = [r.to_dict() for r in getattr(generation, "removed", [])]
+        detail["model_error"] = getattr(generation, "error", None)
     return outcome, detail
 
 

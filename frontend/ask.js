@@ -4,10 +4,14 @@
 const T = {
   en: { title: "Ask the knowledge base", ask: "Ask", label: "Your question",
         hint: "Ask about our products in English or Japanese. Every answer cites its sources; if the documents don't answer it, your question goes to the support team.",
-        sources: "Sources", confidence: "confidence", error: "Something went wrong" },
+        sources: "Sources", confidence: "confidence", error: "Something went wrong",
+        generated: "written by the assistant from the sources, each sentence checked",
+        extractive: "quoted from the sources", fallback: "the generated answer could not be used" },
   ja: { title: "ナレッジベースに質問する", ask: "質問する", label: "質問",
         hint: "製品について日本語または英語で質問してください。回答には必ず出典が付きます。資料で回答できない質問はサポート担当者に引き継がれます。",
-        sources: "出典", confidence: "確信度", error: "エラーが発生しました" },
+        sources: "出典", confidence: "確信度", error: "エラーが発生しました",
+        generated: "出典をもとにアシスタントが作成（各文を出典で確認済み）",
+        extractive: "出典からの引用", fallback: "生成した回答は使用できませんでした" },
 };
 const lang = (document.documentElement.lang || navigator.language || "en").startsWith("ja") ? "ja" : "en";
 const t = T[lang];
@@ -57,8 +61,47 @@ function renderTurn(question, data) {
     }
     turn.append(list);
   }
-  turn.append(el("p", { class: "meta" }, `${data.status} · ${t.confidence} ${data.confidence.toFixed(2)}`));
+  // Which mode wrote the answer (issue 7); the answer itself is always plain text.
+  const mode = data.mode === "generated" ? t.generated : t.extractive;
+  const fallback = data.fallback_reason ? ` (${t.fallback}: ${data.fallback_reason})` : "";
+  turn.append(el("p", { class: "meta", "data-mode": data.mode || "extractive" },
+    `${data.status} · ${mode}${fallback} · ${t.confidence} ${data.confidence.toFixed(2)}`));
   return turn;
+}
+
+// POST /api/ask/stream: show checked text as it arrives, then the final answer ("done").
+async function askStreaming(question, live) {
+  const resp = await fetch("/api/ask/stream", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify({ question }),
+  });
+  if (!resp.ok || !resp.body) {
+    const data = await resp.json().catch(() => ({}));
+    throw new Error(data.detail || resp.statusText);
+  }
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) event = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      const payload = data ? JSON.parse(data) : {};
+      if (event === "delta") live.textContent += payload.text;  // text only, never HTML
+      else if (event === "done") return payload;
+      else if (event === "error") throw new Error(payload.detail || payload.error_code);
+    }
+  }
+  throw new Error("the answer stream ended early");
 }
 
 form.addEventListener("submit", async (event) => {
@@ -67,14 +110,18 @@ form.addEventListener("submit", async (event) => {
   if (!question) return;
   button.disabled = true;
   try {
-    const resp = await fetch("/api/ask", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question }),
-    });
-    const data = await resp.json();
-    if (!resp.ok) throw new Error(data.detail || resp.statusText);
-    results.prepend(renderTurn(question, data));
+    const live = el("article", { class: "turn pending", "aria-live": "polite" },
+      el("p", { class: "q" }, question));
+    const liveAnswer = el("p", { class: "a" });
+    live.append(liveAnswer);
+    results.prepend(live);
+    try {
+      const data = await askStreaming(question, liveAnswer);
+      live.replaceWith(renderTurn(question, data));
+    } catch (err) {
+      live.remove();
+      throw err;
+    }
     input.value = "";
   } catch (err) {
     results.prepend(el("p", { class: "turn error", role: "alert" }, `${t.error}: ${err.message}`));

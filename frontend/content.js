@@ -14,6 +14,15 @@ function outcomeText(result) {
   return `Done: ${done || "nothing"}${failed ? `. Failed: ${failed}` : ""}`;
 }
 
+// Text that reads like instructions to a language model (issue 7): indexed, removed from
+// prompts, listed here so the owner can fix the document.
+function flagList(flags) {
+  if (!flags || !flags.length) return null;
+  return el("details", { class: "flags" },
+    el("summary", {}, el("span", { class: "badge flagged" }, `${flags.length} instruction-like passage${flags.length > 1 ? "s" : ""}`)),
+    el("ul", {}, flags.map((f) => el("li", {}, `${f.kind}${f.location ? ` · ${f.location}` : ""}: `, el("q", {}, f.excerpt)))));
+}
+
 async function loadDocuments() {
   let docs;
   try {
@@ -38,7 +47,8 @@ async function loadDocuments() {
       : el("span", { class: "meta" }, `managed by ${d.source}`);
     docsBody.append(el("tr", { "data-document-id": d.id },
       el("td", {}, el("a", { href: `/api/documents/${encodeURIComponent(d.id)}/source`, target: "_blank", rel: "noopener" }, d.title)),
-      el("td", {}, el("span", { class: `badge ${d.status}` }, d.status), d.last_error ? el("div", { class: "meta" }, d.last_error) : null),
+      el("td", {}, el("span", { class: `badge ${d.status}` }, d.status), d.last_error ? el("div", { class: "meta" }, d.last_error) : null,
+        flagList(d.flags)),
       el("td", { class: "num" }, d.version),
       el("td", { class: "num" }, d.chunk_count),
       el("td", {}, d.groups.length ? d.groups.join(", ") : "public"),

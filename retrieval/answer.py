@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from retrieval.models import Lang, ScoredChunk
 from retrieval.protocols import SparseEncoder
 from retrieval.text import sentence_spans, split_sentences
 
+if TYPE_CHECKING:
+    from retrieval.generate import Generation
+
 Status = Literal["answered", "escalated"]
+Mode = Literal["extractive", "generated"]
 
 FEATURES = (
     "cosine",
@@ -93,8 +97,19 @@ class AnswerResult:
     lang: Lang
     passages: list[ScoredChunk] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
-    mode: str = "extractive"
+    mode: Mode = "extractive"
+    """``generated`` when the answer (or the escalation) came from the LLM (issue 7)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    fallback_reason: str | None = None
+    """Why an LLM was configured but the extractive answer was given: ``llm_error``,
+    ``llm_timeout``, ``unsupported`` (too little of the reply passed the check),
+    ``empty_answer``."""
+    faithfulness: float | None = None
+    """Share of the answer's author's sentences that the faithfulness check supported: the
+    model's reply for generated answers (before unsupported sentences were removed), the
+    composed answer for extractive ones. None when escalated."""
+    generation: Generation | None = None
+    """The model's reply, its check and what was removed, when a model was asked."""
 
 
 def confidence_features(

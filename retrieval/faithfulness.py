@@ -42,7 +42,10 @@ _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,、]\s*\d+)*)\s*\]")
 _SPACED_MARKER = re.compile(r"\s*" + _MARKER.pattern)
 # A run of markers followed by more words (not by closing punctuation) ends a claim:
 # "... 80 dB.- 16 - [2] Try Now ..." holds two claims even without a full stop between them.
-_CLAIM_END = re.compile(r"((?:\s*" + _MARKER.pattern + r")+)(?=\s*[^\s.。!！?？,、;；:：)）」』])")
+# A marker is not "more words": "[3][1]." is one run of markers ending the sentence.
+_CLAIM_END = re.compile(
+    r"((?:\s*" + _MARKER.pattern + r")+)(?=\s*[^\s.。!！?？,、;；:：)）」』\[])"
+)
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*[,、]\s*\d+)*\s*\])+\s*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])")
@@ -106,23 +109,66 @@ def strip_citations(text: str) -> str:
     return " ".join(_SPACED_MARKER.sub("", unicodedata.normalize("NFKC", text)).split())
 
 
-def split_answer(answer: str) -> list[tuple[str, tuple[int, ...]]]:
-    """Sentences of ``answer`` with the numbers they cite. A marker run followed by more words
-    ends a sentence; markers opening a segment go back to the sentence before it. Segments
-    without a letter or digit are dropped."""
-    text = _CLAIM_END.sub(lambda m: m.group(1) + "\n", unicodedata.normalize("NFKC", answer))
-    out: list[tuple[str, tuple[int, ...]]] = []
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One sentence of an answer as :func:`answer_segments` finds it: ``text`` without markers,
+    the numbers it cites, and ``start``/``end`` offsets into the NFKC form of the answer (the
+    sentence with its own markers; markers that opened the next segment are not inside)."""
+
+    text: str
+    citations: tuple[int, ...]
+    start: int
+    end: int
+
+
+def answer_segments(answer: str) -> list[Segment]:
+    """Sentences of ``answer`` with the numbers they cite and where they sit in
+    ``unicodedata.normalize("NFKC", answer)``. A marker run followed by more words ends a
+    sentence; markers opening a segment go back to the sentence before it. Segments without a
+    letter or digit are dropped."""
+    plain = unicodedata.normalize("NFKC", answer)
+    # Break after a claim-ending marker run, remembering where the breaks went so offsets can
+    # be mapped back to ``plain``.
+    parts: list[str] = []
+    inserted: list[int] = []
+    pos = 0
+    for m in _CLAIM_END.finditer(plain):
+        parts.append(plain[pos : m.end()])
+        inserted.append(m.end() + len(inserted))
+        parts.append("\n")
+        pos = m.end()
+    parts.append(plain[pos:])
+    text = "".join(parts)
+
+    def back(i: int) -> int:
+        return i - sum(1 for x in inserted if x < i)
+
+    out: list[Segment] = []
     for start, end in sentence_spans(text):
         segment = text[start:end]
         lead = _LEADING_MARKERS.match(segment)
         if lead and out:
-            prev_text, prev_cites = out[-1]
-            out[-1] = (prev_text, _merge(prev_cites, parse_citations(lead.group(0))))
+            prev = out[-1]
+            out[-1] = Segment(
+                prev.text,
+                _merge(prev.citations, parse_citations(lead.group(0))),
+                prev.start,
+                prev.end,
+            )
+            start += lead.end()
             segment = segment[lead.end() :]
         if not normalize(segment):
             continue
-        out.append((strip_citations(segment), parse_citations(segment)))
+        out.append(
+            Segment(strip_citations(segment), parse_citations(segment), back(start), back(end))
+        )
     return out
+
+
+def split_answer(answer: str) -> list[tuple[str, tuple[int, ...]]]:
+    """Sentences of ``answer`` with the numbers they cite (:func:`answer_segments` without
+    offsets)."""
+    return [(s.text, s.citations) for s in answer_segments(answer)]
 
 
 def normalize(text: str) -> str:
@@ -218,6 +264,18 @@ def check_faithfulness(
         return FaithfulnessReport(sentences=(), score=1.0)
     score = sum(v.supported for v in verdicts) / len(verdicts)
     return FaithfulnessReport(sentences=tuple(verdicts), score=score)
+
+
+def judge_sentence(
+    text: str,
+    cites: tuple[int, ...],
+    passages: Mapping[int, str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> SentenceVerdict:
+    """The verdict on one sentence (``text`` without markers, ``cites`` its numbers), by the
+    rule :func:`check_faithfulness` applies to every sentence of an answer."""
+    return _judge(text, cites, passages, threshold)
 
 
 def _judge(

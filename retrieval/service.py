@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from retrieval.answer import (
@@ -16,7 +17,16 @@ from retrieval.answer import (
     local_idf,
 )
 from retrieval.embedders import EmbeddingCache, build_embedders
+from retrieval.generate import (
+    AskEvent,
+    Delta,
+    Final,
+    NewCitations,
+    extractive_faithfulness,
+    generate,
+)
 from retrieval.lang import detect_lang
+from retrieval.llm import LLM, build_llm
 from retrieval.models import AccessFilter, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
 from retrieval.settings import Settings
@@ -49,8 +59,11 @@ class KnowledgeBase:
         sparse: BM25Encoder,
         cache: EmbeddingCache | None,
         confidence: ConfidenceModel | None = None,
+        llm: LLM | None = None,
     ) -> None:
         self.settings = settings
+        self.llm = llm
+        """Writes generated answers when set (issue 7); ``None``: answers are extractive."""
         self.store = store
         self.embedders = embedders
         self.sparse = sparse
@@ -80,6 +93,7 @@ class KnowledgeBase:
             embedders=embedders,
             sparse=BM25Encoder(),
             cache=EmbeddingCache(Path(cache_path)),
+            llm=build_llm(settings.llm),
         )
 
     def warm_up(self) -> None:
@@ -133,7 +147,48 @@ class KnowledgeBase:
         return passages, timings
 
     def ask(self, question: str, *, acl: AccessFilter, lang: Lang | None = None) -> AnswerResult:
-        """Answer from the passages the caller may read, or escalate. Never raises on no hits."""
+        """Answer from the passages the caller may read, or escalate. Never raises on no hits.
+
+        With an LLM configured, a question the passages answer (confidence at or above the
+        threshold) gets a generated answer, checked sentence by sentence against the passages
+        it cites; on failure the extractive answer is given (:mod:`retrieval.generate`).
+        """
+        final: AnswerResult | None = None
+        for event in self._answer(question, acl=acl, lang=lang, stream=False):
+            if isinstance(event, Final):
+                final = event.result
+        assert final is not None
+        return final
+
+    def ask_stream(
+        self, question: str, *, acl: AccessFilter, lang: Lang | None = None
+    ) -> Iterator[AskEvent]:
+        """:meth:`ask` as events: :class:`NewCitations` and :class:`Delta` as checked text
+        arrives, then :class:`Final` with the whole result. An extractive answer or an
+        escalation comes as one delta. The final answer may differ from the deltas (a fallback
+        after a failed generation): the :class:`Final` result is authoritative."""
+        return self._answer(question, acl=acl, lang=lang, stream=True)
+
+    def _answer(
+        self, question: str, *, acl: AccessFilter, lang: Lang | None, stream: bool
+    ) -> Iterator[AskEvent]:
+        result = self._extractive(question, acl=acl, lang=lang)
+        result.faithfulness = extractive_faithfulness(result)
+        if self.llm is not None and result.status == "answered":
+            # Below the threshold the question escalates without calling the model.
+            yield from generate(
+                question, result, self.llm, self.settings.llm, self._citation, stream=stream
+            )
+            return
+        if result.citations:
+            yield NewCitations(list(result.citations))
+        yield Delta(result.answer)
+        yield Final(result)
+
+    def _extractive(
+        self, question: str, *, acl: AccessFilter, lang: Lang | None = None
+    ) -> AnswerResult:
+        """Retrieval, the extractive answer and the confidence gate."""
         t0 = time.perf_counter()
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
