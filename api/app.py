@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.auth import Authenticator, check_dev_headers
 from api.deps import make_runner
 from api.errors import error_response, register_error_handlers
+from api.limits import LimitsMiddleware
 from api.routes import (
     analytics,
     ask,
+    auth,
     documents,
     evaluation,
     feedback,
@@ -48,6 +52,14 @@ def default_lifespan(settings: Settings) -> Lifespan:
         db = Database(settings.db_url())
         db.migrate()
         kb = KnowledgeBase.open(settings)
+        try:
+            # Open the store now: a held or damaged folder is a start-up error naming it
+            # (StoreLockedError / StoreError), not a 503 on the first question.
+            kb.store.count()
+        except Exception:
+            kb.close()
+            db.dispose()
+            raise
         kb.warm_up()
         app.state.db, app.state.kb = db, kb
         # The service owns the embedded store: it runs the ingestions, and first repairs what
@@ -67,7 +79,11 @@ def default_lifespan(settings: Settings) -> Lifespan:
 def create_app(
     settings: Settings, *, lifespan: Lifespan | None = None, web: WebSettings | None = None
 ) -> FastAPI:
-    """Build the app. Tests pass their own settings (and, where needed, a lifespan)."""
+    """Build the app. Tests pass their own settings (and, where needed, a lifespan).
+
+    :raises KBError: development headers are on and the configured host is not loopback.
+    """
+    check_dev_headers(settings.auth)
     app = FastAPI(
         title="Knowledge-base assistant",
         version="0.1.0",
@@ -77,6 +93,7 @@ def create_app(
     app.state.settings = settings
     app.state.kb = None
     app.state.web = web or WebSettings()
+    app.state.authenticator = Authenticator(settings)
     register_error_handlers(app)
     app.include_router(health.router)
     app.include_router(ask.router)
@@ -88,6 +105,7 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(suggestions.router)
     app.include_router(evaluation.router)
+    app.include_router(auth.router)
     app.include_router(pages.router)
 
     @app.middleware("http")
@@ -109,6 +127,19 @@ def create_app(
         response: Response = await call_next(request)
         return response
 
+    # Outermost last: CORS answers preflights and tags every response, limits come next.
+    app.add_middleware(LimitsMiddleware, settings=settings)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.auth.cors_origins),  # empty: no other origin is allowed
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Retry-After"],
+        allow_credentials=False,
+        max_age=600,
+    )
+
+    _document_errors(app)
     app.mount("/static", StaticFiles(directory=FRONTEND), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -116,3 +147,47 @@ def create_app(
         return FileResponse(FRONTEND / "index.html")
 
     return app
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error_code", "detail"],
+    "properties": {"error_code": {"type": "string"}, "detail": {"type": "string"}},
+}
+_COMMON_ERRORS = {
+    "401": "Missing, invalid or expired token (UNAUTHENTICATED)",
+    "403": "The caller's role does not allow this (FORBIDDEN)",
+    "413": "Request body too large (PAYLOAD_TOO_LARGE)",
+    "429": "Rate limited (RATE_LIMITED); see Retry-After",
+    "503": "Database or store unavailable",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the schema tell the truth about errors: one shape (``{error_code, detail}``), also
+    for 422, and the auth, limit and availability errors every API route can answer."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["HTTPValidationError"] = ERROR_SCHEMA
+        components["Error"] = ERROR_SCHEMA
+        ref = {"$ref": "#/components/schemas/Error"}
+        for path, item in schema.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for status, text in _COMMON_ERRORS.items():
+                    responses.setdefault(
+                        status,
+                        {"description": text, "content": {"application/json": {"schema": ref}}},
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.errors import ApiError
 from db.engine import Database
 from ingest.pipeline import Ingestor
 from ingest.runner import IngestRunner
@@ -21,12 +23,14 @@ from retrieval.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is asking. Read from headers for now; real authentication replaces this one place."""
+    """Who is asking, as :func:`get_identity` established it."""
 
     user_id: str
     groups: tuple[str, ...]
     roles: tuple[str, ...]
     department: str | None
+    via: str = "dev"
+    """How the identity was established: ``token``, ``widget``, ``oidc``, ``dev``, ``cli``."""
 
     @property
     def acl(self) -> AccessFilter:
@@ -41,35 +45,125 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(sorted({v.strip() for v in (value or "").split(",") if v.strip()}))
 
 
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _deny(request: Request, actor: str, status: int, reason: str) -> None:
+    """Record a refused request in the audit log (never fails the request)."""
+    from api.services.audit import record
+
+    db: Database | None = getattr(request.app.state, "db", None)
+    if db is not None:
+        record(
+            db,
+            actor=actor,
+            action="access.denied",
+            target=f"{request.method} {request.url.path}",
+            detail={"status": status, "reason": reason[:300]},
+            ip=_client_ip(request),
+        )
+
+
+def _rate_limit_user(request: Request, user_id: str) -> None:
+    from api.limits import TokenBucket, retry_after
+
+    state = request.app.state
+    bucket: TokenBucket | None = getattr(state, "user_bucket", None)
+    if bucket is None:
+        limits = state.settings.limits
+        bucket = state.user_bucket = TokenBucket(limits.user_per_minute, limits.user_burst)
+    wait = bucket.take(user_id)
+    if wait is not None:
+        raise ApiError(
+            f"too many requests for user {user_id}: retry in {retry_after(wait)} s",
+            code="RATE_LIMITED",
+            headers={"Retry-After": retry_after(wait)},
+        )
+
+
+_bearer = HTTPBearer(auto_error=False, description="A local API token, widget token or OIDC JWT.")
+
+
 def get_identity(
-    x_user_id: Annotated[str | None, Header()] = None,
-    x_user_groups: Annotated[str | None, Header()] = None,
-    x_user_roles: Annotated[str | None, Header()] = None,
-    x_user_department: Annotated[str | None, Header()] = None,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    x_user_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_user_groups: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_user_roles: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_user_department: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Identity:
-    """Identity from ``X-User-Id``, ``X-User-Groups``, ``X-User-Roles``, ``X-User-Department``."""
-    return Identity(
-        user_id=(x_user_id or "anonymous").strip() or "anonymous",
-        groups=_split(x_user_groups),
-        roles=_split(x_user_roles) or ("employee",),
-        department=(x_user_department or "").strip() or None,
-    )
+    """The caller, from a bearer token (local API token, widget token or OIDC JWT); from the
+    ``X-User-*`` headers only with ``auth.dev_headers`` on a loopback address.
 
+    :raises AuthError: no usable credentials (``401 UNAUTHENTICATED``).
+    """
+    from api.auth import Authenticator, AuthError, is_loopback
 
-WRITER_ROLES = ("admin", "content_owner")
-"""Roles that may change documents and start ingestion runs."""
-
-
-def require_writer(identity: Identity) -> Identity:
-    """The caller, if they may write documents; else ``FORBIDDEN``."""
-    if not set(identity.roles) & set(WRITER_ROLES):
-        raise KBError("this needs the role content_owner or admin (X-User-Roles)", code="FORBIDDEN")
+    state = request.app.state
+    settings: Settings = state.settings
+    identity: Identity | None = None
+    try:
+        if credentials is not None:
+            auth: Authenticator = state.authenticator
+            p = auth.verify(credentials.credentials, state.db)
+            identity = Identity(p.user_id, p.groups, p.roles, p.department, via=p.via)
+        elif request.headers.get("authorization"):
+            raise AuthError("the Authorization header must be 'Bearer <token>'")
+        elif settings.auth.dev_headers:
+            server = request.scope.get("server") or ("testserver", 0)
+            if not is_loopback(str(server[0])):  # belt and braces: a proxy in front, say
+                raise AuthError("development headers are accepted on a loopback address only")
+            identity = Identity(
+                user_id=(x_user_id or "").strip() or "anonymous",
+                groups=_split(x_user_groups),
+                roles=_split(x_user_roles) or ("employee",),
+                department=(x_user_department or "").strip() or None,
+                via="dev",
+            )
+        else:
+            raise AuthError("authentication required: send 'Authorization: Bearer <token>'")
+    except AuthError as exc:
+        _deny(request, "anonymous", 401, exc.detail)
+        raise
+    _rate_limit_user(request, identity.user_id)
     return identity
 
 
-def get_writer(identity: Annotated[Identity, Depends(get_identity)]) -> Identity:
-    """Dependency form of :func:`require_writer`."""
-    return require_writer(identity)
+class RoleGuard:
+    """Dependency requiring one role (admin passes every guard; any role passes employee).
+
+    Every API route depends on exactly one guard: ``Depends(require_role("support"))``.
+    """
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    def __call__(
+        self, request: Request, identity: Annotated[Identity, Depends(get_identity)]
+    ) -> Identity:
+        from api.auth import has_role
+
+        if not has_role(identity.roles, self.role):
+            detail = f"this needs the role {self.role} (you have: {', '.join(identity.roles)})"
+            _deny(request, identity.user_id, 403, detail)
+            raise KBError(detail, code="FORBIDDEN")
+        return identity
+
+    def __repr__(self) -> str:
+        return f"require_role({self.role!r})"
+
+
+_GUARDS: dict[str, RoleGuard] = {}
+
+
+def require_role(role: str) -> RoleGuard:
+    """The guard for ``role`` (one instance per role, so FastAPI caches it per request)."""
+    from api.auth import ROLES
+
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    return _GUARDS.setdefault(role, RoleGuard(role))
 
 
 def get_runner(request: Request) -> IngestRunner:
@@ -115,30 +209,43 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-STAFF_ROLES = ("support", "admin")
-"""Roles that see the unanswered queue, publish answers and read analytics."""
-
-
-def require_staff(identity: Annotated[Identity, Depends(get_identity)]) -> Identity:
-    """The caller, when they hold a support or admin role; else ``FORBIDDEN``."""
-    if not set(identity.roles) & set(STAFF_ROLES):
-        raise KBError(
-            f"this needs one of the roles {', '.join(STAFF_ROLES)} (X-User-Roles)",
-            code="FORBIDDEN",
-        )
-    return identity
-
-
 def get_guidelines(request: Request) -> Guidelines:
     """The data-handling guidelines of the app's settings (compiled once, cached)."""
     settings: Settings = request.app.state.settings
     return Guidelines.from_settings(settings.guidelines)
 
 
+@dataclass(frozen=True, slots=True)
+class Auditor:
+    """Appends audit entries for one request (its client address filled in)."""
+
+    db: Database
+    ip: str | None
+
+    def __call__(
+        self, identity: Identity, action: str, target: str | None, **detail: object
+    ) -> None:
+        """Record that ``identity`` did ``action`` to ``target``."""
+        from api.services.audit import record
+
+        record(
+            self.db, actor=identity.user_id, action=action, target=target, detail=detail, ip=self.ip
+        )
+
+
+def get_auditor(request: Request) -> Auditor:
+    """The audit log, for the routes that change something."""
+    return Auditor(request.app.state.db, _client_ip(request))
+
+
 IdentityDep = Annotated[Identity, Depends(get_identity)]
-StaffDep = Annotated[Identity, Depends(require_staff)]
+AuditDep = Annotated[Auditor, Depends(get_auditor)]
+StaffDep = Annotated[Identity, Depends(require_role("support"))]
+EmployeeDep = Annotated[Identity, Depends(require_role("employee"))]
+AdminDep = Annotated[Identity, Depends(require_role("admin"))]
+EvaluatorDep = Annotated[Identity, Depends(require_role("evaluator"))]
 GuidelinesDep = Annotated[Guidelines, Depends(get_guidelines)]
-WriterDep = Annotated[Identity, Depends(get_writer)]
+WriterDep = Annotated[Identity, Depends(require_role("content_owner"))]
 RunnerDep = Annotated[IngestRunner, Depends(get_runner)]
 DocumentsDep = Annotated[DocumentManager, Depends(get_documents)]
 KBDep = Annotated[KnowledgeBase, Depends(get_kb)]

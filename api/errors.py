@@ -6,11 +6,14 @@ Services raise :class:`~retrieval.errors.KBError` subclasses; only this module k
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from enum import Enum
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retrieval.errors import KBError
@@ -18,10 +21,22 @@ from retrieval.errors import KBError
 log = logging.getLogger("kb.api")
 
 
+class ApiError(KBError):
+    """A :class:`KBError` that carries response headers (``Retry-After``)."""
+
+    def __init__(self, detail: str, *, code: str, headers: dict[str, str]) -> None:
+        super().__init__(detail, code=code)
+        self.headers = headers
+
+
 class ErrorCode(Enum):
     """Stable error codes and their HTTP status."""
 
     VALIDATION_ERROR = ("VALIDATION_ERROR", 422)
+    UNAUTHENTICATED = ("UNAUTHENTICATED", 401)
+    RATE_LIMITED = ("RATE_LIMITED", 429)
+    PAYLOAD_TOO_LARGE = ("PAYLOAD_TOO_LARGE", 413)
+    CONFIGURATION_ERROR = ("CONFIGURATION_ERROR", 500)
     NOT_FOUND = ("NOT_FOUND", 404)
     FORBIDDEN = ("FORBIDDEN", 403)
     POLICY_BLOCKED = ("POLICY_BLOCKED", 422)
@@ -35,6 +50,8 @@ class ErrorCode(Enum):
     STORE_LOCKED = ("STORE_LOCKED", 503)
     DATABASE_UNAVAILABLE = ("DATABASE_UNAVAILABLE", 503)
     NOT_READY = ("NOT_READY", 503)
+    LLM_PROVIDER_ERROR = ("LLM_PROVIDER_ERROR", 502)
+    LLM_TIMEOUT = ("LLM_TIMEOUT", 504)
     INTERNAL_ERROR = ("INTERNAL_ERROR", 500)
 
     @property
@@ -49,14 +66,18 @@ class ErrorCode(Enum):
 _BY_CODE = {e.code: e for e in ErrorCode}
 
 
-def error_response(code: str, detail: str, status: int | None = None) -> JSONResponse:
+def error_response(
+    code: str, detail: str, status: int | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """The JSON error body; status from the code unless given."""
     status = status or _BY_CODE.get(code, ErrorCode.INTERNAL_ERROR).status
     if status >= 500:
         log.error("%s: %s", code, detail)
     else:
         log.warning("%s: %s", code, detail)
-    return JSONResponse({"error_code": code, "detail": detail}, status_code=status)
+    if code == ErrorCode.UNAUTHENTICATED.code:
+        headers = {"WWW-Authenticate": 'Bearer realm="kb"', **(headers or {})}
+    return JSONResponse({"error_code": code, "detail": detail}, status_code=status, headers=headers)
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -72,7 +93,20 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KBError)
     async def _kb_error(_request: Request, exc: KBError) -> JSONResponse:
-        return error_response(exc.code, exc.detail)
+        return error_response(exc.code, exc.detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SATimeoutError)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        # The database is down, unreachable or locked: say so; the pool reconnects by itself
+        # when it is back (pre-ping on PostgreSQL, a fresh file handle on SQLite).
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        return error_response(
+            ErrorCode.DATABASE_UNAVAILABLE.code,
+            f"the database is unavailable ({exc.__class__.__name__}: {reason}); retry shortly",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -80,10 +114,13 @@ def register_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 403: "FORBIDDEN", 405: "METHOD_NOT_ALLOWED"}.get(
-            exc.status_code, "HTTP_ERROR"
-        )
-        return error_response(code, str(exc.detail), exc.status_code)
+        code = {
+            404: "NOT_FOUND",
+            403: "FORBIDDEN",
+            405: "METHOD_NOT_ALLOWED",
+            413: "PAYLOAD_TOO_LARGE",
+        }.get(exc.status_code, "HTTP_ERROR")
+        return error_response(code, str(exc.detail), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _internal(_request: Request, exc: Exception) -> JSONResponse:

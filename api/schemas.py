@@ -48,7 +48,21 @@ class AskResponse(BaseModel):
     citations: list[Citation]
     confidence: float
     lang: Literal["ja", "en"]
-    mode: str
+    mode: Literal["extractive", "generated"] = Field(
+        description="``generated``: written by the configured LLM and checked against its "
+        "citations; ``extractive``: sentences quoted from the passages."
+    )
+    fallback_reason: str | None = Field(
+        default=None,
+        description="Why an answer is extractive although an LLM is configured: llm_error, "
+        "llm_timeout, unsupported (too little of its reply passed the check), empty_answer.",
+    )
+    faithfulness: float | None = Field(
+        default=None,
+        description="Share of the author's sentences the faithfulness check found supported by "
+        "the passage they cite (the model's reply before unsupported sentences were removed); "
+        "null when escalated.",
+    )
 
 
 class Health(BaseModel):

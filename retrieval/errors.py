@@ -6,7 +6,9 @@ KBError                 base: ``code`` names the error for clients, ``detail`` s
 ├── ParseError          one file could not be turned into text (the rest of a run goes on)
 ├── IngestError         a whole ingestion request is wrong (missing path, bad metadata)
 ├── NotIndexedError     nothing is indexed yet, so nothing can be answered
-└── NotFoundError       an id that does not exist (or that the caller may not see)
+├── NotFoundError       an id that does not exist (or that the caller may not see)
+└── LLMError            the LLM endpoint failed (connection, HTTP error, bad response)
+    └── LLMTimeoutError   it did not answer in time
 """
 
 from __future__ import annotations
@@ -46,3 +48,13 @@ class NotIndexedError(KBError):
 
 class NotFoundError(KBError):
     code = "NOT_FOUND"
+
+
+class LLMError(KBError):
+    """The LLM endpoint failed. The answer path falls back to an extractive answer on it."""
+
+    code = "LLM_PROVIDER_ERROR"
+
+
+class LLMTimeoutError(LLMError):
+    code = "LLM_TIMEOUT"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EmbedderName = Literal["e5", "use", "minilm", "hash"]
@@ -26,6 +26,16 @@ class QdrantSettings(BaseModel):
     local_mode: bool = False
     """Use qdrant-client's local (in-process, brute-force) mode at ``path``: for tests of the
     server adapter only, never for serving."""
+    quantization: Literal["none", "int8"] = "none"
+    """``int8``: scalar-quantised copies of the dense vectors held in RAM for search (results
+    rescored with the originals, which stay on disk). Applies when the collection is created
+    (``kb ingest --recreate``); measured in docs/benchmarks.md (issue 9)."""
+    shard_number: int | None = Field(default=None, ge=1)
+    """Server/cluster only, at collection creation: shards to spread the points over."""
+    replication_factor: int | None = Field(default=None, ge=1)
+    """Server/cluster only, at collection creation: copies of each shard."""
+    write_consistency_factor: int | None = Field(default=None, ge=1)
+    """Server/cluster only: replicas that must confirm a write."""
 
     @model_validator(mode="after")
     def _one_location(self) -> QdrantSettings:
@@ -44,6 +54,10 @@ class EmbedderSettings(BaseModel):
     """Also index each chunk's short field (FAQ question, or title and heading path) as vector
     ``<model>_title``, searched as one more prefetch."""
     threads: int = 2
+    query_threads: int = Field(default=1, ge=1)
+    """Threads for encoding one question (e5). A short query gains little from a second
+    thread, and on a busy machine OpenMP's barriers make two several times slower
+    (docs/benchmarks.md, issue 9)."""
     batch_size: int = 16
     st_model_path: Path | None = None
     """A sentence-transformers model already on disk (a company's own); adds vector ``st``."""
@@ -115,6 +129,78 @@ class SupportSettings(BaseModel):
     """``kb purge-logs`` deletes questions (and their feedback) older than this."""
 
 
+class OidcSettings(BaseModel):
+    """The company's OpenID Connect provider: bearer JWTs are checked against its keys."""
+
+    issuer: str | None = None
+    """Expected ``iss``; OIDC is off while unset."""
+    audience: str | None = None
+    """Expected ``aud`` (this service's client id)."""
+    jwks_url: str | None = None
+    """The provider's JWKS endpoint (keys are cached and refetched on an unknown ``kid``)."""
+    jwks_file: Path | None = None
+    """A JWKS JSON file instead of the URL (air-gapped installs, tests)."""
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    user_claim: str = "sub"
+    groups_claim: str = "groups"
+    department_claim: str = "department"
+    roles_claim: str = "roles"
+    default_roles: list[str] = Field(default_factory=lambda: ["employee"])
+    """Roles of a signed-in user whose token names none."""
+    leeway_s: int = 30
+    """Clock skew tolerated on ``exp``/``nbf``."""
+
+
+class AuthSettings(BaseModel):
+    """Who may call the API (issue 8): OIDC JWTs, local API tokens, widget tokens."""
+
+    dev_headers: bool = False
+    """Trust ``X-User-*`` headers as the identity: development only, loopback only."""
+    host: str = "127.0.0.1"
+    """The address the service listens on; with ``dev_headers`` it must be loopback."""
+    oidc: OidcSettings = OidcSettings()
+    widget_secret: SecretStr | None = None
+    """Signs widget tokens; generated once and kept in ``<data_dir>/widget_secret`` if unset."""
+    widget_ttl_s: int = Field(default=900, ge=30, le=86400)
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins whose pages may call the API from a browser; empty denies every other origin."""
+
+
+class LimitsSettings(BaseModel):
+    """Rate and size limits. Rates are per minute with a burst; 0 turns a rate off."""
+
+    user_per_minute: int = Field(default=120, ge=0)
+    user_burst: int = Field(default=30, ge=1)
+    address_per_minute: int = Field(default=600, ge=0)
+    address_burst: int = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body outside uploads (``413 PAYLOAD_TOO_LARGE``); uploads use
+    ``max_file_bytes``."""
+
+
+class LLMSettings(BaseModel):
+    """An OpenAI-compatible chat-completions endpoint (vLLM, Ollama, llama.cpp server, a hosted
+    API) that writes generated answers (issue 7). ``base_url`` unset: answers are extractive."""
+
+    base_url: str | None = None
+    """Up to the version prefix, e.g. ``http://localhost:11434/v1``; ``/chat/completions`` is
+    appended."""
+    model: str = "default"
+    api_key: SecretStr | None = None
+    """Sent as ``Authorization: Bearer ...`` when set."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Per attempt: connecting, and waiting for each piece of the answer."""
+    max_retries: int = Field(default=1, ge=0, le=5)
+    """Retries after a connection error, a timeout, 429 or 5xx, with exponential backoff."""
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=512, ge=16)
+    max_passages: int = Field(default=5, ge=1, le=20)
+    """Best passages put in the prompt, numbered [1]..[n]."""
+    min_supported_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Share of the generated sentences the faithfulness check must find supported; below it
+    the extractive answer is given instead."""
+
+
 class Settings(BaseSettings):
     """Everything configurable. Tests build it directly: ``Settings(data_dir=tmp_path)``."""
 
@@ -130,6 +216,9 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     guidelines: GuidelineSettings = GuidelineSettings()
     support: SupportSettings = SupportSettings()
+    llm: LLMSettings = LLMSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitsSettings = LimitsSettings()
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import DBDep, GuidelinesDep, StaffDep
+from api.deps import AuditDep, DBDep, GuidelinesDep, StaffDep
 from api.services import analytics as service
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
@@ -19,23 +19,25 @@ ToQuery = Annotated[date | None, Query(alias="to", description="Last day (UTC), 
 
 @router.get("/summary")
 def summary(
-    _staff: StaffDep, db: DBDep, start: FromQuery = None, end: ToQuery = None
+    staff: StaffDep, db: DBDep, start: FromQuery = None, end: ToQuery = None
 ) -> dict[str, Any]:
     """Questions, deflection, escalations, helpful share; per day, department, language; top
     questions and unanswered groups; most and never cited documents; most active users."""
-    return service.summary(db, *service.window(start, end))
+    return service.summary(db, *service.window(start, end), acl=staff.acl)
 
 
 @router.get("/export.csv", response_class=StreamingResponse)
 def export_csv(
-    _staff: StaffDep,
+    staff: StaffDep,
     db: DBDep,
     guidelines: GuidelinesDep,
+    audit: AuditDep,
     start: FromQuery = None,
     end: ToQuery = None,
 ) -> StreamingResponse:
     """The query log of the period as CSV, masked."""
     lo, hi = service.window(start, end)
+    audit(staff, "analytics.export", "query_log", start=lo.isoformat(), end=hi.isoformat())
     name = f"kb-queries-{lo.date().isoformat()}-{hi.date().isoformat()}.csv"
     return StreamingResponse(
         service.export_csv(db, guidelines, lo, hi),

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
-from api.deps import DBDep, GuidelinesDep, Identity, IdentityDep, KBDep, SettingsDep
+from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
 from api.schemas import AskRequest, AskResponse, Citation
 from api.services.policy import guidelines_for, screen_or_refuse
 from api.services.queue import enqueue
 from db.engine import Database
 from db.models import QueryLog
+from retrieval.answer import AnswerResult
 from retrieval.errors import KBError
-from retrieval.guidelines import Guidelines
+from retrieval.generate import Delta, Final, NewCitations
+from retrieval.guidelines import Guidelines, Screened
+from retrieval.lang import detect_lang
 from retrieval.models import Lang
 from retrieval.service import KnowledgeBase
+
+log = logging.getLogger("kb.api")
 
 router = APIRouter(prefix="/api", tags=["ask"])
 
@@ -23,19 +33,14 @@ router = APIRouter(prefix="/api", tags=["ask"])
 @router.post("/ask", response_model=AskResponse)
 def ask(
     body: AskRequest,
-    identity: IdentityDep,
+    identity: EmployeeDep,
     kb: KBDep,
     db: DBDep,
     settings: SettingsDep,
     guidelines: GuidelinesDep,
 ) -> AskResponse:
     """Answer a question from the documents the caller may read, or escalate it to support."""
-    if len(body.question) > settings.max_question_chars:
-        raise KBError(
-            f"question is too long: {len(body.question)} characters"
-            f" > {settings.max_question_chars}",
-            code="VALIDATION_ERROR",
-        )
+    _check_length(body, settings.max_question_chars)
     return answer_question(
         kb,
         db,
@@ -65,17 +70,42 @@ def answer_question(
 
     :raises PolicyBlockedError: the question mentions a blocked term (recorded as a hit).
     """
-    guidelines = guidelines or guidelines_for(kb.settings.guidelines)
-    screened = screen_or_refuse(
+    screened = screen_question(kb, db, identity, question, guidelines)
+    result = kb.ask(screened.text, acl=identity.acl, lang=lang)
+    return record_answer(
+        kb, db, identity, screened, result, str(uuid.uuid4()), group_similarity=group_similarity
+    )
+
+
+def screen_question(
+    kb: KnowledgeBase,
+    db: Database,
+    identity: Identity,
+    question: str,
+    guidelines: Guidelines | None = None,
+) -> Screened:
+    """The question with personal data masked; :raises PolicyBlockedError: on a blocked term."""
+    return screen_or_refuse(
         db,
-        guidelines,
+        guidelines or guidelines_for(kb.settings.guidelines),
         question,
         user_id=identity.user_id,
         department=identity.department,
         endpoint="ask",
     )
-    result = kb.ask(screened.text, acl=identity.acl, lang=lang)
-    query_id = str(uuid.uuid4())
+
+
+def record_answer(
+    kb: KnowledgeBase,
+    db: Database,
+    identity: Identity,
+    screened: Screened,
+    result: AnswerResult,
+    query_id: str,
+    *,
+    group_similarity: float | None = None,
+) -> AskResponse:
+    """Log the question and its outcome, queue an escalation, build the response."""
     with db.session() as s:
         s.add(
             QueryLog(
@@ -99,6 +129,7 @@ def answer_question(
                     for c in result.citations
                 ],
                 latency_ms=result.timings_ms.get("total_ms", 0.0),
+                faithfulness=result.faithfulness,
             )
         )
     if result.status == "escalated" and kb.embedders:
@@ -117,4 +148,90 @@ def answer_question(
         confidence=round(result.confidence, 4),
         lang=result.lang,
         mode=result.mode,
+        fallback_reason=result.fallback_reason,
+        faithfulness=None if result.faithfulness is None else round(result.faithfulness, 4),
     )
+
+
+def _check_length(body: AskRequest, limit: int) -> None:
+    if len(body.question) > limit:
+        raise KBError(
+            f"question is too long: {len(body.question)} characters > {limit}",
+            code="VALIDATION_ERROR",
+        )
+
+
+@router.post(
+    "/ask/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}},
+)
+def ask_stream(
+    body: AskRequest,
+    identity: EmployeeDep,
+    kb: KBDep,
+    db: DBDep,
+    settings: SettingsDep,
+    guidelines: GuidelinesDep,
+) -> StreamingResponse:
+    """``/api/ask`` as server-sent events: ``meta``, ``citations``, ``delta``, then ``done``
+    (the checked answer as ``/api/ask`` returns it, with the check's verdict) or ``error``."""
+    _check_length(body, settings.max_question_chars)
+    # Refusals (blocked terms, bad input) are plain HTTP errors, before the stream starts.
+    screened = screen_question(kb, db, identity, body.question, guidelines)
+    lang = body.lang or detect_lang(screened.text)
+    query_id = str(uuid.uuid4())
+
+    def events() -> Iterator[str]:
+        yield _sse("meta", {"query_id": query_id, "lang": lang})
+        try:
+            result: AnswerResult | None = None
+            for event in kb.ask_stream(screened.text, acl=identity.acl, lang=lang):
+                if isinstance(event, NewCitations):
+                    cites = [
+                        Citation.model_validate(c, from_attributes=True) for c in event.citations
+                    ]
+                    yield _sse("citations", {"citations": [c.model_dump() for c in cites]})
+                elif isinstance(event, Delta):
+                    yield _sse("delta", {"text": event.text})
+                elif isinstance(event, Final):
+                    result = event.result
+            assert result is not None
+            response = record_answer(
+                kb,
+                db,
+                identity,
+                screened,
+                result,
+                query_id,
+                group_similarity=settings.support.group_similarity,
+            )
+            yield _sse("done", {**response.model_dump(), "verdict": _verdict(result)})
+        except KBError as exc:
+            log.warning("%s during /api/ask/stream: %s", exc.code, exc.detail)
+            yield _sse("error", {"error_code": exc.code, "detail": exc.detail})
+        except Exception:  # the stream has started: the error travels as an event
+            log.exception("unhandled error during /api/ask/stream")
+            yield _sse("error", {"error_code": "INTERNAL_ERROR", "detail": "internal error"})
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _verdict(result: AnswerResult) -> dict[str, Any]:
+    """The faithfulness check's verdict on a generated answer (None fields when no model)."""
+    gen = result.generation
+    return {
+        "checked": gen is not None and gen.score is not None,
+        "model_faithfulness": None if gen is None or gen.score is None else round(gen.score, 4),
+        "removed": [r.to_dict() for r in gen.removed] if gen else [],
+        "refused": bool(gen and gen.refused),
+        "neutralized": gen.neutralized if gen else 0,
+    }
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

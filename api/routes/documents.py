@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import DBDep, DocumentsDep, IdentityDep, KBDep, WriterDep
+from api.deps import AuditDep, DBDep, DocumentsDep, EmployeeDep, KBDep, WriterDep
 from api.errors import error_response
 from db.models import DocumentRecord, DocumentVersion
 from ingest.pipeline import IngestReport
@@ -31,7 +31,7 @@ _NATIVE = {".pdf", ".html", ".htm", ".txt"}
 _SOURCE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 
 
-def _visible(db: DBDep, identity: IdentityDep, document_id: str) -> DocumentRecord:
+def _visible(db: DBDep, identity: EmployeeDep, document_id: str) -> DocumentRecord:
     with db.session() as s:
         rec = s.get(DocumentRecord, document_id)
     # A document the caller may not read is reported exactly like one that does not exist.
@@ -59,11 +59,13 @@ def document_json(r: DocumentRecord) -> dict[str, object]:
         "size_bytes": r.size_bytes,
         "last_ingested": r.last_ingested.isoformat() if r.last_ingested else None,
         "last_error": r.last_error,
+        # Text that reads like instructions to a model, for the content owner (issue 7).
+        "flags": list(r.flags or []),
     }
 
 
 @router.get("")
-def list_documents(db: DBDep, identity: IdentityDep) -> list[dict[str, object]]:
+def list_documents(db: DBDep, identity: EmployeeDep) -> list[dict[str, object]]:
     """Documents the caller may read, with their status."""
     with db.session() as s:
         rows = (
@@ -90,16 +92,27 @@ def upload_documents(
     identity: WriterDep,
     documents: DocumentsDep,
     db: DBDep,
+    audit: AuditDep,
     groups: Annotated[str, Form(description="Comma-separated or a JSON list; empty: public")] = "",
     title: Annotated[str | None, Form()] = None,
 ) -> Response:
     """Upload new documents; each file is indexed as version 1 of a new document."""
+    parsed = _parse_groups(groups)
     outcome = documents.add(
         [Upload(f.filename or "", f.file) for f in file],
-        groups=_parse_groups(groups),
+        groups=parsed,
         title=title,
         created_by=identity.user_id,
     )
+    for f in outcome.report.files if outcome.report else []:
+        audit(
+            identity,
+            "document.upload",
+            f.document_id,
+            name=f.path,
+            outcome=f.outcome,
+            groups=parsed,
+        )
     return _outcome_response(outcome, db, status=201)
 
 
@@ -110,27 +123,44 @@ def replace_document(
     identity: WriterDep,
     documents: DocumentsDep,
     db: DBDep,
+    audit: AuditDep,
 ) -> Response:
     """Upload a new version of an uploaded document (same bytes: nothing changes)."""
     outcome = documents.replace(
         document_id, Upload(file.filename or "", file.file), created_by=identity.user_id
     )
+    audit(
+        identity,
+        "document.replace",
+        document_id,
+        name=file.filename,
+        outcome=[f.outcome for f in outcome.report.files] if outcome.report else [],
+    )
     return _outcome_response(outcome, db, status=200)
 
 
 @router.delete("/{document_id}", status_code=204, responses={409: {}})
-def delete_document(document_id: str, _identity: WriterDep, documents: DocumentsDep) -> Response:
+def delete_document(
+    document_id: str, identity: WriterDep, documents: DocumentsDep, audit: AuditDep
+) -> Response:
     """Delete an uploaded document: its passages, history and stored files."""
     documents.delete(document_id)
+    audit(identity, "document.delete", document_id)
     return Response(status_code=204)
 
 
 @router.patch("/{document_id}", responses={409: {}})
 def set_groups(
-    document_id: str, body: GroupsPatch, _identity: WriterDep, documents: DocumentsDep, db: DBDep
+    document_id: str,
+    body: GroupsPatch,
+    identity: WriterDep,
+    documents: DocumentsDep,
+    db: DBDep,
+    audit: AuditDep,
 ) -> dict[str, object]:
     """Change who may read an uploaded document; the index is updated without re-embedding."""
     documents.set_groups(document_id, body.groups)
+    audit(identity, "document.groups", document_id, groups=sorted(set(body.groups)))
     with db.session() as s:
         rec = s.get(DocumentRecord, document_id)
     if rec is None:  # deleted in between
@@ -139,13 +169,13 @@ def set_groups(
 
 
 @router.get("/{document_id}")
-def get_document(document_id: str, db: DBDep, identity: IdentityDep) -> dict[str, object]:
+def get_document(document_id: str, db: DBDep, identity: EmployeeDep) -> dict[str, object]:
     """One document's catalog entry."""
     return document_json(_visible(db, identity, document_id))
 
 
 @router.get("/{document_id}/versions")
-def list_versions(document_id: str, db: DBDep, identity: IdentityDep) -> list[dict[str, object]]:
+def list_versions(document_id: str, db: DBDep, identity: EmployeeDep) -> list[dict[str, object]]:
     """The document's version history, newest first: hash, chunks, when and by whom."""
     _visible(db, identity, document_id)
     with db.session() as s:
@@ -207,7 +237,7 @@ def _outcome_response(outcome: UploadOutcome, db: DBDep, *, status: int) -> Resp
 
 @router.get("/{document_id}/source", response_model=None)
 def source(
-    document_id: str, db: DBDep, identity: IdentityDep, kb: KBDep, download: bool = False
+    document_id: str, db: DBDep, identity: EmployeeDep, kb: KBDep, download: bool = False
 ) -> Response:
     """The cited original (PDF, HTML, text), or an HTML view of it with an anchor per location."""
     rec = _visible(db, identity, document_id)

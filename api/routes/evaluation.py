@@ -5,32 +5,21 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from api.deps import Identity, IdentityDep
-from retrieval.errors import KBError, NotFoundError
+from api.deps import EvaluatorDep
+from retrieval.errors import NotFoundError
 
 router = APIRouter(prefix="/api/eval", tags=["evaluation"])
 
-EVAL_ROLES = ("evaluator", "admin")
 _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 _HEADLINE = {
     "retrieval": ("recall@10", "mrr@10", "ndcg@10"),
     "answering": ("deflection_rate", "wrong_answer_rate", "escalation_recall", "auroc"),
 }
-
-
-def require_evaluator(identity: IdentityDep) -> Identity:
-    """The caller, when they hold the role evaluator or admin; else ``FORBIDDEN``."""
-    if not set(identity.roles) & set(EVAL_ROLES):
-        raise KBError("this needs the role evaluator or admin (X-User-Roles)", code="FORBIDDEN")
-    return identity
-
-
-EvaluatorDep = Annotated[Identity, Depends(require_evaluator)]
 
 
 def _eval_dir(request: Request) -> Path:

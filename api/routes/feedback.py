@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import DBDep, GuidelinesDep, Identity, IdentityDep, KBDep, SettingsDep
+from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
 from api.schemas import EscalateRequest, EscalateResponse, FeedbackRequest, FeedbackResponse
 from api.services import feedback as service
 from api.services.policy import screen_or_refuse
@@ -32,7 +32,7 @@ def _masked(
 @router.post("/feedback", response_model=FeedbackResponse)
 def feedback(
     body: FeedbackRequest,
-    identity: IdentityDep,
+    identity: EmployeeDep,
     kb: KBDep,
     db: DBDep,
     settings: SettingsDep,
@@ -55,7 +55,7 @@ def feedback(
 @router.post("/escalate", response_model=EscalateResponse)
 def escalate(
     body: EscalateRequest,
-    identity: IdentityDep,
+    identity: EmployeeDep,
     kb: KBDep,
     db: DBDep,
     settings: SettingsDep,

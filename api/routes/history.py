@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import DBDep, IdentityDep
+from api.deps import DBDep, EmployeeDep
 from api.schemas import HistoryItem
 from api.services.feedback import history as own_history
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/history", tags=["history"])
 
 @router.get("", response_model=list[HistoryItem])
 def history(
-    identity: IdentityDep, db: DBDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    identity: EmployeeDep, db: DBDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[HistoryItem]:
     """Your own questions, newest first, with their outcome and your feedback."""
     return [HistoryItem.model_validate(h) for h in own_history(db, identity.user_id, limit=limit)]

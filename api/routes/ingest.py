@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import DBDep, RunnerDep, WriterDep
+from api.deps import AuditDep, DBDep, RunnerDep, WriterDep
 from db.models import IngestRun
 from ingest.runner import run_json
 from retrieval.errors import NotFoundError
@@ -26,9 +26,12 @@ class IngestRequest(BaseModel):
 
 
 @router.post("", status_code=202, responses={403: {}, 422: {}})
-def start_run(body: IngestRequest, identity: WriterDep, runner: RunnerDep) -> dict[str, object]:
+def start_run(
+    body: IngestRequest, identity: WriterDep, runner: RunnerDep, audit: AuditDep
+) -> dict[str, object]:
     """Queue a sync of a server-side folder; follow it at ``/api/ingest/runs/{run_id}``."""
     run_id = runner.submit(Path(body.path), created_by=identity.user_id)
+    audit(identity, "ingest.start", body.path, run_id=run_id)
     return {"run_id": run_id, "status": "queued", "url": f"/api/ingest/runs/{run_id}"}
 
 

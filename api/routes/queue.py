@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import DBDep, GuidelinesDep, KBDep, StaffDep
+from api.deps import AuditDep, DBDep, GuidelinesDep, KBDep, StaffDep
 from api.schemas import QueueGroupOut, QueuePatch, StaffAnswerOut, StaffAnswerRequest
 from api.services import queue as service
 from api.services import staff_answers
@@ -63,6 +63,7 @@ def publish_answer(
     kb: KBDep,
     db: DBDep,
     guidelines: GuidelinesDep,
+    audit: AuditDep,
 ) -> StaffAnswerOut:
     """Publish a staff answer as a Q&A entry, indexed at once; the group becomes answered."""
     result = staff_answers.publish(
@@ -75,7 +76,9 @@ def publish_answer(
         lang=body.lang,
         question=guidelines.mask(body.question) if body.question else None,
     )
-    return StaffAnswerOut.model_validate(result)
+    out = StaffAnswerOut.model_validate(result)
+    audit(staff, "answer.publish", out.document_id, group_id=group_id, groups=out.groups)
+    return out
 
 
 @router.put("/{group_id}/answer", response_model=StaffAnswerOut)
@@ -86,6 +89,7 @@ def edit_answer(
     kb: KBDep,
     db: DBDep,
     guidelines: GuidelinesDep,
+    audit: AuditDep,
 ) -> StaffAnswerOut:
     """Edit a published answer: indexed again as a new version of the same document."""
     result = staff_answers.edit(
@@ -98,11 +102,16 @@ def edit_answer(
         lang=body.lang,
         question=guidelines.mask(body.question) if body.question else None,
     )
-    return StaffAnswerOut.model_validate(result)
+    out = StaffAnswerOut.model_validate(result)
+    audit(staff, "answer.edit", out.document_id, group_id=group_id, groups=out.groups)
+    return out
 
 
 @router.delete("/{group_id}/answer", status_code=204)
-def delete_answer(group_id: int, _staff: StaffDep, kb: KBDep, db: DBDep) -> Response:
+def delete_answer(
+    group_id: int, staff: StaffDep, kb: KBDep, db: DBDep, audit: AuditDep
+) -> Response:
     """Withdraw a published answer from the knowledge base; the group is open again."""
     staff_answers.withdraw(kb, db, group_id)
+    audit(staff, "answer.withdraw", f"queue_group:{group_id}", group_id=group_id)
     return Response(status_code=204)

@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from api.deps import DBDep
-from db.models import Feedback, QueryLog
+from api.deps import DBDep, EmployeeDep, KBDep
+from db.models import DocumentRecord, Feedback, QueryLog, User
+from retrieval.models import AccessFilter
+from retrieval.service import KnowledgeBase
 
 router = APIRouter(prefix="/api", tags=["ask"])
 
@@ -21,7 +23,9 @@ MIN_USERS = 2
 
 @router.get("/suggestions")
 def suggestions(
+    _identity: EmployeeDep,
     db: DBDep,
+    kb: KBDep,
     lang: Literal["ja", "en"] | None = None,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> list[dict[str, object]]:
@@ -45,4 +49,44 @@ def suggestions(
         users[key].add(user_id)
         shown.setdefault(key, " ".join(question.split()))
     counts = Counter({k: len(v) for k, v in users.items() if len(v) >= MIN_USERS})
-    return [{"question": shown[k], "users": n} for k, n in counts.most_common(limit)]
+    out: list[dict[str, object]] = []
+    known: tuple[str, ...] | None = None
+    for key, n in counts.most_common():
+        if len(out) >= limit:
+            break
+        if known is None:
+            asker_groups = {str(g) for row in rows for g in (row[3] or ())}
+            known = tuple(sorted(_known_groups(db) | asker_groups))
+        # Someone without access may have typed (pasted) a restricted passage: a suggestion is
+        # shown to everyone, so it must not repeat one (issue 8, leak suite).
+        if known and _quotes_restricted(kb, shown[key], known):
+            continue
+        out.append({"question": shown[key], "users": n})
+    return out
+
+
+def _known_groups(db: DBDep) -> set[str]:
+    """The access groups of documents and local users (JSON columns: no DISTINCT on them)."""
+    found: set[str] = set()
+    with db.session() as s:
+        for column in (DocumentRecord.groups, User.groups):
+            for value in s.execute(select(column)).scalars():
+                found.update(str(g) for g in value or ())
+    return found
+
+
+def _grams(text: str) -> set[str]:
+    flat = " ".join(text.lower().split())
+    return {flat[i : i + 3] for i in range(max(0, len(flat) - 2))}
+
+
+def _quotes_restricted(kb: KnowledgeBase, question: str, groups: tuple[str, ...]) -> bool:
+    """Whether ``question`` mostly repeats a restricted passage (character trigrams)."""
+    passages, _ = kb.search(question, acl=AccessFilter(groups=groups), top_k=5)
+    wanted = _grams(question)
+    if not wanted:
+        return False
+    for p in passages:
+        if p.chunk.groups and len(wanted & _grams(p.chunk.text)) >= 0.6 * len(wanted):
+            return True
+    return False

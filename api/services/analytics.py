@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from db.engine import Database
 from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem
 from retrieval.guidelines import Guidelines
+from retrieval.models import AccessFilter
 
 TOP_N = 10
 
@@ -42,8 +43,14 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def summary(db: Database, start: datetime, end: datetime) -> dict[str, Any]:
-    """Counts, rates and rankings for questions asked in ``[start, end)``."""
+def summary(
+    db: Database, start: datetime, end: datetime, acl: AccessFilter | None = None
+) -> dict[str, Any]:
+    """Counts, rates and rankings for questions asked in ``[start, end)``.
+
+    ``acl``: the viewer's access; documents they may not read are left out of the document
+    rankings (issue 8: analytics never name a restricted document to someone outside it).
+    """
     with db.session() as s:
         queries = s.execute(
             select(
@@ -85,9 +92,15 @@ def summary(db: Database, start: datetime, end: datetime) -> dict[str, Any]:
             .order_by(func.count(QueueItem.id).desc(), QueueGroup.id)
             .limit(TOP_N)
         ).all()
-        documents = s.execute(
-            select(DocumentRecord.id, DocumentRecord.title).where(DocumentRecord.status != "failed")
-        ).all()
+        documents = [
+            (doc_id, title)
+            for doc_id, title, groups in s.execute(
+                select(DocumentRecord.id, DocumentRecord.title, DocumentRecord.groups).where(
+                    DocumentRecord.status != "failed"
+                )
+            ).all()
+            if acl is None or acl.permits(tuple(groups or ()))
+        ]
         policy_hits = s.execute(
             select(func.count(PolicyHit.id)).where(
                 PolicyHit.created_at >= start, PolicyHit.created_at < end
@@ -171,7 +184,7 @@ def summary(db: Database, start: datetime, end: datetime) -> dict[str, Any]:
         ],
         "most_cited_documents": [
             {"document_id": doc_id, "title": titles.get(doc_id, ""), "citations": count}
-            for doc_id, count in cited.most_common(TOP_N)
+            for doc_id, count in [c for c in cited.most_common() if c[0] in titles][:TOP_N]
         ],
         "never_cited_documents": [
             {"document_id": doc_id, "title": title}

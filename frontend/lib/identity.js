@@ -1,9 +1,11 @@
-// Development identity (issue 6): until real authentication exists, the pages and the widget
-// tell the API who is asking with X-User-* headers. This is the only module that knows how;
-// real auth replaces it (e.g. with a session cookie or a bearer token) without touching callers.
+// Identity (issues 6 and 8): the pages and the widget tell the API who is asking with a bearer
+// token (a local API token from `kb tokens create`, an OIDC access token, or a short-lived
+// widget token issued by POST /api/widget/token). Only when the service runs with
+// KB_AUTH__DEV_HEADERS=true (loopback only) do the X-User-* development headers count.
+// This is the only module that knows how.
 
 const KEY = "kb.devIdentity";
-const FIELDS = ["userId", "groups", "roles", "department"];
+const FIELDS = ["token", "userId", "groups", "roles", "department"];
 
 /** The identity stored in this browser tab (sessionStorage), or null. */
 export function loadIdentity() {
@@ -29,6 +31,7 @@ export function clearIdentity() {
 
 /** An identity from an element's attributes (user-id, user-groups, user-roles, user-department). */
 export function identityFromAttributes(element) {
+  if (element.hasAttribute("token")) return { token: element.getAttribute("token") || "" };
   if (!element.hasAttribute("user-id")) return null;
   return {
     userId: element.getAttribute("user-id") || "",
@@ -42,6 +45,10 @@ export function identityFromAttributes(element) {
 export function identityHeaders(identity) {
   const headers = {};
   if (!identity) return headers;
+  if (identity.token) {
+    headers["Authorization"] = `Bearer ${identity.token}`;
+    return headers;
+  }
   const map = { userId: "X-User-Id", groups: "X-User-Groups", roles: "X-User-Roles",
                 department: "X-User-Department" };
   for (const [field, header] of Object.entries(map)) {
@@ -87,10 +94,12 @@ export function mountDevSignIn(container, { defaults = {}, onChange = () => {} }
   form.setAttribute("aria-label", "Development identity");
   const legend = document.createElement("p");
   legend.className = "dev-note";
-  legend.textContent = "Development identity — not real sign-in. Sent as X-User-* headers; " +
-    "stored in this tab only.";
+  legend.textContent = "Sign in with an API token (kb tokens create) or an OIDC access token; " +
+    "kept in this tab only. The other fields are a development identity, sent as X-User-* " +
+    "headers and accepted only when the service runs with KB_AUTH__DEV_HEADERS=true.";
   form.append(legend);
-  const labels = { userId: "User id", groups: "Groups", roles: "Roles", department: "Department" };
+  const labels = { token: "Token", userId: "User id", groups: "Groups", roles: "Roles",
+                   department: "Department" };
   for (const f of FIELDS) {
     const label = document.createElement("label");
     label.textContent = labels[f] + " ";
@@ -98,6 +107,7 @@ export function mountDevSignIn(container, { defaults = {}, onChange = () => {} }
     input.name = f;
     input.value = current[f] || "";
     input.autocomplete = "off";
+    if (f === "token") input.type = "password";
     label.append(input);
     form.append(label);
   }

@@ -5,8 +5,11 @@
 // One script tag is enough: without a <kb-widget> element on the page, one is added to <body>.
 // Attributes: lang (ja|en; else the page's or the browser's language), suggestions (a JSON list
 // or "|"-separated questions), open, inline (render in place instead of a floating button),
-// api-base (default: the server the script came from), user-id, user-groups, user-roles,
-// user-department (development identity, see ../lib/identity.js).
+// api-base (default: the server the script came from), token (a short-lived widget token the
+// embedding page's backend got from POST /api/widget/token for its signed-in user; when it
+// expires the widget fires a "kb-token-expired" event and the page sets a fresh one), and, only
+// for a service running with dev headers, user-id, user-groups, user-roles, user-department
+// (see ../lib/identity.js).
 // Everything lives in a Shadow DOM: the host page's CSS cannot reach in, ours cannot leak out.
 // Server text is always inserted as text (textContent / text nodes), never as HTML.
 
@@ -27,6 +30,7 @@ const T = {
     sent: "Your question is with the support team.", error: "Something went wrong",
     you: "You asked", history: "Conversation", clear: "Clear conversation",
     confidence: "confidence", dev: "development identity",
+    generated: "written by the assistant, checked against the sources", extractive: "quoted from the sources",
     templates: ["How do I replace the toner?", "How do I connect the printer to Wi-Fi?",
                 "What are the support desk hours?"],
   },
@@ -44,6 +48,7 @@ const T = {
     sent: "質問はサポート担当者に届いています。", error: "エラーが発生しました",
     you: "質問", history: "会話", clear: "会話を消去",
     confidence: "確信度", dev: "開発用ID",
+    generated: "アシスタントが作成（出典で確認済み）", extractive: "出典からの引用",
     templates: ["トナーの交換方法は？", "プリンターをWi-Fiに接続するには？", "サポート窓口の受付時間は？"],
   },
 };
@@ -190,8 +195,15 @@ class KbWidget extends HTMLElement {
 
   get identity() { return identityFromAttributes(this) || loadIdentity(); }
 
-  api(path, init = {}) {
-    return apiFetch(this.apiBase + path, { identity: this.identity, ...init });
+  async api(path, init = {}) {
+    try {
+      return await apiFetch(this.apiBase + path, { identity: this.identity, ...init });
+    } catch (err) {
+      if (err && err.status === 401) {
+        this.dispatchEvent(new CustomEvent("kb-token-expired", { bubbles: true, composed: true }));
+      }
+      throw err;
+    }
   }
 
   connectedCallback() {
@@ -399,7 +411,9 @@ class KbWidget extends HTMLElement {
     });
     if (turn.escalated) more.disabled = true;
     node.append(el("div", { class: "actions" }, up, down, more,
-      el("span", { class: "meta" }, `${t.confidence} ${Number(data.confidence).toFixed(2)}`)), escForm, note);
+      el("span", { class: "meta", "data-mode": data.mode || "extractive" },
+        `${data.mode === "generated" ? t.generated : t.extractive} · ${t.confidence} ${Number(data.confidence).toFixed(2)}`)),
+    escForm, note);
     return node;
   }
 
