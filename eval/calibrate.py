@@ -8,11 +8,20 @@ large set does not drown a small one.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from eval.datasets import EvalDataset, load_dataset
+from eval.run import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
 from retrieval.answer import FEATURES, ConfidenceModel
+from retrieval.models import AccessFilter
+from retrieval.settings import Settings
 
 
 def fit_confidence(
@@ -48,3 +57,85 @@ def fit_confidence(
         bias=float(beta[0]),
         weights=tuple((f, float(b)) for f, b in zip(features, beta[1:], strict=True)),
     )
+
+
+def collect(
+    dataset: EvalDataset,
+    settings: Settings,
+    *,
+    cache: Path,
+    backend: Backend | None = None,
+) -> list[dict[str, Any]]:
+    """Ask every question of ``dataset`` on its cached evaluation index (built when missing)
+    and return one row per question: its confidence features, whether it is a positive (the
+    answer cites a gold document), and what the features were computed from."""
+    backend = backend or Backend.default()
+    data_dir = data_dir_for(cache, dataset, settings, dataset.corpus_hash())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kb = backend.open_kb(eval_settings(settings, data_dir, cache=cache))
+    rows: list[dict[str, Any]] = []
+    try:
+        ensure_index(kb, dataset, data_dir, backend)
+        keys = DocKeys(dataset)
+        for q in dataset.questions:
+            result = kb.ask(q.text, acl=AccessFilter(groups=q.groups), lang=q.lang)
+            cited = {keys.key(c.document_id, c.source_path) for c in result.citations}
+            rows.append(
+                {
+                    "dataset": dataset.name,
+                    "id": q.id,
+                    "question": q.text,
+                    "answerable": q.answerable,
+                    "positive": q.answerable and bool(cited & set(q.gold_ids)),
+                    "lang": result.lang,
+                    "answer": result.answer,
+                    "features": dict(result.features),
+                    "passages": [
+                        {
+                            "lang": p.chunk.lang,
+                            "kind": p.chunk.kind,
+                            "score": p.score,
+                            "signals": dict(p.signals),
+                            "text": p.chunk.text[:1500],
+                        }
+                        for p in result.passages[:3]
+                    ],
+                }
+            )
+    finally:
+        kb.close()
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m eval.calibrate DATASET... [--rows FILE]``: fit the confidence model on the
+    datasets' questions (each dataset weighted equally) and print it as settings."""
+    parser = argparse.ArgumentParser(prog="python -m eval.calibrate", description=main.__doc__)
+    parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("--cache", type=Path, default=Path("eval-runs/cache"))
+    parser.add_argument("--rows", type=Path, help="also write the per-question rows (JSON lines)")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    groups = []
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(args.rows.open("w", encoding="utf-8")) if args.rows else None
+        for path in args.datasets:
+            rows = collect(load_dataset(path), settings, cache=args.cache)
+            groups.append([(r["features"], r["positive"]) for r in rows])
+            for r in rows:
+                if out is not None:
+                    out.write(json.dumps(r, ensure_ascii=False) + "\n")
+    model = fit_confidence(groups)
+    print(  # noqa: T201 - the command's output
+        json.dumps(
+            {
+                "KB_RETRIEVAL__CONFIDENCE_BIAS": round(model.bias, 3),
+                "KB_RETRIEVAL__CONFIDENCE_WEIGHTS": {f: round(w, 3) for f, w in model.weights},
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
