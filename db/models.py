@@ -119,6 +119,8 @@ class QueryLog(Base):
     """Placeholder kinds masked out of ``question`` (``EMAIL``, ``PHONE``, ...)."""
     faithfulness: Mapped[float | None] = mapped_column(Float, nullable=True)
     """Share of the answer's sentences supported by the passage they cite (None: not checked)."""
+    fallback_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Why a generated answer fell back to the extractive one (``timeout``, ``error``, ...)."""
 
 
 class Feedback(Base):

@@ -130,6 +130,7 @@ def record_answer(
                 ],
                 latency_ms=result.timings_ms.get("total_ms", 0.0),
                 faithfulness=result.faithfulness,
+                fallback_reason=result.fallback_reason,
             )
         )
     if result.status == "escalated" and kb.embedders:

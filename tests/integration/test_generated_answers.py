@@ -195,11 +195,13 @@ def test_an_answer_that_only_follows_the_injection_falls_back(client, server):
     assert "停止" not in body["answer"]
 
 
-def test_a_timeout_falls_back_to_the_extractive_answer(client, server):
+def test_a_timeout_falls_back_to_the_extractive_answer(client, server, world):
     server.reply(_good_toner, delay=2.5)
     server.reply(_good_toner, delay=2.5)  # the retry times out too
     body = _ask(client, TONER_Q)
     assert body["mode"] == "extractive" and body["fallback_reason"] == "llm_timeout"
+    row = _logged(world, body["query_id"])
+    assert (row.mode, row.fallback_reason) == ("extractive", "llm_timeout")
     assert body["status"] == "answered" and body["citations"] and "[1]" in body["answer"]
     assert body["faithfulness"] == 1.0
     assert len(server.requests) == 2

@@ -1,4 +1,5 @@
-"""generated answers: faithfulness per answer, injection-like text flagged per document
+"""generated answers: faithfulness and fallback reason per answer, injection-like text flagged
+per document
 
 Revision ID: 0003
 Revises: 0002
@@ -16,6 +17,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("query_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("faithfulness", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("fallback_reason", sa.String(length=32), nullable=True))
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.add_column(sa.Column("flags", sa.JSON(), nullable=False, server_default="[]"))
 
@@ -24,4 +26,5 @@ def downgrade() -> None:
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.drop_column("flags")
     with op.batch_alter_table("query_log", schema=None) as batch_op:
+        batch_op.drop_column("fallback_reason")
         batch_op.drop_column("faithfulness")
