@@ -29,7 +29,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -439,10 +439,13 @@ def _pieces(
         yield Delta(piece.text)
 
 
-def _timed(result: AnswerResult, t0: float) -> None:
+def _derived(extractive: AnswerResult, info: Generation, t0: float, **changes: Any) -> AnswerResult:
+    """The extractive result with ``changes``, the generation's record and its time added."""
     ms = (time.perf_counter() - t0) * 1000
-    result.timings_ms["generate_ms"] = ms
-    result.timings_ms["total_ms"] = result.timings_ms.get("total_ms", 0.0) + ms
+    timings = dict(extractive.timings_ms)
+    timings["generate_ms"] = ms
+    timings["total_ms"] = timings.get("total_ms", 0.0) + ms
+    return replace(extractive, generation=info, timings_ms=timings, **changes)
 
 
 def _generated(
@@ -452,59 +455,42 @@ def _generated(
     make_citation: CitationFactory,
     t0: float,
 ) -> AnswerResult:
-    result = AnswerResult(
+    return _derived(
+        extractive,
+        info,
+        t0,
         status="answered",
         answer=checker.answer,
         citations=[make_citation(i + 1, p.passage) for i, p in enumerate(checker.cited)],
-        confidence=extractive.confidence,
-        lang=extractive.lang,
-        passages=extractive.passages,
-        features=extractive.features,
         mode="generated",
-        timings_ms=dict(extractive.timings_ms),
         faithfulness=info.score,
-        generation=info,
     )
-    _timed(result, t0)
-    return result
 
 
 def _escalated(extractive: AnswerResult, info: Generation, t0: float) -> AnswerResult:
-    result = AnswerResult(
+    return _derived(
+        extractive,
+        info,
+        t0,
         status="escalated",
         answer=ESCALATION_MESSAGE[extractive.lang],
         citations=[],
-        confidence=extractive.confidence,
-        lang=extractive.lang,
-        passages=extractive.passages,
-        features=extractive.features,
         mode="generated",
-        timings_ms=dict(extractive.timings_ms),
-        generation=info,
+        faithfulness=None,
     )
-    _timed(result, t0)
-    return result
 
 
 def _fallback(
     extractive: AnswerResult, info: Generation, reason: FallbackReason | None, t0: float
 ) -> AnswerResult:
-    result = AnswerResult(
-        status=extractive.status,
-        answer=extractive.answer,
+    return _derived(
+        extractive,
+        info,
+        t0,
         citations=list(extractive.citations),
-        confidence=extractive.confidence,
-        lang=extractive.lang,
-        passages=extractive.passages,
-        features=extractive.features,
         mode="extractive",
         fallback_reason=reason,
-        timings_ms=dict(extractive.timings_ms),
-        faithfulness=extractive.faithfulness,
-        generation=info,
     )
-    _timed(result, t0)
-    return result
 
 
 def extractive_faithfulness(result: AnswerResult) -> float | None:
