@@ -13,6 +13,7 @@
 // Everything lives in a Shadow DOM: the host page's CSS cannot reach in, ours cannot leak out.
 // Server text is always inserted as text (textContent / text nodes), never as HTML.
 
+import { el } from "../lib/dom.js";
 import { apiFetch, identityFromAttributes, loadIdentity } from "../lib/identity.js";
 
 const T = {
@@ -118,19 +119,6 @@ form.ask button { background: #1d4ed8; color: #fff; border: none; font-weight: 6
 }
 `;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v === null || v === undefined) continue;
-    if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : String(c));
-  }
-  return node;
-}
 
 const HISTORY_KEY = "kb.widget.history";
 let seq = 0;
