@@ -163,8 +163,9 @@ def throughput(
 def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Per question: the floor (embed + one search) and ``KnowledgeBase.ask`` stage timings."""
     from retrieval.embedders import build_embedders
-    from retrieval.models import AccessFilter, DenseQuery, Fusion
-    from retrieval.service import KnowledgeBase, title_vector
+    from retrieval.lang import detect_lang
+    from retrieval.models import AccessFilter
+    from retrieval.service import KnowledgeBase, dense_queries, other_lang
     from retrieval.settings import Settings
     from retrieval.versions import overfetch
 
@@ -186,18 +187,20 @@ def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
             t0 = time.perf_counter()
             vector = embedder.embed_query(case["text"])
             t1 = time.perf_counter()
-            dense = [DenseQuery(embedder.name, vector)]
-            if settings.embedder.title_vectors:
-                dense.append(DenseQuery(title_vector(embedder.name), vector))
+            dense = dense_queries(
+                embedder.name,
+                vector,
+                title_vectors=settings.embedder.title_vectors,
+                cross_lang=other_lang(detect_lang(case["text"])),
+                cross_lang_weight=cfg.cross_lang_weight,
+            )
             kb.store.search(
                 dense=dense,
                 sparse=sparse,
                 top_k=overfetch(cfg.top_k),
                 acl=acl,
                 prefetch_k=cfg.prefetch_k,
-                fusion=Fusion(
-                    k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight
-                ),
+                fusion=kb.fusion(),
             )
             t2 = time.perf_counter()
             floor.append((t2 - t0) * 1000)

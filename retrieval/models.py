@@ -260,15 +260,26 @@ class DenseQuery:
 
     name: str
     vector: list[float]
+    lang: Lang | None = None
+    """Search only chunks in this language (the cross-language prefetch); ``None``: all."""
+    weight: float | None = None
+    """This prefetch's RRF weight; ``None``: the fusion's ``dense_weight``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Fusion:
-    """Weighted reciprocal rank fusion: ``score = sum(w / (k + rank))`` over the prefetches."""
+    """Weighted reciprocal rank fusion as Qdrant computes it (Edge and server alike): a passage at
+    ``rank`` (from 0) in a prefetch of weight ``w`` gains ``1 / (k - 1 + (rank + 1) / w)``, the
+    classic ``1 / (k + rank)`` at ``w = 1``. A weight below 1 stretches the ranks rather than
+    scaling the score (the contract tests pin this)."""
 
     k: int = 2
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
+
+    def gain(self, rank: int, weight: float) -> float:
+        """What a prefetch of ``weight`` adds to the fused score of its passage at ``rank``."""
+        return 1.0 / (self.k - 1 + (rank + 1) / weight) if weight > 0 else 0.0
 
 
 DEFAULT_FUSION = Fusion()

@@ -47,6 +47,29 @@ def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int
     return dims
 
 
+def other_lang(lang: Lang) -> Lang:
+    """The knowledge base's other language."""
+    return "en" if lang == "ja" else "ja"
+
+
+def dense_queries(
+    name: str,
+    vector: list[float],
+    *,
+    title_vectors: bool,
+    cross_lang: Lang | None = None,
+    cross_lang_weight: float = 0.0,
+) -> list[DenseQuery]:
+    """The dense prefetches of one model's question vector: its text vector, its title vector,
+    and (``cross_lang`` set, weight above 0) its text vector over that language's chunks only."""
+    queries = [DenseQuery(name, vector)]
+    if title_vectors:
+        queries.append(DenseQuery(title_vector(name), vector))
+    if cross_lang is not None and cross_lang_weight > 0:
+        queries.append(DenseQuery(name, vector, lang=cross_lang, weight=cross_lang_weight))
+    return queries
+
+
 class KnowledgeBase:
     """Holds the loaded models and the open store. Build with :meth:`open`; close when done."""
 
@@ -111,17 +134,32 @@ class KnowledgeBase:
             self.cache.close()
 
     def search(
-        self, question: str, *, acl: AccessFilter, top_k: int | None = None
+        self,
+        question: str,
+        *,
+        acl: AccessFilter,
+        top_k: int | None = None,
+        lang: Lang | None = None,
     ) -> tuple[list[ScoredChunk], dict[str, float]]:
-        """Hybrid search; :returns: passages best first and per-stage timings in ms."""
+        """Hybrid search; :returns: passages best first and per-stage timings in ms.
+
+        Besides the dense and BM25 prefetches over every chunk, one dense prefetch searches only
+        the chunks in the other language (``retrieval.cross_lang_weight``): the language the
+        question is asked in (``lang``, detected when not given) has its own BM25 and dense
+        neighbours, and this lets a manual that exists only in the other language still rank.
+        """
         cfg = self.settings.retrieval
         t0 = time.perf_counter()
+        lang = lang or detect_lang(question)
         dense: list[DenseQuery] = []
-        for embedder in self.embedders if cfg.use_dense else []:
-            vector = embedder.embed_query(question)
-            dense.append(DenseQuery(embedder.name, vector))
-            if self.settings.embedder.title_vectors:
-                dense.append(DenseQuery(title_vector(embedder.name), vector))
+        for i, embedder in enumerate(self.embedders if cfg.use_dense else []):
+            dense += dense_queries(
+                embedder.name,
+                embedder.embed_query(question),
+                title_vectors=self.settings.embedder.title_vectors,
+                cross_lang=other_lang(lang) if i == 0 else None,
+                cross_lang_weight=cfg.cross_lang_weight,
+            )
         t1 = time.perf_counter()
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
         t2 = time.perf_counter()
@@ -132,9 +170,7 @@ class KnowledgeBase:
             top_k=overfetch(k),
             acl=acl,
             prefetch_k=cfg.prefetch_k,
-            fusion=Fusion(
-                k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight
-            ),
+            fusion=self.fusion(),
         )
         # Mid-replacement a document has points of two versions: show one (issue 5).
         passages = current_versions(passages)[:k]
@@ -192,7 +228,7 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
-        passages, timings = self.search(question, acl=acl)
+        passages, timings = self.search(question, acl=acl, lang=lang)
         t1 = time.perf_counter()
         terms = self.sparse.terms(question)
         dense_name = self.embedders[0].name if self.embedders and cfg.use_dense else ""
@@ -239,14 +275,19 @@ class KnowledgeBase:
             timings_ms=timings,
         )
 
-    def _max_fused(self) -> float:
-        """Fused score of a passage ranked first by every prefetch (Qdrant RRF: w / (k + 1))."""
+    def fusion(self) -> Fusion:
+        """The configured reciprocal rank fusion."""
         cfg = self.settings.retrieval
+        return Fusion(k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight)
+
+    def _max_fused(self) -> float:
+        """Fused score of a passage ranked first by every prefetch over all languages (the
+        cross-language prefetch aside, which the question's own language can never top)."""
+        cfg = self.settings.retrieval
+        fusion = self.fusion()
         n_dense = len(self.embedders) * (2 if self.settings.embedder.title_vectors else 1)
-        weights = (n_dense * cfg.dense_weight if cfg.use_dense else 0.0) + (
-            cfg.bm25_weight if cfg.use_bm25 else 0.0
-        )
-        return weights / (cfg.rrf_k + 1)
+        dense = n_dense * fusion.gain(0, cfg.dense_weight) if cfg.use_dense else 0.0
+        return dense + (fusion.gain(0, cfg.bm25_weight) if cfg.use_bm25 else 0.0)
 
     def _citation(self, n: int, passage: ScoredChunk) -> Citation:
         chunk = passage.chunk

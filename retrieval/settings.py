@@ -78,8 +78,8 @@ class RetrievalSettings(BaseModel):
             "coverage": 0.80,
             "coverage_any": -0.41,
             "is_qa": -0.35,
-            "agreement": 3.89,
-            "margin": -1.45,
+            "agreement": 6.946,
+            "margin": -2.589,
             "cos_margin": 5.11,
             "answer_coverage": 0.51,
             "coverage_idf": -0.03,
@@ -94,6 +94,12 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = 2
     dense_weight: float = 0.4
     bm25_weight: float = 1.0
+    cross_lang_weight: float = Field(default=0.4, ge=0.0)
+    """RRF weight of one more dense prefetch, over the chunks in the other language than the
+    question's (0 turns it off). BM25 and the dense neighbours favour the question's own
+    language, so a manual written only in the other language never ranked; with this it does,
+    while a passage in the question's language still comes first when one answers
+    (docs/benchmarks.md, "Cross-language retrieval")."""
     use_dense: bool = True
     """Add the dense prefetches (off for the BM25-only evaluation variant)."""
     use_bm25: bool = True

@@ -21,8 +21,9 @@ KEYWORD_INDEXES = ("groups", "document_id", "doc_hash", "lang", "kind")
 """Payload keys filtered on, each with a keyword index."""
 
 RRF_K = 2
-"""RRF constant: score = sum over prefetches of 1 / (k + rank), rank from 0. Qdrant's default
-for ``Fusion.RRF``; Edge needs it spelled out, so both adapters fuse identically."""
+"""RRF constant: score = sum over prefetches of 1 / (k + rank), rank from 0, at weight 1
+(:class:`~retrieval.models.Fusion` has the weighted form). Qdrant's default for ``Fusion.RRF``;
+Edge needs it spelled out, so both adapters fuse identically."""
 
 UPSERT_BATCH = 256
 
@@ -100,9 +101,15 @@ def in_chunk_order(payloads: Sequence[Mapping[str, Any] | None]) -> list[ScoredC
     return [ScoredChunk(chunk=c, score=0.0) for c in chunks]
 
 
-def fusion_weights(fusion: Fusion, n_dense: int, with_sparse: bool) -> list[float]:
+def fusion_weights(fusion: Fusion, dense: Sequence[DenseQuery], with_sparse: bool) -> list[float]:
     """RRF weights in prefetch order: the dense prefetches, then the sparse one."""
-    return [fusion.dense_weight] * n_dense + ([fusion.sparse_weight] if with_sparse else [])
+    weights = [fusion.dense_weight if q.weight is None else q.weight for q in dense]
+    return weights + ([fusion.sparse_weight] if with_sparse else [])
+
+
+def vector_names(dense: Sequence[DenseQuery]) -> list[str]:
+    """The distinct dense vectors to return with each hit (for the per-model cosines)."""
+    return list(dict.fromkeys(q.name for q in dense))
 
 
 TIE_MARGIN = 10

@@ -64,6 +64,7 @@ from retrieval.stores._common import (
     in_chunk_order,
     settle,
     to_scored,
+    vector_names,
 )
 
 LOCK_FILE = ".kb.lock"
@@ -234,7 +235,11 @@ class EdgeStore:
         flt = qe.Filter(must=must)
         limit = max(prefetch_k, top_k)
         prefetches = [
-            qe.Prefetch(limit=limit, query=qe.Query.Nearest(q.vector, using=q.name), filter=flt)
+            qe.Prefetch(
+                limit=limit,
+                query=qe.Query.Nearest(q.vector, using=q.name),
+                filter=flt if q.lang is None else qe.Filter(must=[*must, _lang(q.lang)]),
+            )
             for q in dense
         ]
         with_sparse = sparse is not None and has_terms(sparse)
@@ -249,11 +254,11 @@ class EdgeStore:
             prefetches=prefetches,
             # The stub types ``query`` as ``Fusion`` but Edge wants a ``Fusion.Rrf`` instance.
             query=qe.Fusion.Rrf(  # type: ignore[arg-type]
-                k=fusion.k, weights=fusion_weights(fusion, len(dense), with_sparse)
+                k=fusion.k, weights=fusion_weights(fusion, dense, with_sparse)
             ),
             filter=flt,
             with_payload=True,
-            with_vector=[q.name for q in dense] if dense else False,
+            with_vector=vector_names(dense) if dense else False,
         )
         with self._errors("search"):
             hits = shard.query(request)
@@ -418,6 +423,10 @@ class EdgeStore:
 
 def _document(document_id: str) -> qe.FieldCondition:
     return qe.FieldCondition(key="document_id", match=qe.MatchValue(value=document_id))
+
+
+def _lang(lang: str) -> qe.FieldCondition:
+    return qe.FieldCondition(key="lang", match=qe.MatchValue(value=lang))
 
 
 def _sparse(sparse: SparseVector) -> qe.SparseVector:

@@ -40,6 +40,7 @@ from retrieval.stores._common import (
     in_chunk_order,
     settle,
     to_scored,
+    vector_names,
 )
 
 SCROLL_PAGE = 256
@@ -211,7 +212,13 @@ class QdrantServerStore:
         flt = models.Filter(must=must)
         limit = max(prefetch_k, top_k)
         prefetches = [
-            models.Prefetch(query=q.vector, using=q.name, limit=limit, filter=flt) for q in dense
+            models.Prefetch(
+                query=q.vector,
+                using=q.name,
+                limit=limit,
+                filter=flt if q.lang is None else models.Filter(must=[*must, _lang(q.lang)]),
+            )
+            for q in dense
         ]
         with_sparse = sparse is not None and has_terms(sparse)
         if sparse is not None and with_sparse:
@@ -228,14 +235,12 @@ class QdrantServerStore:
                 self.collection,
                 prefetch=prefetches,
                 query=models.RrfQuery(
-                    rrf=models.Rrf(
-                        k=fusion.k, weights=fusion_weights(fusion, len(dense), with_sparse)
-                    )
+                    rrf=models.Rrf(k=fusion.k, weights=fusion_weights(fusion, dense, with_sparse))
                 ),
                 query_filter=flt,
                 limit=top_k + TIE_MARGIN,
                 with_payload=True,
-                with_vectors=[q.name for q in dense] if dense else False,
+                with_vectors=vector_names(dense) if dense else False,
             )
         return settle(
             [
@@ -346,6 +351,10 @@ class QdrantServerStore:
 
 def _document(document_id: str) -> models.FieldCondition:
     return models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))
+
+
+def _lang(lang: str) -> models.FieldCondition:
+    return models.FieldCondition(key="lang", match=models.MatchValue(value=lang))
 
 
 def _vectors(item: EmbeddedChunk) -> dict[str, Any]:

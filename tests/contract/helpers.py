@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from retrieval.models import Chunk, EmbeddedChunk, Location, SparseVector
+from retrieval.models import Chunk, EmbeddedChunk, Lang, Location, SparseVector
 
 DIMS = {"e5": 16, "use": 12}
 """Two named dense vectors of different sizes, as with two embedders."""
@@ -37,6 +37,7 @@ def make_chunk(
     groups: tuple[str, ...] = (),
     doc_hash: str = "h1",
     text: str | None = None,
+    lang: Lang = "en",
 ) -> Chunk:
     text = text or f"{document_id} chunk {index}"
     return Chunk(
@@ -47,7 +48,7 @@ def make_chunk(
         title=f"{document_id} title",
         source_path=f"docs/{document_id}.md",
         location=Location(heading_path=("Setup", "Wi-Fi"), page=index + 1),
-        lang="en",
+        lang=lang,
         start=index * 100,
         end=index * 100 + len(text),
         groups=groups,

@@ -18,7 +18,14 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from retrieval.errors import StoreError, StoreLockedError
-from retrieval.models import PUBLIC_GROUP, AccessFilter, DenseQuery, EmbeddedChunk, ScoredChunk
+from retrieval.models import (
+    PUBLIC_GROUP,
+    AccessFilter,
+    DenseQuery,
+    EmbeddedChunk,
+    Fusion,
+    ScoredChunk,
+)
 from retrieval.protocols import VectorStore
 from retrieval.settings import QdrantSettings, Settings
 from retrieval.stores import open_store
@@ -155,6 +162,15 @@ class VectorStoreContract:
         assert hits[0].score == pytest.approx(0.5)
         assert hits[1].score == pytest.approx(1 / 3)
 
+    @pytest.mark.parametrize("weight", [0.4, 1.0, 2.0])
+    def test_weighted_fusion_gains_follow_the_fusion_formula(
+        self, filled: VectorStore, weight: float
+    ) -> None:
+        query = [DenseQuery("e5", vectors("faq:h1:0")["e5"], weight=weight)]
+        hits = filled.search(dense=query, sparse=None, top_k=3, acl=ANYONE)
+        fusion = Fusion()
+        assert [h.score for h in hits] == pytest.approx([fusion.gain(r, weight) for r in range(3)])
+
     def test_sparse_term_match_lifts_a_document(self, filled: VectorStore) -> None:
         query = [DenseQuery("e5", vectors("manual:h1:0")["e5"])]
         dense_only = filled.search(dense=query, sparse=None, top_k=5, acl=ANYONE)
@@ -182,6 +198,29 @@ class VectorStoreContract:
     def test_top_k_larger_than_prefetch_k(self, filled: VectorStore) -> None:
         hits = filled.search(dense=dense_query("x"), sparse=None, top_k=4, acl=HR, prefetch_k=1)
         assert len(hits) == 4
+
+    def test_language_prefetch_searches_only_that_language_with_its_weight(
+        self, filled: VectorStore
+    ) -> None:
+        filled.upsert(
+            [
+                embed(make_chunk("handbuch", 0, lang="ja"), sparse(wifi=1.0)),
+                embed(make_chunk("hr-ja", 0, lang="ja", groups=("hr",)), sparse(wifi=1.0)),
+            ]
+        )
+        exact = vectors("manual:h1:0")["e5"]
+        only_ja = [DenseQuery("e5", exact, lang="ja", weight=0.25)]
+        hits = filled.search(dense=only_ja, sparse=None, top_k=5, acl=ANYONE)
+        assert ids(hits) == [("handbuch", 0)]  # the English chunks and the HR one never enter
+        # Its own weight: 1 / (k - 1 + (rank + 1) / w) with k = 2, rank 0, w = 0.25.
+        assert hits[0].score == pytest.approx(Fusion().gain(0, 0.25)) == pytest.approx(0.2)
+        hits = filled.search(dense=only_ja, sparse=None, top_k=5, acl=HR)
+        assert {d for d, _ in ids(hits)} == {"handbuch", "hr-ja"}
+        both = [DenseQuery("e5", exact), *only_ja]
+        hits = filled.search(dense=both, sparse=None, top_k=10, acl=ANYONE)
+        assert ids(hits)[0] == ("manual", 0)
+        assert ("handbuch", 0) in ids(hits)
+        assert set(hits[0].signals) == {"rrf", "dense:e5"}
 
     # -- access control ----------------------------------------------------------------------
 

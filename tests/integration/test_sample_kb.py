@@ -92,3 +92,36 @@ def test_reingesting_the_same_folder_changes_nothing(sample_kb):
     assert again.count("added") == again.count("updated") == again.count("deleted") == 0
     assert again.embedded == 0
     assert kb.store.count() == before
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "only_in_other_language"),
+    [
+        (
+            "Aster MF-3400 の最新ファームウェアで変わった点は何ですか？",
+            "ja",
+            "aster-mf3400-release-notes.pptx",
+        ),
+        ("TeamLedger で経費レポートを PDF に書き出す方法は？", "ja", "teamledger-user-guide.html"),
+        ("How long are TeamLedger audit logs kept?", "en", "teamledger-admin-guide-ja.md"),
+        (
+            "How do I configure the daily automatic accounting export in TeamLedger?",
+            "en",
+            "teamledger-admin-guide-ja.md",
+        ),
+    ],
+    ids=["ja-release-notes", "ja-user-guide", "en-admin-audit-log", "en-admin-export"],
+)
+def test_a_manual_in_the_other_language_is_found_behind_the_questions_own(
+    sample_kb, question: str, lang: str, only_in_other_language: str
+):
+    # The release notes and the user guide exist only in English, the admin guide only in
+    # Japanese: the cross-language prefetch brings them into the passages, while a passage in
+    # the question's language still ranks first.
+    kb, _, _ = sample_kb
+    passages, _ = kb.search(question, acl=AccessFilter())
+    top5 = passages[:5]
+    assert passages[0].chunk.lang == lang
+    assert any(
+        p.chunk.source_path.endswith(only_in_other_language) and p.chunk.lang != lang for p in top5
+    ), [(p.chunk.source_path, p.chunk.lang) for p in top5]
