@@ -50,6 +50,27 @@ def _open_kb(settings: Any) -> Iterator[Any]:
         kb.close()
 
 
+def _check_recreate(settings: Any, path: Path) -> None:
+    """Refuse ``--recreate`` when the catalog holds documents that PATH would not bring back."""
+    from db.engine import Database
+    from ingest.pipeline import other_sources
+
+    if not path.exists():
+        raise click.ClickException(f"{path} does not exist")
+    db = Database(settings.db_url())
+    try:
+        db.migrate()
+        others = other_sources(db, str(path.resolve()))
+    finally:
+        db.dispose()
+    if others:
+        listed = ", ".join(f"{src} ({n})" for src, n in sorted(others.items()))
+        raise click.ClickException(
+            f"--recreate would drop documents that {path} does not hold, from: {listed}; "
+            "remove those sources first, or rebuild without --recreate"
+        )
+
+
 @click.group()
 @click.version_option("0.1.0", prog_name="kb")
 def main() -> None:
@@ -59,11 +80,24 @@ def main() -> None:
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def ingest(path: Path, as_json: bool) -> None:
+@click.option(
+    "--reindex",
+    is_flag=True,
+    help="Parse and index every file again, unchanged ones too (after an upgrade that "
+    "changes parsing or chunking). Answers keep working meanwhile.",
+)
+@click.option(
+    "--recreate",
+    is_flag=True,
+    help="Drop the whole index and build it again from PATH (after changing the embedding "
+    "models or KB_QDRANT__QUANTIZATION). Refused while the index holds documents of other "
+    "sources.",
+)
+def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
     """Sync PATH (a folder or a file) into the knowledge base: add, update, skip, delete.
 
     When the service (`kb serve`) holds the embedded store, the run is handed to it
-    (KB_SERVICE_URL) and followed until it ends.
+    (KB_SERVICE_URL) and followed until it ends (not with --reindex or --recreate).
     """
     from tqdm import tqdm
 
@@ -72,9 +106,16 @@ def ingest(path: Path, as_json: bool) -> None:
     from retrieval.service import KnowledgeBase
 
     settings = _settings()
+    if recreate:
+        _check_recreate(settings, path)
     try:
-        kb = KnowledgeBase.open(settings)
+        kb = KnowledgeBase.open(settings, recreate=recreate)
     except StoreLockedError as exc:
+        if reindex or recreate:
+            flag = "--recreate" if recreate else "--reindex"
+            raise click.ClickException(
+                f"{exc.detail}; {flag} needs it: stop `kb serve` first"
+            ) from exc
         _hand_over(settings, path, as_json, exc.detail)
         return
     except KBError as exc:
@@ -92,7 +133,7 @@ def ingest(path: Path, as_json: bool) -> None:
 
         ingestor = Ingestor(kb, progress=progress)
         try:
-            report = ingestor.sync_folder(path)
+            report = ingestor.sync_folder(path, reindex=reindex or recreate)
         except KBError as exc:
             raise click.ClickException(exc.detail) from exc
         finally:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from db.engine import Database
 from db.models import DocumentRecord, DocumentVersion, IngestRun, utcnow
@@ -104,6 +104,17 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def other_sources(db: Database, source: str) -> dict[str, int]:
+    """Sources other than ``source`` with documents in the catalog, and how many each."""
+    with db.session() as s:
+        rows = s.execute(
+            select(DocumentRecord.source, func.count())
+            .where(DocumentRecord.source != source, DocumentRecord.status != "failed")
+            .group_by(DocumentRecord.source)
+        ).all()
+    return {str(src): int(n) for src, n in rows}
+
+
 class Ingestor:
     """Writes documents into one knowledge base and its catalog."""
 
@@ -131,6 +142,7 @@ class Ingestor:
         created_by: str = "system",
         run_id: str | None = None,
         optimize: bool = True,
+        reindex: bool = False,
     ) -> IngestReport:
         """Make the index hold exactly the documents under ``root`` (a folder or one file).
 
@@ -138,6 +150,8 @@ class Ingestor:
             runs); a new one otherwise.
         :param optimize: build the store's search indexes afterwards (the CLI); a serving
             process passes ``False`` because Edge's optimize freezes the process.
+        :param reindex: parse and index every file again, unchanged ones too (after an upgrade
+            that changes parsing or chunking): see :meth:`mark_for_reindex`.
         :raises IngestError: if ``root`` does not exist or a metadata file is malformed.
         """
         source = str(root.resolve())
@@ -149,6 +163,8 @@ class Ingestor:
             raise
         # A run killed earlier may have left a half-written version behind: finish its job first.
         self.recover(source)
+        if reindex:
+            self.mark_for_reindex(source)
         self._start_run(report, created_by)
         started = time.perf_counter()
         seen: set[str] = set()
@@ -209,6 +225,25 @@ class Ingestor:
             rec = s.get(DocumentRecord, document_id)
             if rec is not None:
                 rec.groups = list(clean)
+
+    def mark_for_reindex(self, source: str) -> int:
+        """Mark every indexed document of ``source`` stale, so that the next sync of it parses
+        and indexes each one again. Their points stay searchable until each is replaced, and a
+        run killed half-way leaves the rest marked for the next one. :returns: how many."""
+        with self.db.session() as s:
+            recs = (
+                s.execute(
+                    select(DocumentRecord).where(
+                        DocumentRecord.source == source, DocumentRecord.status == "indexed"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for rec in recs:
+                rec.status = "stale"
+                rec.last_error = "re-index requested: parsed and indexed again by the next run"
+            return len(recs)
 
     def recover(self, source: str | None = None) -> list[str]:
         """Finish the job of runs killed mid-way (of ``source``, or of every source).

@@ -79,6 +79,11 @@ class VectorStore(Protocol):
         """
         ...
 
+    def drop_collection(self) -> None:
+        """Delete the collection and every point in it (``kb ingest --recreate``); works on a
+        collection built with other vectors, or a damaged embedded folder."""
+        ...
+
     def upsert(self, chunks: Sequence[EmbeddedChunk]) -> int:
         """Insert or replace points by their deterministic ids. :returns: points written."""
         ...

@@ -97,14 +97,20 @@ class KnowledgeBase:
         )
 
     @classmethod
-    def open(cls, settings: Settings) -> KnowledgeBase:
-        """Open the configured store and models (models load lazily, or in :meth:`warm_up`)."""
+    def open(cls, settings: Settings, *, recreate: bool = False) -> KnowledgeBase:
+        """Open the configured store and models (models load lazily, or in :meth:`warm_up`).
+
+        :param recreate: drop the collection and every point in it first, then create it for
+            the configured embedders and quantization (``kb ingest --recreate``).
+        """
         from retrieval.stores import open_store
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedders = build_embedders(settings.embedder)
         store = open_store(settings)
         try:
+            if recreate:
+                store.drop_collection()
             store.ensure_collection(vector_dims(embedders, settings.embedder.title_vectors))
         except Exception:
             store.close()

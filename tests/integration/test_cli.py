@@ -87,3 +87,59 @@ def test_serve_refuses_in_one_line_when_the_store_is_in_use(runner_env, folder):
     assert result.exit_code == 1
     assert "in use" in result.output and "qdrant" in result.output
     assert "Traceback" not in result.output
+
+
+def _outcomes(output: str) -> dict[str, str]:
+    return {f["path"]: f["outcome"] for f in json.loads(output)["files"]}
+
+
+def test_reindex_parses_unchanged_files_again_and_keeps_answering(runner_env, folder):
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0
+    result = runner.invoke(main, ["ingest", str(folder), "--reindex", "--json"], env=runner_env)
+    assert result.exit_code == 0, result.output
+    outcomes = _outcomes(result.output)
+    assert outcomes["facts.md"] == "updated"  # same bytes, parsed and indexed again
+    assert outcomes["broken.pdf"] == "failed"
+    again = runner.invoke(main, ["ingest", str(folder), "--json"], env=runner_env)
+    assert _outcomes(again.output)["facts.md"] == "unchanged"
+    asked = runner.invoke(
+        main, ["ask", "How many pages does the TN-340 last?", "--json"], env=runner_env
+    )
+    body = json.loads(asked.output)
+    assert body["status"] == "answered" and "8,000" in body["answer"]
+
+
+def test_recreate_rebuilds_an_index_built_with_other_vectors(runner_env, folder):
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0
+    # Switching off the title vectors changes the collection's vectors: a plain sync refuses
+    # and names the cure, which then works.
+    changed = {**runner_env, "KB_EMBEDDER__TITLE_VECTORS": "false"}
+    refused = runner.invoke(main, ["ingest", str(folder)], env=changed)
+    assert refused.exit_code == 1 and "kb ingest --recreate" in refused.output
+    rebuilt = runner.invoke(main, ["ingest", str(folder), "--recreate", "--json"], env=changed)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert _outcomes(rebuilt.output)["facts.md"] == "updated"
+    asked = runner.invoke(
+        main, ["ask", "How many pages does the TN-340 last?", "--json"], env=changed
+    )
+    assert "8,000" in json.loads(asked.output)["answer"]
+
+
+def test_recreate_is_refused_while_other_sources_have_documents(runner_env, folder, tmp_path):
+    runner = CliRunner()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.md").write_text("# Canteen\n\nThe canteen opens at 11:30.\n", encoding="utf-8")
+    assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0
+    assert runner.invoke(main, ["ingest", str(other)], env=runner_env).exit_code == 0
+    refused = runner.invoke(main, ["ingest", str(folder), "--recreate"], env=runner_env)
+    assert refused.exit_code == 1
+    assert (
+        "--recreate would drop documents" in refused.output
+        and str(other.resolve()) in refused.output
+    )
+    # Nothing was dropped: both folders still answer.
+    asked = runner.invoke(main, ["ask", "When does the canteen open?", "--json"], env=runner_env)
+    assert "11:30" in json.loads(asked.output)["answer"]
