@@ -45,6 +45,7 @@ from eval.history import (
 )
 from eval.metrics import DEFAULT_WRONG_ANSWER_TARGET, Outcome, Status, answered_at, summarize
 from eval.report import build_report, dataset_entry, render_summary, write_report
+from ingest.parse import PARSERS_VERSION
 from retrieval.faithfulness import check_faithfulness
 from retrieval.models import AccessFilter
 from retrieval.settings import Settings
@@ -247,10 +248,15 @@ def index_fingerprint(dataset: EvalDataset, settings: Settings, corpus_hash: str
     """Hex digest of what decides the index: corpus content, dataset kind, index settings."""
     dump = settings.model_dump(mode="json")
     relevant = {key: _dotted(dump, key) for key in INDEX_SETTINGS}
-    blob = json.dumps(
-        {"v": INDEX_VERSION, "kind": dataset.kind, "corpus": corpus_hash, "settings": relevant},
-        sort_keys=True,
-    )
+    key: dict[str, Any] = {
+        "v": INDEX_VERSION,
+        "kind": dataset.kind,
+        "corpus": corpus_hash,
+        "settings": relevant,
+    }
+    if dataset.kind == "folder":  # files go through the parsers; records do not
+        key["parsers"] = PARSERS_VERSION
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -5,6 +5,11 @@
 directly is also better for headings: a line is a heading when its font is clearly larger than
 the body font (the size with the most characters), with one level per heading size. Lines
 repeated at the top or bottom of most pages (running headers, page numbers) are dropped.
+
+Ruled tables are found with pdfplumber (on the same pdfminer layout) and read row by row as
+``"Column: value; Column: value"``, like tables in the other formats: pdfminer alone returns a
+table column by column, so "Capacity" and "550 sheets" end up lines apart. The lines inside a
+table are replaced by its rows, placed where the table stands on the page.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest._formats.common import Outline, Parsed, join_lines, squash
+from ingest._formats.common import Outline, Parsed, join_lines, squash, table_rows_to_text
 from retrieval.errors import ParseError
 
 logger = logging.getLogger(__name__)
@@ -41,7 +46,28 @@ class _Line:
     text: str
     size: float
     top: float
+    """Top edge in PDF coordinates (from the bottom of the page)."""
+    x: float = 0.0
+    """Horizontal centre."""
     heading_level: int = 0
+    table: bool = False
+    """The rows of a table (``text`` holds one row a line); never a heading."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """A ruled table's box in PDF coordinates (``bottom < top``) and its rows as text."""
+
+    page: int
+    x0: float
+    bottom: float
+    x1: float
+    top: float
+    text: str
+
+    def holds(self, line: _Line) -> bool:
+        """The line's top edge and centre lie inside the table."""
+        return self.x0 <= line.x <= self.x1 and self.bottom <= line.top <= self.top + 1.0
 
 
 def parse_pdf(path: Path) -> Parsed:
@@ -69,10 +95,17 @@ def parse_pdf(path: Path) -> Parsed:
     lines = _drop_running_lines(lines, pages)
     if not lines:
         raise ParseError(NO_TEXT_MESSAGE)
-    _mark_headings(lines)
+    tables = _find_tables(path)
+    lines = [ln for ln in lines if not any(t.holds(ln) for t in tables.get(ln.page, ()))]
+    if lines:
+        _mark_headings(lines)
+    lines = _with_tables(lines, tables)
     outline = Outline()
     for (page, _box), run in _runs(lines):
         level = run[0].heading_level
+        if run[0].table:
+            outline.text("\n".join(line.text for line in run), page=page)
+            continue
         text = join_lines(line.text for line in run)
         if level:
             outline.heading(level, text, page=page)
@@ -138,7 +171,79 @@ def _page_lines(layout: Any, page: int) -> Iterator[_Line]:
             if isinstance(char, LTChar) and char.get_text().strip():
                 sizes[round(char.size * 2) / 2] += 1
         size = sizes.most_common(1)[0][0] if sizes else 0.0
-        yield _Line(page=page, box=box_id, text=text, size=size, top=float(line.y1))
+        yield _Line(
+            page=page,
+            box=box_id,
+            text=text,
+            size=size,
+            top=float(line.y1),
+            x=(float(line.x0) + float(line.x1)) / 2,
+        )
+
+
+def _find_tables(path: Path) -> dict[int, list[_Table]]:
+    """Ruled tables of at least two rows and two columns, by page. A file or page pdfplumber
+    cannot read costs only its tables (its text is still read as lines)."""
+    import pdfplumber
+
+    found: dict[int, list[_Table]] = defaultdict(list)
+    try:
+        with pdfplumber.open(path, laparams={"all_texts": True}) as pdf:
+            for number, page in enumerate(pdf.pages, start=1):
+                try:
+                    tables = page.find_tables()
+                    height = float(page.bbox[3])
+                    for table in tables:
+                        rows = [[_cell(c) for c in row] for row in table.extract()]
+                        if len(rows) < 2 or max(len(r) for r in rows) < 2:
+                            continue
+                        text = table_rows_to_text(rows)
+                        x0, top, x1, bottom = (float(v) for v in table.bbox)
+                        if text:
+                            found[number].append(
+                                _Table(number, x0, height - bottom, x1, height - top, text)
+                            )
+                except Exception as exc:
+                    logger.warning("no tables read on PDF page %d: %s", number, _reason(exc))
+    except Exception as exc:
+        logger.warning("no tables read from the PDF: %s", _reason(exc))
+    return found
+
+
+def _cell(value: str | None) -> str:
+    """A table cell's lines joined as a paragraph (pdfplumber keeps the wrapped lines)."""
+    return join_lines(value.splitlines()) if value else ""
+
+
+def _with_tables(lines: list[_Line], tables: dict[int, list[_Table]]) -> list[_Line]:
+    """``lines`` with each table's rows as one more line, placed before the first line of its
+    page that starts below the table (at the end of the page when none does)."""
+    if not tables:
+        return lines
+    out: list[_Line] = []
+    pending: dict[int, list[_Table]] = {
+        p: sorted(ts, key=lambda t: -t.top) for p, ts in tables.items()
+    }
+    box = -1
+
+    def table_line(table: _Table) -> _Line:
+        nonlocal box
+        box -= 1
+        return _Line(page=table.page, box=box, text=table.text, size=0.0, top=table.top, table=True)
+
+    def flush(page: int, below: float | None) -> None:
+        queue = pending.get(page, [])
+        while queue and (below is None or queue[0].top >= below):
+            out.append(table_line(queue.pop(0)))
+
+    for line in lines:  # in page order
+        for page in sorted(p for p in pending if p < line.page):
+            flush(page, None)
+        flush(line.page, line.top)
+        out.append(line)
+    for page in sorted(pending):
+        flush(page, None)
+    return out
 
 
 def _drop_running_lines(lines: list[_Line], pages: int) -> list[_Line]:

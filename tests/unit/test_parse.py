@@ -510,3 +510,72 @@ def test_parses_offline_in_a_fresh_process() -> None:
     for name in names:
         assert FACTS[name] in out[name]
     assert "Unstructured Open Source" not in result.stdout + result.stderr
+
+
+# --- PDF tables ---------------------------------------------------------------------------------
+
+
+def _pdf_with_tables(path: Path) -> None:
+    """A heading, a paragraph, a ruled table, a paragraph, then a page with a second table."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
+
+    styles = getSampleStyleSheet()
+    grid = TableStyle([("GRID", (0, 0), (-1, -1), 0.5, "black")])
+    specs = Table(
+        [
+            ["Paper source", "Capacity", "Weight"],
+            ["Tray 1", "550 sheets", "60-163 g/m2"],
+            ["Bypass tray", "100 sheets; 10 envelopes", "60-220 g/m2"],
+        ],
+        style=grid,
+    )
+    codes = Table([["Code", "What to do"], ["E-452", "Lower the resolution."]], style=grid)
+    story = [
+        Paragraph("Paper", styles["Heading1"]),
+        Paragraph("The trays hold the following paper.", styles["BodyText"]),
+        specs,
+        Paragraph("Load paper print side up.", styles["BodyText"]),
+        PageBreak(),
+        Paragraph("Error codes", styles["Heading1"]),
+        codes,
+    ]
+    SimpleDocTemplate(str(path), pagesize=A4, title="Table Guide").build(story)
+
+
+def test_pdf_tables_read_row_by_row_where_they_stand(tmp_path: Path) -> None:
+    path = tmp_path / "tables.pdf"
+    _pdf_with_tables(path)
+    doc = parse_file(path, max_bytes=LIMIT)
+    paper = _section(doc, "Tray 1")
+    assert paper.location.heading_path == ("Paper",) and paper.location.page == 1
+    rows = [
+        "Paper source: Tray 1; Capacity: 550 sheets; Weight: 60-163 g/m2",
+        "Paper source: Bypass tray; Capacity: 100 sheets; 10 envelopes; Weight: 60-220 g/m2",
+    ]
+    assert "\n".join(rows) in paper.text
+    # In reading order: the paragraph above, the rows, the paragraph below; no cell twice.
+    above = paper.text.index("The trays hold")
+    below = paper.text.index("Load paper print side up.")
+    assert above < paper.text.index(rows[0]) < below
+    assert paper.text.count("550 sheets") == 1
+    codes = _section(doc, "E-452")
+    assert codes.location.page == 2 and codes.location.heading_path == ("Error codes",)
+    assert "Code: E-452; What to do: Lower the resolution." in codes.text
+
+
+def test_pdf_without_readable_tables_still_parses_as_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pdfplumber
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("table finder failed")
+
+    path = tmp_path / "tables.pdf"
+    _pdf_with_tables(path)
+    monkeypatch.setattr(pdfplumber, "open", broken)
+    doc = parse_file(path, max_bytes=LIMIT)
+    assert "550 sheets" in doc.text and "Load paper print side up." in doc.text
+    assert "Capacity: 550 sheets" not in doc.text
