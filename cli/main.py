@@ -84,7 +84,8 @@ def main() -> None:
     "--reindex",
     is_flag=True,
     help="Parse and index every file again, unchanged ones too (after an upgrade that "
-    "changes parsing or chunking). Answers keep working meanwhile.",
+    "changes parsing or chunking). Answers keep working meanwhile; with `kb serve` running "
+    "the run is handed to it.",
 )
 @click.option(
     "--recreate",
@@ -97,7 +98,7 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
     """Sync PATH (a folder or a file) into the knowledge base: add, update, skip, delete.
 
     When the service (`kb serve`) holds the embedded store, the run is handed to it
-    (KB_SERVICE_URL) and followed until it ends (not with --reindex or --recreate).
+    (KB_SERVICE_URL) and followed until it ends (not with --recreate).
     """
     from tqdm import tqdm
 
@@ -111,12 +112,11 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
     try:
         kb = KnowledgeBase.open(settings, recreate=recreate)
     except StoreLockedError as exc:
-        if reindex or recreate:
-            flag = "--recreate" if recreate else "--reindex"
+        if recreate:
             raise click.ClickException(
-                f"{exc.detail}; {flag} needs it: stop `kb serve` first"
+                f"{exc.detail}; --recreate drops the whole index: stop `kb serve` first"
             ) from exc
-        _hand_over(settings, path, as_json, exc.detail)
+        _hand_over(settings, path, as_json, exc.detail, reindex=reindex)
         return
     except KBError as exc:
         raise click.ClickException(exc.detail) from exc
@@ -187,7 +187,9 @@ def _print_report(data: dict[str, Any], as_json: bool) -> None:
     )
 
 
-def _hand_over(settings: Any, path: Path, as_json: bool, locked: str) -> None:
+def _hand_over(
+    settings: Any, path: Path, as_json: bool, locked: str, *, reindex: bool = False
+) -> None:
     """The store is held by another process: give the run to the service and follow it."""
     import getpass
     import time
@@ -203,7 +205,8 @@ def _hand_over(settings: Any, path: Path, as_json: bool, locked: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-            resp = http.post("/api/ingest", json={"path": str(path.expanduser().resolve())})
+            body = {"path": str(path.expanduser().resolve()), "reindex": reindex}
+            resp = http.post("/api/ingest", json=body)
             if resp.status_code != 202:
                 raise click.ClickException(f"the service at {base} refused the run: {_why(resp)}")
             run_id = resp.json()["run_id"]

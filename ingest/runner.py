@@ -36,8 +36,9 @@ class IngestRunner:
         with self.lock:
             return self.ingestor.recover()
 
-    def submit(self, path: Path, *, created_by: str) -> str:
-        """Queue a sync of the server-side ``path``; :returns: the run id to follow.
+    def submit(self, path: Path, *, created_by: str, reindex: bool = False) -> str:
+        """Queue a sync of the server-side ``path`` (``reindex``: every file parsed and indexed
+        again, see :meth:`Ingestor.mark_for_reindex`); :returns: the run id to follow.
 
         :raises IngestError: if the path does not exist or lies outside the allowed roots.
         """
@@ -58,10 +59,10 @@ class IngestRunner:
                     id=run_id,
                     source=str(resolved),
                     status="queued",
-                    report={"owner": run_owner(), "created_by": created_by},
+                    report={"owner": run_owner(), "created_by": created_by, "reindex": reindex},
                 )
             )
-        self._futures[run_id] = self._pool.submit(self._run, resolved, run_id, created_by)
+        self._futures[run_id] = self._pool.submit(self._run, resolved, run_id, created_by, reindex)
         return run_id
 
     def wait(self, run_id: str, timeout: float | None = None) -> IngestReport | None:
@@ -74,12 +75,12 @@ class IngestRunner:
         marked ``interrupted`` by the next start)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _run(self, path: Path, run_id: str, created_by: str) -> IngestReport | None:
+    def _run(self, path: Path, run_id: str, created_by: str, reindex: bool) -> IngestReport | None:
         try:
             with self.lock:
                 # No optimize: Edge's optimize holds the GIL and would freeze every request.
                 return self.ingestor.sync_folder(
-                    path, created_by=created_by, run_id=run_id, optimize=False
+                    path, created_by=created_by, run_id=run_id, optimize=False, reindex=reindex
                 )
         except Exception:  # recorded on the run by sync_folder; the worker must go on
             log.exception("ingestion run %s failed", run_id)

@@ -23,6 +23,9 @@ class IngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(min_length=1, max_length=4096)
+    reindex: bool = False
+    """Parse and index every file again, unchanged ones too (after an upgrade that changes
+    parsing or chunking); answers keep working while each document is replaced."""
 
 
 @router.post("", status_code=202, responses={403: {}, 422: {}})
@@ -30,8 +33,8 @@ def start_run(
     body: IngestRequest, identity: WriterDep, runner: RunnerDep, audit: AuditDep
 ) -> dict[str, object]:
     """Queue a sync of a server-side folder; follow it at ``/api/ingest/runs/{run_id}``."""
-    run_id = runner.submit(Path(body.path), created_by=identity.user_id)
-    audit(identity, "ingest.start", body.path, run_id=run_id)
+    run_id = runner.submit(Path(body.path), created_by=identity.user_id, reindex=body.reindex)
+    audit(identity, "ingest.start", body.path, run_id=run_id, reindex=body.reindex)
     return {"run_id": run_id, "status": "queued", "url": f"/api/ingest/runs/{run_id}"}
 
 

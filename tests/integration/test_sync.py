@@ -269,6 +269,17 @@ def test_kb_ingest_hands_its_run_to_the_running_service(tmp_path):
             assert listed.exit_code == 0 and report["id"] in listed.output
             shown = runner.invoke(main, ["runs", report["id"]], env=env)
             assert shown.exit_code == 0 and "broken.pdf" in shown.output
+
+            # --reindex is handed over too: unchanged files parsed and indexed again.
+            redone = runner.invoke(main, ["ingest", str(docs), "--reindex", "--json"], env=env)
+            assert redone.exit_code == 0, redone.output
+            again = json.loads(redone.output[redone.output.index("{") :])
+            assert (again["updated"], again["unchanged"], again["failed"]) == (3, 0, 1)
+            # --recreate would drop what the service is serving: refused, nothing touched.
+            refused = runner.invoke(main, ["ingest", str(docs), "--recreate"], env=env)
+            assert refused.exit_code == 1 and "stop `kb serve` first" in refused.output
+            hits, _ = kb.search(FACTS["field_manual.pdf"], acl=PUBLIC, top_k=3)
+            assert hits and hits[0].chunk.source_path == "field_manual.pdf"
         finally:
             server.should_exit = True
             thread.join(timeout=30)
