@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from retrieval.injection import find_instructions
 from retrieval.models import Lang, ScoredChunk
 from retrieval.protocols import SparseEncoder
 from retrieval.text import sentence_spans, split_sentences
@@ -200,7 +201,9 @@ def compose_extractive(
     Units are the sentences of text passages and whole Q&A answers (a Q&A entry is matched on
     its question and answer together and is never cut). Units from the best ``max_citations``
     passages are scored by the question terms they contain, the better passage first on ties;
-    the best ``max_sentences`` are kept. A passage with no chosen unit is not cited.
+    the best ``max_sentences`` are kept. A passage with no chosen unit is not cited. A unit that
+    reads like an instruction to a model (:mod:`retrieval.injection`, flagged on its document at
+    ingestion) is never quoted: the answer would hand the document's instruction to the user.
     :returns: the answer text and the cited passages, numbered from 1 in order.
     """
     if not passages:
@@ -211,6 +214,8 @@ def compose_extractive(
         chunk = passage.chunk
         if chunk.kind == "qa":
             hits = len(terms & set(encoder.terms(chunk.embed_text)))
+            if find_instructions(chunk.text):
+                continue
             if hits or rank == 0:
                 # The whole answer, kept together (a Q&A answer is never cut).
                 scored.append((hits + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip()))
@@ -219,7 +224,7 @@ def compose_extractive(
         for order, (s, e) in enumerate(sentence_spans(text)):
             sentence = text[s:e]
             hits = len(terms & set(encoder.terms(sentence)))
-            if hits == 0:
+            if hits == 0 or find_instructions(sentence):
                 continue
             # Term hits dominate; earlier passages and earlier sentences break ties.
             scored.append((hits - 0.3 * rank - 0.01 * order, rank, order, sentence))
