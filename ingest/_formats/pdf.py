@@ -205,6 +205,8 @@ def _find_tables(path: Path) -> dict[int, list[_Table]]:
                             )
                 except Exception as exc:
                     logger.warning("no tables read on PDF page %d: %s", number, _reason(exc))
+                finally:
+                    page.close()  # pdfplumber caches every page's objects until closed
     except Exception as exc:
         logger.warning("no tables read from the PDF: %s", _reason(exc))
     return found
