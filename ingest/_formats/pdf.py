@@ -6,7 +6,8 @@ directly is also better for headings: a line is a heading when its font is clear
 the body font (the size with the most characters), with one level per heading size. Lines
 repeated at the top or bottom of most pages (running headers, page numbers) are dropped.
 
-Ruled tables are found with pdfplumber (on the same pdfminer layout) and read row by row as
+Ruled tables are found with pdfplumber (pdfminer underneath too; a second pass over the file,
+about twice the time of the first) and read row by row as
 ``"Column: value; Column: value"``, like tables in the other formats: pdfminer alone returns a
 table column by column, so "Capacity" and "550 sheets" end up lines apart. The lines inside a
 table are replaced by its rows, placed where the table stands on the page.
