@@ -41,6 +41,13 @@ def _headline(dataset: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
+def _variant_names(variants: object) -> list[str]:
+    """The variant names of a history line (``kb eval`` writes a list of entries)."""
+    if not isinstance(variants, list):
+        return []
+    return sorted({str(v["variant"]) for v in variants if isinstance(v, dict) and "variant" in v})
+
+
 @router.get("/runs")
 def list_runs(request: Request, _evaluator: EvaluatorDep) -> list[dict[str, Any]]:
     """Evaluation runs, newest first, with each dataset's headline metrics and report link."""
@@ -63,7 +70,7 @@ def list_runs(request: Request, _evaluator: EvaluatorDep) -> list[dict[str, Any]
                 "id": run_id,
                 "time": entry.get("time"),
                 "commit": entry.get("commit"),
-                "variants": sorted((entry.get("variants") or {}).keys()),
+                "variants": _variant_names(entry.get("variants")),
                 "datasets": [
                     {
                         "name": name,

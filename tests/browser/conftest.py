@@ -4,7 +4,6 @@ chromium driven by Playwright (issue 6). Without chromium the tests skip and say
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -49,8 +48,10 @@ def _free_port() -> int:
 
 
 def _fake_eval_dir(root: Path) -> Path:
-    """An eval output folder as ``kb eval`` writes it: two runs with reports."""
-    runs = []
+    """An eval output folder as ``kb eval`` writes it (its own history writer): two runs with
+    reports, the second with a variant."""
+    from eval.history import append_history
+
     for i, (ts, recall) in enumerate((("20261101T090000Z", 0.91), ("20261102T090000Z", 0.95))):
         run_dir = root / "runs" / ts
         run_dir.mkdir(parents=True)
@@ -58,27 +59,25 @@ def _fake_eval_dir(root: Path) -> Path:
             f"<!doctype html><title>Eval report {ts}</title><h1>Eval report {ts}</h1>",
             encoding="utf-8",
         )
-        runs.append(
-            {
-                "time": f"2026-11-0{i + 1}T09:00:00Z",
+        entry = {
+            "variant": "default",
+            "questions": 40,
+            "retrieval": {"recall@10": recall, "mrr@10": 0.8, "ndcg@10": 0.82},
+            "answering": {"deflection_rate": 0.7, "wrong_answer_rate": 0.05},
+            "faithfulness": 1.0,
+            "latency_ms": {"p95": 120.0},
+        }
+        variants = [{"dataset": "sample", **entry, "variant": "bm25"}] if i else []
+        report = {
+            "run": {
+                "started": f"2026-11-0{i + 1}T09:00:00Z",
                 "commit": f"{i}abcdef0123456789",
-                "run_dir": f"eval-runs/runs/{ts}",
-                "variants": {},
-                "datasets": {
-                    "sample": {
-                        "variant": "default",
-                        "questions": 40,
-                        "retrieval": {"recall@10": recall, "mrr@10": 0.8, "ndcg@10": 0.82},
-                        "answering": {"deflection_rate": 0.7, "wrong_answer_rate": 0.05},
-                        "faithfulness": 1.0,
-                        "latency_ms": {"p95": 120.0},
-                    }
-                },
-            }
-        )
-    (root / "history.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in runs), encoding="utf-8"
-    )
+                "settings": {},
+            },
+            "datasets": {"sample": entry},
+            "variants": variants,
+        }
+        append_history(root, report, Path("eval-runs/runs") / ts)
     return root
 
 

@@ -57,6 +57,7 @@ def test_eval_runs_need_the_evaluator_role(web_client):
     runs = web_client.get("/api/eval/runs", headers={"X-User-Roles": "evaluator"}).json()
     assert [r["id"] for r in runs] == ["20261102T090000Z", "20261101T090000Z"]
     assert runs[0]["datasets"][0]["metrics"]["recall@10"] == 0.95
+    assert (runs[0]["variants"], runs[1]["variants"]) == (["bm25"], [])
     report = web_client.get(runs[0]["report_url"], headers={"X-User-Roles": "admin"})
     assert report.status_code == 200 and "Eval report 20261102T090000Z" in report.text
     for bad in ("..%2F..%2Fetc", "20261102T090000Z-x", "nope"):
