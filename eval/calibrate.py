@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from eval.datasets import EvalDataset, load_dataset
-from eval.run import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
+from eval.run import (
+    RETRIEVAL_DEPTH,
+    Backend,
+    DocKeys,
+    data_dir_for,
+    ensure_index,
+    eval_settings,
+)
 from retrieval.answer import FEATURES, ConfidenceModel
 from retrieval.models import AccessFilter
 from retrieval.settings import Settings
@@ -78,7 +85,9 @@ def collect(
         ensure_index(kb, dataset, data_dir, backend)
         keys = DocKeys(dataset)
         for q in dataset.questions:
-            result = kb.ask(q.text, acl=AccessFilter(groups=q.groups), lang=q.lang)
+            result = kb.ask(
+                q.text, acl=AccessFilter(groups=q.groups), lang=q.lang, depth=RETRIEVAL_DEPTH
+            )
             cited = {keys.key(c.document_id, c.source_path) for c in result.citations}
             rows.append(
                 {

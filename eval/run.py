@@ -223,12 +223,11 @@ def _split_top(body: str) -> list[str]:
 # --- settings, cache folders ----------------------------------------------------------------
 
 
-def eval_settings(
-    settings: Settings, data_dir: Path, *, cache: Path, depth: int | None = RETRIEVAL_DEPTH
-) -> Settings:
+def eval_settings(settings: Settings, data_dir: Path, *, cache: Path) -> Settings:
     """The settings the evaluation asks with: its own embedded store and SQLite in
     ``data_dir``, the embedding cache shared across runs in ``cache``, the confidence gate open
-    (threshold 0) and at least ``depth`` passages per question."""
+    (threshold 0). Everything that decides the answer is the configured one: the retrieval
+    depth the metrics need is asked per question (``KnowledgeBase.ask(depth=...)``)."""
     overrides: dict[str, Any] = {
         "data_dir": data_dir,
         "database_url": None,
@@ -239,8 +238,6 @@ def eval_settings(
         "public_base_url": "",
         "retrieval.confidence_threshold": 0.0,
     }
-    if depth is not None:
-        overrides["retrieval.top_k"] = max(settings.retrieval.top_k, depth)
     return apply_overrides(settings, overrides)
 
 
@@ -435,9 +432,16 @@ def index_summary(result: Any) -> dict[str, Any]:
 
 
 def ask_all(
-    kb: Any, dataset: EvalDataset, *, keys: DocKeys | None = None, progress: bool = True
+    kb: Any,
+    dataset: EvalDataset,
+    *,
+    keys: DocKeys | None = None,
+    progress: bool = True,
+    depth: int | None = RETRIEVAL_DEPTH,
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
-    """Ask every question of ``dataset``; :returns: outcomes and per-question log lines.
+    """Ask every question of ``dataset`` (``depth`` passages retrieved for the retrieval
+    metrics; the answer comes from the configured ones); :returns: outcomes and per-question
+    log lines.
 
     An exception while asking is recorded on the question (``error``) and the run goes on.
     """
@@ -450,7 +454,7 @@ def ask_all(
     for q in bar:
         t0 = time.perf_counter()
         try:
-            result = kb.ask(q.text, acl=AccessFilter(groups=q.groups), lang=q.lang)
+            result = kb.ask(q.text, acl=AccessFilter(groups=q.groups), lang=q.lang, depth=depth)
             latency = (time.perf_counter() - t0) * 1000
             outcome, detail = _outcome(q, result, latency, keys)
         except Exception as exc:  # one bad question must not stop the run
@@ -548,14 +552,16 @@ def evaluate_dataset(
     if reindex or (data_dir.exists() and not (data_dir / INDEX_MARKER).is_file()):
         shutil.rmtree(data_dir, ignore_errors=True)  # half-built: start clean
     data_dir.mkdir(parents=True, exist_ok=True)
-    run_settings = eval_settings(configured, data_dir, cache=cache, depth=depth)
+    run_settings = eval_settings(configured, data_dir, cache=cache)
     kb = backend.open_kb(run_settings)
     try:
         index_seconds, reused, index_report = ensure_index(kb, dataset, data_dir, backend)
         warm_up = getattr(kb, "warm_up", None)
         if callable(warm_up):
             warm_up()
-        outcomes, details = ask_all(kb, dataset, keys=DocKeys(dataset), progress=progress)
+        outcomes, details = ask_all(
+            kb, dataset, keys=DocKeys(dataset), progress=progress, depth=depth
+        )
     finally:
         kb.close()
     summary = summarize(outcomes, threshold=threshold, target=target)

@@ -188,15 +188,26 @@ class KnowledgeBase:
         }
         return passages, timings
 
-    def ask(self, question: str, *, acl: AccessFilter, lang: Lang | None = None) -> AnswerResult:
+    def ask(
+        self,
+        question: str,
+        *,
+        acl: AccessFilter,
+        lang: Lang | None = None,
+        depth: int | None = None,
+    ) -> AnswerResult:
         """Answer from the passages the caller may read, or escalate. Never raises on no hits.
 
         With an LLM configured, a question the passages answer (confidence at or above the
         threshold) gets a generated answer, checked sentence by sentence against the passages
         it cites; on failure the extractive answer is given (:mod:`retrieval.generate`).
+
+        :param depth: retrieve (and return in ``passages``) this many passages, for evaluation;
+            the answer and its confidence still come from the first ``retrieval.top_k``, so an
+            evaluation measures exactly what is served.
         """
         final: AnswerResult | None = None
-        for event in self._answer(question, acl=acl, lang=lang, stream=False):
+        for event in self._answer(question, acl=acl, lang=lang, stream=False, depth=depth):
             if isinstance(event, Final):
                 final = event.result
         assert final is not None
@@ -212,9 +223,15 @@ class KnowledgeBase:
         return self._answer(question, acl=acl, lang=lang, stream=True)
 
     def _answer(
-        self, question: str, *, acl: AccessFilter, lang: Lang | None, stream: bool
+        self,
+        question: str,
+        *,
+        acl: AccessFilter,
+        lang: Lang | None,
+        stream: bool,
+        depth: int | None = None,
     ) -> Iterator[AskEvent]:
-        result = self._extractive(question, acl=acl, lang=lang)
+        result = self._extractive(question, acl=acl, lang=lang, depth=depth)
         result.faithfulness = extractive_faithfulness(result)
         if self.llm is not None and result.status == "answered":
             # Below the threshold the question escalates without calling the model.
@@ -228,13 +245,27 @@ class KnowledgeBase:
         yield Final(result)
 
     def _extractive(
-        self, question: str, *, acl: AccessFilter, lang: Lang | None = None
+        self,
+        question: str,
+        *,
+        acl: AccessFilter,
+        lang: Lang | None = None,
+        depth: int | None = None,
     ) -> AnswerResult:
-        """Retrieval, the extractive answer and the confidence gate."""
+        """Retrieval, the extractive answer and the confidence gate, all over the served
+        passages (``retrieval.top_k``); ``depth`` only appends deeper ones for evaluation."""
         t0 = time.perf_counter()
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
         passages, timings = self.search(question, acl=acl, lang=lang)
+        retrieved = passages
+        if depth is not None and depth > len(passages):
+            # Evaluation: the served passages, then a deeper search's others. Not one deeper
+            # search: its longer prefetches would shift the fused scores the gate reads.
+            deep, _ = self.search(question, acl=acl, lang=lang, top_k=depth)
+            seen = {p.chunk.point_id for p in passages}
+            rest = [p for p in deep if p.chunk.point_id not in seen]
+            retrieved = passages + rest[: depth - len(passages)]
         t1 = time.perf_counter()
         terms = self.sparse.terms(question)
         dense_name = self.embedders[0].name if self.embedders and cfg.use_dense else ""
@@ -266,7 +297,7 @@ class KnowledgeBase:
                 citations=[],
                 confidence=confidence,
                 lang=lang,
-                passages=passages,
+                passages=retrieved,
                 features=features,
                 timings_ms=timings,
             )
@@ -276,7 +307,7 @@ class KnowledgeBase:
             citations=[self._citation(i + 1, p) for i, p in enumerate(cited)],
             confidence=confidence,
             lang=lang,
-            passages=passages,
+            passages=retrieved,
             features=features,
             timings_ms=timings,
         )

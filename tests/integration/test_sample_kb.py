@@ -127,3 +127,24 @@ def test_a_manual_in_the_other_language_is_found_behind_the_questions_own(
     assert any(
         p.chunk.source_path.endswith(only_in_other_language) and p.chunk.lang != lang for p in top5
     ), [(p.chunk.source_path, p.chunk.lang) for p in top5]
+
+
+def test_a_deeper_evaluation_answers_exactly_as_the_service_does(sample_kb):
+    # kb eval asks for 30 passages (for recall@10 over documents); the answer, its confidence
+    # and its features must still come from the configured top_k, or the evaluation would
+    # measure a gate that is never served.
+    kb, _, _ = sample_kb
+    for case in load_cases()[::9]:
+        acl = AccessFilter(tuple(case.get("groups") or ()))
+        served = kb.ask(case["text"], acl=acl)
+        deep = kb.ask(case["text"], acl=acl, depth=30)
+        assert len(served.passages) <= kb.settings.retrieval.top_k < len(deep.passages)
+        assert [p.chunk.point_id for p in deep.passages[: len(served.passages)]] == [
+            p.chunk.point_id for p in served.passages
+        ]
+        assert (deep.status, deep.answer, deep.confidence) == (
+            served.status,
+            served.answer,
+            served.confidence,
+        )
+        assert deep.features == served.features

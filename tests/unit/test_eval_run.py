@@ -77,6 +77,7 @@ class Script:
     indexed: list[list[Any]] = field(default_factory=list)
     synced: list[Path] = field(default_factory=list)
     acls: list[AccessFilter] = field(default_factory=list)
+    depths: list[int | None] = field(default_factory=list)
     closed: int = 0
 
     def backend(self) -> Backend:
@@ -109,8 +110,16 @@ class FakeKB:
     def __init__(self, script: Script, settings: Settings) -> None:
         self.script, self.settings = script, settings
 
-    def ask(self, question: str, *, acl: AccessFilter, lang: str | None = None) -> FakeAnswer:
+    def ask(
+        self,
+        question: str,
+        *,
+        acl: AccessFilter,
+        lang: str | None = None,
+        depth: int | None = None,
+    ) -> FakeAnswer:
         self.script.acls.append(acl)
+        self.script.depths.append(depth)
         if question == "boom":
             raise RuntimeError("store unavailable")
         chunks, confidence, quoted = self.script.answers[question]
@@ -192,10 +201,11 @@ def test_run_eval_end_to_end(tmp_path: Path) -> None:
     assert entry["error_examples"] == ["RuntimeError: store unavailable"]
     assert entry["chosen_threshold"]["threshold"] == 0.9  # 0.6 lets q2's wrong answer in
     assert entry["index_reused"] is False and entry["index_seconds"] >= 0
-    # the KB was asked with the gate open, deep enough, in its own store; then closed
+    # the KB was asked with the gate open, deep enough, in its own store; then closed. The
+    # answer settings stay the configured ones: the depth is asked per question.
     (opened,) = script.opened
     assert opened.retrieval.confidence_threshold == 0.0
-    assert opened.retrieval.top_k == 30
+    assert opened.retrieval.top_k == 8 and set(script.depths) == {30}
     assert opened.data_dir.parent == out / "cache" and opened.data_dir.name.startswith("tiny_set-")
     assert opened.qdrant.url is None and opened.database_url is None
     assert opened.embedding_cache == out / "cache" / "embeddings.sqlite3"
@@ -357,9 +367,9 @@ def test_eval_settings_never_use_the_configured_store(tmp_path: Path) -> None:
         _settings(tmp_path),
         {"qdrant.url": "http://qdrant:6333", "database_url": "postgresql://u:pw@db/kb"},
     )
-    s = eval_settings(base, tmp_path / "d", cache=tmp_path / "c", depth=None)
+    s = eval_settings(base, tmp_path / "d", cache=tmp_path / "c")
     assert s.qdrant.url is None and s.database_url is None and s.data_dir == tmp_path / "d"
-    assert s.retrieval.top_k == 8  # depth None: unchanged
+    assert s.retrieval.top_k == 8  # what answers is what is configured
     assert public_settings(base)["database_url"] == "postgresql://u:***@db/kb"
 
 
