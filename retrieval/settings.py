@@ -71,19 +71,19 @@ class RetrievalSettings(BaseModel):
     max_citations: int = 3
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.6
-    confidence_bias: float = -7.71
+    confidence_bias: float = -6.726
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 2.83,
-            "coverage": 0.80,
-            "coverage_any": -0.41,
-            "is_qa": -0.35,
-            "agreement": 6.946,
-            "margin": -2.589,
-            "cos_margin": 5.11,
-            "answer_coverage": 0.51,
-            "coverage_idf": -0.03,
-            "answer_coverage_idf": 1.55,
+            "cosine": 1.129,
+            "coverage": 1.02,
+            "coverage_any": -0.529,
+            "is_qa": -0.484,
+            "agreement": 8.113,
+            "margin": -3.253,
+            "cos_margin": 4.215,
+            "answer_coverage": 0.358,
+            "coverage_idf": -0.524,
+            "answer_coverage_idf": 1.873,
         }
     )
     """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit
