@@ -6,8 +6,8 @@ directly is also better for headings: a line is a heading when its font is clear
 the body font (the size with the most characters), with one level per heading size. Lines
 repeated at the top or bottom of most pages (running headers, page numbers) are dropped.
 
-Ruled tables are found with pdfplumber (pdfminer underneath too; a second pass over the file,
-about twice the time of the first) and read row by row as
+The pages are read with pdfplumber, whose layout is pdfminer's: each page is laid out once, for
+its text lines and for its ruled tables, which are read row by row as
 ``"Column: value; Column: value"``, like tables in the other formats: pdfminer alone returns a
 table column by column, so "Capacity" and "550 sheets" end up lines apart. The lines inside a
 table are replaced by its rows, placed where the table stands on the page.
@@ -77,26 +77,34 @@ def parse_pdf(path: Path) -> Parsed:
     :raises ParseError: ``encrypted PDF: ...``, ``corrupt PDF: ...``, or
         ``no text layer (needs OCR)`` for a scan or an image-only PDF.
     """
-    from pdfminer.pdfdocument import PDFDocument, PDFEncryptionError, PDFPasswordIncorrect
-    from pdfminer.pdfparser import PDFParser
+    from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+    from pdfplumber.pdf import PDF
+    from pdfplumber.utils.exceptions import PdfminerException
 
     with path.open("rb") as fh:
         try:
-            document = PDFDocument(PDFParser(fh))
-        except PDFPasswordIncorrect as exc:
-            raise ParseError("encrypted PDF: a password is required to open it") from exc
-        except PDFEncryptionError as exc:
-            raise ParseError(f"encrypted PDF: {_reason(exc)}") from exc
+            pdf = PDF(fh, laparams={"all_texts": True})
+        except PdfminerException as wrapped:
+            exc = (
+                wrapped.args[0]
+                if wrapped.args and isinstance(wrapped.args[0], Exception)
+                else wrapped
+            )
+            if isinstance(exc, PDFPasswordIncorrect):
+                raise ParseError("encrypted PDF: a password is required to open it") from exc
+            if isinstance(exc, PDFEncryptionError):
+                raise ParseError(f"encrypted PDF: {_reason(exc)}") from exc
+            raise ParseError(f"corrupt PDF: {_reason(exc)}") from exc
         except Exception as exc:
             raise ParseError(f"corrupt PDF: {_reason(exc)}") from exc
-        lines, pages = _read_lines(document)
-        title = _info_title(document)
+        with pdf:
+            lines, tables, pages = _read_pages(pdf)
+            title = _info_title(pdf.doc)
     if pages == 0:
         raise ParseError("corrupt PDF: no pages")
     lines = _drop_running_lines(lines, pages)
     if not lines:
         raise ParseError(NO_TEXT_MESSAGE)
-    tables = _find_tables(path)
     lines = [ln for ln in lines if not any(t.holds(ln) for t in tables.get(ln.page, ()))]
     if lines:
         _mark_headings(lines)
@@ -117,31 +125,36 @@ def parse_pdf(path: Path) -> Parsed:
     return title, outline.finish()
 
 
-def _read_lines(document: Any) -> tuple[list[_Line], int]:
-    from pdfminer.converter import PDFPageAggregator
-    from pdfminer.layout import LAParams
-    from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+def _read_pages(pdf: Any) -> tuple[list[_Line], dict[int, list[_Table]], int]:
+    """Every page's text lines and ruled tables, from one layout pass per page (pdfplumber
+    reads its tables off the same pdfminer layout). :returns: lines, tables by page, pages."""
     from pdfminer.pdfpage import PDFPage
+    from pdfplumber.page import Page
 
-    resources = PDFResourceManager(caching=True)
-    device = PDFPageAggregator(resources, laparams=LAParams(all_texts=True))
-    interpreter = PDFPageInterpreter(resources, device)
     lines: list[_Line] = []
+    tables: dict[int, list[_Table]] = defaultdict(list)
     pages = 0
+    doctop = 0.0
     try:
-        for number, page in enumerate(PDFPage.create_pages(document), start=1):
+        for number, page_obj in enumerate(PDFPage.create_pages(pdf.doc), start=1):
             pages = number
+            page = Page(pdf, page_obj, page_number=number, initial_doctop=doctop)
+            doctop += float(page.height)
             try:
-                interpreter.process_page(page)
+                layout = page.layout
             except Exception as exc:  # one bad page (broken stream, font) must not sink the rest
                 logger.warning("skipping unreadable PDF page %d: %s", number, _reason(exc))
                 continue
-            lines.extend(_page_lines(device.get_result(), number))
+            try:
+                lines.extend(_page_lines(layout, number))
+                tables[number] = _page_tables(page, number)
+            finally:
+                page.close()  # pdfplumber caches every page's objects until closed
     except Exception as exc:
         if not lines:
             raise ParseError(f"corrupt PDF: {_reason(exc)}") from exc
         logger.warning("PDF page tree broken after page %d: %s", pages, _reason(exc))
-    return lines, pages
+    return lines, tables, pages
 
 
 def _page_lines(layout: Any, page: int) -> Iterator[_Line]:
@@ -182,34 +195,22 @@ def _page_lines(layout: Any, page: int) -> Iterator[_Line]:
         )
 
 
-def _find_tables(path: Path) -> dict[int, list[_Table]]:
-    """Ruled tables of at least two rows and two columns, by page. A file or page pdfplumber
-    cannot read costs only its tables (its text is still read as lines)."""
-    import pdfplumber
-
-    found: dict[int, list[_Table]] = defaultdict(list)
+def _page_tables(page: Any, number: int) -> list[_Table]:
+    """The page's ruled tables of at least two rows and two columns. A page whose tables
+    cannot be read costs only its tables (its text is still read as lines)."""
+    found: list[_Table] = []
     try:
-        with pdfplumber.open(path, laparams={"all_texts": True}) as pdf:
-            for number, page in enumerate(pdf.pages, start=1):
-                try:
-                    tables = page.find_tables()
-                    height = float(page.bbox[3])
-                    for table in tables:
-                        rows = [[_cell(c) for c in row] for row in table.extract()]
-                        if len(rows) < 2 or max(len(r) for r in rows) < 2:
-                            continue
-                        text = table_rows_to_text(rows)
-                        x0, top, x1, bottom = (float(v) for v in table.bbox)
-                        if text:
-                            found[number].append(
-                                _Table(number, x0, height - bottom, x1, height - top, text)
-                            )
-                except Exception as exc:
-                    logger.warning("no tables read on PDF page %d: %s", number, _reason(exc))
-                finally:
-                    page.close()  # pdfplumber caches every page's objects until closed
+        height = float(page.bbox[3])
+        for table in page.find_tables():
+            rows = [[_cell(c) for c in row] for row in table.extract()]
+            if len(rows) < 2 or max(len(r) for r in rows) < 2:
+                continue
+            text = table_rows_to_text(rows)
+            x0, top, x1, bottom = (float(v) for v in table.bbox)
+            if text:
+                found.append(_Table(number, x0, height - bottom, x1, height - top, text))
     except Exception as exc:
-        logger.warning("no tables read from the PDF: %s", _reason(exc))
+        logger.warning("no tables read on PDF page %d: %s", number, _reason(exc))
     return found
 
 

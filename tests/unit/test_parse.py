@@ -568,14 +568,14 @@ def test_pdf_tables_read_row_by_row_where_they_stand(tmp_path: Path) -> None:
 def test_pdf_without_readable_tables_still_parses_as_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pdfplumber
+    from pdfplumber.page import Page
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("table finder failed")
 
     path = tmp_path / "tables.pdf"
     _pdf_with_tables(path)
-    monkeypatch.setattr(pdfplumber, "open", broken)
+    monkeypatch.setattr(Page, "find_tables", broken)
     doc = parse_file(path, max_bytes=LIMIT)
     assert "550 sheets" in doc.text and "Load paper print side up." in doc.text
     assert "Capacity: 550 sheets" not in doc.text
