@@ -10,14 +10,12 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
 
 from api.app import create_app
 from api.web_settings import WebSettings
@@ -25,6 +23,7 @@ from db.engine import Database
 from ingest.pipeline import Ingestor
 from retrieval.service import KnowledgeBase
 from tests.integration.conftest import CORPUS, sample_settings
+from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -101,16 +100,8 @@ def live_server(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) ->
     kb = KnowledgeBase.open(settings)
     Ingestor(kb, db).sync_folder(CORPUS)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.kb, app.state.db = kb, db
-        yield
-        runner = getattr(app.state, "runner", None)
-        if runner is not None:
-            runner.shutdown()
-
     web = WebSettings(eval_dir=_fake_eval_dir(data / "eval-runs"))
-    app = create_app(settings, lifespan=lifespan, web=web)
+    app = create_app(settings, lifespan=serving(kb, db), web=web)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

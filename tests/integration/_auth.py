@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import jwt
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -22,6 +21,7 @@ from cli.main import main
 from db.engine import Database
 from retrieval.service import KnowledgeBase
 from retrieval.settings import AuthSettings, LimitsSettings, OidcSettings, Settings
+from tests.serving import serving
 
 ISSUER = "https://idp.example.test/realms/corp"
 AUDIENCE = "kb-assistant"
@@ -64,15 +64,7 @@ def product_settings(base: Settings, db_url: str, **extra: Any) -> Settings:
 def app_client(kb: KnowledgeBase, db: Database, settings: Settings) -> Iterator[TestClient]:
     """The app over an open knowledge base and database, with ``settings``."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.kb, app.state.db = kb, db
-        yield
-        runner = getattr(app.state, "runner", None)
-        if runner is not None:
-            runner.shutdown()
-
-    with TestClient(create_app(settings, lifespan=lifespan)) as client:
+    with TestClient(create_app(settings, lifespan=serving(kb, db))) as client:
         yield client
 
 

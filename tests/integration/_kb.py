@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -16,6 +15,7 @@ from db.models import DocumentRecord
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 from tests.integration.conftest import DEV_AUTH, EMBED_CACHE, NO_RATE_LIMITS
+from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "corpus"
@@ -45,15 +45,7 @@ def open_kb(settings: Settings) -> Iterator[tuple[KnowledgeBase, Database]]:
 
 @contextmanager
 def api_client(kb: KnowledgeBase, db: Database) -> Iterator[TestClient]:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.kb, app.state.db = kb, db
-        yield
-        runner = getattr(app.state, "runner", None)
-        if runner is not None:
-            runner.shutdown()
-
-    with TestClient(create_app(kb.settings, lifespan=lifespan)) as client:
+    with TestClient(create_app(kb.settings, lifespan=serving(kb, db))) as client:
         yield client
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -16,6 +14,7 @@ from db.engine import Database
 from ingest.pipeline import Ingestor, IngestReport
 from retrieval.service import KnowledgeBase
 from retrieval.settings import AuthSettings, LimitsSettings, Settings
+from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "docs_corpus"
@@ -56,12 +55,7 @@ def sample_kb(
 def client(sample_kb: tuple[KnowledgeBase, Database, IngestReport]) -> Iterator[TestClient]:
     kb, db, _ = sample_kb
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.kb, app.state.db = kb, db
-        yield
-
-    with TestClient(create_app(kb.settings, lifespan=lifespan)) as c:
+    with TestClient(create_app(kb.settings, lifespan=serving(kb, db))) as c:
         yield c
 
 

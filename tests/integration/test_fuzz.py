@@ -5,7 +5,6 @@ break the documented response schema."""
 from __future__ import annotations
 
 import shutil
-from contextlib import asynccontextmanager
 
 import pytest
 import schemathesis
@@ -17,6 +16,7 @@ from api.app import create_app
 from ingest.pipeline import Ingestor
 from tests.integration._auth import bearer, make_user, product_settings
 from tests.integration._kb import FIXTURES, open_kb, settings_for
+from tests.serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +42,8 @@ def _app():
     Ingestor(kb, db).sync_folder(corpus)
     token = make_user(base.db_url(), root, "fuzzer", "admin")
 
-    @asynccontextmanager
-    async def lifespan(app):
-        app.state.kb, app.state.db = kb, db
-        yield
-
     app = create_app(
-        product_settings(base, base.db_url(), data_dir=root / "var"), lifespan=lifespan
+        product_settings(base, base.db_url(), data_dir=root / "var"), lifespan=serving(kb, db)
     )
     app.state.kb, app.state.db = kb, db
     _STATE["token"] = token

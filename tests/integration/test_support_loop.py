@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import String, Text, select, update
 
@@ -26,6 +24,7 @@ from cli.main import main
 from db.engine import Database
 from db.models import Base, DocumentRecord, Feedback, PolicyHit, QueryLog
 from retrieval.settings import GuidelineSettings, Settings
+from tests.serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -86,13 +85,8 @@ def loop(sample_kb, database_url) -> Iterator[tuple[TestClient, Database, Settin
         update={"database_url": database_url, "guidelines": GUIDELINES}
     )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.kb, app.state.db = kb, db
-        yield
-
     try:
-        with TestClient(create_app(settings, lifespan=lifespan)) as client:
+        with TestClient(create_app(settings, lifespan=serving(kb, db))) as client:
             yield client, db, settings
     finally:
         with db.session() as s:

@@ -22,6 +22,7 @@ from retrieval.versions import current_versions
 from tests.fixtures.facts import FACTS
 from tests.integration._kb import FIXTURES, catalog, open_kb, point_hashes, settings_for
 from tests.integration.conftest import EMBED_CACHE
+from tests.serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -238,15 +239,7 @@ def test_kb_ingest_hands_its_run_to_the_running_service(tmp_path):
         assert lonely.exit_code == 1 and "Traceback" not in lonely.output
         assert "in use" in lonely.output and "No service answers" in lonely.output
 
-        from contextlib import asynccontextmanager
-
-        @asynccontextmanager
-        async def lifespan(app):
-            app.state.kb, app.state.db = kb, db
-            yield
-            app.state.runner.shutdown()
-
-        app = create_app(kb.settings, lifespan=lifespan)
+        app = create_app(kb.settings, lifespan=serving(kb, db))
         server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.web_settings import WebSettings
 from tests.browser.conftest import _fake_eval_dir
+from tests.serving import serving
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +21,10 @@ def web_client(sample_kb, tmp_path, database_url):
     db = Database(database_url)
     db.migrate()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.kb, app.state.db = kb, db
-        yield
-
     web = WebSettings(eval_dir=_fake_eval_dir(tmp_path / "eval-runs"))
     settings = kb.settings.model_copy(update={"database_url": database_url})
     try:
-        with TestClient(create_app(settings, lifespan=lifespan, web=web)) as client:
+        with TestClient(create_app(settings, lifespan=serving(kb, db), web=web)) as client:
             yield client
     finally:
         db.dispose()
