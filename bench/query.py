@@ -163,9 +163,9 @@ def throughput(
 def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Per question: the floor (embed + one search) and ``KnowledgeBase.ask`` stage timings."""
     from retrieval.embedders import build_embedders
-    from retrieval.lang import detect_lang
+    from retrieval.lang import detect_lang, other_lang
     from retrieval.models import AccessFilter
-    from retrieval.service import KnowledgeBase, dense_queries, other_lang
+    from retrieval.service import KnowledgeBase, dense_queries
     from retrieval.settings import Settings
     from retrieval.versions import overfetch
 

@@ -1,4 +1,5 @@
-"""Language of a text, by script: Japanese when kana or kanji make up a real share of it."""
+"""Language of a text, by script: Japanese when kana or kanji make up a real share of it; and
+the knowledge base's other language."""
 
 from __future__ import annotations
 
@@ -21,3 +22,8 @@ def detect_lang(text: str) -> Lang:
     if ja == 0:
         return "en"
     return "ja" if ja * 3 >= latin * 0.6 else "en"
+
+
+def other_lang(lang: Lang) -> Lang:
+    """The knowledge base's other language."""
+    return "en" if lang == "ja" else "ja"

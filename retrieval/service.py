@@ -25,7 +25,7 @@ from retrieval.generate import (
     extractive_faithfulness,
     generate,
 )
-from retrieval.lang import detect_lang
+from retrieval.lang import detect_lang, other_lang
 from retrieval.llm import LLM, build_llm
 from retrieval.models import AccessFilter, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
@@ -45,11 +45,6 @@ def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int
     if title_vectors:
         dims.update({title_vector(e.name): e.dim for e in embedders})
     return dims
-
-
-def other_lang(lang: Lang) -> Lang:
-    """The knowledge base's other language."""
-    return "en" if lang == "ja" else "ja"
 
 
 def dense_queries(
