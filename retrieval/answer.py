@@ -39,6 +39,7 @@ FEATURES = (
     "answer_coverage",
     "coverage_idf",
     "answer_coverage_idf",
+    "oov",
 )
 
 ESCALATION_MESSAGE: dict[str, str] = {
@@ -186,6 +187,16 @@ def answer_features(
         "answer_coverage": len(terms & answer_terms) / len(terms) if terms else 0.0,
         "answer_coverage_idf": weighted_coverage(idf, answer_terms),
     }
+
+
+def vocabulary_features(question_terms: list[str], known: set[str]) -> dict[str, float]:
+    """``oov``: the share of the distinct question terms that no chunk the asker may read
+    contains ("Chromebook" asked of a printer manual, 「リサイクル」 of a toner page). ``known``
+    comes from the store under the asker's access filter
+    (:meth:`~retrieval.protocols.VectorStore.present_terms`), so a term only a restricted
+    document holds counts as unknown and the confidence says nothing about that document."""
+    terms = set(question_terms)
+    return {"oov": len(terms - known) / len(terms) if terms else 0.0}
 
 
 def compose_extractive(

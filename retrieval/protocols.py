@@ -112,6 +112,20 @@ class VectorStore(Protocol):
         """
         ...
 
+    def access_groups(self) -> set[str]:
+        """Every access group some point is restricted to (the public marker aside), row-level
+        groups of Q&A sheets included: what a check for restricted content must search."""
+        ...
+
+    def present_terms(self, indices: Sequence[int], *, acl: AccessFilter) -> set[int]:
+        """Which of these sparse term ids at least one point the caller may read holds.
+
+        One single-term sparse query per id, limit 1, under the caller's access filter: a term
+        found only in documents the caller may not read counts as absent, so nothing about a
+        restricted document reaches the caller through what is computed from the answer.
+        """
+        ...
+
     def delete_document(self, document_id: str, *, keep_hash: str | None = None) -> None:
         """Delete a document's points; with ``keep_hash``, all but that version's."""
         ...

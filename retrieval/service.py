@@ -15,6 +15,7 @@ from retrieval.answer import (
     compose_extractive,
     confidence_features,
     local_idf,
+    vocabulary_features,
 )
 from retrieval.embedders import EmbeddingCache, build_embedders
 from retrieval.generate import (
@@ -30,7 +31,7 @@ from retrieval.llm import LLM, build_llm
 from retrieval.models import AccessFilter, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
 from retrieval.settings import Settings
-from retrieval.sparse import BM25Encoder
+from retrieval.sparse import BM25Encoder, term_id
 from retrieval.versions import current_versions, overfetch
 
 
@@ -281,6 +282,9 @@ class KnowledgeBase:
         features.update(
             answer_features(terms, set(self.sparse.terms(covered)), local_idf(terms, found))
         )
+        ids = {term_id(t): t for t in set(terms)}
+        known = {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
+        features.update(vocabulary_features(terms, known))
         confidence = self.confidence.score(features) if cited else 0.0
         t2 = time.perf_counter()
         timings["answer_ms"] = (t2 - t1) * 1000

@@ -71,19 +71,20 @@ class RetrievalSettings(BaseModel):
     max_citations: int = 3
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.6
-    confidence_bias: float = -6.726
+    confidence_bias: float = -3.065
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 1.129,
-            "coverage": 1.02,
-            "coverage_any": -0.529,
-            "is_qa": -0.484,
-            "agreement": 8.113,
-            "margin": -3.253,
-            "cos_margin": 4.215,
-            "answer_coverage": 0.358,
-            "coverage_idf": -0.524,
-            "answer_coverage_idf": 1.873,
+            "cosine": 0.255,
+            "coverage": 0.557,
+            "coverage_any": -2.935,
+            "is_qa": -0.507,
+            "agreement": 7.345,
+            "margin": -2.799,
+            "cos_margin": 7.354,
+            "answer_coverage": -0.694,
+            "coverage_idf": 0.083,
+            "answer_coverage_idf": 2.813,
+            "oov": -2.992,
         }
     )
     """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit

@@ -53,6 +53,11 @@ _EN_STOP = frozenset(
 )
 
 
+def term_id(term: str) -> int:
+    """The sparse vector index of a term."""
+    return zlib.crc32(term.encode("utf-8"))
+
+
 _STEM_CACHE = 200_000
 """Distinct English words whose stems are remembered (a few MB)."""
 
@@ -115,10 +120,10 @@ class BM25Encoder:
         norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl)
         weights: dict[int, float] = {}
         for term, tf in counts.items():
-            idx = zlib.crc32(term.encode("utf-8"))
+            idx = term_id(term)
             weights[idx] = weights.get(idx, 0.0) + tf * (self.k1 + 1) / (tf + norm)
         return SparseVector(indices=list(weights), values=list(weights.values()))
 
     def encode_query(self, text: str) -> SparseVector:
-        ids = sorted({zlib.crc32(t.encode("utf-8")) for t in self.terms(text)})
+        ids = sorted({term_id(t) for t in self.terms(text)})
         return SparseVector(indices=ids, values=[1.0] * len(ids))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.deps import DBDep, EmployeeDep, KBDep
-from db.models import DocumentRecord, Feedback, QueryLog, User
+from db.models import Feedback, QueryLog
 from retrieval.models import AccessFilter
 from retrieval.service import KnowledgeBase
 
@@ -50,29 +50,19 @@ def suggestions(
         shown.setdefault(key, " ".join(question.split()))
     counts = Counter({k: len(v) for k, v in users.items() if len(v) >= MIN_USERS})
     out: list[dict[str, object]] = []
-    known: tuple[str, ...] | None = None
+    restricted: tuple[str, ...] | None = None
     for key, n in counts.most_common():
         if len(out) >= limit:
             break
-        if known is None:
-            asker_groups = {str(g) for row in rows for g in (row[3] or ())}
-            known = tuple(sorted(_known_groups(db) | asker_groups))
+        if restricted is None:
+            # From the index, not the catalog: a Q&A sheet restricts single rows.
+            restricted = tuple(sorted(kb.store.access_groups()))
         # Someone without access may have typed (pasted) a restricted passage: a suggestion is
         # shown to everyone, so it must not repeat one (issue 8, leak suite).
-        if known and _quotes_restricted(kb, shown[key], known):
+        if restricted and _quotes_restricted(kb, shown[key], restricted):
             continue
         out.append({"question": shown[key], "users": n})
     return out
-
-
-def _known_groups(db: DBDep) -> set[str]:
-    """The access groups of documents and local users (JSON columns: no DISTINCT on them)."""
-    found: set[str] = set()
-    with db.session() as s:
-        for column in (DocumentRecord.groups, User.groups):
-            for value in s.execute(select(column)).scalars():
-                found.update(str(g) for g in value or ())
-    return found
 
 
 def _grams(text: str) -> set[str]:

@@ -6,7 +6,7 @@ qdrant-client); everything that decides *what* is stored or returned lives here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,6 +39,15 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def group_values(groups: Sequence[str]) -> list[str]:
     """The ``groups`` payload for access groups: de-duplicated, public when empty."""
     return list(dict.fromkeys(groups)) or [PUBLIC_GROUP]
+
+
+FACET_LIMIT = 100_000
+"""Distinct values a facet may return: more access groups than any company has."""
+
+
+def restricted_groups(values: Iterable[object]) -> set[str]:
+    """The facet values of ``groups`` that are access groups (not the public marker)."""
+    return {str(v) for v in values} - {PUBLIC_GROUP}
 
 
 def has_terms(sparse: SparseVector | None) -> bool:

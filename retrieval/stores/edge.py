@@ -16,6 +16,7 @@ What qdrant-edge-py 0.9.0 does, checked by hand and by tests/contract (re-check 
 - Calls hold the GIL: concurrent searches and writes from threads are safe (tried: 3 reading and
   2 writing threads, no error, exact counts) but do not run in parallel. A call racing
   ``close()`` fails with "Shard is not initialized".
+- ``facet`` keeps a value whose points were all deleted, with count 0: filter on the count.
 - Nothing is indexed until ``optimize()``: segments stay plain (exact search). Measured with
   384-d vectors: 5k points search in ~1 ms either way; 50k in ~9 ms plain, ~2 ms after an
   ``optimize()`` that took ~19 s and held the GIL throughout, freezing every Python thread of
@@ -51,6 +52,7 @@ from retrieval.models import (
     SparseVector,
 )
 from retrieval.stores._common import (
+    FACET_LIMIT,
     KEYWORD_INDEXES,
     SPARSE_NAME,
     TIE_MARGIN,
@@ -62,6 +64,7 @@ from retrieval.stores._common import (
     group_values,
     has_terms,
     in_chunk_order,
+    restricted_groups,
     settle,
     to_scored,
     vector_names,
@@ -225,9 +228,7 @@ class EdgeStore:
         """See :meth:`VectorStore.search`."""
         if top_k <= 0 or (document_ids is not None and not document_ids):
             return []
-        must: list[qe.ConditionType] = [
-            qe.FieldCondition(key="groups", match=qe.MatchAny(any=acl.allowed()))
-        ]
+        must: list[qe.ConditionType] = [_access(acl)]
         if document_ids is not None:
             must.append(
                 qe.FieldCondition(key="document_id", match=qe.MatchAny(any=list(document_ids)))
@@ -271,6 +272,36 @@ class EdgeStore:
             ],
             top_k,
         )
+
+    def access_groups(self) -> set[str]:
+        """See :meth:`VectorStore.access_groups`."""
+        shard = self._readable()
+        if shard is None:
+            return set()
+        with self._errors("facet"):
+            response = shard.facet(qe.FacetRequest(key="groups", limit=FACET_LIMIT, exact=True))
+        return restricted_groups(h.value for h in response.hits if h.count > 0)
+
+    def present_terms(self, indices: Sequence[int], *, acl: AccessFilter) -> set[int]:
+        """See :meth:`VectorStore.present_terms`."""
+        ids = list(dict.fromkeys(indices))
+        shard = self._readable()
+        if not ids or shard is None:
+            return set()
+        flt = qe.Filter(must=[_access(acl)])
+        requests = [
+            qe.QueryRequest(
+                limit=1,
+                query=qe.Query.Nearest(_sparse(SparseVector([i], [1.0])), using=SPARSE_NAME),
+                filter=flt,
+                with_payload=False,
+                with_vector=False,
+            )
+            for i in ids
+        ]
+        with self._errors("present_terms"):
+            hits = shard.query_batch(qe.QueryBatchRequest(queries=requests))
+        return {i for i, found in zip(ids, hits, strict=True) if found}
 
     def count(self, document_id: str | None = None) -> int:
         """See :meth:`VectorStore.count`."""
@@ -419,6 +450,10 @@ class EdgeStore:
             raise
         except Exception as exc:  # Edge raises bare Exception with a message
             raise StoreError(f"Qdrant Edge {action} failed at {self.folder}: {exc}") from exc
+
+
+def _access(acl: AccessFilter) -> qe.FieldCondition:
+    return qe.FieldCondition(key="groups", match=qe.MatchAny(any=acl.allowed()))
 
 
 def _document(document_id: str) -> qe.FieldCondition:

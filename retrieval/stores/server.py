@@ -27,6 +27,7 @@ from retrieval.models import (
     SparseVector,
 )
 from retrieval.stores._common import (
+    FACET_LIMIT,
     KEYWORD_INDEXES,
     SPARSE_NAME,
     TIE_MARGIN,
@@ -38,6 +39,7 @@ from retrieval.stores._common import (
     group_values,
     has_terms,
     in_chunk_order,
+    restricted_groups,
     settle,
     to_scored,
     vector_names,
@@ -203,9 +205,7 @@ class QdrantServerStore:
         """See :meth:`VectorStore.search`."""
         if top_k <= 0 or (document_ids is not None and not document_ids):
             return []
-        must: list[models.Condition] = [
-            models.FieldCondition(key="groups", match=models.MatchAny(any=acl.allowed()))
-        ]
+        must: list[models.Condition] = [_access(acl)]
         if document_ids is not None:
             match = models.MatchAny(any=list(document_ids))
             must.append(models.FieldCondition(key="document_id", match=match))
@@ -251,6 +251,37 @@ class QdrantServerStore:
             ],
             top_k,
         )
+
+    def access_groups(self) -> set[str]:
+        """See :meth:`VectorStore.access_groups`."""
+        with self._call("facet") as client:
+            if not self._has_collection(client):
+                return set()
+            response = client.facet(self.collection, key="groups", limit=FACET_LIMIT, exact=True)
+        return restricted_groups(h.value for h in response.hits if h.count > 0)
+
+    def present_terms(self, indices: Sequence[int], *, acl: AccessFilter) -> set[int]:
+        """See :meth:`VectorStore.present_terms`."""
+        ids = list(dict.fromkeys(indices))
+        if not ids:
+            return set()
+        flt = models.Filter(must=[_access(acl)])
+        requests = [
+            models.QueryRequest(
+                query=models.SparseVector(indices=[i], values=[1.0]),
+                using=SPARSE_NAME,
+                filter=flt,
+                limit=1,
+                with_payload=False,
+                with_vector=False,
+            )
+            for i in ids
+        ]
+        with self._call("present_terms") as client:
+            if not self._has_collection(client):
+                return set()
+            responses = client.query_batch_points(self.collection, requests=requests)
+        return {i for i, r in zip(ids, responses, strict=True) if r.points}
 
     def count(self, document_id: str | None = None) -> int:
         """See :meth:`VectorStore.count`."""
@@ -347,6 +378,10 @@ class QdrantServerStore:
         if found != dense or distances - {models.Distance.COSINE} or not ok_sparse:
             detail = f"dense {found}, distance {sorted(str(d) for d in distances)}, sparse {sparse}"
             raise dims_mismatch(self.where, dense, detail)
+
+
+def _access(acl: AccessFilter) -> models.FieldCondition:
+    return models.FieldCondition(key="groups", match=models.MatchAny(any=acl.allowed()))
 
 
 def _document(document_id: str) -> models.FieldCondition:

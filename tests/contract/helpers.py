@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import zlib
 
 import numpy as np
 
 from retrieval.models import Chunk, EmbeddedChunk, Lang, Location, SparseVector
+from retrieval.sparse import term_id
 
 DIMS = {"e5": 16, "use": 12}
 """Two named dense vectors of different sizes, as with two embedders."""
@@ -18,10 +18,6 @@ def unit(seed: str, dim: int) -> list[float]:
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big"))
     v = rng.normal(size=dim)
     return [float(x) for x in v / np.linalg.norm(v)]
-
-
-def term_id(term: str) -> int:
-    return zlib.crc32(term.encode())
 
 
 def sparse(**weights: float) -> SparseVector:

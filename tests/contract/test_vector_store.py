@@ -31,7 +31,7 @@ from retrieval.settings import QdrantSettings, Settings
 from retrieval.stores import open_store
 from retrieval.stores.edge import EdgeStore
 from retrieval.stores.server import QdrantServerStore
-from tests.contract.helpers import DIMS, embed, make_chunk, sparse, unit, vectors
+from tests.contract.helpers import DIMS, embed, make_chunk, sparse, term_id, unit, vectors
 
 ANYONE = AccessFilter()
 HR = AccessFilter(groups=("hr",))
@@ -77,6 +77,8 @@ class VectorStoreContract:
             assert store.count() == 0
             assert store.search(dense=dense_query("x"), sparse=None, top_k=3, acl=ANYONE) == []
             assert store.document_chunks("manual") == []
+            assert store.present_terms([1, 2], acl=ANYONE) == set()
+            assert store.access_groups() == set()
         finally:
             store.close()
 
@@ -245,6 +247,24 @@ class VectorStoreContract:
             dense=exact, sparse=sparse(salary=1.0, wifi=1.0), top_k=1, acl=ANYONE, prefetch_k=1
         )
         assert len(hits) == 1 and hits[0].chunk.document_id != "policy"
+
+    def test_present_terms_answers_under_the_access_filter(self, filled: VectorStore) -> None:
+        wifi, salary, zebra, absent = (term_id(t) for t in ("wifi", "salary", "zebra", "absent"))
+        asked = [wifi, salary, zebra, absent, wifi]
+        assert filled.present_terms(asked, acl=ANYONE) == {wifi, zebra}  # salary: HR only
+        assert filled.present_terms(asked, acl=HR) == {wifi, salary, zebra}
+        assert filled.present_terms([], acl=HR) == set()
+        filled.delete_document("faq")
+        assert filled.present_terms(asked, acl=HR) == {wifi, salary}
+
+    def test_access_groups_lists_every_restricting_group(self, filled: VectorStore) -> None:
+        assert filled.access_groups() == {"hr"}
+        row = embed(make_chunk("sheet", 0, groups=("sales", "hr")), sparse(price=1.0))
+        filled.upsert([row, embed(make_chunk("sheet", 1), sparse(price=1.0))])
+        assert filled.access_groups() == {"hr", "sales"}
+        filled.delete_document("policy")
+        filled.delete_document("sheet")
+        assert filled.access_groups() == set()
 
     def test_public_documents_visible_to_everyone(self, filled: VectorStore) -> None:
         for acl in (ANYONE, HR, AccessFilter(groups=("x", "y"))):

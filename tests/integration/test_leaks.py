@@ -165,3 +165,43 @@ def _pieces(text: str, size: int = 40) -> list[str]:
     if len(flat) <= size:
         return [flat] if len(flat) >= 20 else []
     return [flat[i : i + size] for i in range(0, len(flat) - size, size * 3)]
+
+
+def test_a_restricted_document_does_not_move_an_outsiders_confidence(tmp_path):
+    """The confidence reads which question terms the knowledge base knows: asked by someone
+    without the group, a term only the restricted document holds counts as unknown, exactly
+    as if the document were not there (its presence would otherwise show in the score)."""
+    from ingest.pipeline import Ingestor
+    from retrieval.models import AccessFilter
+
+    public = (
+        "# Aster MF-3400 maintenance\n\n## Service menu\n\n"
+        "The service menu of the Aster MF-3400 is opened by a technician from the control "
+        "panel. Users cannot open it.\n"
+    )
+    secret = (
+        "# Service PIN\n\n## Deriving the PIN\n\n"
+        "The service PIN is the last four digits of the serial number reversed, then "
+        "multiplied by seven. Quarkstone engineers rotate it every quarter.\n"
+    )
+    question = "How is the Quarkstone service PIN derived from the serial number?"
+    outsider, insider = AccessFilter(), AccessFilter(groups=("support-internal",))
+    features = {}
+    for name, files in (
+        ("both", {"public.md": public, "secret.md": secret}),
+        ("public", {"public.md": public}),
+    ):
+        docs = tmp_path / name / "docs"
+        docs.mkdir(parents=True)
+        for file, text in files.items():
+            (docs / file).write_text(text, encoding="utf-8")
+        (docs / "secret.md.meta.json").write_text('{"groups": ["support-internal"]}')
+        with open_kb(settings_for(tmp_path / name / "var")) as (kb, db):
+            Ingestor(kb, db).sync_folder(docs)
+            result = kb.ask(question, acl=outsider)
+            features[name] = (result.status, result.confidence, result.features)
+            if name == "both":
+                inside = kb.ask(question, acl=insider)
+                assert inside.features["oov"] < result.features["oov"]
+    assert features["both"] == features["public"]
+    assert features["both"][2]["oov"] > 0  # "quarkstone" is unknown to the outsider

@@ -48,11 +48,11 @@ def test_example_questions_are_answered_or_escalated(sample_kb):
     answer_rate = hits / len(answerable)
     escalation_rate = escalated / len(unanswerable)
     print(f"answered with expected source: {answer_rate:.1%}; escalated: {escalation_rate:.1%}")
-    # Measured 85% (56/66) / 89% (25/28) with the default model and threshold
+    # Measured 86% (57/66) / 93% (26/28) with the default model and threshold
     # (docs/benchmarks.md, "Sample knowledge base"). The bars fail on a regression of four
-    # answered questions or of one escalated one.
-    assert answer_rate >= 0.78, misses
-    assert escalation_rate >= 0.88, wrongly_answered
+    # answered questions or of two escalated ones.
+    assert answer_rate >= 0.81, misses
+    assert escalation_rate >= 0.89, wrongly_answered
 
 
 def test_japanese_questions_find_japanese_passages_and_english_ones_english(sample_kb):

@@ -4,6 +4,7 @@ from retrieval.answer import (
     ConfidenceModel,
     compose_extractive,
     local_idf,
+    vocabulary_features,
     weighted_coverage,
 )
 from retrieval.faithfulness import check_faithfulness
@@ -65,6 +66,12 @@ def test_local_idf_weighs_a_term_missing_from_every_passage_most():
     assert idf["chromebook"] > idf["print"] > idf["aster"]
     # Covering the product name but not the missing feature leaves most of the weight uncovered.
     assert weighted_coverage(idf, found[0]) < 0.6
+
+
+def test_out_of_vocabulary_share_counts_terms_the_knowledge_base_lacks():
+    terms = ["aster", "print", "chromebook", "aster"]
+    assert vocabulary_features(terms, {"aster", "print", "toner"}) == {"oov": 1 / 3}
+    assert vocabulary_features([], set()) == {"oov": 0.0}
 
 
 def test_confidence_rises_with_each_positive_signal():
