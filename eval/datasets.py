@@ -17,6 +17,11 @@ from typing import Any, Literal
 DatasetKind = Literal["records", "folder"]
 DocKind = Literal["text", "qa"]
 
+EXTRA_QUESTIONS = Path(__file__).resolve().parent / "extra"
+"""Questions the project adds to a dataset folder of the same name (``<name>.jsonl``, the
+``queries.jsonl`` format): out-of-scope questions for a set that has too few to calibrate when
+to escalate (docs/eval-datasets.md)."""
+
 CLEAN_GOLD_MIN = 0.5
 """``gold_answer_bigram_containment`` at or above which a gold document is trusted."""
 
@@ -111,7 +116,11 @@ class EvalDataset:
 
 
 def load_dataset(
-    path: Path, *, corpus_dir: Path | None = None, doc_kind: DocKind | None = None
+    path: Path,
+    *,
+    corpus_dir: Path | None = None,
+    doc_kind: DocKind | None = None,
+    extra_dir: Path | None = EXTRA_QUESTIONS,
 ) -> EvalDataset:
     """Load a dataset folder (``corpus.jsonl`` + ``queries.jsonl``) or a cases ``.jsonl`` file.
 
@@ -119,7 +128,10 @@ def load_dataset(
     :param corpus_dir: for a cases file, the folder its ``expected_sources`` are relative to;
         default: the nearest ``docs_corpus/`` in the file's folder or one above it.
     :param doc_kind: force every record's kind (default: ``kind`` per line, else detected).
-    :raises DatasetError: when files are missing or a line is malformed.
+    :param extra_dir: where ``<folder name>.jsonl`` adds questions to a dataset folder
+        (``None``: the folder's own questions only).
+    :raises DatasetError: when files are missing, a line is malformed or an added question
+        reuses an id.
     """
     path = Path(path)
     if path.is_dir():
@@ -127,9 +139,13 @@ def load_dataset(
         for f in (corpus, queries):
             if not f.is_file():
                 raise DatasetError(f"{path}: missing {f.name}")
+        name = path.resolve().name
         questions = tuple(_question_from_record(r, f"{queries}:{n}") for n, r in _jsonl(queries))
+        extra = extra_dir / f"{name}.jsonl" if extra_dir is not None else None
+        if extra is not None and extra.is_file():
+            questions += _added_questions(extra, {q.id for q in questions})
         return EvalDataset(
-            name=path.resolve().name,
+            name=name,
             kind="records",
             corpus=corpus,
             questions=questions,
@@ -145,6 +161,16 @@ def load_dataset(
             name=path.stem, kind="folder", corpus=folder, questions=questions, source=path
         )
     raise DatasetError(f"no such dataset folder or cases file: {path}")
+
+
+def _added_questions(path: Path, taken: set[str]) -> tuple[EvalQuestion, ...]:
+    added = tuple(_question_from_record(r, f"{path}:{n}") for n, r in _jsonl(path))
+    seen = set(taken)
+    for q in added:
+        if q.id in seen:
+            raise DatasetError(f"{path}: question id {q.id!r} is already in the dataset")
+        seen.add(q.id)
+    return added
 
 
 def find_corpus_dir(cases_file: Path, name: str = "docs_corpus") -> Path | None:

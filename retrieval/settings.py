@@ -70,21 +70,21 @@ class RetrievalSettings(BaseModel):
     prefetch_k: int = 40
     max_citations: int = 3
     max_answer_sentences: int = 4
-    confidence_threshold: float = 0.6
-    confidence_bias: float = -3.065
+    confidence_threshold: float = 0.55
+    confidence_bias: float = -6.627
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 0.255,
-            "coverage": 0.557,
-            "coverage_any": -2.935,
-            "is_qa": -0.507,
-            "agreement": 7.345,
-            "margin": -2.799,
-            "cos_margin": 7.354,
-            "answer_coverage": -0.694,
-            "coverage_idf": 0.083,
-            "answer_coverage_idf": 2.813,
-            "oov": -2.992,
+            "cosine": 3.782,
+            "coverage": 0.87,
+            "coverage_any": -3.104,
+            "is_qa": -0.272,
+            "agreement": 7.473,
+            "margin": -2.599,
+            "cos_margin": 4.573,
+            "answer_coverage": -0.924,
+            "coverage_idf": 0.103,
+            "answer_coverage_idf": 3.175,
+            "oov": -2.847,
         }
     )
     """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit

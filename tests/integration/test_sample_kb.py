@@ -48,10 +48,10 @@ def test_example_questions_are_answered_or_escalated(sample_kb):
     answer_rate = hits / len(answerable)
     escalation_rate = escalated / len(unanswerable)
     print(f"answered with expected source: {answer_rate:.1%}; escalated: {escalation_rate:.1%}")
-    # Measured 86% (57/66) / 93% (26/28) with the default model and threshold
+    # Measured 88% (58/66) / 93% (26/28) with the default model and threshold
     # (docs/benchmarks.md, "Sample knowledge base"). The bars fail on a regression of four
     # answered questions or of two escalated ones.
-    assert answer_rate >= 0.81, misses
+    assert answer_rate >= 0.82, misses
     assert escalation_rate >= 0.89, wrongly_answered
 
 

@@ -48,6 +48,33 @@ def test_record_set(tmp_path: Path) -> None:
     assert (doc.id, doc.title, doc.text, doc.kind) == ("s1", "Setup", "Plug it in.", "text")
 
 
+def test_project_questions_extend_a_dataset_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "manual_en"
+    _jsonl(folder / "corpus.jsonl", [{"id": "s1", "title": "Setup", "text": "Plug it in."}])
+    _jsonl(folder / "queries.jsonl", [{"id": "1", "text": "How?", "gold_ids": ["s1"]}])
+    extra = tmp_path / "extra"
+    oos = {"id": "oos-1", "text": "Fingerprint?", "answerable": False, "subset": "out_of_scope"}
+    _jsonl(extra / "manual_en.jsonl", [oos])
+    ds = load_dataset(folder, extra_dir=extra)
+    assert [(q.id, q.answerable, q.subset) for q in ds.questions] == [
+        ("1", True, None),
+        ("oos-1", False, "out_of_scope"),
+    ]
+    assert len(load_dataset(folder, extra_dir=None).questions) == 1
+    assert len(load_dataset(folder, extra_dir=tmp_path / "none").questions) == 1
+    _jsonl(extra / "manual_en.jsonl", [{"id": "1", "text": "Again?"}])
+    with pytest.raises(DatasetError, match=r"manual_en.jsonl: question id '1' is already"):
+        load_dataset(folder, extra_dir=extra)
+
+
+def test_the_project_adds_out_of_scope_questions_to_the_english_manual() -> None:
+    from eval.datasets import EXTRA_QUESTIONS
+
+    rows = [json.loads(line) for line in (EXTRA_QUESTIONS / "emanual_tv.jsonl").open()]
+    assert len(rows) >= 50 and not any(r["answerable"] for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+
+
 def test_faq_corpus_records_are_qa(tmp_path: Path) -> None:
     folder = tmp_path / "faq_ja"
     _jsonl(
