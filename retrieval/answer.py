@@ -5,8 +5,9 @@ followed by ``[n]``, the number of the passage it comes from. Nothing is written
 does not say. When the confidence is under the threshold the reply says that the knowledge base
 does not answer the question and that it has been passed to support.
 
-Confidence is a logistic function of retrieval signals of the best passage: its cosine to the
-query under the first dense model, and the share of the question's terms it contains. The
+Confidence is a logistic function of retrieval signals of the best passage (its cosine to the
+query under the first dense model, the share of the question's terms it contains, ...), of the
+composed answer, and of the share of the question's terms that nothing the asker may read holds. The
 weights and the default threshold come from ``kb eval`` on the development sets
 (docs/benchmarks.md explains the fit); a company re-fits them on its own questions.
 """
