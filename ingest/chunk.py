@@ -12,7 +12,7 @@ from typing import Any
 
 from retrieval.lang import detect_lang
 from retrieval.models import Chunk, ParsedDocument
-from retrieval.text import split_sentences
+from retrieval.text import sentence_pieces
 
 
 class Chunker:
@@ -31,7 +31,7 @@ class Chunker:
                 chunk_size=self.chunk_size,
                 chunk_overlap=self.chunk_overlap,
                 paragraph_separator="\n\n",
-                chunking_tokenizer_fn=split_sentences,
+                chunking_tokenizer_fn=sentence_pieces,
             )
         pieces: list[str] = self._splitter.split_text(text)
         return pieces

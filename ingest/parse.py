@@ -25,9 +25,10 @@ from retrieval.models import ParsedDocument, Section
 
 logger = logging.getLogger(__name__)
 
-PARSERS_VERSION = 2
-"""Bump when a parser reads the same file differently (2: PDF tables row by row). ``kb eval``
-re-indexes its folder datasets on a bump; a deployment runs ``kb ingest --reindex``."""
+PARSERS_VERSION = 3
+"""Bump when a parser or the chunker reads the same file differently (2: PDF tables row by row;
+3: chunks keep the spaces and line breaks between sentences). ``kb eval`` re-indexes its folder
+datasets on a bump; a deployment runs ``kb ingest --reindex``."""
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".txt"}

@@ -42,3 +42,14 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def split_sentences(text: str) -> list[str]:
     """The sentences of ``text`` (Japanese and English), in order."""
     return [text[s:e] for s, e in sentence_spans(text)]
+
+
+def sentence_pieces(text: str) -> list[str]:
+    """``text`` cut at its sentence starts, whitespace kept: the pieces join back to ``text``
+    exactly. What a splitter that glues its pieces together (llama-index's) needs: with
+    :func:`split_sentences` a chunk would read "hold.The next" and table rows "(A4)Item"."""
+    starts = [s for s, _ in sentence_spans(text)]
+    if not starts:
+        return [text] if text else []
+    cuts = [0, *starts[1:], len(text)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]

@@ -37,6 +37,23 @@ def test_chunks_carry_provenance_and_offsets_into_the_document_text():
     assert all(c.location.page == 3 for c in chunks[:-1])
 
 
+def test_a_split_section_keeps_the_spaces_and_line_breaks_between_sentences():
+    prose = " ".join(f"Step {i} opens the front cover of the printer." for i in range(30))
+    rows = "\n".join(f"Item: Part {i}; Specification: {i} mm (A4)" for i in range(40))
+    text = f"{prose}\n\n{rows}"
+    doc = _doc(Section(text, Location(heading_path=("Specs",), page=10), start=0))
+    chunks = Chunker(chunk_size=120, chunk_overlap=10).chunk(
+        doc, document_id="d1", source_path="m.pdf", groups=(), version=1, doc_hash="h"
+    )
+    assert len(chunks) > 4
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        # Sentences glued together ("printer.Step", "(A4)Item") would read as one.
+        assert ".Step" not in c.text and ")Item" not in c.text
+    table = [c for c in chunks if c.text.startswith("Item:")]
+    assert table and len(table[0].text.splitlines()) > 1
+
+
 def test_a_qa_entry_is_one_chunk_whatever_its_length():
     answer = "Yes. " * 400
     doc = _doc(Section(answer, kind="qa", question="Is it long?"))
