@@ -282,8 +282,11 @@ class KnowledgeBase:
         features.update(
             answer_features(terms, set(self.sparse.terms(covered)), local_idf(terms, found))
         )
-        ids = {term_id(t): t for t in set(terms)}
-        known = {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
+        # A term in a retrieved passage is known; the store is asked only about the others,
+        # which are rare or absent, so their posting lists are short.
+        seen = set(terms) & set().union(*found)
+        ids = {term_id(t): t for t in set(terms) - seen}
+        known = seen | {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
         features.update(vocabulary_features(terms, known))
         confidence = self.confidence.score(features) if cited else 0.0
         t2 = time.perf_counter()
