@@ -167,10 +167,27 @@ def _pieces(text: str, size: int = 40) -> list[str]:
     return [flat[i : i + size] for i in range(0, len(flat) - size, size * 3)]
 
 
-def test_a_restricted_document_does_not_move_an_outsiders_confidence(tmp_path):
-    """The confidence reads which question terms the knowledge base knows: asked by someone
-    without the group, a term only the restricted document holds counts as unknown, exactly
-    as if the document were not there (its presence would otherwise show in the score)."""
+SECRET_PIN = {
+    "en": (
+        "# Service PIN\n\n## Deriving the PIN\n\n"
+        "The service PIN is the last four digits of the serial number reversed, then "
+        "multiplied by seven. Quarkstone engineers rotate it every quarter.\n"
+    ),
+    # In Japanese: the question's terms reach it only through their translations.
+    "ja": (
+        "# サービス PIN\n\n## PIN の求め方\n\n"
+        "サービス PIN は、製造番号の下 4 桁を逆に並べて 7 を掛けた数です。"
+        "Quarkstone の技術者が四半期ごとに変更します。\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("secret_lang", ["en", "ja"])
+def test_a_restricted_document_does_not_move_an_outsiders_confidence(tmp_path, secret_lang):
+    """The confidence reads which question terms the knowledge base knows, in either language:
+    asked by someone without the group, a term (or a translation of it) only the restricted
+    document holds counts as unknown, exactly as if the document were not there (its presence
+    would otherwise show in the score)."""
     from ingest.pipeline import Ingestor
     from retrieval.models import AccessFilter
 
@@ -179,11 +196,7 @@ def test_a_restricted_document_does_not_move_an_outsiders_confidence(tmp_path):
         "The service menu of the Aster MF-3400 is opened by a technician from the control "
         "panel. Users cannot open it.\n"
     )
-    secret = (
-        "# Service PIN\n\n## Deriving the PIN\n\n"
-        "The service PIN is the last four digits of the serial number reversed, then "
-        "multiplied by seven. Quarkstone engineers rotate it every quarter.\n"
-    )
+    secret = SECRET_PIN[secret_lang]
     question = "How is the Quarkstone service PIN derived from the serial number?"
     outsider, insider = AccessFilter(), AccessFilter(groups=("support-internal",))
     features = {}
