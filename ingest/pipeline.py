@@ -27,7 +27,7 @@ from db.engine import Database
 from db.models import DocumentRecord, DocumentVersion, IngestRun, utcnow
 from ingest.chunk import Chunker
 from ingest.sources import SourceFile, walk_source
-from retrieval.embedders import embed_cached
+from retrieval.embedders import break_title_ties, embed_cached
 from retrieval.errors import KBError
 from retrieval.injection import excerpt, find_instructions
 from retrieval.lang import detect_lang
@@ -527,6 +527,9 @@ class Ingestor:
                 name = title_vector(embedder.name) if field_name else embedder.name
                 dense[name] = vectors
                 report.embedded += misses
+            if "title" in fields:
+                name = title_vector(embedder.name)
+                dense[name] = break_title_ties(dense[name], dense[embedder.name])
         t1 = time.perf_counter()
         report.timed("embed", t1 - t0)
         out = [

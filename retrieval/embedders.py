@@ -229,6 +229,30 @@ def build_embedders(settings: EmbedderSettings) -> list[Embedder]:
     return out
 
 
+TITLE_TIE_BREAK = 1e-3
+"""Share of a chunk's text vector mixed into its title vector (:func:`break_title_ties`)."""
+
+
+def break_title_ties(
+    titles: Sequence[Sequence[float]], texts: Sequence[Sequence[float]]
+) -> list[list[float]]:
+    """Title vectors that no two chunks share: each plus :data:`TITLE_TIE_BREAK` of its
+    chunk's text vector, normalised again.
+
+    The chunks of one section have the same title, hence the same title vector, and a search
+    cannot order exact ties: which of them the title prefetch ranks first was up to the
+    engine's internal order, which two ingestions of the same files do not share, so the same
+    question over the same documents got other fused scores, answers and confidences (13 of
+    the 94 sample questions moved, by up to 0.03). With the tie broken, the chunk whose text is
+    nearer the question ranks first; between different titles the order stays as it was (the
+    cosines move by about a thousandth).
+    """
+    if not titles:
+        return []
+    mixed = np.asarray(titles, np.float32) + TITLE_TIE_BREAK * np.asarray(texts, np.float32)
+    return _normalise(mixed)
+
+
 class EmbeddingCache:
     """Vectors by (model, content hash) in SQLite, so unchanged text is never embedded twice."""
 
