@@ -58,6 +58,10 @@ def term_id(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
+TIE_BREAK = 1e-5
+"""Largest relative change :meth:`BM25Encoder.encode_document` makes to a passage's term
+weights so that no two passages score exactly alike (a float32 keeps about seven digits)."""
+
 _STEM_CACHE = 200_000
 """Distinct English words whose stems are remembered (a few MB)."""
 
@@ -118,10 +122,14 @@ class BM25Encoder:
         counts = Counter(self.terms(text))
         dl = sum(counts.values())
         norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl)
+        # Equal scores are common (a one-term question, chunks of equal length) and the engine
+        # orders them as it likes, differently in two ingestions of the same files: the text's
+        # own hash breaks them, in the fifth significant digit.
+        tie_break = 1.0 + TIE_BREAK * zlib.crc32(text.encode("utf-8")) / 2**32
         weights: dict[int, float] = {}
         for term, tf in counts.items():
             idx = term_id(term)
-            weights[idx] = weights.get(idx, 0.0) + tf * (self.k1 + 1) / (tf + norm)
+            weights[idx] = weights.get(idx, 0.0) + tf * (self.k1 + 1) / (tf + norm) * tie_break
         return SparseVector(indices=list(weights), values=list(weights.values()))
 
     def encode_query(self, text: str) -> SparseVector:

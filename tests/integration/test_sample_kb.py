@@ -151,22 +151,26 @@ def test_a_deeper_evaluation_answers_exactly_as_the_service_does(sample_kb):
         assert deep.features == served.features
 
 
-def test_the_same_files_ingested_again_elsewhere_answer_alike(sample_kb, tmp_path):
+def test_the_same_files_ingested_again_elsewhere_answer_alike(tmp_path):
     # Answers come from the documents, not from the engine's internal order of equal scores:
     # the chunks of one section shared a title vector, and which of them the title prefetch
     # ranked first differed between two ingestions of the same files (13 of these questions
     # moved, by up to 0.03 of confidence). BM25 ties deep in a prefetch may still move a
-    # fused score by a few ten-thousandths.
+    # fused score by a few ten-thousandths. Two fresh ingestions: the session's shared one
+    # has other tests' documents come and go.
     from ingest.pipeline import Ingestor
     from tests.integration.conftest import CORPUS, sample_settings
 
-    kb, _, _ = sample_kb
-    settings = sample_settings(tmp_path)
-    db = Database(settings.db_url())
-    db.migrate()
-    other = KnowledgeBase.open(settings)
+    opened = []
     try:
-        Ingestor(other, db).sync_folder(CORPUS)
+        for name in ("first", "second"):
+            settings = sample_settings(tmp_path / name)
+            db = Database(settings.db_url())
+            db.migrate()
+            kb = KnowledgeBase.open(settings)
+            opened.append((kb, db))
+            Ingestor(kb, db).sync_folder(CORPUS)
+        (kb, _), (other, _) = opened
         for case in load_cases():
             acl = AccessFilter(tuple(case.get("groups") or ()))
             a, b = kb.ask(case["text"], acl=acl), other.ask(case["text"], acl=acl)
@@ -174,5 +178,6 @@ def test_the_same_files_ingested_again_elsewhere_answer_alike(sample_kb, tmp_pat
             assert [c.chunk_id for c in a.citations] == [c.chunk_id for c in b.citations]
             assert a.confidence == pytest.approx(b.confidence, abs=1e-3), case["id"]
     finally:
-        other.close()
-        db.dispose()
+        for kb, db in opened:
+            kb.close()
+            db.dispose()

@@ -48,3 +48,15 @@ def test_bm25_document_weights_saturate_and_query_weights_are_unit():
     assert weights[q_toner] > weights[q_paper]
     assert weights[q_toner] < 3 * weights[q_paper]  # term frequency saturates
     assert set(enc.encode_query("toner paper toner").values) == {1.0}
+
+
+def test_two_passages_never_score_exactly_alike_and_one_passage_always_the_same():
+    # Equal BM25 scores were ordered by the engine, differently in two ingestions.
+    enc = BM25Encoder()
+    a = enc.encode_document("TeamLedger keeps the audit log.")
+    b = enc.encode_document("TeamLedger keeps the export log.")
+    key = enc.encode_query("TeamLedger").indices[0]
+    wa, wb = (dict(zip(v.indices, v.values, strict=True))[key] for v in (a, b))
+    assert wa != wb
+    assert abs(wa - wb) / wa < 1e-5
+    assert enc.encode_document("TeamLedger keeps the audit log.") == a
