@@ -284,9 +284,9 @@ class KnowledgeBase:
         )
         # A term in a retrieved passage is known; the store is asked only about the others,
         # which are rare or absent, so their posting lists are short.
-        seen = set(terms) & set().union(*found)
-        ids = {term_id(t): t for t in set(terms) - seen}
-        known = seen | {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
+        in_passages = set(terms) & set().union(*found)
+        ids = {term_id(t): t for t in set(terms) - in_passages}
+        known = in_passages | {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
         features.update(vocabulary_features(terms, known))
         confidence = self.confidence.score(features) if cited else 0.0
         t2 = time.perf_counter()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import pytest
 
-from db.engine import Database
 from retrieval.models import AccessFilter
-from retrieval.service import KnowledgeBase
+from tests.integration._kb import open_kb
 from tests.integration.conftest import load_cases
 
 pytestmark = pytest.mark.integration
@@ -152,32 +153,22 @@ def test_a_deeper_evaluation_answers_exactly_as_the_service_does(sample_kb):
 
 
 def test_the_same_files_ingested_again_elsewhere_answer_alike(tmp_path):
-    # Answers come from the documents, not from the engine's internal order of equal scores:
-    # the chunks of one section shared a title vector, and which of them the title prefetch
-    # ranked first differed between two ingestions of the same files (13 of these questions
-    # moved, by up to 0.03 of confidence). BM25 ties deep in a prefetch may still move a
-    # fused score by a few ten-thousandths. Two fresh ingestions: the session's shared one
-    # has other tests' documents come and go.
+    # Answers come from the documents, not from the engine's internal order of equal scores
+    # (title vectors shared by a section's chunks, equal BM25 scores): two ingestions of the
+    # same files answered 13 of these questions with other confidences, by up to 0.03. Two
+    # fresh ingestions: the session's shared one has other tests' documents come and go.
     from ingest.pipeline import Ingestor
     from tests.integration.conftest import CORPUS, sample_settings
 
-    opened = []
-    try:
+    with ExitStack() as stack:
+        kbs = []
         for name in ("first", "second"):
-            settings = sample_settings(tmp_path / name)
-            db = Database(settings.db_url())
-            db.migrate()
-            kb = KnowledgeBase.open(settings)
-            opened.append((kb, db))
+            kb, db = stack.enter_context(open_kb(sample_settings(tmp_path / name)))
             Ingestor(kb, db).sync_folder(CORPUS)
-        (kb, _), (other, _) = opened
+            kbs.append(kb)
         for case in load_cases():
             acl = AccessFilter(tuple(case.get("groups") or ()))
-            a, b = kb.ask(case["text"], acl=acl), other.ask(case["text"], acl=acl)
+            a, b = (kb.ask(case["text"], acl=acl) for kb in kbs)
             assert (a.status, a.answer) == (b.status, b.answer), case["id"]
             assert [c.chunk_id for c in a.citations] == [c.chunk_id for c in b.citations]
             assert a.confidence == pytest.approx(b.confidence, abs=1e-3), case["id"]
-    finally:
-        for kb, db in opened:
-            kb.close()
-            db.dispose()
