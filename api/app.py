@@ -66,6 +66,7 @@ def default_lifespan(settings: Settings) -> Lifespan:
         # a run killed with an earlier process left behind.
         app.state.runner = make_runner(kb, db, settings)
         app.state.runner.recover()
+        app.state.runner.refresh_terms()
         try:
             yield
         finally:

@@ -178,6 +178,11 @@ def _print_report(data: dict[str, Any], as_json: bool) -> None:
             # Instruction-like text: indexed, neutralised in prompts, worth a look (issue 7).
             where = f" at {flag['location']}" if flag.get("location") else ""
             click.echo(f"{'flagged':>9}  {flag['kind']}{where}: {flag['excerpt']}")
+    if data.get("terms_refreshed"):
+        click.echo(
+            f"{'refreshed':>9}  the search terms of {data['terms_refreshed']} documents "
+            "(indexed by an earlier version)"
+        )
     status = data.get("status", "finished")
     click.echo(
         f"run {data['run_id']}: {data['added']} added, {data['updated']} updated, "

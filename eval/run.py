@@ -50,10 +50,10 @@ from retrieval.faithfulness import check_faithfulness
 from retrieval.models import AccessFilter
 from retrieval.settings import Settings
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 """Bump to invalidate every cached evaluation index (e.g. after a chunking change; 2: chunks
 keep the spaces and line breaks between their sentences; 3: title vectors without ties;
-4: BM25 term weights without ties)."""
+4: BM25 term weights without ties; 5: katakana loanwords also as their English origin)."""
 INDEX_MARKER = "eval-index.json"
 RETRIEVAL_DEPTH = 30
 """Chunks asked for per question: enough for 10 distinct documents in most rankings."""

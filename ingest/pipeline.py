@@ -33,6 +33,7 @@ from retrieval.injection import excerpt, find_instructions
 from retrieval.lang import detect_lang
 from retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
 from retrieval.service import KnowledgeBase, title_vector
+from retrieval.sparse import ANALYZER_VERSION
 
 Outcome = Literal["added", "updated", "unchanged", "deleted", "failed", "regrouped"]
 
@@ -64,6 +65,9 @@ class IngestReport:
     """Chunks that needed the embedding model (cache misses)."""
     stages: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (parse, chunk, embed, sparse, upsert, optimize), for benchmarks."""
+    terms_refreshed: int = 0
+    """Documents (of any source) whose BM25 vectors were re-encoded for the current term
+    analyzer before the run (:meth:`Ingestor.refresh_terms`)."""
 
     def timed(self, stage: str, seconds: float) -> None:
         """Add ``seconds`` to ``stage``."""
@@ -83,6 +87,7 @@ class IngestReport:
             **counts,
             "seconds": round(self.seconds, 3),
             "embedded_chunks": self.embedded,
+            "terms_refreshed": self.terms_refreshed,
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
             "files": [asdict(f) for f in self.files],
         }
@@ -163,6 +168,7 @@ class Ingestor:
             raise
         # A run killed earlier may have left a half-written version behind: finish its job first.
         self.recover(source)
+        report.terms_refreshed = self.refresh_terms()
         if reindex:
             self.mark_for_reindex(source)
         self._start_run(report, created_by)
@@ -244,6 +250,36 @@ class Ingestor:
                 rec.status = "stale"
                 rec.last_error = "re-index requested: parsed and indexed again by the next run"
             return len(recs)
+
+    def refresh_terms(self) -> int:
+        """Re-encode the BM25 vectors of every document whose points an older term analyzer
+        encoded (``retrieval.sparse.ANALYZER_VERSION``), whatever its source (folders, uploads,
+        staff answers): its questions' terms would no longer match them. Nothing is parsed
+        again; chunks, versions and dense vectors stay as they are (read back from the
+        embedding cache, embedded again only where it lacks them); each document's points are
+        rewritten in place, so it stays searchable throughout.
+
+        :returns: how many documents were re-encoded.
+        """
+        with self.db.session() as s:
+            ids = list(
+                s.execute(
+                    select(DocumentRecord.id).where(
+                        DocumentRecord.analyzer != ANALYZER_VERSION,
+                        DocumentRecord.status.in_(("indexed", "stale")),
+                    )
+                ).scalars()
+            )
+        scratch = IngestReport(run_id="refresh-terms", source="")
+        for doc_id in ids:
+            chunks = [p.chunk for p in self.kb.store.document_chunks(doc_id)]
+            if chunks:
+                self.kb.store.upsert(self._embed(chunks, scratch))
+            with self.db.session() as s:
+                rec = s.get(DocumentRecord, doc_id)
+                if rec is not None:
+                    rec.analyzer = ANALYZER_VERSION
+        return len(ids)
 
     def recover(self, source: str | None = None) -> list[str]:
         """Finish the job of runs killed mid-way (of ``source``, or of every source).
@@ -451,6 +487,7 @@ class Ingestor:
             rec.chunk_count = len(chunks)
             rec.size_bytes = size
             rec.status = "indexed"
+            rec.analyzer = ANALYZER_VERSION
             rec.last_ingested = utcnow()
             rec.last_error = None
             rec.flags = flags

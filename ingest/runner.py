@@ -36,6 +36,11 @@ class IngestRunner:
         with self.lock:
             return self.ingestor.recover()
 
+    def refresh_terms(self) -> Future[int]:
+        """Queue :meth:`Ingestor.refresh_terms` (call at startup, after an upgrade that changed
+        the term analyzer): the service answers meanwhile, from the points not yet rewritten."""
+        return self._pool.submit(self._refresh_terms)
+
     def submit(self, path: Path, *, created_by: str, reindex: bool = False) -> str:
         """Queue a sync of the server-side ``path`` (``reindex``: every file parsed and indexed
         again, see :meth:`Ingestor.mark_for_reindex`); :returns: the run id to follow.
@@ -74,6 +79,17 @@ class IngestRunner:
         """Finish the run in progress, drop the queued ones (they stay ``queued`` and are
         marked ``interrupted`` by the next start)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _refresh_terms(self) -> int:
+        try:
+            with self.lock:
+                n = self.ingestor.refresh_terms()
+        except Exception:  # the next start or `kb ingest` tries again; serving goes on
+            log.exception("re-encoding the BM25 terms failed")
+            return 0
+        if n:
+            log.info("re-encoded the BM25 terms of %d documents for the current analyzer", n)
+        return n
 
     def _run(self, path: Path, run_id: str, created_by: str, reindex: bool) -> IngestReport | None:
         try:

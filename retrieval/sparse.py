@@ -3,6 +3,10 @@
 Terms: Japanese through fugashi (UniDic lemmas of content words; particles, auxiliaries and
 symbols dropped); English lower-cased, stop words dropped, Porter-stemmed. Latin words inside
 Japanese text get the English treatment, so 「MF-3400 の Wi-Fi」 and "MF-3400 Wi-Fi" share terms.
+A katakana loanword also stands for the English word UniDic names as its origin (「レシート」 for
+``receipt``, 「監査ログ」 for ``log``), at half weight in a passage: a question finds a manual in
+the other language by those words, and a passage in its own language, which matches the
+katakana word too, still ranks first.
 Term ids are CRC32 hashes (Qdrant sparse indices are u32; collisions are negligible at our sizes).
 """
 
@@ -11,14 +15,15 @@ from __future__ import annotations
 import re
 import threading
 import zlib
-from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 from retrieval.lang import detect_lang
 from retrieval.models import SparseVector
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")
+_KATAKANA = re.compile(r"^[\u30a0-\u30ff]+$")
+_ASCII_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z ]*$")
 _JA_KEEP = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞"}
 # Light verbs, formal nouns and the boilerplate of a request (「〜の方法を教えてください」): they
 # match every passage and say nothing about which one answers.
@@ -57,6 +62,17 @@ def term_id(term: str) -> int:
     """The sparse vector index of a term."""
     return zlib.crc32(term.encode("utf-8"))
 
+
+ANALYZER_VERSION = 2
+"""Bump when :meth:`BM25Encoder.terms` gives a text other terms: points encoded by an older
+analyzer no longer match the questions' terms, so ingestion re-encodes them (2: katakana
+loanwords also as the English words they come from)."""
+
+ORIGIN_WEIGHT = 0.5
+"""A loanword's English origin counts this much of a term occurrence in a passage, and weighs
+this much in a question (the katakana word ``1 - ORIGIN_WEIGHT**2``)."""
+
+Kind = Literal["word", "loan", "origin"]
 
 TIE_BREAK = 1e-5
 """Largest relative change :meth:`BM25Encoder.encode_document` makes to a passage's term
@@ -102,24 +118,39 @@ class BM25Encoder:
         return stem
 
     def terms(self, text: str) -> list[str]:
+        return [t for t, _ in self._terms(text)]
+
+    def _terms(self, text: str) -> list[tuple[str, Kind]]:
+        """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the
+        English ``origin`` of the loanword before it."""
         self.warm_up()
         if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
-            return [t for w in _WORD.findall(text) if (t := self._english(w))]
-        out: list[str] = []
+            return [(t, "word") for w in _WORD.findall(text) if (t := self._english(w))]
+        out: list[tuple[str, Kind]] = []
         with self._lock:
             words = [(w.surface, w.feature.lemma, w.feature.pos1) for w in self._tagger(text)]
         for surface, lemma, pos in words:
             if _ASCII_WORD.match(surface):
                 if term := self._english(surface):
-                    out.append(term)
+                    out.append((term, "word"))
             elif pos in _JA_KEEP:
                 base = lemma or surface
-                if base not in _JA_DROP_LEMMAS:
-                    out.append(base.split("-")[0])
+                if base in _JA_DROP_LEMMAS:
+                    continue
+                head, _, origin = base.partition("-")
+                if _KATAKANA.match(head) and _ASCII_ORIGIN.match(origin):
+                    out.append((head, "loan"))
+                    out.extend(
+                        (t, "origin") for w in _WORD.findall(origin) if (t := self._english(w))
+                    )
+                else:
+                    out.append((head, "word"))
         return out
 
     def encode_document(self, text: str) -> SparseVector:
-        counts = Counter(self.terms(text))
+        counts: dict[str, float] = {}
+        for term, kind in self._terms(text):
+            counts[term] = counts.get(term, 0.0) + (ORIGIN_WEIGHT if kind == "origin" else 1.0)
         dl = sum(counts.values())
         norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl)
         # Equal scores are common (a one-term question, chunks of equal length) and the engine
@@ -133,5 +164,13 @@ class BM25Encoder:
         return SparseVector(indices=list(weights), values=list(weights.values()))
 
     def encode_query(self, text: str) -> SparseVector:
-        ids = sorted({term_id(t) for t in self.terms(text)})
-        return SparseVector(indices=ids, values=[1.0] * len(ids))
+        # A loanword and its origin share one term's worth of weight, so that a passage in the
+        # question's language (holding both) scores as before and one in the other language
+        # (holding the origin only) less.
+        weight = {"word": 1.0, "loan": 1.0 - ORIGIN_WEIGHT**2, "origin": ORIGIN_WEIGHT}
+        query: dict[int, float] = {}
+        for term, kind in self._terms(text):
+            idx = term_id(term)
+            query[idx] = max(query.get(idx, 0.0), weight[kind])
+        ids = sorted(query)
+        return SparseVector(indices=ids, values=[query[i] for i in ids])

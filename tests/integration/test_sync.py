@@ -12,12 +12,14 @@ import time
 import pytest
 import uvicorn
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from api.app import create_app
 from cli.main import main
-from db.models import DocumentVersion
+from db.models import DocumentRecord, DocumentVersion
 from ingest.pipeline import Ingestor
 from retrieval.models import AccessFilter
+from retrieval.sparse import ANALYZER_VERSION, BM25Encoder, Kind, term_id
 from retrieval.versions import current_versions
 from tests.fixtures.facts import FACTS
 from tests.integration._kb import FIXTURES, catalog, open_kb, point_hashes, settings_for
@@ -276,3 +278,44 @@ def test_kb_ingest_hands_its_run_to_the_running_service(tmp_path):
         finally:
             server.should_exit = True
             thread.join(timeout=30)
+
+
+class _EarlierAnalyzer(BM25Encoder):
+    """The term analyzer before version 2: katakana loanwords without their English origin."""
+
+    def _terms(self, text: str) -> list[tuple[str, Kind]]:
+        return [(t, kind) for t, kind in super()._terms(text) if kind != "origin"]
+
+
+def test_documents_indexed_by_an_earlier_analyzer_are_re_encoded_by_the_next_sync(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "receipts-ja.md").write_text(
+        "# 領収書\n\nレシートの写真は最大 50 枚までアプリに保存されます。\n", encoding="utf-8"
+    )
+    (docs / "printer.md").write_text("# Printer\n\nThe toner lasts 12,000 pages.\n", "utf-8")
+    receipt = term_id("receipt")
+    with open_kb(settings_for(tmp_path / "var")) as (kb, db):
+        current = kb.sparse
+        kb.sparse = _EarlierAnalyzer()
+        ingestor = Ingestor(kb, db)
+        ingestor.sync_folder(docs)
+        with db.session() as s:  # what an upgraded catalog says of them (migration 0005)
+            for rec in s.execute(select(DocumentRecord)).scalars():
+                rec.analyzer = 1
+        kb.sparse = current
+        # The stored terms lack what questions now look for: 「レシート」 is also "receipt".
+        assert kb.store.present_terms([receipt], acl=PUBLIC) == set()
+
+        report = ingestor.sync_folder(docs)
+
+        assert report.terms_refreshed == 2
+        assert report.count("unchanged") == 2 and report.embedded == 0
+        assert kb.store.present_terms([receipt], acl=PUBLIC) == {receipt}
+        hits, _ = kb.search("How many receipt photos does the app keep?", acl=PUBLIC)
+        assert hits[0].chunk.source_path == "receipts-ja.md"
+        with db.session() as s:
+            assert {r.analyzer for r in s.execute(select(DocumentRecord)).scalars()} == {
+                ANALYZER_VERSION
+            }
+        assert ingestor.sync_folder(docs).terms_refreshed == 0

@@ -1,7 +1,10 @@
 """Sentence splitting, language detection and BM25 terms: the text plumbing under retrieval."""
 
+import pytest
+
 from retrieval.lang import detect_lang
-from retrieval.sparse import BM25Encoder
+from retrieval.models import SparseVector
+from retrieval.sparse import BM25Encoder, term_id
 from retrieval.text import sentence_spans, split_sentences
 
 
@@ -39,6 +42,30 @@ def test_bm25_terms_lemmatise_japanese_and_stem_english():
     assert {"mf", "3400"} <= set(enc.terms("MF-3400 の設定")) & set(enc.terms("MF-3400 settings"))
 
 
+def test_a_loanword_also_stands_for_the_english_word_it_comes_from():
+    enc = BM25Encoder()
+    # UniDic's lemma names a loanword's origin (レシート-receipt): the katakana word is a term,
+    # and so is its origin, which the English text shares.
+    assert enc.terms("レシート") == ["レシート", "receipt"]
+    assert enc.terms("receipt") == ["receipt"]
+    assert "log" in enc.terms("監査ログは 5 年間保存されます")
+    assert {"servic", "mode"} <= set(enc.terms("サービスモードに入る"))
+    # Kanji words stay Japanese only, whatever their lemma carries (円-助数詞).
+    assert enc.terms("料金は 600 円です") == ["料金", "600", "円"]
+
+
+def test_a_loanword_weighs_one_term_in_its_own_language_and_less_in_the_other():
+    enc = BM25Encoder()
+    query = _weights(enc.encode_query("レシート"))
+    katakana, origin = term_id("レシート"), term_id("receipt")
+    assert query == {katakana: pytest.approx(0.75), origin: pytest.approx(0.5)}
+    ja = _weights(enc.encode_document("レシートを撮影します"))
+    en = _weights(enc.encode_document("Take a photo of the receipt"))
+    # A Japanese passage holds both at full and half weight; an English one the origin only.
+    assert ja[origin] < ja[katakana] and katakana not in en
+    assert sum(query[t] * ja.get(t, 0) for t in query) > sum(query[t] * en.get(t, 0) for t in query)
+
+
 def test_bm25_document_weights_saturate_and_query_weights_are_unit():
     enc = BM25Encoder()
     doc = enc.encode_document("toner toner toner paper")
@@ -60,3 +87,7 @@ def test_two_passages_never_score_exactly_alike_and_one_passage_always_the_same(
     assert wa != wb
     assert abs(wa - wb) / wa < 1e-5
     assert enc.encode_document("TeamLedger keeps the audit log.") == a
+
+
+def _weights(v: SparseVector) -> dict[int, float]:
+    return dict(zip(v.indices, v.values, strict=True))
