@@ -70,21 +70,21 @@ class RetrievalSettings(BaseModel):
     prefetch_k: int = 40
     max_citations: int = 3
     max_answer_sentences: int = 4
-    confidence_threshold: float = 0.55
-    confidence_bias: float = -6.627
+    confidence_threshold: float = 0.567
+    confidence_bias: float = -6.749
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 3.782,
-            "coverage": 0.87,
-            "coverage_any": -3.104,
-            "is_qa": -0.272,
-            "agreement": 7.473,
-            "margin": -2.599,
-            "cos_margin": 4.573,
-            "answer_coverage": -0.924,
-            "coverage_idf": 0.103,
-            "answer_coverage_idf": 3.175,
-            "oov": -2.847,
+            "cosine": 3.894,
+            "coverage": 2.058,
+            "coverage_any": -3.182,
+            "is_qa": -0.355,
+            "agreement": 7.651,
+            "margin": -2.464,
+            "cos_margin": 4.883,
+            "answer_coverage": -2.063,
+            "coverage_idf": -1.671,
+            "answer_coverage_idf": 4.756,
+            "oov": -2.845,
         }
     )
     """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit
