@@ -49,11 +49,13 @@ from ingest.parse import PARSERS_VERSION
 from retrieval.faithfulness import check_faithfulness
 from retrieval.models import AccessFilter
 from retrieval.settings import Settings
+from retrieval.sparse import ANALYZER_VERSION
 
-INDEX_VERSION = 5
+INDEX_VERSION = 4
 """Bump to invalidate every cached evaluation index (e.g. after a chunking change; 2: chunks
 keep the spaces and line breaks between their sentences; 3: title vectors without ties;
-4: BM25 term weights without ties; 5: katakana loanwords also as their English origin)."""
+4: BM25 term weights without ties). A new term analyzer needs no bump: its
+``ANALYZER_VERSION`` is part of the fingerprint."""
 INDEX_MARKER = "eval-index.json"
 RETRIEVAL_DEPTH = 30
 """Chunks asked for per question: enough for 10 distinct documents in most rankings."""
@@ -244,7 +246,8 @@ def eval_settings(settings: Settings, data_dir: Path, *, cache: Path) -> Setting
 
 
 def index_fingerprint(dataset: EvalDataset, settings: Settings, corpus_hash: str) -> str:
-    """Hex digest of what decides the index: corpus content, dataset kind, index settings."""
+    """Hex digest of what decides the index: corpus content, dataset kind, index settings,
+    the term analyzer (and the parsers, for folders)."""
     dump = settings.model_dump(mode="json")
     relevant = {key: _dotted(dump, key) for key in INDEX_SETTINGS}
     key: dict[str, Any] = {
@@ -252,6 +255,7 @@ def index_fingerprint(dataset: EvalDataset, settings: Settings, corpus_hash: str
         "kind": dataset.kind,
         "corpus": corpus_hash,
         "settings": relevant,
+        "analyzer": ANALYZER_VERSION,
     }
     if dataset.kind == "folder":  # files go through the parsers; records do not
         key["parsers"] = PARSERS_VERSION

@@ -74,6 +74,15 @@ this much in a question (the katakana word ``1 - ORIGIN_WEIGHT**2``)."""
 
 Kind = Literal["word", "loan", "origin"]
 
+_QUERY_WEIGHT: dict[Kind, float] = {
+    "word": 1.0,
+    "loan": 1.0 - ORIGIN_WEIGHT**2,
+    "origin": ORIGIN_WEIGHT,
+}
+"""A loanword and its origin share one term's worth of a question's weight, so that a passage
+in the question's language (holding both) scores as before and one in the other language
+(holding the origin only) less."""
+
 TIE_BREAK = 1e-5
 """Largest relative change :meth:`BM25Encoder.encode_document` makes to a passage's term
 weights so that no two passages score exactly alike (a float32 keeps about seven digits)."""
@@ -164,13 +173,9 @@ class BM25Encoder:
         return SparseVector(indices=list(weights), values=list(weights.values()))
 
     def encode_query(self, text: str) -> SparseVector:
-        # A loanword and its origin share one term's worth of weight, so that a passage in the
-        # question's language (holding both) scores as before and one in the other language
-        # (holding the origin only) less.
-        weight = {"word": 1.0, "loan": 1.0 - ORIGIN_WEIGHT**2, "origin": ORIGIN_WEIGHT}
         query: dict[int, float] = {}
         for term, kind in self._terms(text):
             idx = term_id(term)
-            query[idx] = max(query.get(idx, 0.0), weight[kind])
+            query[idx] = max(query.get(idx, 0.0), _QUERY_WEIGHT[kind])
         ids = sorted(query)
         return SparseVector(indices=ids, values=[query[i] for i in ids])

@@ -173,7 +173,8 @@ SECRET_PIN = {
         "The service PIN is the last four digits of the serial number reversed, then "
         "multiplied by seven. Quarkstone engineers rotate it every quarter.\n"
     ),
-    # In Japanese: the question's terms reach it only through their translations.
+    # In Japanese: the English question's terms reach it only through loanword origins
+    # (サービス is "service").
     "ja": (
         "# サービス PIN\n\n## PIN の求め方\n\n"
         "サービス PIN は、製造番号の下 4 桁を逆に並べて 7 を掛けた数です。"
@@ -185,7 +186,7 @@ SECRET_PIN = {
 @pytest.mark.parametrize("secret_lang", ["en", "ja"])
 def test_a_restricted_document_does_not_move_an_outsiders_confidence(tmp_path, secret_lang):
     """The confidence reads which question terms the knowledge base knows, in either language:
-    asked by someone without the group, a term (or a translation of it) only the restricted
+    asked by someone without the group, a term (or a loanword's origin) only the restricted
     document holds counts as unknown, exactly as if the document were not there (its presence
     would otherwise show in the score)."""
     from ingest.pipeline import Ingestor

@@ -6,9 +6,10 @@ from contextlib import ExitStack
 
 import pytest
 
+from ingest.pipeline import Ingestor
 from retrieval.models import AccessFilter
 from tests.integration._kb import open_kb
-from tests.integration.conftest import load_cases
+from tests.integration.conftest import CORPUS, load_cases, sample_settings
 
 pytestmark = pytest.mark.integration
 
@@ -176,9 +177,6 @@ def test_the_same_files_ingested_again_elsewhere_answer_alike(tmp_path):
     # (title vectors shared by a section's chunks, equal BM25 scores): two ingestions of the
     # same files answered 13 of these questions with other confidences, by up to 0.03. Two
     # fresh ingestions: the session's shared one has other tests' documents come and go.
-    from ingest.pipeline import Ingestor
-    from tests.integration.conftest import CORPUS, sample_settings
-
     with ExitStack() as stack:
         kbs = []
         for name in ("first", "second"):

@@ -263,6 +263,14 @@ def test_half_built_index_is_rebuilt(tmp_path: Path) -> None:
     assert len(script.indexed) == 1 and not (stale / "leftover").exists()
 
 
+def test_a_new_term_analyzer_builds_a_new_index(tmp_path: Path, monkeypatch) -> None:
+    # The analyzer decides the stored BM25 vectors: an index built by another one is not reused.
+    dataset, settings = load_dataset(_write_set(tmp_path)), _settings(tmp_path)
+    before = data_dir_for(tmp_path, dataset, settings, dataset.corpus_hash())
+    monkeypatch.setattr("eval.run.ANALYZER_VERSION", 99)
+    assert data_dir_for(tmp_path, dataset, settings, dataset.corpus_hash()) != before
+
+
 def test_variants_each_get_a_row(tmp_path: Path) -> None:
     folder, script, out = _write_set(tmp_path), _script(), tmp_path / "out"
     settings = _settings(tmp_path)
