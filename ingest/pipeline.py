@@ -344,11 +344,13 @@ class Ingestor:
                 )
             )
         report.seconds = time.perf_counter() - started
+        self.kb.forget_language_direction()
         return report
 
     def delete_document(self, document_id: str) -> None:
         """Remove a document's points and its catalog entry."""
         self.kb.store.delete_document(document_id)
+        self.kb.forget_language_direction()
         with self.db.session() as s:
             rec = s.get(DocumentRecord, document_id)
             if rec is not None:
@@ -636,6 +638,8 @@ class Ingestor:
             run.report = {**(run.report or {}), "error": error}
 
     def _finish_run(self, report: IngestReport) -> None:
+        # The passages changed: the language means behind question vectors are computed again.
+        self.kb.forget_language_direction()
         with self.db.session() as s:
             run = s.get(IngestRun, report.run_id)
             if run is None:

@@ -138,6 +138,12 @@ class VectorStore(Protocol):
         """Points in the collection, or of one document."""
         ...
 
+    def language_centroid(self, vector: str, lang: str, *, limit: int) -> tuple[list[float], int]:
+        """The mean of the named dense ``vector`` over up to ``limit`` chunks in ``lang`` (every
+        access group: a statistic of the corpus, like BM25's IDF), and how many chunks it
+        averaged; ``([], 0)`` when there are none."""
+        ...
+
     def document_chunks(self, document_id: str) -> list[ScoredChunk]:
         """All points of one document in chunk order (score 0)."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +27,23 @@ from retrieval.generate import (
     extractive_faithfulness,
     generate,
 )
-from retrieval.lang import detect_lang, other_lang
+from retrieval.lang import detect_lang, other_lang, toward_other_language
 from retrieval.llm import LLM, build_llm
 from retrieval.models import AccessFilter, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
 from retrieval.settings import Settings
 from retrieval.sparse import BM25Encoder, term_id
 from retrieval.versions import current_versions, overfetch
+
+LANGUAGE_MIN_CHUNKS = 20
+"""Chunks each language needs before questions move toward the other one
+(``retrieval.language_shift``): fewer make a noisy mean, and a one-language knowledge base has
+nothing to move toward."""
+LANGUAGE_SAMPLE = 2000
+"""Chunks per language averaged for the language direction (the mean of more moves little)."""
+LANGUAGE_DIRECTION_TTL_S = 300.0
+"""Seconds a computed language direction is used before it is computed again from the store
+(documents another process ingested count from then on)."""
 
 
 def title_vector(name: str) -> str:
@@ -87,6 +98,9 @@ class KnowledgeBase:
         self.embedders = embedders
         self.sparse = sparse
         self.cache = cache
+        self._direction: list[float] | None = None
+        self._direction_at: float | None = None
+        self._direction_lock = threading.Lock()
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
             bias=cfg.confidence_bias, weights=tuple(cfg.confidence_weights.items())
@@ -155,9 +169,13 @@ class KnowledgeBase:
         lang = lang or detect_lang(question)
         dense: list[DenseQuery] = []
         for i, embedder in enumerate(self.embedders if cfg.use_dense else []):
+            vector = embedder.embed_query(question)
+            direction = self.language_direction() if i == 0 and cfg.language_shift > 0 else None
+            if direction is not None:
+                vector = toward_other_language(vector, lang, direction, cfg.language_shift)
             dense += dense_queries(
                 embedder.name,
-                embedder.embed_query(question),
+                vector,
                 title_vectors=self.settings.embedder.title_vectors,
                 cross_lang=other_lang(lang) if i == 0 else None,
                 cross_lang_weight=cfg.cross_lang_weight,
@@ -183,6 +201,33 @@ class KnowledgeBase:
             "search_ms": (t3 - t2) * 1000,
         }
         return passages, timings
+
+    def language_direction(self) -> list[float] | None:
+        """The mean Japanese minus the mean English passage vector of the first dense model
+        (:func:`~retrieval.lang.toward_other_language`), or ``None`` while either language has
+        fewer than :data:`LANGUAGE_MIN_CHUNKS` chunks. Kept for
+        :data:`LANGUAGE_DIRECTION_TTL_S` seconds, or until :meth:`forget_language_direction`."""
+        now = time.monotonic()
+        with self._direction_lock:
+            at = self._direction_at
+            if at is not None and now - at < LANGUAGE_DIRECTION_TTL_S:
+                return self._direction
+        name = self.embedders[0].name
+        means = []
+        for lang in ("ja", "en"):
+            mean, n = self.store.language_centroid(name, lang, limit=LANGUAGE_SAMPLE)
+            if n < LANGUAGE_MIN_CHUNKS:
+                break
+            means.append(mean)
+        direction = [a - b for a, b in zip(*means, strict=True)] if len(means) == 2 else None
+        with self._direction_lock:
+            self._direction, self._direction_at = direction, now
+        return direction
+
+    def forget_language_direction(self) -> None:
+        """Compute the language direction again at the next question (after an ingestion)."""
+        with self._direction_lock:
+            self._direction_at = None
 
     def ask(
         self,

@@ -70,21 +70,21 @@ class RetrievalSettings(BaseModel):
     prefetch_k: int = 40
     max_citations: int = 3
     max_answer_sentences: int = 4
-    confidence_threshold: float = 0.567
-    confidence_bias: float = -6.749
+    confidence_threshold: float = 0.570
+    confidence_bias: float = -7.851
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 3.894,
-            "coverage": 2.058,
-            "coverage_any": -3.182,
-            "is_qa": -0.355,
-            "agreement": 7.651,
-            "margin": -2.464,
-            "cos_margin": 4.883,
-            "answer_coverage": -2.063,
-            "coverage_idf": -1.671,
-            "answer_coverage_idf": 4.756,
-            "oov": -2.845,
+            "cosine": 4.896,
+            "coverage": 2.332,
+            "coverage_any": -2.873,
+            "is_qa": -0.513,
+            "agreement": 7.851,
+            "margin": -2.387,
+            "cos_margin": 1.84,
+            "answer_coverage": -2.286,
+            "coverage_idf": -2.19,
+            "answer_coverage_idf": 5.022,
+            "oov": -2.495,
         }
     )
     """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit
@@ -101,6 +101,13 @@ class RetrievalSettings(BaseModel):
     language, so a manual written only in the other language never ranked; with this it does,
     while a passage in the question's language still comes first when one answers
     (docs/benchmarks.md, "Cross-language retrieval")."""
+    language_shift: float = Field(default=0.3, ge=0.0, le=1.0)
+    """How far a question's dense vector moves from its language toward the other one, as a
+    share of the difference between the mean Japanese and the mean English passage of the
+    knowledge base (``retrieval.lang.toward_other_language``): a manual in the other language
+    that answers can then rank by what it says. Needs ``LANGUAGE_MIN_CHUNKS`` (20) chunks in
+    each language, so a one-language knowledge base is searched as before; 0 turns it off
+    (docs/benchmarks.md, "Language-neutral question vectors")."""
     use_dense: bool = True
     """Add the dense prefetches (off for the BM25-only evaluation variant)."""
     use_bm25: bool = True

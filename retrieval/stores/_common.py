@@ -103,6 +103,13 @@ def to_scored(
     )
 
 
+def mean_vector(vectors: Sequence[Any]) -> list[float]:
+    """The element-wise mean of ``vectors`` (``[]`` for none)."""
+    if not vectors:
+        return []
+    return [float(x) for x in np.mean(np.asarray(vectors, np.float64), axis=0)]
+
+
 def in_chunk_order(payloads: Sequence[Mapping[str, Any] | None]) -> list[ScoredChunk]:
     """One document's points as passages (score 0), by chunk index."""
     chunks = [Chunk.from_payload(dict(p or {})) for p in payloads]

@@ -64,6 +64,7 @@ from retrieval.stores._common import (
     group_values,
     has_terms,
     in_chunk_order,
+    mean_vector,
     restricted_groups,
     settle,
     to_scored,
@@ -311,6 +312,28 @@ class EdgeStore:
         flt = qe.Filter(must=[_document(document_id)]) if document_id is not None else None
         with self._errors("count"):
             return shard.count(qe.CountRequest(exact=True, filter=flt))
+
+    def language_centroid(self, vector: str, lang: str, *, limit: int) -> tuple[list[float], int]:
+        """See :meth:`VectorStore.language_centroid`."""
+        shard = self._readable()
+        if shard is None or limit <= 0:
+            return [], 0
+        vectors: list[Any] = []
+        offset: qe.PointId | None = None
+        with self._errors("scroll"):
+            while len(vectors) < limit:
+                request = qe.ScrollRequest(
+                    offset=offset,
+                    limit=min(SCROLL_PAGE, limit - len(vectors)),
+                    filter=qe.Filter(must=[_lang(lang)]),
+                    with_payload=False,
+                    with_vector=[vector],
+                )
+                records, offset = shard.scroll(request)
+                vectors.extend(r.vector[vector] for r in records if isinstance(r.vector, dict))
+                if offset is None:
+                    break
+        return mean_vector(vectors), len(vectors)
 
     def document_chunks(self, document_id: str) -> list[ScoredChunk]:
         """See :meth:`VectorStore.document_chunks`."""

@@ -39,6 +39,7 @@ from retrieval.stores._common import (
     group_values,
     has_terms,
     in_chunk_order,
+    mean_vector,
     restricted_groups,
     settle,
     to_scored,
@@ -290,6 +291,29 @@ class QdrantServerStore:
             if not self._has_collection(client):
                 return 0
             return client.count(self.collection, count_filter=flt, exact=True).count
+
+    def language_centroid(self, vector: str, lang: str, *, limit: int) -> tuple[list[float], int]:
+        """See :meth:`VectorStore.language_centroid`."""
+        vectors: list[Any] = []
+        if limit <= 0:
+            return [], 0
+        with self._call("scroll") as client:
+            if not self._has_collection(client):
+                return [], 0
+            offset: models.ExtendedPointId | None = None
+            while len(vectors) < limit:
+                records, offset = client.scroll(
+                    self.collection,
+                    scroll_filter=models.Filter(must=[_lang(lang)]),
+                    limit=min(SCROLL_PAGE, limit - len(vectors)),
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=[vector],
+                )
+                vectors.extend(r.vector[vector] for r in records if isinstance(r.vector, dict))
+                if offset is None:
+                    break
+        return mean_vector(vectors), len(vectors)
 
     def document_chunks(self, document_id: str) -> list[ScoredChunk]:
         """See :meth:`VectorStore.document_chunks`."""

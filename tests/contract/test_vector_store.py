@@ -224,6 +224,24 @@ class VectorStoreContract:
         assert ("handbuch", 0) in ids(hits)
         assert set(hits[0].signals) == {"rrf", "dense:e5"}
 
+    def test_language_centroid_averages_one_language_over_every_group(
+        self, filled: VectorStore
+    ) -> None:
+        # The corpus: five English chunks, one of them HR-only; none in Japanese yet.
+        assert filled.language_centroid("e5", "ja", limit=100) == ([], 0)
+        english = corpus()
+        mean, n = filled.language_centroid("e5", "en", limit=100)
+        assert n == 5
+        expected = np.mean([c.dense["e5"] for c in english], axis=0)
+        assert mean == pytest.approx(list(expected), abs=1e-6)
+        filled.upsert(
+            [embed(make_chunk("handbuch", i, lang="ja"), sparse(wifi=1.0)) for i in range(3)]
+        )
+        mean, n = filled.language_centroid("use", "ja", limit=2)
+        assert n == 2 and len(mean) == DIMS["use"]  # at most ``limit`` chunks are read
+        filled.delete_document("handbuch")
+        assert filled.language_centroid("e5", "ja", limit=100) == ([], 0)
+
     # -- access control ----------------------------------------------------------------------
 
     def test_restricted_document_hidden_even_for_its_exact_vector(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from contextlib import ExitStack
 
 import pytest
@@ -52,11 +53,11 @@ def test_example_questions_are_answered_or_escalated(sample_kb):
     answer_rate = hits / len(answerable)
     escalation_rate = escalated / len(unanswerable)
     print(f"answered with expected source: {answer_rate:.1%}; escalated: {escalation_rate:.1%}")
-    # Measured 89% (59/66) / 93% (26/28) with the default model and threshold
-    # (docs/benchmarks.md, "Sample knowledge base"). The bars fail on a regression of four
-    # answered questions or of two escalated ones.
-    assert answer_rate >= 0.82, misses
-    assert escalation_rate >= 0.89, wrongly_answered
+    # The bar, 90% and 90%. Measured 92% (61/66) / 96% (27/28) with the default model
+    # and threshold (docs/benchmarks.md, "Sample knowledge base"): it fails on a regression of
+    # two answered questions or of two escalated ones.
+    assert answer_rate >= 0.90, misses
+    assert escalation_rate >= 0.90, wrongly_answered
 
 
 def test_japanese_questions_find_japanese_passages_and_english_ones_english(sample_kb):
@@ -117,19 +118,49 @@ def test_reingesting_the_same_folder_changes_nothing(sample_kb):
     ],
     ids=["ja-release-notes", "ja-user-guide", "en-admin-audit-log", "en-admin-export"],
 )
-def test_a_manual_in_the_other_language_is_found_behind_the_questions_own(
+def test_a_manual_in_the_other_language_is_found(
     sample_kb, question: str, lang: str, only_in_other_language: str
 ):
     # The release notes and the user guide exist only in English, the admin guide only in
-    # Japanese: the cross-language prefetch brings them into the passages, while a passage in
-    # the question's language still ranks first.
+    # Japanese: the cross-language prefetch and the question vector moved toward the other
+    # language bring them into the first five passages.
     kb, _, _ = sample_kb
-    passages, _ = kb.search(question, acl=AccessFilter())
+    passages, _ = kb.search(question, acl=AccessFilter(), lang=lang)
     top5 = passages[:5]
-    assert passages[0].chunk.lang == lang
     assert any(
         p.chunk.source_path.endswith(only_in_other_language) and p.chunk.lang != lang for p in top5
     ), [(p.chunk.source_path, p.chunk.lang) for p in top5]
+
+
+def test_the_passage_that_answers_comes_first_in_either_language(sample_kb):
+    # Only the Japanese admin guide says how long audit logs are kept. Before question vectors
+    # moved toward the other language, an English passage about something else ranked first
+    # and the question escalated; now the answer quotes the Japanese sentence.
+    kb, _, _ = sample_kb
+    result = kb.ask("How long are TeamLedger audit logs kept?", acl=AccessFilter())
+    assert result.passages[0].chunk.source_path.endswith("teamledger-admin-guide-ja.md")
+    assert result.status == "answered"
+    assert "監査ログは 5 年間保存され" in result.answer
+
+
+def test_questions_move_toward_the_other_language_only_where_both_are_written(sample_kb, tmp_path):
+    kb, _, _ = sample_kb
+    assert kb.language_direction() is not None
+    english = tmp_path / "en"
+    english.mkdir()
+    for name in ("aster-mf3400-user-guide.pdf", "teamledger-user-guide.html"):
+        shutil.copy(CORPUS / "manuals" / name, english / name)
+    with open_kb(sample_settings(tmp_path / "var")) as (other, db):
+        Ingestor(other, db).sync_folder(english)
+        # Nothing in Japanese to move toward: English questions are searched as they were.
+        assert other.language_direction() is None
+        before = other.ask("How fast does the Aster MF-3400 print?", acl=AccessFilter())
+        other.settings.retrieval.language_shift = 0.0
+        after = other.ask("How fast does the Aster MF-3400 print?", acl=AccessFilter())
+        assert before.confidence == after.confidence
+        assert [p.chunk.point_id for p in before.passages] == [
+            p.chunk.point_id for p in after.passages
+        ]
 
 
 @pytest.mark.parametrize(

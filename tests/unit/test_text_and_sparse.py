@@ -1,8 +1,9 @@
 """Sentence splitting, language detection and BM25 terms: the text plumbing under retrieval."""
 
+import numpy as np
 import pytest
 
-from retrieval.lang import detect_lang
+from retrieval.lang import detect_lang, toward_other_language
 from retrieval.models import SparseVector
 from retrieval.sparse import BM25Encoder, term_id
 from retrieval.text import sentence_spans, split_sentences
@@ -91,3 +92,17 @@ def test_two_passages_never_score_exactly_alike_and_one_passage_always_the_same(
 
 def _weights(v: SparseVector) -> dict[int, float]:
     return dict(zip(v.indices, v.values, strict=True))
+
+
+def test_a_question_vector_moves_toward_the_other_language():
+    # Language "ja" and "en" passages differ by ``direction``: a Japanese question moves
+    # against it, an English one along it, both by ``shift`` of it, and stay unit length.
+    direction = [0.0, 0.4, 0.0]
+    ja = toward_other_language([1.0, 0.0, 0.0], "ja", direction, 0.5)
+    en = toward_other_language([1.0, 0.0, 0.0], "en", direction, 0.5)
+    assert np.linalg.norm(ja) == pytest.approx(1.0) == np.linalg.norm(en)
+    assert ja[1] < 0 < en[1]
+    assert ja == pytest.approx(list(np.array([1.0, -0.2, 0.0]) / np.hypot(1.0, 0.2)))
+    assert toward_other_language([0.6, 0.8, 0.0], "en", direction, 0.0) == pytest.approx(
+        [0.6, 0.8, 0.0]
+    )
