@@ -100,6 +100,7 @@ class KnowledgeBase:
         self.cache = cache
         self._direction: list[float] | None = None
         self._direction_at: float | None = None
+        self._direction_generation = 0
         self._direction_lock = threading.Lock()
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
@@ -212,6 +213,7 @@ class KnowledgeBase:
             at = self._direction_at
             if at is not None and now - at < LANGUAGE_DIRECTION_TTL_S:
                 return self._direction
+            generation = self._direction_generation
         name = self.embedders[0].name
         means = []
         for lang in ("ja", "en"):
@@ -221,13 +223,17 @@ class KnowledgeBase:
             means.append(mean)
         direction = [a - b for a, b in zip(*means, strict=True)] if len(means) == 2 else None
         with self._direction_lock:
-            self._direction, self._direction_at = direction, now
+            # An ingestion that finished meanwhile may have changed the means: keep this one
+            # for this question only.
+            if generation == self._direction_generation:
+                self._direction, self._direction_at = direction, now
         return direction
 
     def forget_language_direction(self) -> None:
         """Compute the language direction again at the next question (after an ingestion)."""
         with self._direction_lock:
             self._direction_at = None
+            self._direction_generation += 1
 
     def ask(
         self,

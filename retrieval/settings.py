@@ -98,8 +98,7 @@ class RetrievalSettings(BaseModel):
     cross_lang_weight: float = Field(default=0.4, ge=0.0)
     """RRF weight of one more dense prefetch, over the chunks in the other language than the
     question's (0 turns it off). BM25 and the dense neighbours favour the question's own
-    language, so a manual written only in the other language never ranked; with this it does,
-    while a passage in the question's language still comes first when one answers
+    language, so a manual written only in the other language never ranked; with this it does
     (docs/benchmarks.md, "Cross-language retrieval")."""
     language_shift: float = Field(default=0.3, ge=0.0, le=1.0)
     """How far a question's dense vector moves from its language toward the other one, as a

@@ -161,6 +161,13 @@ def test_questions_move_toward_the_other_language_only_where_both_are_written(sa
         assert [p.chunk.point_id for p in before.passages] == [
             p.chunk.point_id for p in after.passages
         ]
+        # A Japanese manual arrives: the next question already moves (the ingestion, not the
+        # five-minute refresh, made the knowledge base compute the direction again).
+        japanese = tmp_path / "ja"
+        japanese.mkdir()
+        shutil.copy(CORPUS / "manuals" / "teamledger-admin-guide-ja.md", japanese)
+        Ingestor(other, db).sync_folder(japanese)
+        assert other.language_direction() is not None
 
 
 @pytest.mark.parametrize(
