@@ -628,6 +628,7 @@ class Ingestor:
             run.report = {**report.to_dict(), "owner": run_owner(), "created_by": created_by}
 
     def _abort_run(self, report: IngestReport, error: str) -> None:
+        self.kb.forget_language_direction()  # the files before the failure went in
         with self.db.session() as s:
             run = s.get(IngestRun, report.run_id)
             if run is None:

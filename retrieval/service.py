@@ -100,7 +100,6 @@ class KnowledgeBase:
         self.cache = cache
         self._direction: list[float] | None = None
         self._direction_at: float | None = None
-        self._direction_generation = 0
         self._direction_lock = threading.Lock()
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
@@ -207,33 +206,32 @@ class KnowledgeBase:
         """The mean Japanese minus the mean English passage vector of the first dense model
         (:func:`~retrieval.lang.toward_other_language`), or ``None`` while either language has
         fewer than :data:`LANGUAGE_MIN_CHUNKS` chunks. Kept for
-        :data:`LANGUAGE_DIRECTION_TTL_S` seconds, or until :meth:`forget_language_direction`."""
-        now = time.monotonic()
+        :data:`LANGUAGE_DIRECTION_TTL_S` seconds, or until :meth:`forget_language_direction`.
+        Computed under the lock: questions arriving meanwhile wait for it rather than read the
+        store too, and an ingestion that finishes meanwhile makes the next one compute again."""
         with self._direction_lock:
+            now = time.monotonic()
             at = self._direction_at
             if at is not None and now - at < LANGUAGE_DIRECTION_TTL_S:
                 return self._direction
-            generation = self._direction_generation
-        name = self.embedders[0].name
-        means = []
-        for lang in ("ja", "en"):
-            mean, n = self.store.language_centroid(name, lang, limit=LANGUAGE_SAMPLE)
-            if n < LANGUAGE_MIN_CHUNKS:
-                break
-            means.append(mean)
-        direction = [a - b for a, b in zip(*means, strict=True)] if len(means) == 2 else None
-        with self._direction_lock:
-            # An ingestion that finished meanwhile may have changed the means: keep this one
-            # for this question only.
-            if generation == self._direction_generation:
-                self._direction, self._direction_at = direction, now
-        return direction
+            means = []
+            for lang in ("ja", "en"):
+                mean, n = self.store.language_centroid(
+                    self.embedders[0].name, lang, limit=LANGUAGE_SAMPLE
+                )
+                if n < LANGUAGE_MIN_CHUNKS:
+                    break
+                means.append(mean)
+            self._direction = (
+                [a - b for a, b in zip(*means, strict=True)] if len(means) == 2 else None
+            )
+            self._direction_at = now
+            return self._direction
 
     def forget_language_direction(self) -> None:
         """Compute the language direction again at the next question (after an ingestion)."""
         with self._direction_lock:
             self._direction_at = None
-            self._direction_generation += 1
 
     def ask(
         self,

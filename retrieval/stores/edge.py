@@ -315,50 +315,42 @@ class EdgeStore:
 
     def language_centroid(self, vector: str, lang: str, *, limit: int) -> tuple[list[float], int]:
         """See :meth:`VectorStore.language_centroid`."""
-        shard = self._readable()
-        if shard is None or limit <= 0:
-            return [], 0
-        vectors: list[Any] = []
-        offset: qe.PointId | None = None
-        with self._errors("scroll"):
-            while len(vectors) < limit:
-                request = qe.ScrollRequest(
-                    offset=offset,
-                    limit=min(SCROLL_PAGE, limit - len(vectors)),
-                    filter=qe.Filter(must=[_lang(lang)]),
-                    with_payload=False,
-                    with_vector=[vector],
-                )
-                records, offset = shard.scroll(request)
-                vectors.extend(r.vector[vector] for r in records if isinstance(r.vector, dict))
-                if offset is None:
-                    break
+        records = self._scroll(qe.Filter(must=[_lang(lang)]), vector=vector, limit=limit)
+        vectors = [r.vector[vector] for r in records if isinstance(r.vector, dict)]
         return mean_vector(vectors), len(vectors)
 
     def document_chunks(self, document_id: str) -> list[ScoredChunk]:
         """See :meth:`VectorStore.document_chunks`."""
-        shard = self._readable()
-        if shard is None:
-            return []
-        flt = qe.Filter(must=[_document(document_id)])
-        payloads: list[dict[str, Any] | None] = []
-        offset: qe.PointId | None = None
-        with self._errors("scroll"):
-            while True:
-                request = qe.ScrollRequest(
-                    offset=offset,
-                    limit=SCROLL_PAGE,
-                    filter=flt,
-                    with_payload=True,
-                    with_vector=False,
-                )
-                records, offset = shard.scroll(request)
-                payloads.extend(r.payload for r in records)
-                if offset is None:
-                    break
-        return in_chunk_order(payloads)
+        records = self._scroll(qe.Filter(must=[_document(document_id)]))
+        return in_chunk_order([r.payload for r in records])
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _scroll(
+        self, flt: qe.Filter, *, vector: str | None = None, limit: int | None = None
+    ) -> list[Any]:
+        """The points matching ``flt``, page by page: with their payload, or with only the
+        named ``vector``; at most ``limit`` of them."""
+        shard = self._readable()
+        records: list[Any] = []
+        if shard is None or (limit is not None and limit <= 0):
+            return records
+        offset: qe.PointId | None = None
+        with self._errors("scroll"):
+            while limit is None or len(records) < limit:
+                page = SCROLL_PAGE if limit is None else min(SCROLL_PAGE, limit - len(records))
+                request = qe.ScrollRequest(
+                    offset=offset,
+                    limit=page,
+                    filter=flt,
+                    with_payload=vector is None,
+                    with_vector=[vector] if vector is not None else False,
+                )
+                found, offset = shard.scroll(request)
+                records.extend(found)
+                if offset is None:
+                    break
+        return records
 
     def _readable(self) -> qe.EdgeShard | None:
         """The open shard, opening an existing one on first use; ``None`` if there is none."""

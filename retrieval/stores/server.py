@@ -294,50 +294,43 @@ class QdrantServerStore:
 
     def language_centroid(self, vector: str, lang: str, *, limit: int) -> tuple[list[float], int]:
         """See :meth:`VectorStore.language_centroid`."""
-        vectors: list[Any] = []
-        if limit <= 0:
-            return [], 0
-        with self._call("scroll") as client:
-            if not self._has_collection(client):
-                return [], 0
-            offset: models.ExtendedPointId | None = None
-            while len(vectors) < limit:
-                records, offset = client.scroll(
-                    self.collection,
-                    scroll_filter=models.Filter(must=[_lang(lang)]),
-                    limit=min(SCROLL_PAGE, limit - len(vectors)),
-                    offset=offset,
-                    with_payload=False,
-                    with_vectors=[vector],
-                )
-                vectors.extend(r.vector[vector] for r in records if isinstance(r.vector, dict))
-                if offset is None:
-                    break
+        records = self._scroll(models.Filter(must=[_lang(lang)]), vector=vector, limit=limit)
+        vectors = [r.vector[vector] for r in records if isinstance(r.vector, dict)]
         return mean_vector(vectors), len(vectors)
 
     def document_chunks(self, document_id: str) -> list[ScoredChunk]:
         """See :meth:`VectorStore.document_chunks`."""
-        flt = models.Filter(must=[_document(document_id)])
-        payloads: list[dict[str, Any] | None] = []
-        with self._call("scroll") as client:
-            if not self._has_collection(client):
-                return []
-            offset: models.ExtendedPointId | None = None
-            while True:
-                records, offset = client.scroll(
-                    self.collection,
-                    scroll_filter=flt,
-                    limit=SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=True,
-                    with_vectors=False,
-                )
-                payloads.extend(r.payload for r in records)
-                if offset is None:
-                    break
-        return in_chunk_order(payloads)
+        records = self._scroll(models.Filter(must=[_document(document_id)]))
+        return in_chunk_order([r.payload for r in records])
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _scroll(
+        self, flt: models.Filter, *, vector: str | None = None, limit: int | None = None
+    ) -> list[models.Record]:
+        """The points matching ``flt``, page by page: with their payload, or with only the
+        named ``vector``; at most ``limit`` of them."""
+        records: list[models.Record] = []
+        if limit is not None and limit <= 0:
+            return records
+        with self._call("scroll") as client:
+            if not self._has_collection(client):
+                return records
+            offset: models.ExtendedPointId | None = None
+            while limit is None or len(records) < limit:
+                page = SCROLL_PAGE if limit is None else min(SCROLL_PAGE, limit - len(records))
+                found, offset = client.scroll(
+                    self.collection,
+                    scroll_filter=flt,
+                    limit=page,
+                    offset=offset,
+                    with_payload=vector is None,
+                    with_vectors=[vector] if vector is not None else False,
+                )
+                records.extend(found)
+                if offset is None:
+                    break
+        return records
 
     @contextmanager
     def _call(self, action: str) -> Iterator[QdrantClient]:
