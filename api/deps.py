@@ -10,7 +10,9 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
+from api.services.access import Access, access_for
 from db.engine import Database
+from db.models import User
 from ingest.pipeline import Ingestor
 from ingest.runner import IngestRunner
 from ingest.uploads import DocumentManager, FileStore
@@ -37,6 +39,11 @@ class Identity:
         """What this user may read."""
         return AccessFilter(groups=self.groups)
 
+    @property
+    def access(self) -> Access:
+        """What this caller may see and do (:mod:`api.services.access`)."""
+        return access_for(self)
+
 
 _RUNNER_LOCK = threading.Lock()
 
@@ -49,11 +56,12 @@ def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _deny(request: Request, actor: str, status: int, reason: str) -> None:
-    """Record a refused request in the audit log (never fails the request)."""
+def record_denial(request: Request, actor: str, status: int, reason: str) -> None:
+    """Record a refused request in the audit log (never fails the request), once."""
     from api.services.audit import record
 
     db: Database | None = getattr(request.app.state, "db", None)
+    request.state.denial_recorded = True
     if db is not None:
         record(
             db,
@@ -123,11 +131,42 @@ def get_identity(
             )
         else:
             raise AuthError("authentication required: send 'Authorization: Bearer <token>'")
+        identity = _current(state.db, identity)
     except AuthError as exc:
-        _deny(request, "anonymous", 401, exc.detail)
+        record_denial(request, "anonymous", 401, exc.detail)
         raise
+    request.state.user_id = identity.user_id
     _rate_limit_user(request, identity.user_id)
     return identity
+
+
+def _current(db: Database, identity: Identity) -> Identity:
+    """``identity`` as the user's record says it is now (issue 19).
+
+    A local API token is looked up on every request already. A widget token, an OIDC token or
+    development headers name a user who may also have a local record: a disabled record refuses
+    the request, and a widget token's groups shrink to the record's current groups (a group
+    removed after the token was issued stops counting at once). A user with no local record
+    is as the token says: the embedding page or the identity provider is the source of truth,
+    and widget tokens live minutes.
+
+    :raises AuthError: the user is disabled.
+    """
+    from api.auth import AuthError
+
+    if identity.via in ("token", "cli", "service"):
+        return identity
+    with db.session() as s:
+        user = s.get(User, identity.user_id)
+        if user is None:
+            return identity
+        if user.disabled:
+            raise AuthError(f"user {identity.user_id} is disabled")
+        current = {str(g) for g in user.groups or ()}
+    if identity.via != "widget":
+        return identity
+    groups = tuple(g for g in identity.groups if g in current)
+    return Identity(identity.user_id, groups, identity.roles, identity.department, identity.via)
 
 
 class RoleGuard:
@@ -146,7 +185,7 @@ class RoleGuard:
 
         if not has_role(identity.roles, self.role):
             detail = f"this needs the role {self.role} (you have: {', '.join(identity.roles)})"
-            _deny(request, identity.user_id, 403, detail)
+            record_denial(request, identity.user_id, 403, detail)
             raise KBError(detail, code="FORBIDDEN")
         return identity
 

@@ -92,7 +92,15 @@ def register_error_handlers(app: FastAPI) -> None:
     """Install the handlers that turn every error into the one shape."""
 
     @app.exception_handler(KBError)
-    async def _kb_error(_request: Request, exc: KBError) -> JSONResponse:
+    async def _kb_error(request: Request, exc: KBError) -> JSONResponse:
+        if exc.code == ErrorCode.FORBIDDEN.code and not getattr(
+            request.state, "denial_recorded", False
+        ):
+            # A refusal of the access rule (issue 19) lands in the audit log like a role's.
+            from api.deps import record_denial
+
+            actor = getattr(request.state, "user_id", "anonymous")
+            record_denial(request, actor, 403, exc.detail)
         return error_response(exc.code, exc.detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)

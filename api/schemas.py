@@ -142,6 +142,8 @@ class QueueGroupOut(BaseModel):
     representative: str
     lang: str
     count: int
+    hidden: int = 0
+    """Questions of this group the caller may not read (their sources are restricted)."""
     users: int
     languages: list[str]
     reasons: dict[str, int]
@@ -172,7 +174,10 @@ class StaffAnswerRequest(BaseModel):
     answer: str = Field(min_length=1, max_length=20000)
     lang: Literal["ja", "en"] | None = None
     groups: list[str] | None = Field(
-        default=None, description="Access groups of the entry; absent or empty: public."
+        default=None,
+        description="Access groups of the entry; empty: public; absent: the groups of the "
+        "passages its questions were answered from (public when they were public), or, when "
+        "editing, the entry's current groups.",
     )
     question: str | None = Field(
         default=None,

@@ -59,6 +59,7 @@ function renderGroups() {
       el("div", { class: "meta" },
         el("span", { class: `badge ${g.state}` }, g.state), " ",
         `${g.count} question(s) · ${g.users} user(s) · ${g.languages.join(", ")} · ${reasons}`,
+        g.hidden ? ` · ${g.hidden} more you may not read` : "",
         ` · last ${when(g.last_seen)}`, g.assignee ? ` · assigned to ${g.assignee}` : ""),
       el("details", {}, el("summary", {}, `Variants (${g.variants.length})`),
         el("ul", {}, g.variants.map((v) => el("li", {}, `[${v.lang}] ${v.question}`,

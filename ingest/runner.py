@@ -47,16 +47,7 @@ class IngestRunner:
 
         :raises IngestError: if the path does not exist or lies outside the allowed roots.
         """
-        resolved = path.expanduser().resolve()
-        if not path.is_absolute():
-            raise IngestError(f"the path must be absolute on the server: {path}")
-        if not resolved.exists():
-            raise IngestError(f"no such file or folder on the server: {path}")
-        if self.roots and not any(resolved.is_relative_to(r) for r in self.roots):
-            raise IngestError(
-                f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS)",
-                code="FORBIDDEN",
-            )
+        resolved = self.check_path(path)
         run_id = str(uuid.uuid4())
         with self.ingestor.db.session() as s:
             s.add(
@@ -69,6 +60,24 @@ class IngestRunner:
             )
         self._futures[run_id] = self._pool.submit(self._run, resolved, run_id, created_by, reindex)
         return run_id
+
+    def check_path(self, path: Path) -> Path:
+        """``path`` resolved, when this service may sync it.
+
+        :raises IngestError: if the path is relative, does not exist or lies outside the
+            allowed roots.
+        """
+        resolved = path.expanduser().resolve()
+        if not path.is_absolute():
+            raise IngestError(f"the path must be absolute on the server: {path}")
+        if self.roots and not any(resolved.is_relative_to(r) for r in self.roots):
+            raise IngestError(
+                f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS)",
+                code="FORBIDDEN",
+            )
+        if not resolved.exists():
+            raise IngestError(f"no such file or folder on the server: {path}")
+        return resolved
 
     def wait(self, run_id: str, timeout: float | None = None) -> IngestReport | None:
         """Block until a run of this process ends (tests, shutdown); ``None`` if it failed."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,14 @@ def _postgres_error() -> str | None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose connections live in a fresh schema of the test PostgreSQL database."""
+    with postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema of the test PostgreSQL database, dropped afterwards (skips the test when
+    the server does not answer)."""
     error = _postgres_error()
     if error is not None:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({error})")

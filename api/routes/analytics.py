@@ -23,7 +23,7 @@ def summary(
 ) -> dict[str, Any]:
     """Questions, deflection, escalations, helpful share; per day, department, language; top
     questions and unanswered groups; most and never cited documents; most active users."""
-    return service.summary(db, *service.window(start, end), acl=staff.acl)
+    return service.summary(db, *service.window(start, end), staff.access)
 
 
 @router.get("/export.csv", response_class=StreamingResponse)
@@ -40,7 +40,7 @@ def export_csv(
     audit(staff, "analytics.export", "query_log", start=lo.isoformat(), end=hi.isoformat())
     name = f"kb-queries-{lo.date().isoformat()}-{hi.date().isoformat()}.csv"
     return StreamingResponse(
-        service.export_csv(db, guidelines, lo, hi),
+        service.export_csv(db, guidelines, lo, hi, staff.access),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

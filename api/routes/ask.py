@@ -106,6 +106,7 @@ def record_answer(
     group_similarity: float | None = None,
 ) -> AskResponse:
     """Log the question and its outcome, queue an escalation, build the response."""
+    groups = {p.chunk.point_id: p.chunk.groups for p in result.passages}
     with db.session() as s:
         s.add(
             QueryLog(
@@ -125,6 +126,9 @@ def record_answer(
                         "document_id": c.document_id,
                         "version": c.version,
                         "chunk_id": c.chunk_id,
+                        # The passage's own groups (a Q&A sheet restricts single rows): who
+                        # may later read this question in the queue, analytics or export.
+                        "groups": list(groups[c.chunk_id]) if c.chunk_id in groups else None,
                     }
                     for c in result.citations
                 ],

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Authenticator, has_role
+from api.auth import Authenticator, AuthError, has_role
 from api.deps import AdminDep, AuditDep, DBDep, EmployeeDep
 from api.services import audit as audit_service
 from retrieval.errors import KBError
@@ -64,7 +64,15 @@ def me(identity: EmployeeDep) -> Me:
 def widget_token(
     body: WidgetTokenRequest, identity: EmployeeDep, request: Request, audit: AuditDep
 ) -> WidgetToken:
-    """Issue a short-lived widget token (role employee only) for you or, as admin, for a user."""
+    """Issue a short-lived widget token (role employee only) for you or, as admin, for a user.
+
+    A widget token cannot renew itself: renewal needs a sign-in (API token, OIDC, the embedding
+    page's backend), so a disabled user's widget stops at the token's expiry at the latest."""
+    if identity.via == "widget":
+        raise AuthError(
+            "a widget token cannot be renewed with itself: the embedding page asks for a new one "
+            "with its own sign-in"
+        )
     user_id, groups, department = identity.user_id, identity.groups, identity.department
     for_other = body.user_id is not None and body.user_id != identity.user_id
     if for_other or body.groups is not None or body.department is not None:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from api.deps import AuditDep, DBDep, DocumentsDep, EmployeeDep, KBDep, WriterDep
 from api.errors import error_response
+from api.services.access import Access
 from db.models import DocumentRecord, DocumentVersion
 from ingest.pipeline import IngestReport
 from ingest.uploads import Refusal, Upload, UploadOutcome
@@ -38,10 +39,19 @@ def _visible(db: DBDep, identity: EmployeeDep, document_id: str) -> DocumentReco
     if (
         rec is None
         or rec.status not in ("indexed", "stale")
-        or not identity.acl.permits(tuple(rec.groups))
+        or not identity.access.reads(rec.groups)
     ):
         raise NotFoundError(f"no document {document_id}")
     return rec
+
+
+def _writable(
+    db: DBDep, identity: WriterDep, document_id: str, new_groups: list[str] | None = None
+) -> DocumentRecord:
+    """The document, when the caller may change it (issue 19); checked before any write."""
+    with db.session() as s:
+        rec = s.get(DocumentRecord, document_id)
+    return identity.access.check_document_write(rec, document_id, new_groups)
 
 
 def document_json(r: DocumentRecord) -> dict[str, object]:
@@ -71,11 +81,8 @@ def list_documents(db: DBDep, identity: EmployeeDep) -> list[dict[str, object]]:
         rows = (
             s.execute(select(DocumentRecord).order_by(DocumentRecord.source_path)).scalars().all()
         )
-    return [
-        document_json(r)
-        for r in rows
-        if r.status != "pending" and identity.acl.permits(tuple(r.groups))
-    ]
+    access = identity.access
+    return [document_json(r) for r in rows if r.status != "pending" and access.reads(r.groups)]
 
 
 class GroupsPatch(BaseModel):
@@ -98,6 +105,7 @@ def upload_documents(
 ) -> Response:
     """Upload new documents; each file is indexed as version 1 of a new document."""
     parsed = _parse_groups(groups)
+    identity.access.check_new_groups(parsed)
     outcome = documents.add(
         [Upload(f.filename or "", f.file) for f in file],
         groups=parsed,
@@ -126,6 +134,7 @@ def replace_document(
     audit: AuditDep,
 ) -> Response:
     """Upload a new version of an uploaded document (same bytes: nothing changes)."""
+    _writable(db, identity, document_id)
     outcome = documents.replace(
         document_id, Upload(file.filename or "", file.file), created_by=identity.user_id
     )
@@ -141,9 +150,10 @@ def replace_document(
 
 @router.delete("/{document_id}", status_code=204, responses={409: {}})
 def delete_document(
-    document_id: str, identity: WriterDep, documents: DocumentsDep, audit: AuditDep
+    document_id: str, identity: WriterDep, documents: DocumentsDep, db: DBDep, audit: AuditDep
 ) -> Response:
     """Delete an uploaded document: its passages, history and stored files."""
+    _writable(db, identity, document_id)
     documents.delete(document_id)
     audit(identity, "document.delete", document_id)
     return Response(status_code=204)
@@ -159,6 +169,7 @@ def set_groups(
     audit: AuditDep,
 ) -> dict[str, object]:
     """Change who may read an uploaded document; the index is updated without re-embedding."""
+    _writable(db, identity, document_id, body.groups)
     documents.set_groups(document_id, body.groups)
     audit(identity, "document.groups", document_id, groups=sorted(set(body.groups)))
     with db.session() as s:
@@ -259,7 +270,9 @@ def source(
             filename=path.name,
             headers={"Content-Security-Policy": _SOURCE_CSP},
         )
-    return HTMLResponse(_render_view(rec, kb), headers={"Content-Security-Policy": _SOURCE_CSP})
+    return HTMLResponse(
+        _render_view(rec, kb, identity.access), headers={"Content-Security-Policy": _SOURCE_CSP}
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -272,13 +285,15 @@ def _read_text(path: Path) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _render_view(rec: DocumentRecord, kb: KBDep) -> str:
+def _render_view(rec: DocumentRecord, kb: KBDep, access: Access) -> str:
     parts: list[str] = []
     seen: set[str] = set()
     last_label = None
     # Mid-replacement the store holds two versions: the view shows one, like searches.
     for passage in current_versions(kb.store.document_chunks(rec.id)):
         chunk = passage.chunk
+        if not access.reads(chunk.groups):  # a Q&A sheet's restricted row
+            continue
         loc = chunk.location
         anchor = loc.fragment().lstrip("#")
         label = loc.label()

@@ -18,4 +18,4 @@ def history(
     identity: EmployeeDep, db: DBDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[HistoryItem]:
     """Your own questions, newest first, with their outcome and your feedback."""
-    return [HistoryItem.model_validate(h) for h in own_history(db, identity.user_id, limit=limit)]
+    return [HistoryItem.model_validate(h) for h in own_history(db, identity.access, limit=limit)]

@@ -16,31 +16,34 @@ router = APIRouter(prefix="/api/queue", tags=["queue"])
 
 @router.get("", response_model=list[QueueGroupOut])
 def list_queue(
-    _staff: StaffDep,
+    staff: StaffDep,
     db: DBDep,
     state: Literal["open", "answered", "dismissed", "all"] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[QueueGroupOut]:
     """Groups of unanswered questions (one per need), largest first, with their variants."""
-    groups = service.list_groups(db, state=None if state == "all" else state, limit=limit)
+    groups = service.list_groups(
+        db, staff.access, state=None if state == "all" else state, limit=limit
+    )
     return [QueueGroupOut.model_validate(g) for g in groups]
 
 
 @router.get("/{group_id}", response_model=QueueGroupOut)
-def get_group(group_id: int, _staff: StaffDep, db: DBDep) -> QueueGroupOut:
+def get_group(group_id: int, staff: StaffDep, db: DBDep) -> QueueGroupOut:
     """One group with its variants."""
-    return QueueGroupOut.model_validate(service.get_group(db, group_id))
+    return QueueGroupOut.model_validate(service.get_group(db, group_id, staff.access))
 
 
 @router.patch("/{group_id}", response_model=QueueGroupOut)
 def patch_group(
-    group_id: int, body: QueuePatch, _staff: StaffDep, db: DBDep, guidelines: GuidelinesDep
+    group_id: int, body: QueuePatch, staff: StaffDep, db: DBDep, guidelines: GuidelinesDep
 ) -> QueueGroupOut:
     """Set a group's state (open, answered, dismissed), assignee or representative question."""
     fields = body.model_fields_set
     group = service.update_group(
         db,
         group_id,
+        staff.access,
         state=body.state,
         assignee=body.assignee,
         clear_assignee="assignee" in fields and body.assignee is None,
@@ -50,9 +53,9 @@ def patch_group(
 
 
 @router.get("/{group_id}/answer", response_model=StaffAnswerOut)
-def get_answer(group_id: int, _staff: StaffDep, db: DBDep) -> StaffAnswerOut:
+def get_answer(group_id: int, staff: StaffDep, db: DBDep) -> StaffAnswerOut:
     """The answer published for a group."""
-    return StaffAnswerOut.model_validate(staff_answers.get(db, group_id))
+    return StaffAnswerOut.model_validate(staff_answers.get(db, group_id, staff.access))
 
 
 @router.post("/{group_id}/answer", response_model=StaffAnswerOut, status_code=201)
@@ -70,9 +73,10 @@ def publish_answer(
         kb,
         db,
         group_id,
+        staff.access,
         answer=body.answer,
         user_id=staff.user_id,
-        groups=tuple(sorted(set(body.groups or ()))),
+        groups=None if body.groups is None else tuple(sorted(set(body.groups))),
         lang=body.lang,
         question=guidelines.mask(body.question) if body.question else None,
     )
@@ -96,6 +100,7 @@ def edit_answer(
         kb,
         db,
         group_id,
+        staff.access,
         answer=body.answer,
         user_id=staff.user_id,
         groups=None if body.groups is None else tuple(sorted(set(body.groups))),
@@ -112,6 +117,6 @@ def delete_answer(
     group_id: int, staff: StaffDep, kb: KBDep, db: DBDep, audit: AuditDep
 ) -> Response:
     """Withdraw a published answer from the knowledge base; the group is open again."""
-    staff_answers.withdraw(kb, db, group_id)
+    staff_answers.withdraw(kb, db, group_id, staff.access)
     audit(staff, "answer.withdraw", f"queue_group:{group_id}", group_id=group_id)
     return Response(status_code=204)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.deps import DBDep, EmployeeDep, KBDep
+from api.services.access import PUBLIC, query_sources
 from db.models import Feedback, QueryLog
 from retrieval.models import AccessFilter
 from retrieval.service import KnowledgeBase
@@ -32,7 +33,14 @@ def suggestions(
     """Questions many people asked and got a helpful answer to (already masked)."""
     with db.session() as s:
         rows = s.execute(
-            select(QueryLog.id, QueryLog.question, QueryLog.user_id, QueryLog.groups, QueryLog.lang)
+            select(
+                QueryLog.id,
+                QueryLog.question,
+                QueryLog.user_id,
+                QueryLog.groups,
+                QueryLog.lang,
+                QueryLog.citations,
+            )
             .where(QueryLog.status == "answered")
             .order_by(QueryLog.created_at.desc())
             .limit(RECENT)
@@ -40,10 +48,14 @@ def suggestions(
         unhelpful = set(s.execute(select(Feedback.query_id).where(~Feedback.helpful)).scalars())
     users: defaultdict[str, set[str]] = defaultdict(set)
     shown: dict[str, str] = {}
-    for qid, question, user_id, groups, qlang in rows:
-        # Only questions answered from public documents (the asker had no groups), so a
-        # suggestion never names what a restricted document is about.
+    sources = query_sources(db, ((r[0], r[5]) for r in rows))
+    for qid, question, user_id, groups, qlang, _cites in rows:
+        # Only questions answered from public documents (the asker had no groups, and every
+        # cited passage is public now), so a suggestion never names what a restricted
+        # document is about.
         if groups or qid in unhelpful or (lang and qlang != lang) or "[" in question:
+            continue
+        if not PUBLIC.reads_all(sources[qid]):
             continue
         key = " ".join(question.split()).lower()
         users[key].add(user_id)

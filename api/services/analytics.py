@@ -16,10 +16,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from api.services.access import Access, query_sources
+from api.services.queue import get_group
 from db.engine import Database
 from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem
+from retrieval.errors import NotFoundError
 from retrieval.guidelines import Guidelines
-from retrieval.models import AccessFilter
 
 TOP_N = 10
 
@@ -43,13 +45,11 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def summary(
-    db: Database, start: datetime, end: datetime, acl: AccessFilter | None = None
-) -> dict[str, Any]:
-    """Counts, rates and rankings for questions asked in ``[start, end)``.
-
-    ``acl``: the viewer's access; documents they may not read are left out of the document
-    rankings (issue 8: analytics never name a restricted document to someone outside it).
+def summary(db: Database, start: datetime, end: datetime, access: Access) -> dict[str, Any]:
+    """Counts, rates and rankings for questions asked in ``[start, end)``, as ``access`` may
+    see them (issue 19): the counts cover every question, but a row that quotes or names
+    something (a question's words, a queue group's question, a document) comes only from
+    questions and documents the viewer may read; ``hidden_questions`` counts the others.
     """
     with db.session() as s:
         queries = s.execute(
@@ -84,13 +84,13 @@ def summary(
             .all()
         )
         group_counts = s.execute(
-            select(QueueGroup, func.count(QueueItem.id).label("n"))
+            select(QueueGroup.id, func.count(QueueItem.id).label("n"))
             .join(QueueItem, QueueItem.group_id == QueueGroup.id)
             .join(QueryLog, QueryLog.id == QueueItem.query_id)
             .where(QueryLog.created_at >= start, QueryLog.created_at < end)
             .group_by(QueueGroup.id)
             .order_by(func.count(QueueItem.id).desc(), QueueGroup.id)
-            .limit(TOP_N)
+            .limit(TOP_N * 5)
         ).all()
         documents = [
             (doc_id, title)
@@ -99,13 +99,34 @@ def summary(
                     DocumentRecord.status != "failed"
                 )
             ).all()
-            if acl is None or acl.permits(tuple(groups or ()))
+            if access.reads(groups)
         ]
         policy_hits = s.execute(
             select(func.count(PolicyHit.id)).where(
                 PolicyHit.created_at >= start, PolicyHit.created_at < end
             )
         ).scalar_one()
+
+    sources = query_sources(db, ((q.id, q.citations) for q in queries))
+    readable = {q.id for q in queries if access.reads_all(sources[q.id])}
+    unanswered: list[dict[str, Any]] = []
+    for group_id, count in group_counts:
+        if len(unanswered) >= TOP_N:
+            break
+        try:
+            view = get_group(db, group_id, access)
+        except NotFoundError:
+            continue  # every question of it is hidden from the viewer
+        unanswered.append(
+            {
+                "group_id": group_id,
+                "representative": view["representative"],
+                "state": view["state"],
+                "count": count,
+                "hidden": view["hidden"],
+                "assignee": view["assignee"],
+            }
+        )
 
     def user_escalated(qid: str) -> bool:
         return "user_escalation" in items.get(qid, [])
@@ -132,8 +153,10 @@ def summary(
             bucket["answered"] += q.status == "answered"
             bucket["escalated"] += q.status == "escalated" or user_escalated(q.id)
             bucket["deflected"] += d
-        questions[" ".join(q.question.split()).lower()] += 1
         users[q.user_id] += 1
+        if q.id not in readable:
+            continue
+        questions[" ".join(q.question.split()).lower()] += 1
         for doc_id in {c["document_id"] for c in q.citations}:
             cited[doc_id] += 1
 
@@ -166,22 +189,14 @@ def summary(
         "thumbs_down": len(feedback) - helpful,
         "helpful_share": _rate(helpful, len(feedback)),
         "policy_hits": policy_hits,
+        "hidden_questions": n - len(readable),
         "per_day": sorted(rows(per_day, "date"), key=lambda r: r["date"]),
         "per_department": rows(per_dept, "department"),
         "per_language": rows(per_lang, "lang"),
         "top_questions": [
             {"question": text, "count": count} for text, count in questions.most_common(TOP_N)
         ],
-        "top_unanswered_groups": [
-            {
-                "group_id": g.id,
-                "representative": g.representative,
-                "state": g.state,
-                "count": count,
-                "assignee": g.assignee,
-            }
-            for g, count in group_counts
-        ],
+        "top_unanswered_groups": unanswered,
         "most_cited_documents": [
             {"document_id": doc_id, "title": titles.get(doc_id, ""), "citations": count}
             for doc_id, count in [c for c in cited.most_common() if c[0] in titles][:TOP_N]
@@ -228,10 +243,11 @@ def _cell(value: object) -> str:
 
 
 def export_csv(
-    db: Database, guidelines: Guidelines, start: datetime, end: datetime
+    db: Database, guidelines: Guidelines, start: datetime, end: datetime, access: Access
 ) -> Iterator[str]:
-    """The log of ``[start, end)`` as CSV lines. Text is masked again on the way out, so names
-    added to the lists after a question was stored do not leave either."""
+    """The log of ``[start, end)`` as CSV lines, the questions ``access`` may read (issue 19).
+    Text is masked again on the way out, so names added to the lists after a question was
+    stored do not leave either."""
     with db.session() as s:
         rows = s.execute(
             select(QueryLog, Feedback, QueueItem)
@@ -240,6 +256,8 @@ def export_csv(
             .where(QueryLog.created_at >= start, QueryLog.created_at < end)
             .order_by(QueryLog.created_at)
         ).all()
+    sources = query_sources(db, ((q.id, q.citations) for q, _f, _i in rows))
+    rows = [r for r in rows if access.reads_all(sources[r[0].id])]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(EXPORT_COLUMNS)

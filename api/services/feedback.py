@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.services.access import Access, citation_sources, document_groups
 from api.services.queue import Placement, enqueue
 from db.engine import Database
 from db.models import Feedback, QueryLog, utcnow
@@ -74,8 +75,10 @@ def escalate(
     return {"query_id": query_id, "queued": True, "group_id": placement.group_id}
 
 
-def history(db: Database, user_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
-    """The caller's own questions, newest first, with their feedback."""
+def history(db: Database, access: Access, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The caller's own questions, newest first, with their feedback; documents the caller
+    may no longer read (a group removed since) are not named."""
+    user_id = access.user_id
     with db.session() as s:
         rows = s.execute(
             select(QueryLog, Feedback.helpful)
@@ -84,6 +87,7 @@ def history(db: Database, user_id: str, *, limit: int = 50) -> list[dict[str, An
             .order_by(QueryLog.created_at.desc())
             .limit(limit)
         ).all()
+    catalog = document_groups(db, (c["document_id"] for q, _h in rows for c in q.citations))
     return [
         {
             "query_id": q.id,
@@ -91,7 +95,13 @@ def history(db: Database, user_id: str, *, limit: int = 50) -> list[dict[str, An
             "status": q.status,
             "confidence": round(q.confidence, 4),
             "lang": q.lang,
-            "cited_documents": sorted({c["document_id"] for c in q.citations}),
+            "cited_documents": sorted(
+                {
+                    c["document_id"]
+                    for c in q.citations
+                    if access.reads_all(citation_sources([c], catalog))
+                }
+            ),
             "helpful": helpful,
             "asked_at": q.created_at.isoformat(),
         }

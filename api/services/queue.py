@@ -18,8 +18,9 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy import func, select
 
+from api.services.access import Access, Source, group_query_sources
 from db.engine import Database
-from db.models import Feedback, QueryLog, QueueGroup, QueueItem, utcnow
+from db.models import DocumentRecord, Feedback, QueryLog, QueueGroup, QueueItem, utcnow
 from retrieval.errors import KBError, NotFoundError
 from retrieval.protocols import Embedder
 
@@ -135,7 +136,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _group_view(s: Any, group: QueueGroup, *, variants: bool) -> dict[str, Any]:
+def _group_view(
+    s: Any, group: QueueGroup, access: Access, sources: dict[str, list[Source]]
+) -> dict[str, Any] | None:
+    """The group as ``access`` may see it: the questions it may read, a count of the others
+    (``hidden``), and no text drawn from them; ``None`` when it may read none of them."""
     rows = s.execute(
         select(QueueItem, QueryLog, Feedback.helpful)
         .join(QueryLog, QueryLog.id == QueueItem.query_id)
@@ -143,29 +148,38 @@ def _group_view(s: Any, group: QueueGroup, *, variants: bool) -> dict[str, Any]:
         .where(QueueItem.group_id == group.id)
         .order_by(QueueItem.created_at)
     ).all()
+    shown = [r for r in rows if access.reads_all(sources.get(r[1].id, ()))]
+    hidden = len(rows) - len(shown)
+    if rows and not shown:
+        return None
     reasons: dict[str, int] = {}
-    for item, _q, _h in rows:
+    for item, _q, _h in shown:
         for r in item.reasons:
             reasons[r] = reasons.get(r, 0) + 1
+    # The representative is a question's words (or staff's rewording of them): with questions
+    # hidden from the caller, the first question they may read stands for the group instead.
+    representative = group.representative if not hidden else shown[0][1].question
+    answer = group.answer
+    if answer is not None and (hidden or not _answer_readable(s, group, access)):
+        answer = None
     out: dict[str, Any] = {
         "id": group.id,
         "state": group.state,
         "assignee": group.assignee,
-        "representative": group.representative,
+        "representative": representative,
         "lang": group.lang,
-        "count": len(rows),
-        "users": len({q.user_id for _i, q, _h in rows}),
-        "languages": sorted({q.lang for _i, q, _h in rows}),
+        "count": len(shown),
+        "hidden": hidden,
+        "users": len({q.user_id for _i, q, _h in shown}),
+        "languages": sorted({q.lang for _i, q, _h in shown}),
         "reasons": reasons,
         "first_seen": _iso(group.first_seen),
         "last_seen": _iso(group.last_seen),
-        "answer_document_id": group.answer_document_id,
+        "answer_document_id": group.answer_document_id if answer is not None else None,
         "answered_by": group.answered_by,
         "answered_at": _iso(group.answered_at),
-    }
-    if variants:
-        out["answer"] = group.answer
-        out["variants"] = [
+        "answer": answer,
+        "variants": [
             {
                 "query_id": q.id,
                 "question": q.question,
@@ -179,15 +193,24 @@ def _group_view(s: Any, group: QueueGroup, *, variants: bool) -> dict[str, Any]:
                 "similarity": item.similarity,
                 "asked_at": _iso(q.created_at),
             }
-            for item, q, _h in rows[-MAX_VARIANTS:]
-        ]
+            for item, q, _h in shown[-MAX_VARIANTS:]
+        ],
+    }
     return out
 
 
+def _answer_readable(s: Any, group: QueueGroup, access: Access) -> bool:
+    if not group.answer_document_id:
+        return True
+    rec = s.get(DocumentRecord, group.answer_document_id)
+    return rec is None or access.reads(rec.groups)
+
+
 def list_groups(
-    db: Database, *, state: GroupState | None = "open", limit: int = 100
+    db: Database, access: Access, *, state: GroupState | None = "open", limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Groups, largest and most recent first, each with its variants."""
+    """Groups, largest and most recent first, each with the variants ``access`` may read;
+    groups it may read nothing of are left out."""
     with db.session() as s:
         counts = (
             select(QueueItem.group_id, func.count(QueueItem.id).label("n"))
@@ -199,25 +222,60 @@ def list_groups(
             stmt = stmt.where(QueueGroup.state == state)
         stmt = stmt.order_by(
             func.coalesce(counts.c.n, 0).desc(), QueueGroup.last_seen.desc(), QueueGroup.id
-        ).limit(limit)
-        return [_group_view(s, g, variants=True) for g in s.execute(stmt).scalars().all()]
+        )
+        out: list[dict[str, Any]] = []
+        # Read in pages until ``limit`` visible groups are found: hidden ones do not count.
+        offset, page = 0, max(limit, 50)
+        while len(out) < limit:
+            groups = s.execute(stmt.offset(offset).limit(page)).scalars().all()
+            if not groups:
+                break
+            offset += page
+            sources = group_query_sources(db, [g.id for g in groups])
+            for g in groups:
+                view = _group_view(s, g, access, sources.get(g.id, {}))
+                if view is not None:
+                    out.append(view)
+        return out[:limit]
 
 
-def get_group(db: Database, group_id: int) -> dict[str, Any]:
-    """One group with its variants.
+def get_group(db: Database, group_id: int, access: Access) -> dict[str, Any]:
+    """One group with the variants ``access`` may read.
 
-    :raises NotFoundError: no such group.
+    :raises NotFoundError: no such group, or the caller may read none of its questions.
     """
     with db.session() as s:
         group = s.get(QueueGroup, group_id)
-        if group is None:
+        view = None
+        if group is not None:
+            sources = group_query_sources(db, [group_id]).get(group_id, {})
+            view = _group_view(s, group, access, sources)
+        if view is None:
             raise NotFoundError(f"no queue group {group_id}")
-        return _group_view(s, group, variants=True)
+        return view
+
+
+def check_group_write(db: Database, group_id: int, access: Access) -> list[list[Source]]:
+    """Allow changing a group (state, assignee, representative, its answer): the caller must
+    read every question in it. :returns: the sources of its questions.
+
+    :raises NotFoundError: no such group, or the caller may read none of its questions.
+    :raises KBError: ``FORBIDDEN`` when some of its questions are hidden from the caller.
+    """
+    view = get_group(db, group_id, access)
+    if view["hidden"]:
+        raise KBError(
+            f"queue group {group_id} holds {view['hidden']} question(s) you may not read: "
+            "someone with access to their sources must handle it",
+            code="FORBIDDEN",
+        )
+    return list(group_query_sources(db, [group_id]).get(group_id, {}).values())
 
 
 def update_group(
     db: Database,
     group_id: int,
+    access: Access,
     *,
     state: GroupState | None = None,
     assignee: str | None = None,
@@ -227,9 +285,12 @@ def update_group(
     """Change a group's state, assignee or representative question (``representative`` must be
     masked by the caller).
 
-    :raises NotFoundError: no such group.
-    :raises KBError: ``VALIDATION_ERROR`` for ``answered`` without a published answer.
+    :raises NotFoundError: no such group, or the caller may read none of its questions.
+    :raises KBError: ``FORBIDDEN`` when some of its questions are hidden from the caller;
+        ``VALIDATION_ERROR`` for ``answered`` without a published answer.
     """
+    check_group_write(db, group_id, access)
+    sources = group_query_sources(db, [group_id]).get(group_id, {})
     with db.session() as s:
         group = s.get(QueueGroup, group_id)
         if group is None:
@@ -250,4 +311,6 @@ def update_group(
             group.representative = representative
         group.updated_at = utcnow()
         s.flush()
-        return _group_view(s, group, variants=True)
+        view = _group_view(s, group, access, sources)
+        assert view is not None
+        return view

@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.services.access import Access, Source
+from api.services.queue import check_group_write, get_group
 from db.engine import Database
 from db.models import DocumentRecord, DocumentVersion, QueryLog, QueueGroup, QueueItem, utcnow
 from ingest.pipeline import Ingestor, RecordDoc
@@ -103,23 +105,55 @@ def _group(db: Database, group_id: int) -> QueueGroup:
     return group
 
 
+def _inherited(db: Database, group_id: int, access: Access) -> list[Source]:
+    """The sources of the questions an answer is written for, once the caller may change the
+    group (:func:`api.services.queue.check_group_write`)."""
+    return [src for sources in check_group_write(db, group_id, access) for src in sources]
+
+
+def _union(sources: list[Source]) -> tuple[str, ...]:
+    return tuple(sorted({g for src in sources for g in src}))
+
+
+def _check_answer_write(access: Access, rec: DocumentRecord | None, group_id: int) -> None:
+    """The published answer is a document: changing it needs membership of all its groups."""
+    if rec is None:
+        return
+    if not access.reads(rec.groups):
+        raise NotFoundError(f"queue group {group_id} has no answer")
+    if not access.member_of_all(rec.groups):
+        raise KBError(
+            f"the answer of queue group {group_id} is restricted to {', '.join(rec.groups)}: "
+            "changing it needs membership of every one of them",
+            code="FORBIDDEN",
+        )
+
+
 def publish(
     kb: KnowledgeBase,
     db: Database,
     group_id: int,
+    access: Access,
     *,
     answer: str,
     user_id: str,
-    groups: tuple[str, ...] = (),
+    groups: tuple[str, ...] | None = None,
     lang: str | None = None,
     question: str | None = None,
 ) -> dict[str, Any]:
     """Publish a group's first answer and mark the group answered.
 
+    :param groups: who may read the entry; ``None``: the union of the groups of the passages
+        its questions were answered from (issue 19), public when they were all public.
     :param question: the entry's question (masked); defaults to :func:`entry_question`.
-    :raises NotFoundError: no such group.
-    :raises KBError: ``CONFLICT`` when the group already has an answer (edit it with PUT).
+    :raises NotFoundError: no such group, or the caller may read none of its questions.
+    :raises KBError: ``CONFLICT`` when the group already has an answer (edit it with PUT);
+        ``FORBIDDEN`` when some of its questions are hidden from the caller, or ``groups``
+        publish it more widely than its sources and the caller is not in their groups.
     """
+    inherited = _inherited(db, group_id, access)
+    groups = _union(inherited) if groups is None else groups
+    access.check_answer_groups(inherited, groups)
     group = _group(db, group_id)
     if group.answer_document_id:
         raise KBError(
@@ -146,6 +180,7 @@ def edit(
     kb: KnowledgeBase,
     db: Database,
     group_id: int,
+    access: Access,
     *,
     answer: str,
     user_id: str,
@@ -155,8 +190,11 @@ def edit(
 ) -> dict[str, Any]:
     """Re-index a group's answer as a new version (groups kept unless given).
 
-    :raises NotFoundError: no such group, or it has no answer.
+    :raises NotFoundError: no such group, or it has no answer (that the caller may read).
+    :raises KBError: ``FORBIDDEN`` as for :func:`publish`, or when the caller is not in every
+        group of the published answer.
     """
+    inherited = _inherited(db, group_id, access)
     group = _group(db, group_id)
     document_id = group.answer_document_id
     if not document_id:
@@ -165,6 +203,8 @@ def edit(
         current = s.get(DocumentRecord, document_id)
         old_groups = tuple(current.groups) if current else ()
         old_title = current.title if current else group.representative
+    _check_answer_write(access, current, group_id)
+    access.check_answer_groups([*inherited, old_groups], old_groups if groups is None else groups)
     title = question or old_title
     rec = _index(
         kb, db, document_id, title, answer, old_groups if groups is None else groups, user_id
@@ -180,29 +220,36 @@ def edit(
         return _view(g, rec)
 
 
-def get(db: Database, group_id: int) -> dict[str, Any]:
-    """The published answer of a group.
+def get(db: Database, group_id: int, access: Access) -> dict[str, Any]:
+    """The published answer of a group, when the caller may read it and every question it
+    was written for.
 
-    :raises NotFoundError: no such group, or it has no answer.
+    :raises NotFoundError: no such group, or it has no answer (that the caller may read).
     """
+    view = get_group(db, group_id, access)
     group = _group(db, group_id)
     if not group.answer_document_id:
         raise NotFoundError(f"queue group {group_id} has no answer")
     with db.session() as s:
         rec = s.get(DocumentRecord, group.answer_document_id)
-    if rec is None:
+    if rec is None or view["hidden"] or not access.reads(rec.groups):
         raise NotFoundError(f"queue group {group_id} has no answer")
     return _view(group, rec)
 
 
-def withdraw(kb: KnowledgeBase, db: Database, group_id: int) -> None:
+def withdraw(kb: KnowledgeBase, db: Database, group_id: int, access: Access) -> None:
     """Delete a group's answer from the index and the catalog; the group is open again.
 
-    :raises NotFoundError: no such group, or it has no answer.
+    :raises NotFoundError: no such group, or it has no answer (that the caller may read).
+    :raises KBError: ``FORBIDDEN`` as for :func:`edit`.
     """
+    check_group_write(db, group_id, access)
     group = _group(db, group_id)
     if not group.answer_document_id:
         raise NotFoundError(f"queue group {group_id} has no answer")
+    with db.session() as s:
+        current = s.get(DocumentRecord, group.answer_document_id)
+    _check_answer_write(access, current, group_id)
     Ingestor(kb, db).delete_document(group.answer_document_id)
     with db.session() as s:
         g = s.get(QueueGroup, group_id)

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "corpus"
 
 
-OWNER = {"X-User-Id": "owner1", "X-User-Roles": "content_owner"}
+# A content owner may change only documents of groups they belong to (issue 19): this one
+# belongs to every group the content-owner suites give their documents.
+OWNER = {"X-User-Id": "owner1", "X-User-Roles": "content_owner", "X-User-Groups": "it,sales,x"}
 
 
 def settings_for(data_dir: Path, **extra: object) -> Settings:

@@ -73,7 +73,13 @@ def env(sample_kb, tmp_path):
     )
     tokens = {
         "none": make_user(url, tmp_path, "nobody", ""),
-        **{role: make_user(url, tmp_path, f"u-{role}", role) for role in ROLES},
+        # The content owner belongs to the group it gives its documents (issue 19).
+        **{
+            role: make_user(
+                url, tmp_path, f"u-{role}", role, "facilities" * (role == "content_owner")
+            )
+            for role in ROLES
+        },
     }
     with app_client(kb, db, settings) as client:
         yield client, db, url, tmp_path, provider, tokens

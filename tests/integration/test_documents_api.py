@@ -47,8 +47,14 @@ def test_every_uploaded_format_is_cited_with_a_link_to_its_location(env, name):
     loc = hit.chunk.location
     path = f"/api/documents/{ids[name]}/source"
     fragment = loc.fragment().lstrip("#")
-    resp = client.get(path)
+    # The view shows a Q&A sheet's restricted rows to their groups only (issue 19).
+    reader = {"X-User-Id": "reader", "X-User-Groups": ",".join(hit.chunk.groups)}
+    resp = client.get(path, headers=reader)
     assert resp.status_code == 200
+    if hit.chunk.groups:
+        outsider = client.get(path, headers={"X-User-Id": "outsider"})
+        assert outsider.status_code == 200 and FACTS[name] not in outsider.text
+        assert f'id="{fragment}"' not in outsider.text
     suffix = Path(name).suffix
     if suffix == ".pdf":
         assert fragment == f"page={loc.page}" and loc.page == 2

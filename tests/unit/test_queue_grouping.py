@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from api.services.access import Access
 from api.services.queue import best_group, enqueue, list_groups, update_group
 from db.engine import Database
 from db.models import QueryLog
@@ -28,6 +29,8 @@ PASSWORD = [
     "I forgot my TeamLedger login password, how can I get a new one?",
 ]
 PETS = ["Can I bring my dog to the office?", "会社に犬を連れてきても大丈夫ですか？"]
+
+STAFF = Access("sato", frozenset(), frozenset({"support"}), "token")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,7 @@ def test_the_same_need_in_other_words_and_languages_forms_one_group(db, e5):
         assert placements[need[0]].new_group
         assert all(placements[q].similarity >= THRESHOLD for q in need[1:])
     assert len({p.group_id for p in placements.values()}) == 3
-    queue = list_groups(db)
+    queue = list_groups(db, STAFF)
     assert [g["count"] for g in queue] == [3, 3, 2]
     parking = next(g for g in queue if g["representative"] == PARKING[0])
     assert parking["languages"] == ["en", "ja"] and parking["users"] == 3
@@ -91,19 +94,19 @@ def test_the_same_need_in_other_words_and_languages_forms_one_group(db, e5):
 
 def test_an_item_joins_only_open_groups_and_keeps_one_item_per_query(db, e5):
     first = enqueue(db, e5, log(db, PARKING[0]), "escalated", threshold=THRESHOLD)
-    update_group(db, first.group_id, state="dismissed")
+    update_group(db, first.group_id, STAFF, state="dismissed")
     later = enqueue(db, e5, log(db, PARKING[1]), "escalated", threshold=THRESHOLD)
     assert later.new_group and later.group_id != first.group_id
     query_id = log(db, PARKING[2])
     a = enqueue(db, e5, query_id, "escalated", threshold=THRESHOLD)
     b = enqueue(db, e5, query_id, "user_escalation", threshold=THRESHOLD, note="please")
     assert a.group_id == b.group_id == later.group_id
-    group = list_groups(db)[0]
+    group = list_groups(db, STAFF)[0]
     assert group["count"] == 2 and group["reasons"] == {"escalated": 2, "user_escalation": 1}
-    assert update_group(db, later.group_id, assignee="sato")["assignee"] == "sato"
-    assert update_group(db, later.group_id, clear_assignee=True)["assignee"] is None
+    assert update_group(db, later.group_id, STAFF, assignee="sato")["assignee"] == "sato"
+    assert update_group(db, later.group_id, STAFF, clear_assignee=True)["assignee"] is None
     with pytest.raises(KBError) as exc:
-        update_group(db, later.group_id, state="answered")
+        update_group(db, later.group_id, STAFF, state="answered")
     assert exc.value.code == "VALIDATION_ERROR"
 
 
