@@ -14,7 +14,9 @@ class AskRequest(BaseModel):
 
     question: str = Field(min_length=1, max_length=2000, description="The question, ja or en.")
     lang: Literal["ja", "en"] | None = Field(
-        default=None, description="Answer language; detected from the question when absent."
+        default=None,
+        description="The asker's interface language. Answers, retrieval and confidence follow "
+        "the language of the question's text, detected, whatever this says.",
     )
 
     @field_validator("question")

@@ -398,9 +398,10 @@ def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
 
 def _register() -> None:
     from cli.auth import tokens, users
-    from eval.cli import eval_command
+    from eval.cli import eval_command, train_command
 
     main.add_command(eval_command)
+    main.add_command(train_command)
     main.add_command(users)
     main.add_command(tokens)
 

@@ -1,8 +1,9 @@
-"""``kb eval``: the click command. Register it on the ``kb`` group with
-``main.add_command(eval_command)``; all the work is in :func:`eval.run.run_eval`."""
+"""``kb eval`` and ``kb train``: the click commands. Register them on the ``kb`` group with
+``main.add_command``; the work is in :func:`eval.run.run_eval` and :func:`eval.train.train`."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -75,3 +76,56 @@ def eval_command(
         raise click.ClickException(exc.detail) from exc
     click.echo(run.summary)
     click.echo(f"Report: {run.run_dir / 'report.html'}", err=True)
+
+
+@click.command("train")
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("retrieval/trained"),
+    show_default=True,
+    help="Where ranker.txt, answerability.json and report.json are written.",
+)
+@click.option(
+    "--target",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.10,
+    show_default=True,
+    help="Highest wrong-answer rate the threshold allows on every set (out of fold).",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Evaluation indexes (default eval-runs/cache, shared with kb eval).",
+)
+def train_command(datasets: tuple[Path, ...], out: Path, target: float, cache: Path | None) -> None:
+    """Train the second-stage ranker and the answerability model on DATASETS (the same
+    folders and cases files as kb eval) and measure them on questions they never saw; see
+    docs/ranker.md."""
+    from eval.datasets import DatasetError, load_dataset
+    from eval.train import train, write
+    from retrieval.errors import KBError
+    from retrieval.settings import Settings
+
+    try:
+        settings = Settings()
+        loaded = [load_dataset(p) for p in datasets]
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # pydantic's ValidationError names the bad setting
+        raise click.ClickException(f"invalid settings: {exc}") from exc
+    try:
+        trained = train(
+            loaded,
+            settings,
+            cache=cache or Path("eval-runs") / "cache",
+            target=target,
+            log=lambda line: click.echo(line, err=True),
+        )
+    except KBError as exc:
+        raise click.ClickException(exc.detail) from exc
+    write(trained, out)
+    click.echo(json.dumps(trained.report, indent=2, ensure_ascii=False))
+    click.echo(f"Wrote {out}/ranker.txt, answerability.json, report.json", err=True)

@@ -41,7 +41,15 @@ FEATURES = (
     "coverage_idf",
     "answer_coverage_idf",
     "oov",
+    "rank_top",
+    "rank_margin",
+    "top_missing_idf",
+    "top_coverage_idf50",
+    "top_qa_question_coverage",
+    "top_title_coverage",
 )
+RANKER_FEATURES = FEATURES[-6:]
+"""The answer features read off the second-stage ranker (:func:`ranker_features`)."""
 
 ESCALATION_MESSAGE: dict[str, str] = {
     "en": (
@@ -155,6 +163,23 @@ def confidence_features(
         "coverage_any": len(terms & set().union(*found)) / len(terms) if terms else 0.0,
         "is_qa": 1.0 if top.chunk.kind == "qa" else 0.0,
         "coverage_idf": weighted_coverage(idf, found[0]),
+    }
+
+
+def ranker_features(passages: list[ScoredChunk]) -> dict[str, float]:
+    """The second-stage ranker's score of the best passage (``rank_top``) and its lead over
+    the second (``rank_margin``); 0 when no ranker ran (:mod:`retrieval.rerank`)."""
+    scores = [p.signals["ranker"] for p in passages[:2] if "ranker" in p.signals]
+    if not scores:
+        return dict.fromkeys(RANKER_FEATURES, 0.0)
+    top = passages[0].signals
+    return {
+        "rank_top": scores[0],
+        "rank_margin": scores[0] - (scores[1] if len(scores) > 1 else 0.0),
+        "top_missing_idf": top.get("rf:missing_idf_max", 0.0),
+        "top_coverage_idf50": top.get("rf:coverage_idf", 0.0),
+        "top_qa_question_coverage": top.get("rf:qa_question_coverage_idf", 0.0),
+        "top_title_coverage": top.get("rf:title_coverage_idf", 0.0),
     }
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from retrieval.answer import (
     ESCALATION_MESSAGE,
@@ -16,9 +20,11 @@ from retrieval.answer import (
     compose_extractive,
     confidence_features,
     local_idf,
+    ranker_features,
     vocabulary_features,
 )
 from retrieval.embedders import EmbeddingCache, build_embedders
+from retrieval.errors import KBError
 from retrieval.generate import (
     AskEvent,
     Delta,
@@ -29,8 +35,15 @@ from retrieval.generate import (
 )
 from retrieval.lang import detect_lang, other_lang, toward_other_language
 from retrieval.llm import LLM, build_llm
-from retrieval.models import AccessFilter, DenseQuery, Fusion, Lang, ScoredChunk
+from retrieval.models import AccessFilter, Chunk, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
+from retrieval.rerank import (
+    DEFAULT_RANKER,
+    CandidateTerms,
+    Ranker,
+    candidate_features,
+    reorder,
+)
 from retrieval.settings import Settings
 from retrieval.sparse import BM25Encoder, term_id
 from retrieval.versions import current_versions, overfetch
@@ -44,6 +57,17 @@ LANGUAGE_SAMPLE = 2000
 LANGUAGE_DIRECTION_TTL_S = 300.0
 """Seconds a computed language direction is used before it is computed again from the store
 (documents another process ingested count from then on)."""
+
+
+TERMS_CACHE = 20_000
+"""Candidates whose terms the ranker keeps tokenised (cleared when full)."""
+
+
+def ranker_order(
+    ranker: Ranker, features: np.ndarray[Any, np.dtype[np.float64]], passages: list[ScoredChunk]
+) -> list[ScoredChunk]:
+    """``passages`` in the ranker's order."""
+    return reorder(passages, ranker.scores(features), features)
 
 
 def title_vector(name: str) -> str:
@@ -101,6 +125,11 @@ class KnowledgeBase:
         self._direction: list[float] | None = None
         self._direction_at: float | None = None
         self._direction_lock = threading.Lock()
+        self._ranker: Ranker | None = None
+        self._chosen = False
+        """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
+        self._ranker_lock = threading.Lock()
+        self._terms_cache: dict[tuple[str, str], CandidateTerms] = {}
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
             bias=cfg.confidence_bias, weights=tuple(cfg.confidence_weights.items())
@@ -184,23 +213,85 @@ class KnowledgeBase:
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
         t2 = time.perf_counter()
         k = top_k or cfg.top_k
+        ranker = self.ranker()
+        fetch = max(k, cfg.ranker_candidates) if ranker is not None else k
         passages = self.store.search(
             dense=dense,
             sparse=sparse,
-            top_k=overfetch(k),
+            top_k=overfetch(fetch),
             acl=acl,
-            prefetch_k=cfg.prefetch_k,
+            prefetch_k=max(cfg.prefetch_k, fetch) if ranker is not None else cfg.prefetch_k,
             fusion=self.fusion(),
         )
         # Mid-replacement a document has points of two versions: show one (issue 5).
-        passages = current_versions(passages)[:k]
+        passages = current_versions(passages)[:fetch]
         t3 = time.perf_counter()
+        if ranker is not None:
+            passages = ranker_order(ranker, self.rank_features(question, passages, lang), passages)
+        passages = passages[:k]
+        t4 = time.perf_counter()
         timings = {
             "embed_ms": (t1 - t0) * 1000,
             "sparse_ms": (t2 - t1) * 1000,
             "search_ms": (t3 - t2) * 1000,
+            "rerank_ms": (t4 - t3) * 1000,
         }
         return passages, timings
+
+    def ranker(self) -> Ranker | None:
+        """The configured second-stage ranker (loaded once), or ``None`` when it is off."""
+        choice = self.settings.retrieval.ranker
+        with self._ranker_lock:
+            if self._chosen:
+                return self._ranker
+            if choice == "off" or not self.settings.retrieval.use_dense:
+                return None
+            if self._ranker is None:
+                path = DEFAULT_RANKER if choice == "builtin" else Path(choice)
+                try:
+                    self._ranker = Ranker.load(path)
+                except (OSError, ValueError) as exc:
+                    raise KBError(
+                        f"retrieval.ranker: cannot load {path} ({exc}); train one with "
+                        "`kb train` or set KB_RETRIEVAL__RANKER=off",
+                        code="CONFIGURATION_ERROR",
+                    ) from exc
+            return self._ranker
+
+    def use_ranker(self, ranker: Ranker | None) -> None:
+        """Rank with ``ranker`` from now on (``kb train`` asks with models fitted without the
+        question); ``None`` returns to the configured one."""
+        with self._ranker_lock:
+            self._ranker, self._chosen = ranker, ranker is not None
+
+    def rank_features(
+        self, question: str, passages: list[ScoredChunk], lang: Lang
+    ) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """The ranker's features of ``passages`` for ``question`` (also used by ``kb train``)."""
+        dense_name = self.embedders[0].name if self.embedders else ""
+        terms = [self._candidate_terms(p.chunk) for p in passages]
+        return candidate_features(
+            self.sparse.terms(question),
+            passages,
+            terms,
+            lang=lang,
+            dense_name=dense_name,
+            max_fused=self._max_fused(),
+        )
+
+    def _candidate_terms(self, chunk: Chunk) -> CandidateTerms:
+        key = (chunk.point_id, chunk.doc_hash)
+        cached = self._terms_cache.get(key)
+        if cached is None:
+            cached = CandidateTerms(
+                body=Counter(self.sparse.terms(chunk.text)),
+                title=frozenset(self.sparse.terms(f"{chunk.title} {chunk.location.label()}")),
+                question=frozenset(self.sparse.terms(chunk.question or "")),
+            )
+            if len(self._terms_cache) >= TERMS_CACHE:
+                self._terms_cache.clear()
+            self._terms_cache[key] = cached
+        return cached
 
     def language_direction(self) -> list[float] | None:
         """The mean Japanese minus the mean English passage vector of the first dense model
@@ -319,6 +410,7 @@ class KnowledgeBase:
         features = confidence_features(
             terms, passages, found, dense_name, max_fused=self._max_fused()
         )
+        features.update(ranker_features(passages))
         answer, cited = compose_extractive(
             terms,
             passages,

@@ -6,8 +6,9 @@ A ``.env`` file in the working directory is read too.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,14 +64,37 @@ class EmbedderSettings(BaseModel):
     """A sentence-transformers model already on disk (a company's own); adds vector ``st``."""
 
 
+TRAINED_ANSWERABILITY = Path(__file__).resolve().parent / "trained" / "answerability.json"
+
+
 class RetrievalSettings(BaseModel):
     """Search and answer tuning; defaults come from measurements described in docs/benchmarks.md."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trained_answerability(cls, data: Any) -> Any:
+        """Take the confidence settings from ``answerability`` when it names a model file."""
+        if not isinstance(data, dict) or data.get("answerability", "settings") == "settings":
+            return data
+        choice = str(data["answerability"])
+        path = TRAINED_ANSWERABILITY if choice == "builtin" else Path(choice)
+        try:
+            trained = json.loads(path.read_text(encoding="utf-8"))
+            filled = {
+                "confidence_threshold": float(trained["threshold"]),
+                "confidence_bias": float(trained["bias"]),
+                "confidence_weights": dict(trained["weights"]),
+            }
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"retrieval.answerability: cannot read {path} ({exc})") from exc
+        return {**data, **filled}
 
     top_k: int = 8
     prefetch_k: int = 40
     max_citations: int = 3
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.570
+    """Answer at or above this confidence, escalate below."""
     confidence_bias: float = -7.851
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
@@ -87,8 +111,21 @@ class RetrievalSettings(BaseModel):
             "oov": -2.495,
         }
     )
-    """Logistic confidence model over the retrieval signals (``retrieval/answer.py``); refit
-    with ``eval/calibrate.py`` on your own labelled questions (docs/benchmarks.md)."""
+    """Logistic confidence model over the answer's signals (``retrieval/answer.py``), fitted
+    with ``eval/calibrate.py`` on the fused order (docs/benchmarks.md). With the learned ranker
+    on, use the model trained with it (``answerability``)."""
+    answerability: str = "settings"
+    """Where the confidence model comes from: ``settings`` (the ``confidence_*`` settings),
+    ``builtin`` (the answerability model ``kb train`` shipped with the ranker,
+    ``retrieval/trained/answerability.json``) or a path to an ``answerability.json``; a model
+    file replaces the ``confidence_*`` settings."""
+    ranker: str = "off"
+    """The second-stage ranker over the fused candidates (issue 21, ``retrieval/rerank.py``):
+    ``off`` (the fused order, the default until the learned models meet their targets:
+    docs/ranker.md), ``builtin`` (the model shipped in the package) or a path to a model
+    ``kb train`` wrote. Turn it on together with ``answerability=builtin``."""
+    ranker_candidates: int = Field(default=50, ge=1, le=500)
+    """How many fused candidates the ranker reorders."""
     chunk_size: int = 320
     """Target chunk size in tokens (cl100k)."""
     chunk_overlap: int = 40

@@ -46,7 +46,9 @@ def ask(
         db,
         identity,
         body.question,
-        body.lang,
+        # The question's language comes from its text: the widget sends its interface language,
+        # which says nothing about the words typed (issue 21).
+        None,
         guidelines=guidelines,
         group_similarity=settings.support.group_similarity,
     )
@@ -184,7 +186,7 @@ def ask_stream(
     _check_length(body, settings.max_question_chars)
     # Refusals (blocked terms, bad input) are plain HTTP errors, before the stream starts.
     screened = screen_question(kb, db, identity, body.question, guidelines)
-    lang = body.lang or detect_lang(screened.text)
+    lang = detect_lang(screened.text)
     query_id = str(uuid.uuid4())
 
     def events() -> Iterator[str]:
