@@ -21,16 +21,20 @@ from api.routes import (
     analytics,
     ask,
     auth,
+    chat,
     documents,
     evaluation,
     feedback,
     health,
     history,
     ingest,
+    notifications,
     pages,
     queue,
     suggestions,
+    synonyms,
 )
+from api.services.notifications import Notifier
 from api.web_settings import WebSettings
 from db.engine import Database
 from retrieval.service import KnowledgeBase
@@ -67,14 +71,29 @@ def default_lifespan(settings: Settings) -> Lifespan:
         app.state.runner = make_runner(kb, db, settings)
         app.state.runner.recover()
         app.state.runner.refresh_terms()
+        start_notifier(app, db, settings)
         try:
             yield
         finally:
+            stop_notifier(app)
             app.state.runner.shutdown()
             kb.close()
             db.dispose()
 
     return lifespan
+
+
+def start_notifier(app: FastAPI, db: Database, settings: Settings) -> None:
+    """Start the escalation notifications' background worker (issue 23)."""
+    app.state.notifier = Notifier(db, settings)
+    app.state.notifier.start()
+
+
+def stop_notifier(app: FastAPI) -> None:
+    """Stop the worker started by :func:`start_notifier` (undelivered rows wait for the next)."""
+    notifier: Notifier | None = getattr(app.state, "notifier", None)
+    if notifier is not None:
+        notifier.stop()
 
 
 def create_app(
@@ -108,6 +127,9 @@ def create_app(
     app.include_router(evaluation.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(synonyms.router)
+    app.include_router(notifications.router)
+    app.include_router(chat.router)
 
     @app.middleware("http")
     async def upload_limit(request: Request, call_next: Callable[..., Any]) -> Response:

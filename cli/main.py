@@ -287,7 +287,10 @@ def runs(run_id: str | None, limit: int, as_json: bool) -> None:
 @click.option("--groups", default="", help="Comma-separated access groups of the asker.")
 @click.option("--user", default="cli", help="User id recorded in the query log.")
 @click.option("--lang", type=click.Choice(["ja", "en"]), default=None)
-def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) -> None:
+@click.option("--conversation", default=None, help="Follow up in this conversation of --user.")
+def ask(
+    question: str, as_json: bool, groups: str, user: str, lang: str | None, conversation: str | None
+) -> None:
     """Ask the knowledge base a question."""
     from api.deps import Identity
     from api.routes.ask import answer_question
@@ -308,7 +311,14 @@ def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) 
 
     with _open_kb(settings) as kb:
         try:
-            resp = answer_question(kb, db, identity, question.strip(), lang)  # type: ignore[arg-type]
+            resp = answer_question(
+                kb,
+                db,
+                identity,
+                question.strip(),
+                lang,  # type: ignore[arg-type]
+                conversation_id=conversation,
+            )
         except KBError as exc:  # POLICY_BLOCKED: the guidelines refuse the question
             raise click.ClickException(exc.detail) from exc
     if as_json:
@@ -320,6 +330,7 @@ def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) 
         click.echo(f"  [{c.n}] {c.title}{where} — {c.url}")
     mode = resp.mode + (f", fell back: {resp.fallback_reason}" if resp.fallback_reason else "")
     click.echo(f"({resp.status}, {mode}, confidence {resp.confidence:.2f})")
+    click.echo(f"conversation: {resp.conversation_id}")
 
 
 @main.command()
@@ -398,11 +409,13 @@ def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
 
 def _register() -> None:
     from cli.auth import tokens, users
+    from cli.synonyms import synonyms
     from eval.cli import eval_command
 
     main.add_command(eval_command)
     main.add_command(users)
     main.add_command(tokens)
+    main.add_command(synonyms)
 
 
 _register()

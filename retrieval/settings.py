@@ -6,11 +6,12 @@ A ``.env`` file in the working directory is read too.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EmbedderName = Literal["e5", "use", "minilm", "hash"]
 
@@ -214,6 +215,55 @@ class LLMSettings(BaseModel):
     the extractive answer is given instead."""
 
 
+class NotifySettings(BaseModel):
+    """Escalation notifications (issue 23): a signed webhook and e-mail, from a background
+    worker. Nothing is sent while neither is configured."""
+
+    webhook_url: str | None = None
+    """POSTed a JSON event per escalation, signed with ``webhook_secret``."""
+    webhook_secret: SecretStr | None = None
+    smtp_url: SecretStr | None = None
+    """``smtp://[user:password@]host[:port]`` or ``smtps://...`` (TLS from the start)."""
+    email_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Addresses, comma-separated or a JSON list."""
+    email_from: str = "kb-assistant@localhost"
+    digest_s: float = Field(default=0.0, ge=0.0)
+    """0: one e-mail per escalation; N: escalations are collected and each recipient gets one
+    digest e-mail once the oldest waiting one is N seconds old (3600: hourly)."""
+    group_emails: dict[str, list[str]] = Field(default_factory=dict)
+    """Access group -> addresses: an escalation of a question drawn from that group's documents
+    goes to those addresses instead of ``email_to``."""
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    retry_base_s: float = Field(default=2.0, gt=0)
+    """Wait before the second attempt; doubled for each next one (capped at an hour)."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    poll_s: float = Field(default=1.0, gt=0)
+    """How often the worker looks for due deliveries."""
+
+    @field_validator("email_to", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> NotifySettings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("notify.webhook_url needs notify.webhook_secret to sign with")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("notify.webhook_url must be an http:// or https:// URL")
+        if self.smtp_url:
+            url = self.smtp_url.get_secret_value()
+            if not url.startswith(("smtp://", "smtps://")):
+                raise ValueError("notify.smtp_url must start with smtp:// or smtps://")
+            if not self.email_to and not self.group_emails:
+                raise ValueError("notify.smtp_url needs notify.email_to (or group_emails)")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything configurable. Tests build it directly: ``Settings(data_dir=tmp_path)``."""
 
@@ -232,6 +282,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitsSettings = LimitsSettings()
+    notify: NotifySettings = NotifySettings()
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None
