@@ -125,6 +125,16 @@ class EscalateResponse(BaseModel):
     group_id: int
 
 
+class EarlierTurn(BaseModel):
+    """A question asked earlier in the same conversation (masked)."""
+
+    query_id: str
+    question: str
+    rewritten: str | None
+    status: str
+    asked_at: str | None
+
+
 class QueueVariant(BaseModel):
     """One question of a queue group (masked)."""
 
@@ -139,6 +149,14 @@ class QueueVariant(BaseModel):
     note: str | None
     similarity: float
     asked_at: str | None
+    conversation_id: str | None = None
+    rewritten: str | None = Field(
+        default=None, description="What was searched for a follow-up (masked)."
+    )
+    rewrite_mode: str | None = Field(default=None, description="``context`` or ``llm``.")
+    earlier_turns: list[EarlierTurn] = Field(
+        default_factory=list, description="The turns before a follow-up that you may read."
+    )
 
 
 class QueueGroupOut(BaseModel):
