@@ -47,6 +47,7 @@ PUBLIC = {
     ("GET", "/console"),
     ("GET", "/content"),
     ("GET", "/evaluation"),
+    ("GET", "/vocabulary"),
     ("GET", "/demo"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
