@@ -227,7 +227,10 @@ def get_documents(request: Request) -> DocumentManager:
 
 def make_runner(kb: KnowledgeBase, db: Database, settings: Settings) -> IngestRunner:
     """The service's one runner over its knowledge base and catalog."""
-    return IngestRunner(Ingestor(kb, db), roots=list(settings.ingest_roots))
+    from ingest.worker import IngestWorker
+
+    worker = IngestWorker(settings.embedder, settings.ingest) if settings.ingest.isolated else None
+    return IngestRunner(Ingestor(kb, db, worker=worker), roots=settings.allowed_roots())
 
 
 def get_kb(request: Request) -> KnowledgeBase:

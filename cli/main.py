@@ -131,13 +131,24 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
             bar.set_postfix_str(name[-40:])
             bar.refresh()
 
-        ingestor = Ingestor(kb, progress=progress)
+        # Parsing in a worker process holds each file to KB_INGEST__MAX_SECONDS (issue 20);
+        # with no answers to protect here, it embeds with every thread of KB_EMBEDDER__THREADS.
+        worker = None
+        if settings.ingest.isolated:
+            from ingest.worker import IngestWorker
+
+            worker = IngestWorker(
+                settings.embedder, settings.ingest, threads=settings.embedder.threads
+            )
+        ingestor = Ingestor(kb, progress=progress, worker=worker)
         try:
             report = ingestor.sync_folder(path, reindex=reindex or recreate)
         except KBError as exc:
             raise click.ClickException(exc.detail) from exc
         finally:
             bar.close()
+            if worker is not None:
+                worker.close()
         _audit_ingest(ingestor.db, path, report)
     finally:
         kb.close()

@@ -25,7 +25,9 @@ ALL = AccessFilter(("it", "support", "sales"))
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("docs-api")
-    with open_kb(settings_for(root / "var")) as (kb, db), api_client(kb, db) as client:
+    # Folder syncs read below the test's temporary folders only (KB_INGEST_ROOTS).
+    settings = settings_for(root / "var", ingest_roots=[tmp_path_factory.getbasetemp()])
+    with open_kb(settings) as (kb, db), api_client(kb, db) as client:
         files = [("file", (n, (FIXTURES / n).read_bytes())) for n in sorted(FACTS)]
         resp = client.post("/api/documents", files=files, headers=OWNER)
         assert resp.status_code == 201, resp.text
