@@ -54,11 +54,31 @@ def _writable(
     return identity.access.check_document_write(rec, document_id, new_groups)
 
 
-def document_json(r: DocumentRecord) -> dict[str, object]:
-    """A catalog entry as the API shows it."""
+def document_json(r: DocumentRecord, *, owner: bool = True) -> dict[str, object]:
+    """A catalog entry as the API shows it. ``owner`` (content owners, admins): with where it
+    comes from on the server; others see its title and source URL, never a server path
+    (issue 20): the source is ``folder``, ``upload`` or ``staff-answers`` and a failure's
+    reason (which can name files) is left out."""
+    data = _document_fields(r)
+    if not owner:
+        data["source"] = (
+            "folder" if r.source.startswith(("/", "\\")) or ":" in r.source else r.source
+        )
+        data["last_error"] = None
+    return data
+
+
+def _owner(identity: EmployeeDep) -> bool:
+    from api.auth import has_role
+
+    return has_role(identity.roles, "content_owner")
+
+
+def _document_fields(r: DocumentRecord) -> dict[str, object]:
     return {
         "id": r.id,
         "title": r.title,
+        "url": f"/api/documents/{r.id}/source",
         "source": r.source,
         "source_path": r.source_path,
         "version": r.version,
@@ -82,7 +102,12 @@ def list_documents(db: DBDep, identity: EmployeeDep) -> list[dict[str, object]]:
             s.execute(select(DocumentRecord).order_by(DocumentRecord.source_path)).scalars().all()
         )
     access = identity.access
-    return [document_json(r) for r in rows if r.status != "pending" and access.reads(r.groups)]
+    owner = _owner(identity)
+    return [
+        document_json(r, owner=owner)
+        for r in rows
+        if r.status != "pending" and access.reads(r.groups)
+    ]
 
 
 class GroupsPatch(BaseModel):
@@ -182,7 +207,7 @@ def set_groups(
 @router.get("/{document_id}")
 def get_document(document_id: str, db: DBDep, identity: EmployeeDep) -> dict[str, object]:
     """One document's catalog entry."""
-    return document_json(_visible(db, identity, document_id))
+    return document_json(_visible(db, identity, document_id), owner=_owner(identity))
 
 
 @router.get("/{document_id}/versions")
