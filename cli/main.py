@@ -358,7 +358,17 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     if not settings.qdrant.url:
         _check_store_free(settings)
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, factory=False)
+    # uvicorn's own proxy handling trusts X-Forwarded-For from loopback peers: off, the app
+    # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20).
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        factory=False,
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 def _check_store_free(settings: Any) -> None:
@@ -408,9 +418,11 @@ def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from cli.audit import audit
     from cli.auth import tokens, users
     from eval.cli import eval_command
 
+    main.add_command(audit)
     main.add_command(eval_command)
     main.add_command(users)
     main.add_command(tokens)
