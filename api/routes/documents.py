@@ -28,8 +28,16 @@ router = APIRouter(prefix="/api/documents", tags=["documents"])
 # Formats a browser opens at a location by itself (#page=N for PDF, #id for HTML); the others
 # get an HTML view built from the indexed chunks, with an element id per location.
 _NATIVE = {".pdf", ".html", ".htm", ".txt"}
-# Uploaded HTML is served from our origin: no scripts, no remote loads.
-_SOURCE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+# An original is served from our origin, so nothing in it may run as our origin (issue 20):
+# ``sandbox`` without ``allow-scripts`` or ``allow-same-origin`` puts the response in an opaque
+# origin with scripts, forms, plugins' scripting and pop-ups off (a PDF's JavaScript, an HTML
+# page's scripts); no remote loads; only our own pages may frame it. The PDF stays inline so
+# that ``#page=N`` opens its page where the browser's viewer works in a sandbox (Firefox);
+# elsewhere ``?download=1`` gives the file as an attachment.
+_SOURCE_CSP = (
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
 
 
 def _visible(db: DBDep, identity: EmployeeDep, document_id: str) -> DocumentRecord:

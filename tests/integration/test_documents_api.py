@@ -306,3 +306,25 @@ def test_folder_documents_are_managed_by_their_folder_and_runs_run_in_the_backgr
         assert resp.status_code == 409 and resp.json()["error_code"] == "CONFLICT"
     hits = _search_ids(kb, FACTS["training.pptx"])
     assert doc_id in {h.chunk.document_id for h in hits}
+
+
+def test_active_originals_cannot_run_in_the_products_origin(env):
+    """A PDF (its JavaScript) or an HTML original is served in a CSP sandbox: an opaque
+    origin, scripts off, no remote loads, nothing may sniff it into another type (issue 20).
+    The PDF stays inline, so #page=N still opens its page where the browser's viewer allows."""
+    client, _, _, ids, _ = env
+    for name, media in (
+        ("field_manual.pdf", "application/pdf"),
+        ("support_portal.html", "text/html"),
+    ):
+        for query, disposition in (("", "inline"), ("?download=1", "attachment")):
+            resp = client.get(f"/api/documents/{ids[name]}/source{query}")
+            assert resp.status_code == 200, name
+            assert resp.headers["content-type"].startswith(media)
+            csp = [p.strip() for p in resp.headers["content-security-policy"].split(";")]
+            assert "sandbox" in csp, csp  # no allow-scripts, no allow-same-origin
+            assert not any("allow-" in p for p in csp)
+            assert "default-src 'none'" in csp and "frame-ancestors 'self'" in csp
+            assert not any(p.startswith("script-src") for p in csp)
+            assert resp.headers["x-content-type-options"] == "nosniff"
+            assert resp.headers["content-disposition"].startswith(disposition)
