@@ -35,6 +35,7 @@ from api.routes import (
 from api.security import SecurityHeadersMiddleware
 from api.web_settings import WebSettings
 from db.engine import Database
+from ingest.uploads import FileStore
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 
@@ -67,7 +68,7 @@ def default_lifespan(settings: Settings) -> Lifespan:
         # The service owns the embedded store: it runs the ingestions, and first repairs what
         # a run killed with an earlier process left behind.
         app.state.runner = make_runner(kb, db, settings)
-        app.state.runner.recover()
+        app.state.runner.recover(FileStore(settings.files_dir(), settings.max_file_bytes))
         app.state.runner.refresh_terms()
         try:
             yield

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from db.models import IngestRun
 from ingest.pipeline import Ingestor, IngestReport, run_owner
+from ingest.uploads import FileStore, remove_orphans
 from retrieval.errors import IngestError
 
 log = logging.getLogger("kb.ingest")
@@ -32,10 +33,14 @@ class IngestRunner:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest")
         self._futures: dict[str, Future[IngestReport | None]] = {}
 
-    def recover(self) -> list[str]:
-        """Repair what runs killed with an earlier process left behind (call at startup)."""
+    def recover(self, files: FileStore | None = None) -> list[str]:
+        """Repair what runs killed with an earlier process left behind (call at startup),
+        and remove the upload files in ``files`` that a crash left unindexed (issue 20)."""
         with self.lock:
-            return self.ingestor.recover()
+            repaired = self.ingestor.recover()
+            if files is not None:
+                remove_orphans(self.ingestor, files)
+            return repaired
 
     def refresh_terms(self) -> Future[int]:
         """Queue :meth:`Ingestor.refresh_terms` (call at startup, after an upgrade that changed
