@@ -41,6 +41,9 @@ from retrieval.service import KnowledgeBase, title_vector
 from retrieval.settings import IngestSettings
 from retrieval.sparse import ANALYZER_VERSION
 
+PROGRESS_EVERY_S = 1.0
+"""Seconds between two progress records of a run."""
+
 Outcome = Literal["added", "updated", "unchanged", "deleted", "failed", "regrouped"]
 
 
@@ -142,6 +145,7 @@ class Ingestor:
         self.kb = kb
         self.worker = worker
         """Parses and embeds in a child process when set (the service; issue 20)."""
+        self._progress_at = 0.0
         self.db = db or Database(kb.settings.db_url())
         if db is None:
             self.db.migrate()
@@ -615,7 +619,12 @@ class Ingestor:
         return [RemoteEmbedder(e.name, e.dim, self.worker) for e in self.kb.embedders]
 
     def _record_progress(self, report: IngestReport, done: int, total: int, current: str) -> None:
-        """The run's progress in its report, for ``GET /api/ingest/runs`` and the console."""
+        """The run's progress in its report, for ``GET /api/ingest/runs`` and the console
+        (written at most once a second: a re-sync of unchanged files stays cheap)."""
+        now = time.monotonic()
+        if done and now - self._progress_at < PROGRESS_EVERY_S:
+            return
+        self._progress_at = now
         with self.db.session() as s:
             run = s.get(IngestRun, report.run_id)
             if run is not None:
