@@ -160,6 +160,17 @@ def figures(results: dict[str, Any]) -> list[Figure]:
         out.append(
             Figure("ingestion worker peak RSS", iso["worker_peak_rss_mib"], "MiB", target="<= 1024")
         )
+        alone = iso["hostile_alone"]
+        out.append(
+            Figure(
+                "  hostile DOCX alone, started worker",
+                alone["seconds"],
+                "s",
+                target="<= 60",
+                note=f"{alone['bytes']:,} bytes; worker start {alone['worker_start_s']} s;"
+                f" peak RSS {alone['worker_peak_rss_mib']} MiB",
+            )
+        )
     lv = results.get("levers")
     if lv:
         for group, values in lv.items():

@@ -36,7 +36,7 @@ EMPLOYEE = {"X-User-Id": "bench", "X-User-Roles": "employee"}
 def hostile_docx(path: Path, paragraphs: int = 200_000) -> Path:
     """The issue's file: a DOCX of ~0.5 MB holding ``paragraphs`` short paragraphs."""
     w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
-    body = "".join(f"<w:p><w:r><w:t>p{i % 97}</w:t></w:r></w:p>" for i in range(paragraphs))
+    body = "".join(f"<w:p><w:r><w:t>Line {i}</w:t></w:r></w:p>" for i in range(paragraphs))
     main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
     rels = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
@@ -91,18 +91,54 @@ def _stats(ms: list[float]) -> dict[str, float]:
 
 def _worker_hwm_mib(server_pid: int) -> float | None:
     """Peak RSS of the server's ingestion worker (its child running ``ingest.worker``)."""
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children")
-    for pid in children.read_text().split() if children.exists() else []:
+    import psutil
+
+    for child in psutil.Process(server_pid).children(recursive=True):
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"ingest.worker" not in cmdline:
+            if "ingest.worker" not in child.cmdline():
                 continue
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            for line in Path(f"/proc/{child.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     return round(int(line.split()[1]) / 1024, 1)
-        except OSError:
+        except (OSError, psutil.Error):
             continue
     return None
+
+
+def hostile_in_worker(workdir: Path) -> dict[str, Any]:
+    """The hostile DOCX alone, in a started worker with the product's settings: seconds to
+    the result and the worker's peak RSS (the run's figure above also counts the worker's
+    start when the file comes first)."""
+    from ingest.worker import IngestWorker
+    from retrieval.errors import ParseError
+    from retrieval.settings import Settings
+
+    settings = Settings()
+    path = hostile_docx(workdir / "hostile-alone.docx")
+    warm = workdir / "warm.md"
+    warm.write_text("# Warm\n\nThe worker is started.\n")
+    worker = IngestWorker(settings.embedder, settings.ingest)
+    try:
+        t0 = time.perf_counter()
+        worker.parse(warm, max_bytes=settings.max_file_bytes)
+        start_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        try:
+            worker.parse(path, max_bytes=settings.max_file_bytes)
+            outcome = "parsed"
+        except ParseError as exc:
+            outcome = exc.detail
+        seconds = time.perf_counter() - t0
+        rss = worker.peak_rss_mb()
+    finally:
+        worker.close()
+    return {
+        "bytes": path.stat().st_size,
+        "seconds": round(seconds, 2),
+        "worker_start_s": round(start_s, 1),
+        "outcome": outcome,
+        "worker_peak_rss_mib": round(rss, 1),
+    }
 
 
 def run(workdir: Path, log: Any, *, docs: int = 160) -> dict[str, Any]:
@@ -180,6 +216,8 @@ def run(workdir: Path, log: Any, *, docs: int = 160) -> dict[str, Any]:
             server.terminate()
             server.wait(60)
     hostile = next(f for f in report["files"] if f["path"].startswith("hostile"))
+    alone = hostile_in_worker(workdir)
+    log(f"isolation: the hostile DOCX alone: {alone}")
     log(f"isolation: run {report['status']}, {report['added']} added in {ingest_s:.0f} s")
     return {
         "idle": _stats(idle),
@@ -194,4 +232,5 @@ def run(workdir: Path, log: Any, *, docs: int = 160) -> dict[str, Any]:
             "error": hostile["error"],
         },
         "worker_peak_rss_mib": hwm,
+        "hostile_alone": alone,
     }

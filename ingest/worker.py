@@ -265,6 +265,11 @@ def _handle(op: str, args: Any, embedders: dict[str, Any], limits: IngestSetting
             raise IngestError(f"the ingestion worker has no model {model}")
         return embedders[model].embed_documents(texts)
     if op == "rss":
+        # VmHWM: this interpreter's own peak (ru_maxrss would include the parent's resident
+        # size at the fork that preceded the exec).
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

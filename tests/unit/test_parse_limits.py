@@ -51,7 +51,7 @@ def _docx(
 
 def hostile_docx(path: Path, paragraphs: int = 200_000) -> Path:
     """The issue's file: a small DOCX (about 0.5 MB) holding 200,000 short paragraphs."""
-    body = "".join(f"<w:p><w:r><w:t>p{i % 97}</w:t></w:r></w:p>" for i in range(paragraphs))
+    body = "".join(f"<w:p><w:r><w:t>Line {i}</w:t></w:r></w:p>" for i in range(paragraphs))
     return _docx(path, body)
 
 
