@@ -43,7 +43,6 @@ class Citation(BaseModel):
     snippet: str
     score: float
     version: int
-    source_path: str
 
 
 class AskResponse(BaseModel):

@@ -131,13 +131,24 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
             bar.set_postfix_str(name[-40:])
             bar.refresh()
 
-        ingestor = Ingestor(kb, progress=progress)
+        # Parsing in a worker process holds each file to KB_INGEST__MAX_SECONDS (issue 20);
+        # with no answers to protect here, it embeds with every thread of KB_EMBEDDER__THREADS.
+        worker = None
+        if settings.ingest.isolated:
+            from ingest.worker import IngestWorker
+
+            worker = IngestWorker(
+                settings.embedder, settings.ingest, threads=settings.embedder.threads
+            )
+        ingestor = Ingestor(kb, progress=progress, worker=worker)
         try:
             report = ingestor.sync_folder(path, reindex=reindex or recreate)
         except KBError as exc:
             raise click.ClickException(exc.detail) from exc
         finally:
             bar.close()
+            if worker is not None:
+                worker.close()
         _audit_ingest(ingestor.db, path, report)
     finally:
         kb.close()
@@ -358,7 +369,17 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     if not settings.qdrant.url:
         _check_store_free(settings)
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, factory=False)
+    # uvicorn's own proxy handling trusts X-Forwarded-For from loopback peers: off, the app
+    # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20).
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        factory=False,
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 def _check_store_free(settings: Any) -> None:
@@ -408,10 +429,12 @@ def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from cli.audit import audit
     from cli.auth import tokens, users
     from cli.synonyms import synonyms
     from eval.cli import eval_command
 
+    main.add_command(audit)
     main.add_command(eval_command)
     main.add_command(users)
     main.add_command(tokens)

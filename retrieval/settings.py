@@ -192,6 +192,35 @@ class LimitsSettings(BaseModel):
     ``max_file_bytes``."""
 
 
+class IngestSettings(BaseModel):
+    """How ingestion runs beside the service, and the per-file parse limits (issue 20).
+
+    A file over a limit fails alone with an error naming the limit and its variable
+    (``KB_INGEST__MAX_ELEMENTS`` ...); the other files of the run go in.
+    """
+
+    isolated: bool = True
+    """Parse and embed in a worker process with its own model instance (``threads`` threads),
+    so that answers keep their latency while documents are ingested; ``False`` runs both in the
+    calling process (tests, tools)."""
+    threads: int = Field(default=1, ge=1)
+    """Threads the worker process embeds with; the serving process keeps the other cores."""
+    max_seconds: float = Field(default=120.0, gt=0)
+    """Wall time to parse one file (enforced in the worker process, which is restarted)."""
+    max_elements: int = Field(default=100_000, ge=1)
+    """Paragraphs, rows, slides' paragraphs or sections of one file."""
+    max_chars: int = Field(default=20_000_000, ge=1)
+    """Characters of text extracted from one file."""
+    max_unzipped_bytes: int = Field(default=200_000_000, ge=1)
+    """Uncompressed size of an Office file's parts (zip bombs)."""
+    max_archive_members: int = Field(default=10_000, ge=1)
+    """Parts in an Office file (zip)."""
+    max_compression_ratio: int = Field(default=200, ge=1)
+    """Uncompressed / compressed size of one part of an Office file (parts over 1 MB)."""
+    max_html_depth: int = Field(default=200, ge=8)
+    """Nesting depth of HTML elements."""
+
+
 class LLMSettings(BaseModel):
     """An OpenAI-compatible chat-completions endpoint (vLLM, Ollama, llama.cpp server, a hosted
     API) that writes generated answers (issue 7). ``base_url`` unset: answers are extractive."""
@@ -283,6 +312,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     limits: LimitsSettings = LimitsSettings()
     notify: NotifySettings = NotifySettings()
+    ingest: IngestSettings = IngestSettings()
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None
@@ -291,8 +321,25 @@ class Settings(BaseSettings):
     """Prefix for citation links; empty gives relative links (``/api/documents/...``)."""
     service_url: str = "http://127.0.0.1:8000"
     """The running service that ``kb ingest`` hands its run to when the embedded store is busy."""
+    docs_dir: Path = Path("./docs_corpus")
+    """The knowledge-base folder the service is started with: the folder ``POST /api/ingest``
+    may read when ``ingest_roots`` is empty."""
     ingest_roots: list[Path] = Field(default_factory=list)
-    """Server-side folders ``POST /api/ingest`` may read; empty allows any path."""
+    """Server-side folders ``POST /api/ingest`` may read; empty: ``docs_dir`` only (issue 20)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (CIDR) of reverse proxies whose ``X-Forwarded-For`` names the
+    client; empty: the peer address is the client, forwarding headers are ignored."""
+    audit_retention_days: int = Field(default=730, ge=1)
+    """``kb audit purge`` deletes audit entries older than this (and records that it did)."""
+    audit_denials_per_minute: int = Field(default=30, ge=0)
+    """Refused requests recorded in the audit log per source (address or user) and minute;
+    the rest are counted in the next recorded entry (``suppressed``). 0: every one."""
+    api_docs: bool = True
+    """Serve ``/docs`` (from the packaged page, never a CDN) and ``/openapi.json``."""
+
+    def allowed_roots(self) -> list[Path]:
+        """The folders ``POST /api/ingest`` may read, resolved."""
+        return [p.expanduser().resolve() for p in (self.ingest_roots or [self.docs_dir])]
 
     def shard_path(self) -> Path:
         """The embedded Qdrant Edge (or local-mode) folder."""

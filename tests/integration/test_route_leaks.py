@@ -137,7 +137,7 @@ def env(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         f"# Payroll calendar\n\n## Cut-off\n\n{FOLDER_MARKER}\n", encoding="utf-8"
     )
     (folder / ".kbmeta.json").write_text(json.dumps({"groups": [GROUP]}), encoding="utf-8")
-    settings = settings_for(root / "var", database_url=db_url)
+    settings = settings_for(root / "var", database_url=db_url, ingest_roots=[root])
     with open_kb(settings) as (kb, db):
         ingestor = Ingestor(kb, db)
         for path in (public, folder):
