@@ -16,23 +16,30 @@ from fastapi.staticfiles import StaticFiles
 from api.auth import Authenticator, check_dev_headers
 from api.deps import make_runner
 from api.errors import error_response, register_error_handlers
-from api.limits import LimitsMiddleware
+from api.limits import LimitsMiddleware, address_bucket
+from api.proxies import ClientAddressMiddleware
 from api.routes import (
     analytics,
     ask,
     auth,
+    chat,
     documents,
     evaluation,
     feedback,
     health,
     history,
     ingest,
+    notifications,
     pages,
     queue,
     suggestions,
+    synonyms,
 )
+from api.security import SecurityHeadersMiddleware
+from api.services.notifications import Notifier
 from api.web_settings import WebSettings
 from db.engine import Database
+from ingest.uploads import FileStore
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 
@@ -65,16 +72,31 @@ def default_lifespan(settings: Settings) -> Lifespan:
         # The service owns the embedded store: it runs the ingestions, and first repairs what
         # a run killed with an earlier process left behind.
         app.state.runner = make_runner(kb, db, settings)
-        app.state.runner.recover()
+        app.state.runner.recover(FileStore(settings.files_dir(), settings.max_file_bytes))
         app.state.runner.refresh_terms()
+        start_notifier(app, db, settings)
         try:
             yield
         finally:
+            stop_notifier(app)
             app.state.runner.shutdown()
             kb.close()
             db.dispose()
 
     return lifespan
+
+
+def start_notifier(app: FastAPI, db: Database, settings: Settings) -> None:
+    """Start the escalation notifications' background worker (issue 23)."""
+    app.state.notifier = Notifier(db, settings)
+    app.state.notifier.start()
+
+
+def stop_notifier(app: FastAPI) -> None:
+    """Stop the worker started by :func:`start_notifier` (undelivered rows wait for the next)."""
+    notifier: Notifier | None = getattr(app.state, "notifier", None)
+    if notifier is not None:
+        notifier.stop()
 
 
 def create_app(
@@ -90,6 +112,11 @@ def create_app(
         version="0.1.0",
         description="Cited answers from the company's manuals and Q&A, or an honest escalation.",
         lifespan=lifespan or default_lifespan(settings),
+        # FastAPI's own /docs and /redoc load their scripts from a CDN, which an offline
+        # install cannot reach: /docs is the packaged page below, or off (issue 20).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.settings = settings
     app.state.kb = None
@@ -108,6 +135,9 @@ def create_app(
     app.include_router(evaluation.router)
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(synonyms.router)
+    app.include_router(notifications.router)
+    app.include_router(chat.router)
 
     @app.middleware("http")
     async def upload_limit(request: Request, call_next: Callable[..., Any]) -> Response:
@@ -128,8 +158,11 @@ def create_app(
         response: Response = await call_next(request)
         return response
 
-    # Outermost last: CORS answers preflights and tags every response, limits come next.
-    app.add_middleware(LimitsMiddleware, settings=settings)
+    # Outermost last: the client's real address first (proxies, issue 20), then CORS answers
+    # preflights and tags every response, limits come next, security headers on every page.
+    app.state.address_bucket = address_bucket(settings)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(LimitsMiddleware, settings=settings, bucket=app.state.address_bucket)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.auth.cors_origins),  # empty: no other origin is allowed
@@ -139,6 +172,7 @@ def create_app(
         allow_credentials=False,
         max_age=600,
     )
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
 
     _document_errors(app)
     app.mount("/static", StaticFiles(directory=FRONTEND), name="static")
@@ -146,6 +180,12 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(FRONTEND / "index.html")
+
+    if settings.api_docs:
+
+        @app.get("/docs", include_in_schema=False)
+        def api_docs() -> FileResponse:
+            return FileResponse(FRONTEND / "api-docs.html", headers={"Cache-Control": "no-cache"})
 
     return app
 

@@ -57,20 +57,39 @@ def _client_ip(request: Request) -> str | None:
 
 
 def record_denial(request: Request, actor: str, status: int, reason: str) -> None:
-    """Record a refused request in the audit log (never fails the request), once."""
-    from api.services.audit import record
+    """Record a refused request in the audit log (never fails the request), once.
 
-    db: Database | None = getattr(request.app.state, "db", None)
+    At most ``audit_denials_per_minute`` entries a minute per source (the client address of
+    an anonymous caller, else the user): the log is append-only, so a flood of refused
+    requests must not fill it (issue 20). The refusals skipped are counted in the source's
+    next entry (``suppressed``).
+    """
+    from api.services.audit import DenialLimiter, record
+
+    state = request.app.state
+    db: Database | None = getattr(state, "db", None)
     request.state.denial_recorded = True
-    if db is not None:
-        record(
-            db,
-            actor=actor,
-            action="access.denied",
-            target=f"{request.method} {request.url.path}",
-            detail={"status": status, "reason": reason[:300]},
-            ip=_client_ip(request),
-        )
+    if db is None:
+        return
+    limiter: DenialLimiter | None = getattr(state, "denial_limiter", None)
+    if limiter is None:
+        limiter = state.denial_limiter = DenialLimiter(state.settings.audit_denials_per_minute)
+    ip = _client_ip(request)
+    source = f"ip:{ip}" if actor == "anonymous" else f"user:{actor}"
+    suppressed = limiter.admit(source)
+    if suppressed is None:
+        return
+    detail: dict[str, object] = {"status": status, "reason": reason[:300]}
+    if suppressed:
+        detail["suppressed"] = suppressed
+    record(
+        db,
+        actor=actor,
+        action="access.denied",
+        target=f"{request.method} {request.url.path}",
+        detail=detail,
+        ip=ip,
+    )
 
 
 def _rate_limit_user(request: Request, user_id: str) -> None:
@@ -85,6 +104,22 @@ def _rate_limit_user(request: Request, user_id: str) -> None:
     if wait is not None:
         raise ApiError(
             f"too many requests for user {user_id}: retry in {retry_after(wait)} s",
+            code="RATE_LIMITED",
+            headers={"Retry-After": retry_after(wait)},
+        )
+
+
+def _rate_limit_address(request: Request) -> None:
+    from api.limits import TokenBucket, retry_after
+
+    if getattr(request.state, "address_counted", False):
+        return
+    bucket: TokenBucket | None = getattr(request.app.state, "address_bucket", None)
+    address = _client_ip(request) or "unknown"
+    wait = bucket.take(address) if bucket is not None else None
+    if wait is not None:
+        raise ApiError(
+            f"too many requests from {address}: retry in {retry_after(wait)} s",
             code="RATE_LIMITED",
             headers={"Retry-After": retry_after(wait)},
         )
@@ -133,6 +168,8 @@ def get_identity(
             raise AuthError("authentication required: send 'Authorization: Bearer <token>'")
         identity = _current(state.db, identity)
     except AuthError as exc:
+        # Credentials that fail count against the client address (issue 20).
+        _rate_limit_address(request)
         record_denial(request, "anonymous", 401, exc.detail)
         raise
     request.state.user_id = identity.user_id
@@ -227,7 +264,10 @@ def get_documents(request: Request) -> DocumentManager:
 
 def make_runner(kb: KnowledgeBase, db: Database, settings: Settings) -> IngestRunner:
     """The service's one runner over its knowledge base and catalog."""
-    return IngestRunner(Ingestor(kb, db), roots=list(settings.ingest_roots))
+    from ingest.worker import IngestWorker
+
+    worker = IngestWorker(settings.embedder, settings.ingest) if settings.ingest.isolated else None
+    return IngestRunner(Ingestor(kb, db, worker=worker), roots=settings.allowed_roots())
 
 
 def get_kb(request: Request) -> KnowledgeBase:

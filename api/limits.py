@@ -1,5 +1,11 @@
 """Request limits (issue 8): token buckets per user and per client address, body size.
 
+A request is counted against its authenticated user first (issue 20): one with credentials
+passes the address bucket here and is held to its user's bucket once they are checked
+(:func:`api.deps.get_identity`), and to the address bucket only when they fail; a request
+without credentials is held to its client address (the real one: :mod:`api.proxies`). So a
+shared office address does not throttle its users, and invented addresses buy nothing.
+
 The buckets live in this process: with several workers each has its own, so the effective
 limit is the configured one times the number of workers.
 """
@@ -56,6 +62,11 @@ class TokenBucket:
                 del self._state[key]
 
 
+def address_bucket(settings: Settings) -> TokenBucket:
+    """The per-address bucket of one app (shared by the middleware and the identity check)."""
+    return TokenBucket(settings.limits.address_per_minute, settings.limits.address_burst)
+
+
 def retry_after(seconds: float) -> str:
     """The ``Retry-After`` header value: whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
@@ -68,10 +79,11 @@ def _is_upload(scope: Scope) -> bool:
 class LimitsMiddleware:
     """Per-address rate limit on ``/api`` and the body size limit, before any route runs."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, bucket: TokenBucket) -> None:
         self.app = app
         self.limits = settings.limits
-        self.bucket = TokenBucket(settings.limits.address_per_minute, settings.limits.address_burst)
+        self.dev_headers = settings.auth.dev_headers
+        self.bucket = bucket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api"):
@@ -79,7 +91,11 @@ class LimitsMiddleware:
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        wait = self.bucket.take(address)
+        headers = dict(scope.get("headers") or [])
+        credentials = b"authorization" in headers or (self.dev_headers and b"x-user-id" in headers)
+        wait = None if credentials else self.bucket.take(address)
+        if not credentials:  # counted here: the identity check does not count it again
+            scope.setdefault("state", {})["address_counted"] = True
         if wait is not None:
             await _error(
                 send,
@@ -93,7 +109,6 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limits.max_body_bytes
-        headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length", b"").decode("latin-1")
         if length.isdigit() and int(length) > limit:
             await _too_large(send, limit)

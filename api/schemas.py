@@ -18,6 +18,13 @@ class AskRequest(BaseModel):
         description="The asker's interface language. Answers, retrieval and confidence follow "
         "the language of the question's text, detected, whatever this says.",
     )
+    conversation_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Continue this conversation of yours (a follow-up is resolved with its "
+        "earlier turns); absent: a new conversation.",
+    )
 
     @field_validator("question")
     @classmethod
@@ -38,13 +45,13 @@ class Citation(BaseModel):
     snippet: str
     score: float
     version: int
-    source_path: str
 
 
 class AskResponse(BaseModel):
     """An answer with citations, or an escalation to support."""
 
     query_id: str
+    conversation_id: str = Field(description="Send it with the next question to follow up.")
     status: Literal["answered", "escalated"]
     answer: str
     citations: list[Citation]
@@ -119,6 +126,16 @@ class EscalateResponse(BaseModel):
     group_id: int
 
 
+class EarlierTurn(BaseModel):
+    """A question asked earlier in the same conversation (masked)."""
+
+    query_id: str
+    question: str
+    rewritten: str | None
+    status: str
+    asked_at: str | None
+
+
 class QueueVariant(BaseModel):
     """One question of a queue group (masked)."""
 
@@ -133,6 +150,14 @@ class QueueVariant(BaseModel):
     note: str | None
     similarity: float
     asked_at: str | None
+    conversation_id: str | None = None
+    rewritten: str | None = Field(
+        default=None, description="What was searched for a follow-up (masked)."
+    )
+    rewrite_mode: str | None = Field(default=None, description="``context`` or ``llm``.")
+    earlier_turns: list[EarlierTurn] = Field(
+        default_factory=list, description="The turns before a follow-up that you may read."
+    )
 
 
 class QueueGroupOut(BaseModel):
@@ -219,3 +244,76 @@ class HistoryItem(BaseModel):
     cited_documents: list[str]
     helpful: bool | None
     asked_at: str
+
+
+# -- the staff vocabulary (issue 23) ----------------------------------------------------------
+
+
+class SynonymSetRequest(BaseModel):
+    """A set of equivalent terms: abbreviations, internal names, spellings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    terms: list[str] = Field(min_length=2, max_length=20)
+
+
+class SynonymSetResponse(BaseModel):
+    """A stored set."""
+
+    id: int
+    terms: list[str]
+    created_by: str
+    created_at: str | None
+
+
+class NotificationEntry(BaseModel):
+    """One delivery of an escalation notification."""
+
+    id: int
+    query_id: str
+    event: str
+    channel: Literal["webhook", "email"]
+    target: str
+    status: Literal["pending", "sending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+    group_id: int | None
+    created_at: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+
+
+# -- the OpenAI-compatible chat API (issue 23) -------------------------------------------------
+
+
+class ChatMessageIn(BaseModel):
+    """One message of an OpenAI chat-completions request."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, object]] | None = None
+
+    def text(self) -> str:
+        """The message's text (text parts joined; other parts ignored)."""
+        if isinstance(self.content, str):
+            return self.content
+        parts = self.content or []
+        return " ".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
+
+
+class ChatCompletionRequest(BaseModel):
+    """``POST /v1/chat/completions``: the last user message is the question, the earlier ones
+    the conversation. Sampling parameters are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    conversation_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Extension: continue a stored conversation instead of reading the history "
+        "from the messages.",
+    )

@@ -5,6 +5,7 @@
     python -m bench --only store --sizes 10k,100k,1M --quant none,int8
     python -m bench --quick              # store at 10k only, shorter load test
     python -m bench --only models --run-eval   # also run kb eval over the shared datasets
+    python -m bench --only isolation     # answers while 160 documents are ingested (issue 20)
 
 Prints progress on stderr, then the table of figures (ratios against their targets) on stdout,
 and writes everything to ``bench-results/<timestamp>.json``. Timings depend on the machine and
@@ -24,7 +25,7 @@ from typing import Any
 
 from bench.common import ROOT, Figure, machine, parse_size, size_label, table
 
-SECTIONS = ("ingest", "resync", "query", "store", "models", "levers")
+SECTIONS = ("ingest", "resync", "query", "store", "models", "levers", "isolation")
 ASK_RATE_PER_HOUR = 2.0
 """Questions per employee in a busy hour, used to turn questions/s into users."""
 
@@ -124,6 +125,52 @@ def figures(results: dict[str, Any]) -> list[Figure]:
                     note=f"{s['passages_per_s']} passages/s, load {s['load_s']} s, {s['dim']}-d",
                 )
             )
+    iso = results.get("isolation")
+    if iso:
+        idle, busy = iso["idle"], iso["under_ingestion"]
+        out.append(Figure("/api/ask idle p50", idle["p50_ms"], "ms", note=f"{idle}"))
+        out.append(
+            Figure(
+                "/api/ask p95 while ingesting",
+                busy["p95_ms"],
+                "ms",
+                target="<= 2000",
+                note=f"{busy['n']} questions during the run; p50 {busy['p50_ms']} ms",
+            )
+        )
+        out.append(Figure("/api/ask max while ingesting", busy["max_ms"], "ms", target="<= 4000"))
+        out.append(
+            Figure(
+                "  ingestion run (in the worker)",
+                iso["ingest_s"],
+                "s",
+                note=f"{iso['added']} of {iso['documents']} documents added, {iso['run_status']}",
+            )
+        )
+        hostile = iso["hostile"]
+        out.append(
+            Figure(
+                "hostile DOCX (200k paragraphs): time to result",
+                hostile["seconds"],
+                "s",
+                target="<= 60",
+                note=f"{hostile['outcome']}: {hostile['error']}",
+            )
+        )
+        out.append(
+            Figure("ingestion worker peak RSS", iso["worker_peak_rss_mib"], "MiB", target="<= 1024")
+        )
+        alone = iso["hostile_alone"]
+        out.append(
+            Figure(
+                "  hostile DOCX alone, started worker",
+                alone["seconds"],
+                "s",
+                target="<= 60",
+                note=f"{alone['bytes']:,} bytes; worker start {alone['worker_start_s']} s;"
+                f" peak RSS {alone['worker_peak_rss_mib']} MiB",
+            )
+        )
     lv = results.get("levers")
     if lv:
         for group, values in lv.items():
@@ -217,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
 
             assert data_dir is not None
             results["levers"] = levers.run(data_dir, texts, questions[:30], log)
+            save()
+        if "isolation" in sections:
+            from bench import isolation
+
+            results["isolation"] = isolation.run(work, log)
             save()
         if "store" in sections:
             from bench import store

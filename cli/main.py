@@ -131,13 +131,24 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
             bar.set_postfix_str(name[-40:])
             bar.refresh()
 
-        ingestor = Ingestor(kb, progress=progress)
+        # Parsing in a worker process holds each file to KB_INGEST__MAX_SECONDS (issue 20);
+        # with no answers to protect here, it embeds with every thread of KB_EMBEDDER__THREADS.
+        worker = None
+        if settings.ingest.isolated:
+            from ingest.worker import IngestWorker
+
+            worker = IngestWorker(
+                settings.embedder, settings.ingest, threads=settings.embedder.threads
+            )
+        ingestor = Ingestor(kb, progress=progress, worker=worker)
         try:
             report = ingestor.sync_folder(path, reindex=reindex or recreate)
         except KBError as exc:
             raise click.ClickException(exc.detail) from exc
         finally:
             bar.close()
+            if worker is not None:
+                worker.close()
         _audit_ingest(ingestor.db, path, report)
     finally:
         kb.close()
@@ -287,7 +298,10 @@ def runs(run_id: str | None, limit: int, as_json: bool) -> None:
 @click.option("--groups", default="", help="Comma-separated access groups of the asker.")
 @click.option("--user", default="cli", help="User id recorded in the query log.")
 @click.option("--lang", type=click.Choice(["ja", "en"]), default=None)
-def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) -> None:
+@click.option("--conversation", default=None, help="Follow up in this conversation of --user.")
+def ask(
+    question: str, as_json: bool, groups: str, user: str, lang: str | None, conversation: str | None
+) -> None:
     """Ask the knowledge base a question."""
     from api.deps import Identity
     from api.routes.ask import answer_question
@@ -308,7 +322,14 @@ def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) 
 
     with _open_kb(settings) as kb:
         try:
-            resp = answer_question(kb, db, identity, question.strip(), lang)  # type: ignore[arg-type]
+            resp = answer_question(
+                kb,
+                db,
+                identity,
+                question.strip(),
+                lang,  # type: ignore[arg-type]
+                conversation_id=conversation,
+            )
         except KBError as exc:  # POLICY_BLOCKED: the guidelines refuse the question
             raise click.ClickException(exc.detail) from exc
     if as_json:
@@ -320,6 +341,7 @@ def ask(question: str, as_json: bool, groups: str, user: str, lang: str | None) 
         click.echo(f"  [{c.n}] {c.title}{where} — {c.url}")
     mode = resp.mode + (f", fell back: {resp.fallback_reason}" if resp.fallback_reason else "")
     click.echo(f"({resp.status}, {mode}, confidence {resp.confidence:.2f})")
+    click.echo(f"conversation: {resp.conversation_id}")
 
 
 @main.command()
@@ -347,7 +369,17 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     if not settings.qdrant.url:
         _check_store_free(settings)
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, factory=False)
+    # uvicorn's own proxy handling trusts X-Forwarded-For from loopback peers: off, the app
+    # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20).
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        factory=False,
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 def _check_store_free(settings: Any) -> None:
@@ -397,13 +429,17 @@ def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from cli.audit import audit
     from cli.auth import tokens, users
+    from cli.synonyms import synonyms
     from eval.cli import eval_command, train_command
 
+    main.add_command(audit)
     main.add_command(eval_command)
     main.add_command(train_command)
     main.add_command(users)
     main.add_command(tokens)
+    main.add_command(synonyms)
 
 
 _register()

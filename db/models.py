@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -124,6 +125,13 @@ class QueryLog(Base):
     """Share of the answer's sentences supported by the passage they cite (None: not checked)."""
     fallback_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     """Why a generated answer fell back to the extractive one (``timeout``, ``error``, ...)."""
+    conversation_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    """The conversation this question is a turn of (issue 23)."""
+    rewritten: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """What was searched for a follow-up (masked): the question resolved with earlier turns;
+    ``None`` when the question was searched as asked."""
+    rewrite_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """How a follow-up was resolved: ``standalone``, ``context`` (deterministic) or ``llm``."""
 
 
 class Feedback(Base):
@@ -256,3 +264,54 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(512), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Conversation(Base):
+    """A conversation: the questions one user asked in a row (turns are query-log rows)."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class SynonymSet(Base):
+    """A set of equivalent terms kept by staff (abbreviations, internal names)."""
+
+    __tablename__ = "synonym_sets"
+    __table_args__ = (UniqueConstraint("key", name="uq_synonym_sets_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    key: Mapped[str] = mapped_column(String(1024))
+    """The normalized terms, sorted and joined: two sets with the same terms are one set."""
+    created_by: Mapped[str] = mapped_column(String(128), default="system")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Notification(Base):
+    """One delivery of an escalation to a webhook or a mailbox (the delivery log)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_status", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query_id: Mapped[str] = mapped_column(String(36), index=True)
+    event: Mapped[str] = mapped_column(String(32), default="question.escalated")
+    channel: Mapped[str] = mapped_column(String(16))
+    """``webhook`` or ``email``."""
+    target: Mapped[str] = mapped_column(String(512))
+    """The webhook URL (without credentials) or the e-mail address."""
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """What is sent: masked text only."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """``pending``, ``sending``, ``delivered``, ``failed`` (gave up after the retries)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -5,11 +5,13 @@ const T = {
   en: { title: "Ask the knowledge base", ask: "Ask", label: "Your question",
         hint: "Ask about our products in English or Japanese. Every answer cites its sources; if the documents don't answer it, your question goes to the support team.",
         sources: "Sources", confidence: "confidence", error: "Something went wrong",
+        newConversation: "New conversation",
         generated: "written by the assistant from the sources, each sentence checked",
         extractive: "quoted from the sources", fallback: "the generated answer could not be used" },
   ja: { title: "ナレッジベースに質問する", ask: "質問する", label: "質問",
         hint: "製品について日本語または英語で質問してください。回答には必ず出典が付きます。資料で回答できない質問はサポート担当者に引き継がれます。",
         sources: "出典", confidence: "確信度", error: "エラーが発生しました",
+        newConversation: "新しい会話",
         generated: "出典をもとにアシスタントが作成（各文を出典で確認済み）",
         extractive: "出典からの引用", fallback: "生成した回答は使用できませんでした" },
 };
@@ -21,6 +23,21 @@ const form = document.getElementById("ask-form");
 const input = document.getElementById("question");
 const button = document.getElementById("ask-button");
 const results = document.getElementById("results");
+
+// The conversation this page continues (issue 23): follow-ups are resolved with its earlier
+// turns. Kept for the browser session; "New conversation" starts over.
+let conversationId = sessionStorage.getItem("kb-conversation") || null;
+const fresh = document.createElement("button");
+fresh.type = "button";
+fresh.id = "new-conversation";
+fresh.textContent = t.newConversation;
+fresh.addEventListener("click", () => {
+  conversationId = null;
+  sessionStorage.removeItem("kb-conversation");
+  results.replaceChildren();
+  input.focus();
+});
+form.append(fresh);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -74,8 +91,13 @@ async function askStreaming(question, live) {
   const resp = await fetch("/api/ask/stream", {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify({ question }),
+    body: JSON.stringify(conversationId ? { question, conversation_id: conversationId } : { question }),
   });
+  if (resp.status === 404 && conversationId) {  // expired or purged: start a new one
+    conversationId = null;
+    sessionStorage.removeItem("kb-conversation");
+    return askStreaming(question, live);
+  }
   if (!resp.ok || !resp.body) {
     const data = await resp.json().catch(() => ({}));
     throw new Error(data.detail || resp.statusText);
@@ -97,6 +119,10 @@ async function askStreaming(question, live) {
       }
       const payload = data ? JSON.parse(data) : {};
       if (event === "delta") live.textContent += payload.text;  // text only, never HTML
+      else if (event === "meta" && payload.conversation_id) {
+        conversationId = payload.conversation_id;
+        sessionStorage.setItem("kb-conversation", conversationId);
+      }
       else if (event === "done") return payload;
       else if (event === "error") throw new Error(payload.detail || payload.error_code);
     }

@@ -1,4 +1,5 @@
-// Support console: the unanswered queue with filters, the answer form, analytics charts.
+// Support console: the unanswered queue with filters, the answer form, analytics charts, and
+// the delivery log of escalation notifications (issue 23).
 import { apiFetch, loadIdentity, mountDevSignIn, identityHeaders } from "/static/lib/identity.js";
 import { el, pct, say, when } from "/static/lib/dom.js";
 import { barChart, lineChart } from "/static/lib/charts.js";
@@ -22,6 +23,7 @@ function selectTab(tab) {
   }
   tab.focus();
   if (tab.id === "tab-analytics") loadAnalytics();
+  if (tab.id === "tab-notifications") loadNotifications();
 }
 tabs.forEach((tab, i) => {
   tab.addEventListener("click", () => selectTab(tab));
@@ -61,15 +63,36 @@ function renderGroups() {
         `${g.count} question(s) · ${g.users} user(s) · ${g.languages.join(", ")} · ${reasons}`,
         g.hidden ? ` · ${g.hidden} more you may not read` : "",
         ` · last ${when(g.last_seen)}`, g.assignee ? ` · assigned to ${g.assignee}` : ""),
+      followUps(g) ? el("p", { class: "meta" }, `${followUps(g)} follow-up question(s): open Variants for their earlier turns`) : null,
       el("details", {}, el("summary", {}, `Variants (${g.variants.length})`),
-        el("ul", {}, g.variants.map((v) => el("li", {}, `[${v.lang}] ${v.question}`,
+        el("ul", {}, g.variants.map((v) => el("li", { "data-query-id": v.query_id }, `[${v.lang}] ${v.question}`,
           v.note ? el("em", {}, ` — note: ${v.note}`) : null,
-          el("span", { class: "meta" }, ` (${v.department || "no department"}, ${v.reasons.join(", ")})`))))),
+          el("span", { class: "meta" }, ` (${v.department || "no department"}, ${v.reasons.join(", ")})`),
+          conversationOf(v))))),
       g.answer ? el("p", { class: "meta" }, `Answer: ${g.answer}`) : null,
       el("button", { type: "button", class: "select", onclick: () => select(g) },
         g.state === "answered" ? "View answer" : "Answer this"));
     groupsBox.append(card);
   }
+}
+
+function followUps(g) {
+  return g.variants.filter((v) => v.rewritten || (v.earlier_turns && v.earlier_turns.length)).length;
+}
+
+// A queued follow-up (issue 23): what was searched for it and the turns before it, so staff read
+// "and the drum unit?" as the asker meant it.
+function conversationOf(v) {
+  const earlier = v.earlier_turns || [];
+  if (!v.rewritten && !earlier.length) return null;
+  const how = v.rewrite_mode === "llm" ? "rewritten by the model" : "completed from the earlier turns";
+  return el("div", { class: "conversation" },
+    v.rewritten ? el("p", { class: "rewritten" }, el("span", { class: "label" }, `Searched as (${how}): `),
+      el("q", {}, v.rewritten)) : null,
+    earlier.length ? el("div", { class: "earlier" },
+      el("span", { class: "label" }, "Earlier in this conversation:"),
+      el("ol", {}, earlier.map((t) => el("li", { "data-query-id": t.query_id }, t.question,
+        el("span", { class: "meta" }, ` (${t.status}${t.asked_at ? `, ${when(t.asked_at)}` : ""})`))))) : null);
 }
 
 function select(g) {
@@ -170,7 +193,42 @@ async function loadAnalytics() {
   );
 }
 
+// Notifications: the delivery log of escalation webhooks and e-mails (GET /api/notifications).
+const deliveriesBody = document.querySelector("#deliveries tbody");
+const deliveriesNote = document.getElementById("deliveries-note");
+document.getElementById("deliveries-refresh").addEventListener("click", loadNotifications);
+
+async function loadNotifications() {
+  let rows;
+  try {
+    rows = await apiFetch("/api/notifications?limit=200");
+  } catch (err) {
+    deliveriesBody.replaceChildren();
+    say(deliveriesNote, `Could not load the delivery log: ${err.message}`, "error");
+    return;
+  }
+  const failed = rows.filter((r) => r.status === "failed").length;
+  say(deliveriesNote, rows.length
+    ? `${rows.length} deliver${rows.length === 1 ? "y" : "ies"}, newest first${failed ? `; ${failed} failed` : ""}.`
+    : "No deliveries yet. Escalations are sent when KB_NOTIFY__WEBHOOK_URL or KB_NOTIFY__SMTP_URL is set.",
+    failed ? "error" : "info");
+  deliveriesBody.replaceChildren(...rows.map((r) => el("tr", { "data-delivery-id": r.id, "data-status": r.status },
+    el("td", {}, r.event, r.group_id ? el("div", { class: "meta" }, `group ${r.group_id}`) : null),
+    el("td", {}, r.channel),
+    el("td", { class: "target" }, r.target),
+    el("td", {}, el("span", { class: `badge ${r.status}` }, r.status)),
+    el("td", { class: "num" }, r.attempts),
+    el("td", { class: "error" }, r.last_error || "–"),
+    el("td", {}, when(r.created_at)),
+    el("td", {}, r.delivered_at ? when(r.delivered_at)
+      : r.status === "failed" ? "gave up" : `next try ${when(r.next_attempt_at)}`))));
+}
+
 mountDevSignIn(document.getElementById("identity"), {
   defaults: { userId: "support-1", roles: "support", groups: "", department: "support" },
-  onChange: () => { loadQueue(); if (!document.getElementById("panel-analytics").hidden) loadAnalytics(); },
+  onChange: () => {
+    loadQueue();
+    if (!document.getElementById("panel-analytics").hidden) loadAnalytics();
+    if (!document.getElementById("panel-notifications").hidden) loadNotifications();
+  },
 });

@@ -75,19 +75,27 @@ async function loadRuns() {
       try {
         const full = await apiFetch(`/api/ingest/runs/${encodeURIComponent(r.id)}`);
         details.append(el("ul", {}, (full.files || []).map((f) =>
-          el("li", {}, `${f.outcome}: ${f.path}`, f.error ? el("em", {}, ` — ${f.error}`) : null))));
+          el("li", {}, `${f.outcome}: ${f.path}`, f.error ? el("em", {}, ` — ${f.error}`) : null,
+            (f.warnings || []).length ? el("em", {}, ` (${f.warnings.join("; ")})`) : null))));
       } catch (err) {
         details.append(el("p", {}, err.message));
       }
     });
     runsBody.append(el("tr", {},
       el("td", {}, when(r.started_at)), el("td", {}, r.source),
-      el("td", {}, el("span", { class: `badge ${r.status}` }, r.status), r.error ? ` ${r.error}` : ""),
+      el("td", {}, el("span", { class: `badge ${r.status}` }, r.status), r.error ? ` ${r.error}` : "",
+        // Progress of a run in the worker (issue 20): files done of the total, the one in hand.
+        r.status === "running" && r.progress
+          ? el("div", { class: "meta" }, `${r.progress.done} / ${r.progress.total} ${r.progress.current || ""}`)
+          : null),
       el("td", { class: "num" }, r.added), el("td", { class: "num" }, r.updated),
       el("td", { class: "num" }, r.unchanged), el("td", { class: "num" }, r.deleted),
       el("td", { class: "num" }, r.failed), el("td", {}, details)));
   }
+  clearTimeout(runsTimer);
+  if (runs.some((r) => r.status === "running" || r.status === "queued")) runsTimer = setTimeout(loadRuns, 2000);
 }
+let runsTimer;
 
 async function refresh() {
   await Promise.all([loadDocuments(), loadRuns()]);

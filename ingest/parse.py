@@ -13,6 +13,7 @@ and DOCX; pdfminer.six for PDF; python-pptx, openpyxl and the standard library e
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 import zipfile
 import zlib
@@ -22,6 +23,7 @@ from pathlib import Path
 from retrieval.errors import ParseError
 from retrieval.lang import detect_lang
 from retrieval.models import ParsedDocument, Section
+from retrieval.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +64,22 @@ _OFFICE_SUFFIXES = frozenset({".docx", ".pptx", ".xlsx"})
 
 
 def parse_file(
-    path: Path, *, max_bytes: int, max_unzipped_bytes: int = 200_000_000
+    path: Path,
+    *,
+    max_bytes: int,
+    limits: IngestSettings | None = None,
+    max_unzipped_bytes: int | None = None,
 ) -> ParsedDocument:
     """Parse one file by its suffix.
 
     :param path: the file; its suffix (any case) picks the parser, see ``SUPPORTED_SUFFIXES``.
     :param max_bytes: files larger than this are refused before being read.
-    :param max_unzipped_bytes: Office files (zip archives) whose parts add up to more than this
-        uncompressed are refused before being opened (zip bombs).
+    :param limits: the per-file limits (elements, characters, archive parts, compression
+        ratio, HTML depth; issue 20); the defaults when not given. The wall-time limit is the
+        worker process's (:mod:`ingest.worker`).
+    :param max_unzipped_bytes: overrides ``limits.max_unzipped_bytes``: Office files (zip
+        archives) whose parts add up to more than this uncompressed are refused before being
+        opened (zip bombs).
     :returns: the document; ``text`` is the section texts joined by blank lines and each
         section's ``start`` is its offset in it; ``title`` comes from the file's metadata, its
         first heading, or the file name; ``lang`` from :func:`retrieval.lang.detect_lang`.
@@ -77,8 +87,13 @@ def parse_file(
         ``file too large: N bytes > limit M``, ``unsupported file type .xyz``,
         ``not a text file (binary content)``, ``not a valid DOCX file (looks like PDF)``,
         ``archive expands past limit: ...``, ``encrypted PDF: ...``, ``corrupt PDF: ...``,
-        ``no text layer (needs OCR)``, ``CSV is not a Q&A sheet: missing column(s) ...``.
+        ``no text layer (needs OCR)``, ``CSV is not a Q&A sheet: missing column(s) ...``,
+        ``too many paragraphs: more than N, over the limit N (raise it with
+        KB_INGEST__MAX_ELEMENTS)``.
     """
+    limits = limits or IngestSettings()
+    if max_unzipped_bytes is not None:
+        limits = limits.model_copy(update={"max_unzipped_bytes": max_unzipped_bytes})
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise ParseError(f"unsupported file type {suffix or '(no suffix)'}")
@@ -99,7 +114,7 @@ def parse_file(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            title, sections = _parse(path, suffix, fmt, max_unzipped_bytes)
+            title, sections = _parse(path, suffix, fmt, limits)
         except ParseError:
             raise
         except Exception as exc:
@@ -111,11 +126,11 @@ def parse_file(
         finally:
             for warning in caught:
                 logger.debug("%s: %s", path.name, warning.message)
-    return _assemble(title, sections, fallback_title=path.stem)
+    return _assemble(title, sections, fallback_title=path.stem, limits=limits)
 
 
 def _parse(
-    path: Path, suffix: str, fmt: str, max_unzipped_bytes: int
+    path: Path, suffix: str, fmt: str, limits: IngestSettings
 ) -> tuple[str | None, list[Section]]:
     from ingest._formats import sniff
 
@@ -129,8 +144,11 @@ def _parse(
         if suffix in (".html", ".htm"):
             from ingest._formats.markup import parse_html
 
-            return parse_html(textfmt.decode_html(data))
+            decoded = textfmt.decode_html(data)
+            _check_chars(len(decoded), limits)
+            return parse_html(decoded, max_depth=limits.max_html_depth)
         decoded = textfmt.decode_text(data)
+        _check_chars(len(decoded), limits)
         if suffix in (".md", ".markdown"):
             from ingest._formats.markup import parse_markdown
 
@@ -151,7 +169,7 @@ def _parse(
         return parse_pdf(path)
 
     assert suffix in _OFFICE_SUFFIXES
-    title = sniff.check_office(path, fmt, max_unzipped_bytes=max_unzipped_bytes)
+    title = sniff.check_office(path, fmt, limits=limits)
     if suffix == ".docx":
         from ingest._formats.office import parse_docx
 
@@ -165,27 +183,93 @@ def _parse(
     return parse_xlsx(path, title)
 
 
-def _assemble(title: str | None, sections: list[Section], *, fallback_title: str) -> ParsedDocument:
-    """Join section texts by blank lines, record each start offset, detect the language."""
+def _check_chars(n: int, limits: IngestSettings) -> None:
+    if n > limits.max_chars:
+        from ingest._formats.sniff import limit_error
+
+        raise limit_error(f"too much text: {n} characters", limits.max_chars, "MAX_CHARS")
+
+
+# Text hygiene (issue 20): control characters (NUL first: PostgreSQL refuses it, SQLite stores
+# it) and U+FFFD, the mark of bytes that were not valid in their encoding, are never stored.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_REPLACEMENT = "\ufffd"
+_WHITESPACE_CONTROLS = {0x0B: " ", 0x0C: " ", 0x0D: "\n"}
+
+
+class _Hygiene:
+    """Cleans every text of one document and counts what it removed."""
+
+    def __init__(self) -> None:
+        self.controls = 0
+        self.invalid = 0
+
+    def __call__(self, text: str) -> str:
+        if _REPLACEMENT in text:
+            self.invalid += text.count(_REPLACEMENT)
+            text = text.replace(_REPLACEMENT, "")
+        text = text.replace("\r\n", "\n").translate(_WHITESPACE_CONTROLS)
+        text, n = _CONTROL.subn("", text)
+        self.controls += n
+        return text
+
+    def warnings(self) -> tuple[str, ...]:
+        out = []
+        if self.invalid:
+            out.append(
+                f"{self.invalid} invalid character sequence(s) (bytes not valid UTF-8 or the "
+                "file's encoding) dropped"
+            )
+        if self.controls:
+            out.append(f"{self.controls} control character(s) (NUL and others) removed")
+        return tuple(out)
+
+
+def _assemble(
+    title: str | None,
+    sections: list[Section],
+    *,
+    fallback_title: str,
+    limits: IngestSettings | None = None,
+) -> ParsedDocument:
+    """Clean every text, join section texts by blank lines, record each start offset, detect
+    the language; hold the result to ``limits`` (sections, characters)."""
+    limits = limits or IngestSettings()
+    if len(sections) > limits.max_elements:
+        from ingest._formats.sniff import limit_error
+
+        raise limit_error(
+            f"too many sections: {len(sections)}", limits.max_elements, "MAX_ELEMENTS"
+        )
+    clean = _Hygiene()
     placed: list[Section] = []
     parts: list[str] = []
     offset = 0
     for section in sections:
-        body = section.text.strip()
+        body = clean(section.text).strip()
         if not body:
             continue
         if parts:
             offset += 2
-        placed.append(replace(section, text=body, start=offset))
+        location = section.location
+        if any(_CONTROL.search(h) or _REPLACEMENT in h for h in location.heading_path):
+            path = tuple(clean(h) for h in location.heading_path)
+            location = replace(location, heading_path=path)
+        question = clean(section.question) if section.question else section.question
+        placed.append(
+            replace(section, text=body, start=offset, location=location, question=question)
+        )
         parts.append(body)
         offset += len(body)
     if not placed:
         raise ParseError("no text content")
+    _check_chars(offset, limits)
     text = "\n\n".join(parts)
     questions = " ".join(s.question for s in placed if s.question)
     return ParsedDocument(
-        title=(title or "").strip() or fallback_title,
+        title=clean(title or "").strip() or fallback_title,
         sections=placed,
         lang=detect_lang(f"{questions} {text}" if questions else text),
         text=text,
+        warnings=clean.warnings(),
     )

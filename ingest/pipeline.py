@@ -9,6 +9,7 @@ previous version searchable and is reported with its reason; the rest of the run
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import func, select
 
@@ -27,13 +28,21 @@ from db.engine import Database
 from db.models import DocumentRecord, DocumentVersion, IngestRun, utcnow
 from ingest.chunk import Chunker
 from ingest.sources import SourceFile, walk_source
+
+if TYPE_CHECKING:
+    from ingest.worker import IngestWorker
 from retrieval.embedders import break_title_ties, embed_cached
 from retrieval.errors import KBError
 from retrieval.injection import excerpt, find_instructions
 from retrieval.lang import detect_lang
 from retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
+from retrieval.protocols import Embedder
 from retrieval.service import KnowledgeBase, title_vector
+from retrieval.settings import IngestSettings
 from retrieval.sparse import ANALYZER_VERSION
+
+PROGRESS_EVERY_S = 1.0
+"""Seconds between two progress records of a run."""
 
 Outcome = Literal["added", "updated", "unchanged", "deleted", "failed", "regrouped"]
 
@@ -51,6 +60,8 @@ class FileResult:
     flags: list[dict[str, str]] = field(default_factory=list)
     """Text that reads like instructions to a model, for the content owner to review:
     ``[{kind, location, excerpt}]`` (issue 7; :mod:`retrieval.injection`)."""
+    warnings: list[str] = field(default_factory=list)
+    """What parsing removed from the text (control characters, invalid UTF-8; issue 20)."""
 
 
 @dataclass(slots=True)
@@ -129,8 +140,12 @@ class Ingestor:
         db: Database | None = None,
         *,
         progress: Callable[[str, int, int], None] | None = None,
+        worker: IngestWorker | None = None,
     ) -> None:
         self.kb = kb
+        self.worker = worker
+        """Parses and embeds in a child process when set (the service; issue 20)."""
+        self._progress_at = 0.0
         self.db = db or Database(kb.settings.db_url())
         if db is None:
             self.db.migrate()
@@ -174,11 +189,13 @@ class Ingestor:
         self._start_run(report, created_by)
         started = time.perf_counter()
         seen: set[str] = set()
-        ahead = ParseAhead(self._changed_files(files, source), self.kb.settings.max_file_bytes)
+        changed = [] if self.worker else self._changed_files(files, source)
+        ahead = ParseAhead(changed, self.kb.settings.max_file_bytes, self.kb.settings.ingest)
         try:
             for i, sf in enumerate(files):
                 if self.progress:
                     self.progress(sf.relpath, i, len(files))
+                self._record_progress(report, i, len(files), sf.relpath)
                 seen.add(sf.document_id)
                 parse = ahead.take(sf)
                 report.files.append(self._sync_file(sf, source, report, created_by, parse))
@@ -404,12 +421,17 @@ class Ingestor:
             data = sf.path.read_bytes()
         except OSError as exc:
             return FileResult(sf.relpath, sf.document_id, "failed", error=str(exc))
+        if parse is None and self.worker is not None:
+            parse = functools.partial(self.worker.parse, sf.path, max_bytes=max_bytes)
+        if parse is None:
+            limits = self.kb.settings.ingest
+            parse = functools.partial(parse_file, sf.path, max_bytes=max_bytes, limits=limits)
         result = self._sync_one(
             sf,
             source=source,
             content_hash=file_hash(data),
             size=len(data),
-            parse=parse or functools.partial(parse_file, sf.path, max_bytes=max_bytes),
+            parse=parse,
             report=report,
             created_by=created_by,
         )
@@ -503,7 +525,14 @@ class Ingestor:
                 )
             )
         outcome: Outcome = "updated" if previous and previous[0] else "added"
-        return FileResult(sf.relpath, sf.document_id, outcome, chunks=len(chunks), flags=flags)
+        return FileResult(
+            sf.relpath,
+            sf.document_id,
+            outcome,
+            chunks=len(chunks),
+            flags=flags,
+            warnings=list(parsed.warnings),
+        )
 
     def _write_version(
         self, sf: SourceFile, parsed: ParsedDocument, content_hash: str, report: IngestReport
@@ -512,7 +541,7 @@ class Ingestor:
             rec = s.get(DocumentRecord, sf.document_id)
             version = (rec.version if rec else 0) + 1
         if sf.title:
-            parsed = ParsedDocument(sf.title, parsed.sections, parsed.lang, parsed.text)
+            parsed = dataclasses.replace(parsed, title=sf.title)
         t0 = time.perf_counter()
         chunks = self.chunker.chunk(
             parsed,
@@ -560,7 +589,7 @@ class Ingestor:
         dense: dict[str, list[list[float]]] = {}
         batch = self.kb.settings.embedder.batch_size
         t0 = time.perf_counter()
-        for embedder in self.kb.embedders:
+        for embedder in self._passage_embedders():
             for field_name, texts in fields.items():
                 vectors, misses = embed_cached(embedder, texts, self.kb.cache, batch_size=batch)
                 name = title_vector(embedder.name) if field_name else embedder.name
@@ -581,6 +610,28 @@ class Ingestor:
         ]
         report.timed("sparse", time.perf_counter() - t1)
         return out
+
+    def _passage_embedders(self) -> list[Embedder]:
+        if self.worker is None:
+            return list(self.kb.embedders)
+        from ingest.worker import RemoteEmbedder
+
+        return [RemoteEmbedder(e.name, e.dim, self.worker) for e in self.kb.embedders]
+
+    def _record_progress(self, report: IngestReport, done: int, total: int, current: str) -> None:
+        """The run's progress in its report, for ``GET /api/ingest/runs`` and the console
+        (written at most once a second: a re-sync of unchanged files stays cheap)."""
+        now = time.monotonic()
+        if done and now - self._progress_at < PROGRESS_EVERY_S:
+            return
+        self._progress_at = now
+        with self.db.session() as s:
+            run = s.get(IngestRun, report.run_id)
+            if run is not None:
+                run.report = {
+                    **(run.report or {}),
+                    "progress": {"done": done, "total": total, "current": current},
+                }
 
     def _record_failure(self, sf: SourceFile, source: str, size: int, error: str) -> None:
         with self.db.session() as s:
@@ -668,9 +719,16 @@ class ParseAhead:
     of :meth:`take`'s callable exactly as from :func:`ingest.parse.parse_file`.
     """
 
-    def __init__(self, files: Sequence[SourceFile], max_bytes: int, depth: int = 2) -> None:
+    def __init__(
+        self,
+        files: Sequence[SourceFile],
+        max_bytes: int,
+        limits: IngestSettings | None = None,
+        depth: int = 2,
+    ) -> None:
         self._todo = list(files)
         self._max_bytes = max_bytes
+        self._limits = limits
         self._depth = depth
         self._next = 0
         self._futures: dict[str, Future[ParsedDocument]] = {}
@@ -686,7 +744,7 @@ class ParseAhead:
             sf = self._todo[self._next]
             self._next += 1
             self._futures[sf.document_id] = self._pool.submit(
-                parse_file, sf.path, max_bytes=self._max_bytes
+                parse_file, sf.path, max_bytes=self._max_bytes, limits=self._limits
             )
 
     def take(self, sf: SourceFile) -> Callable[[], ParsedDocument] | None:

@@ -9,6 +9,7 @@ holds :attr:`IngestRunner.lock`, so writes never interleave; searches take no lo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from db.models import IngestRun
 from ingest.pipeline import Ingestor, IngestReport, run_owner
+from ingest.uploads import FileStore, remove_orphans
 from retrieval.errors import IngestError
 
 log = logging.getLogger("kb.ingest")
@@ -24,30 +26,36 @@ log = logging.getLogger("kb.ingest")
 class IngestRunner:
     """Queues folder syncs and runs them one by one on a worker thread."""
 
-    def __init__(self, ingestor: Ingestor, *, roots: list[Path] | None = None) -> None:
+    def __init__(self, ingestor: Ingestor, *, roots: list[Path]) -> None:
         self.ingestor = ingestor
-        self.roots = [r.resolve() for r in roots or []]
+        self.roots = [r.expanduser().resolve() for r in roots]
         self.lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest")
         self._futures: dict[str, Future[IngestReport | None]] = {}
 
-    def recover(self) -> list[str]:
-        """Repair what runs killed with an earlier process left behind (call at startup)."""
+    def recover(self, files: FileStore | None = None) -> list[str]:
+        """Repair what runs killed with an earlier process left behind (call at startup),
+        and remove the upload files in ``files`` that a crash left unindexed (issue 20)."""
         with self.lock:
-            return self.ingestor.recover()
+            repaired = self.ingestor.recover()
+            if files is not None:
+                remove_orphans(self.ingestor, files)
+            return repaired
 
     def refresh_terms(self) -> Future[int]:
         """Queue :meth:`Ingestor.refresh_terms` (call at startup, after an upgrade that changed
         the term analyzer): the service answers meanwhile, from the points not yet rewritten."""
         return self._pool.submit(self._refresh_terms)
 
-    def submit(self, path: Path, *, created_by: str, reindex: bool = False) -> str:
+    def submit(
+        self, path: Path, *, created_by: str, reindex: bool = False, anywhere: bool = False
+    ) -> str:
         """Queue a sync of the server-side ``path`` (``reindex``: every file parsed and indexed
         again, see :meth:`Ingestor.mark_for_reindex`); :returns: the run id to follow.
 
         :raises IngestError: if the path does not exist or lies outside the allowed roots.
         """
-        resolved = self.check_path(path)
+        resolved = self.check_path(path, anywhere=anywhere)
         run_id = str(uuid.uuid4())
         with self.ingestor.db.session() as s:
             s.add(
@@ -61,18 +69,24 @@ class IngestRunner:
         self._futures[run_id] = self._pool.submit(self._run, resolved, run_id, created_by, reindex)
         return run_id
 
-    def check_path(self, path: Path) -> Path:
-        """``path`` resolved, when this service may sync it.
+    def check_path(self, path: Path, *, anywhere: bool = False) -> Path:
+        """``path`` resolved, when this service may sync it: below one of the allowed roots
+        (``KB_INGEST_ROOTS``, by default the knowledge-base folder ``KB_DOCS_DIR``) once every
+        symbolic link is followed, so a link out of a root is refused like the path it
+        points to (issue 20). ``anywhere``: ``kb ingest`` handing its run over, whose user
+        holds the data folder's secret and may read the server's files anyway.
 
         :raises IngestError: if the path is relative, does not exist or lies outside the
-            allowed roots.
+            allowed roots (``FORBIDDEN``, naming the setting).
         """
-        resolved = path.expanduser().resolve()
         if not path.is_absolute():
             raise IngestError(f"the path must be absolute on the server: {path}")
-        if self.roots and not any(resolved.is_relative_to(r) for r in self.roots):
+        resolved = path.resolve()
+        if not anywhere and not any(resolved.is_relative_to(r) for r in self.roots):
+            via_link = f" (a link to {resolved})" if resolved != Path(os.path.abspath(path)) else ""
             raise IngestError(
-                f"{path} is outside the folders this service may ingest (KB_INGEST_ROOTS)",
+                f"{path}{via_link} is outside the folders this service may ingest: "
+                f"{', '.join(map(str, self.roots))} (KB_INGEST_ROOTS, default KB_DOCS_DIR)",
                 code="FORBIDDEN",
             )
         if not resolved.exists():
@@ -86,8 +100,10 @@ class IngestRunner:
 
     def shutdown(self) -> None:
         """Finish the run in progress, drop the queued ones (they stay ``queued`` and are
-        marked ``interrupted`` by the next start)."""
+        marked ``interrupted`` by the next start), stop the worker process."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.ingestor.worker is not None:
+            self.ingestor.worker.close()
 
     def _refresh_terms(self) -> int:
         try:
@@ -131,6 +147,8 @@ def run_json(run: IngestRun, *, files: bool) -> dict[str, object]:
         "embedded_chunks": report.get("embedded_chunks", 0),
         "created_by": report.get("created_by"),
         "error": report.get("error"),
+        # Files done of the run's total, and the one in hand (issue 20).
+        "progress": report.get("progress"),
     }
     if files:
         data["files"] = report.get("files", [])

@@ -71,6 +71,10 @@ def walk_source(root: Path) -> Iterator[SourceFile]:
         rel = path.relative_to(base)
         if any(part.startswith(".") for part in rel.parts) or path.name.endswith(SIDECAR_SUFFIX):
             continue
+        if not path.resolve().is_relative_to(base):
+            # A link out of the folder (to /etc, another document's upload...) is never read
+            # (issue 20): only what the folder itself holds is its content.
+            continue
         meta: dict[str, Any] = {}
         for folder in [base, *[base / Path(*rel.parts[:i]) for i in range(1, len(rel.parts))]]:
             if folder not in folder_meta:

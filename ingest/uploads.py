@@ -13,6 +13,7 @@ them through the API would be undone by the next sync, so it is refused with ``C
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import threading
@@ -23,10 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from db.models import DocumentRecord
+from sqlalchemy import select
+
+from db.models import DocumentRecord, IngestRun, utcnow
 from ingest.pipeline import Ingestor, IngestReport
 from ingest.sources import SourceFile
 from retrieval.errors import IngestError, KBError, NotFoundError
+
+log = logging.getLogger("kb.ingest")
 
 UPLOAD_SOURCE = "upload"
 """The ``source`` of every document added through the API."""
@@ -117,6 +122,71 @@ class FileStore:
                 folder.rmdir()  # only when empty
             except OSError:
                 break
+
+
+def remove_orphans(ingestor: Ingestor, files: FileStore) -> list[str]:
+    """Delete the upload files a crash left behind (issue 20); call at start-up, before
+    serving. :returns: the paths removed, relative to the files folder.
+
+    An upload is saved before it is indexed, so a process killed in between leaves a file
+    that no document serves: a folder of a document the catalog does not know, a version
+    folder above the catalog's version (a replacement that never finished), or the files of
+    an upload whose first version never completed (``pending``: its half-written points are
+    removed too). Each removal is recorded in the run log (``GET /api/ingest/runs``).
+    """
+    root = files.root
+    if not root.is_dir():
+        return []
+    with ingestor.db.session() as s:
+        known = {
+            r.id: (r.version, r.status, r.source)
+            for r in s.execute(select(DocumentRecord)).scalars().all()
+        }
+    removed: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        doc_id = folder.name
+        if not _DOCUMENT_ID.match(doc_id):
+            continue
+        entry = known.get(doc_id)
+        if entry is None or (entry[1] == "pending" and entry[2] == UPLOAD_SOURCE):
+            if entry is not None:
+                ingestor.delete_document(doc_id)
+            removed += [str(p.relative_to(root)) for p in sorted(folder.rglob("*")) if p.is_file()]
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        for version in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if version.name.isdigit() and int(version.name) > entry[0]:
+                removed += [
+                    str(p.relative_to(root)) for p in sorted(version.rglob("*")) if p.is_file()
+                ]
+                shutil.rmtree(version, ignore_errors=True)
+    if removed:
+        log.warning("removed %d upload file(s) a crash left behind: %s", len(removed), removed)
+        with ingestor.db.session() as s:
+            s.add(
+                IngestRun(
+                    id=str(uuid.uuid4()),
+                    source=UPLOAD_SOURCE,
+                    status="finished",
+                    started_at=utcnow(),
+                    finished_at=utcnow(),
+                    report={
+                        "created_by": "recovery",
+                        "error": None,
+                        "orphans_removed": removed,
+                        "files": [
+                            {
+                                "path": p,
+                                "document_id": p.split("/", 1)[0],
+                                "outcome": "deleted",
+                                "error": "left by a crash before it was indexed: removed",
+                            }
+                            for p in removed
+                        ],
+                    },
+                )
+            )
+    return removed
 
 
 @dataclass(frozen=True, slots=True)

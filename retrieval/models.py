@@ -128,6 +128,9 @@ class ParsedDocument:
     lang: Lang
     text: str
     """The document's full extracted text; section and chunk offsets index into it."""
+    warnings: tuple[str, ...] = ()
+    """What the parser changed or dropped (control characters, invalid UTF-8), for the run's
+    report (issue 20)."""
 
 
 @dataclass(frozen=True, slots=True)

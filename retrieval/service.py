@@ -46,6 +46,7 @@ from retrieval.rerank import (
 )
 from retrieval.settings import Settings
 from retrieval.sparse import BM25Encoder, term_id
+from retrieval.synonyms import EMPTY, SynonymTable
 from retrieval.versions import current_versions, overfetch
 
 LANGUAGE_MIN_CHUNKS = 20
@@ -331,6 +332,7 @@ class KnowledgeBase:
         acl: AccessFilter,
         lang: Lang | None = None,
         depth: int | None = None,
+        synonyms: SynonymTable = EMPTY,
     ) -> AnswerResult:
         """Answer from the passages the caller may read, or escalate. Never raises on no hits.
 
@@ -341,22 +343,32 @@ class KnowledgeBase:
         :param depth: retrieve (and return in ``passages``) this many passages, for evaluation;
             the answer and its confidence still come from the first ``retrieval.top_k``, so an
             evaluation measures exactly what is served.
+        :param synonyms: the staff vocabulary: the question is searched with the equivalents
+            of the terms it holds (:mod:`retrieval.synonyms`).
         """
         final: AnswerResult | None = None
-        for event in self._answer(question, acl=acl, lang=lang, stream=False, depth=depth):
+        events = self._answer(
+            question, acl=acl, lang=lang, stream=False, depth=depth, synonyms=synonyms
+        )
+        for event in events:
             if isinstance(event, Final):
                 final = event.result
         assert final is not None
         return final
 
     def ask_stream(
-        self, question: str, *, acl: AccessFilter, lang: Lang | None = None
+        self,
+        question: str,
+        *,
+        acl: AccessFilter,
+        lang: Lang | None = None,
+        synonyms: SynonymTable = EMPTY,
     ) -> Iterator[AskEvent]:
         """:meth:`ask` as events: :class:`NewCitations` and :class:`Delta` as checked text
         arrives, then :class:`Final` with the whole result. An extractive answer or an
         escalation comes as one delta. The final answer may differ from the deltas (a fallback
         after a failed generation): the :class:`Final` result is authoritative."""
-        return self._answer(question, acl=acl, lang=lang, stream=True)
+        return self._answer(question, acl=acl, lang=lang, stream=True, synonyms=synonyms)
 
     def _answer(
         self,
@@ -366,8 +378,14 @@ class KnowledgeBase:
         lang: Lang | None,
         stream: bool,
         depth: int | None = None,
+        synonyms: SynonymTable = EMPTY,
     ) -> Iterator[AskEvent]:
-        result = self._extractive(question, acl=acl, lang=lang, depth=depth)
+        lang = lang or detect_lang(question)
+        searched = synonyms.expand(question, self.sparse)
+        # The question's own terms that a set names count as known: the knowledge base
+        # holds the thing under another name (an abbreviation it never prints).
+        aliases = synonyms.aliases(question, self.sparse) if searched != question else set()
+        result = self._extractive(searched, acl=acl, lang=lang, depth=depth, aliases=aliases)
         result.faithfulness = extractive_faithfulness(result)
         if self.llm is not None and result.status == "answered":
             # Below the threshold the question escalates without calling the model.
@@ -387,6 +405,7 @@ class KnowledgeBase:
         acl: AccessFilter,
         lang: Lang | None = None,
         depth: int | None = None,
+        aliases: set[str] | None = None,
     ) -> AnswerResult:
         """Retrieval, the extractive answer and the confidence gate, all over the served
         passages (``retrieval.top_k``); ``depth`` only appends deeper ones for evaluation."""
@@ -428,6 +447,8 @@ class KnowledgeBase:
         in_passages = set(terms) & set().union(*found)
         ids = {term_id(t): t for t in set(terms) - in_passages}
         known = in_passages | {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
+        if aliases and known - aliases:
+            known |= aliases
         features.update(vocabulary_features(terms, known))
         confidence = self.confidence.score(features) if cited else 0.0
         t2 = time.perf_counter()

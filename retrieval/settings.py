@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EmbedderName = Literal["e5", "use", "minilm", "hash"]
 
@@ -228,6 +228,35 @@ class LimitsSettings(BaseModel):
     ``max_file_bytes``."""
 
 
+class IngestSettings(BaseModel):
+    """How ingestion runs beside the service, and the per-file parse limits (issue 20).
+
+    A file over a limit fails alone with an error naming the limit and its variable
+    (``KB_INGEST__MAX_ELEMENTS`` ...); the other files of the run go in.
+    """
+
+    isolated: bool = True
+    """Parse and embed in a worker process with its own model instance (``threads`` threads),
+    so that answers keep their latency while documents are ingested; ``False`` runs both in the
+    calling process (tests, tools)."""
+    threads: int = Field(default=1, ge=1)
+    """Threads the worker process embeds with; the serving process keeps the other cores."""
+    max_seconds: float = Field(default=120.0, gt=0)
+    """Wall time to parse one file (enforced in the worker process, which is restarted)."""
+    max_elements: int = Field(default=100_000, ge=1)
+    """Paragraphs, rows, slides' paragraphs or sections of one file."""
+    max_chars: int = Field(default=20_000_000, ge=1)
+    """Characters of text extracted from one file."""
+    max_unzipped_bytes: int = Field(default=200_000_000, ge=1)
+    """Uncompressed size of an Office file's parts (zip bombs)."""
+    max_archive_members: int = Field(default=10_000, ge=1)
+    """Parts in an Office file (zip)."""
+    max_compression_ratio: int = Field(default=200, ge=1)
+    """Uncompressed / compressed size of one part of an Office file (parts over 1 MB)."""
+    max_html_depth: int = Field(default=200, ge=8)
+    """Nesting depth of HTML elements."""
+
+
 class LLMSettings(BaseModel):
     """An OpenAI-compatible chat-completions endpoint (vLLM, Ollama, llama.cpp server, a hosted
     API) that writes generated answers (issue 7). ``base_url`` unset: answers are extractive."""
@@ -251,6 +280,55 @@ class LLMSettings(BaseModel):
     the extractive answer is given instead."""
 
 
+class NotifySettings(BaseModel):
+    """Escalation notifications (issue 23): a signed webhook and e-mail, from a background
+    worker. Nothing is sent while neither is configured."""
+
+    webhook_url: str | None = None
+    """POSTed a JSON event per escalation, signed with ``webhook_secret``."""
+    webhook_secret: SecretStr | None = None
+    smtp_url: SecretStr | None = None
+    """``smtp://[user:password@]host[:port]`` or ``smtps://...`` (TLS from the start)."""
+    email_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Addresses, comma-separated or a JSON list."""
+    email_from: str = "kb-assistant@localhost"
+    digest_s: float = Field(default=0.0, ge=0.0)
+    """0: one e-mail per escalation; N: escalations are collected and each recipient gets one
+    digest e-mail once the oldest waiting one is N seconds old (3600: hourly)."""
+    group_emails: dict[str, list[str]] = Field(default_factory=dict)
+    """Access group -> addresses: an escalation of a question drawn from that group's documents
+    goes to those addresses instead of ``email_to``."""
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    retry_base_s: float = Field(default=2.0, gt=0)
+    """Wait before the second attempt; doubled for each next one (capped at an hour)."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    poll_s: float = Field(default=1.0, gt=0)
+    """How often the worker looks for due deliveries."""
+
+    @field_validator("email_to", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> NotifySettings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("notify.webhook_url needs notify.webhook_secret to sign with")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("notify.webhook_url must be an http:// or https:// URL")
+        if self.smtp_url:
+            url = self.smtp_url.get_secret_value()
+            if not url.startswith(("smtp://", "smtps://")):
+                raise ValueError("notify.smtp_url must start with smtp:// or smtps://")
+            if not self.email_to and not self.group_emails:
+                raise ValueError("notify.smtp_url needs notify.email_to (or group_emails)")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything configurable. Tests build it directly: ``Settings(data_dir=tmp_path)``."""
 
@@ -269,6 +347,8 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     auth: AuthSettings = AuthSettings()
     limits: LimitsSettings = LimitsSettings()
+    notify: NotifySettings = NotifySettings()
+    ingest: IngestSettings = IngestSettings()
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None
@@ -277,8 +357,25 @@ class Settings(BaseSettings):
     """Prefix for citation links; empty gives relative links (``/api/documents/...``)."""
     service_url: str = "http://127.0.0.1:8000"
     """The running service that ``kb ingest`` hands its run to when the embedded store is busy."""
+    docs_dir: Path = Path("./docs_corpus")
+    """The knowledge-base folder the service is started with: the folder ``POST /api/ingest``
+    may read when ``ingest_roots`` is empty."""
     ingest_roots: list[Path] = Field(default_factory=list)
-    """Server-side folders ``POST /api/ingest`` may read; empty allows any path."""
+    """Server-side folders ``POST /api/ingest`` may read; empty: ``docs_dir`` only (issue 20)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (CIDR) of reverse proxies whose ``X-Forwarded-For`` names the
+    client; empty: the peer address is the client, forwarding headers are ignored."""
+    audit_retention_days: int = Field(default=730, ge=1)
+    """``kb audit purge`` deletes audit entries older than this (and records that it did)."""
+    audit_denials_per_minute: int = Field(default=30, ge=0)
+    """Refused requests recorded in the audit log per source (address or user) and minute;
+    the rest are counted in the next recorded entry (``suppressed``). 0: every one."""
+    api_docs: bool = True
+    """Serve ``/docs`` (from the packaged page, never a CDN) and ``/openapi.json``."""
+
+    def allowed_roots(self) -> list[Path]:
+        """The folders ``POST /api/ingest`` may read, resolved."""
+        return [p.expanduser().resolve() for p in (self.ingest_roots or [self.docs_dir])]
 
     def shard_path(self) -> Path:
         """The embedded Qdrant Edge (or local-mode) folder."""

@@ -7,6 +7,10 @@ A katakana loanword also stands for the English word UniDic names as its origin 
 ``receipt``, 「監査ログ」 for ``log``), at half weight in a passage: a question finds a manual in
 the other language by those words, and a passage in its own language, which matches the
 katakana word too, still ranks first.
+Spelling variants are one term: text is NFKC-normalised first (full- and half-width forms),
+UniDic's lemma unifies okurigana (「取扱い」「取り扱い」) and known loanword spellings, and every
+katakana term drops a final long-vowel mark and writes ヴ-sounds with バ-row kana (「サーバー」
+「サーバ」, 「ヴィデオ」「ビデオ」), also for words UniDic does not know (issue 23).
 Term ids are CRC32 hashes (Qdrant sparse indices are u32; collisions are negligible at our sizes).
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 import zlib
 from typing import Any, Literal
 
@@ -63,10 +68,30 @@ def term_id(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
-ANALYZER_VERSION = 2
+ANALYZER_VERSION = 3
 """Bump when :meth:`BM25Encoder.terms` gives a text other terms: points encoded by an older
 analyzer no longer match the questions' terms, so ingestion re-encodes them (2: katakana
-loanwords also as the English words they come from)."""
+loanwords also as the English words they come from; 3: NFKC, katakana long-vowel and ヴ
+variants, issue 23)."""
+
+_VU = {"ヴァ": "バ", "ヴィ": "ビ", "ヴェ": "ベ", "ヴォ": "ボ", "ヴ": "ブ"}
+_VU_RE = re.compile("|".join(sorted(_VU, key=len, reverse=True)))
+
+
+def normalize_kana(term: str) -> str:
+    """One spelling of a katakana term: ヴ-sounds as バ-row kana, no final long-vowel mark
+    (「コンピューター」 and 「コンピュータ」 are one term). Other terms are returned as they are."""
+    if not _KATAKANA.match(term):
+        return term
+    term = _VU_RE.sub(lambda m: _VU[m.group(0)], term)
+    return term[:-1] if len(term) > 2 and term.endswith("ー") else term
+
+
+def normalize_text(text: str) -> str:
+    """``text`` in NFKC form: full-width Latin and digits as ASCII, half-width kana as
+    full-width (what the analyzer reads)."""
+    return unicodedata.normalize("NFKC", text)
+
 
 ORIGIN_WEIGHT = 0.5
 """A loanword's English origin counts this much of a term occurrence in a passage, and weighs
@@ -133,6 +158,7 @@ class BM25Encoder:
         """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the
         English ``origin`` of the loanword before it."""
         self.warm_up()
+        text = normalize_text(text)
         if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
             return [(t, "word") for w in _WORD.findall(text) if (t := self._english(w))]
         out: list[tuple[str, Kind]] = []
@@ -148,13 +174,41 @@ class BM25Encoder:
                     continue
                 head, _, origin = base.partition("-")
                 if _KATAKANA.match(head) and _ASCII_ORIGIN.match(origin):
-                    out.append((head, "loan"))
+                    out.append((normalize_kana(head), "loan"))
                     out.extend(
                         (t, "origin") for w in _WORD.findall(origin) if (t := self._english(w))
                     )
                 else:
-                    out.append((head, "word"))
+                    out.append((normalize_kana(head), "word"))
         return out
+
+    def content_words(self, text: str) -> list[str]:
+        """The words of ``text`` that carry its subject, as written (no stems, no lemmas), in
+        order, without repeats: Japanese nouns and English words that are not stop words.
+        What a follow-up question borrows from an earlier one (:mod:`retrieval.conversation`).
+        """
+        self.warm_up()
+        text = normalize_text(text)
+        out: list[str] = []
+        if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+            words = list(re.findall(r"[A-Za-z0-9][A-Za-z0-9\-]*", text))
+            out = [w for w in words if w.lower() not in _EN_STOP and self._english(w)]
+        else:
+            with self._lock:
+                parsed = [(w.surface, w.feature.lemma, w.feature.pos1) for w in self._tagger(text)]
+            for surface, lemma, pos in parsed:
+                if _ASCII_WORD.match(surface):
+                    if self._english(surface):
+                        out.append(surface)
+                elif (
+                    pos in ("名詞", "接頭辞", "接尾辞")
+                    and (lemma or surface) not in _JA_DROP_LEMMAS
+                ):
+                    out.append(surface)
+        unique: dict[str, str] = {}
+        for w in out:
+            unique.setdefault(w.lower(), w)
+        return list(unique.values())
 
     def encode_document(self, text: str) -> SparseVector:
         counts: dict[str, float] = {}

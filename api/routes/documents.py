@@ -28,8 +28,16 @@ router = APIRouter(prefix="/api/documents", tags=["documents"])
 # Formats a browser opens at a location by itself (#page=N for PDF, #id for HTML); the others
 # get an HTML view built from the indexed chunks, with an element id per location.
 _NATIVE = {".pdf", ".html", ".htm", ".txt"}
-# Uploaded HTML is served from our origin: no scripts, no remote loads.
-_SOURCE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+# An original is served from our origin, so nothing in it may run as our origin (issue 20):
+# ``sandbox`` without ``allow-scripts`` or ``allow-same-origin`` puts the response in an opaque
+# origin with scripts, forms, plugins' scripting and pop-ups off (a PDF's JavaScript, an HTML
+# page's scripts); no remote loads; only our own pages may frame it. The PDF stays inline so
+# that ``#page=N`` opens its page where the browser's viewer works in a sandbox (Firefox);
+# elsewhere ``?download=1`` gives the file as an attachment.
+_SOURCE_CSP = (
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
 
 
 def _visible(db: DBDep, identity: EmployeeDep, document_id: str) -> DocumentRecord:
@@ -54,11 +62,31 @@ def _writable(
     return identity.access.check_document_write(rec, document_id, new_groups)
 
 
-def document_json(r: DocumentRecord) -> dict[str, object]:
-    """A catalog entry as the API shows it."""
+def document_json(r: DocumentRecord, *, owner: bool = True) -> dict[str, object]:
+    """A catalog entry as the API shows it. ``owner`` (content owners, admins): with where it
+    comes from on the server; others see its title and source URL, never a server path
+    (issue 20): the source is ``folder``, ``upload`` or ``staff-answers`` and a failure's
+    reason (which can name files) is left out."""
+    data = _document_fields(r)
+    if not owner:
+        data["source"] = (
+            "folder" if r.source.startswith(("/", "\\")) or ":" in r.source else r.source
+        )
+        data["last_error"] = None
+    return data
+
+
+def _owner(identity: EmployeeDep) -> bool:
+    from api.auth import has_role
+
+    return has_role(identity.roles, "content_owner")
+
+
+def _document_fields(r: DocumentRecord) -> dict[str, object]:
     return {
         "id": r.id,
         "title": r.title,
+        "url": f"/api/documents/{r.id}/source",
         "source": r.source,
         "source_path": r.source_path,
         "version": r.version,
@@ -82,7 +110,12 @@ def list_documents(db: DBDep, identity: EmployeeDep) -> list[dict[str, object]]:
             s.execute(select(DocumentRecord).order_by(DocumentRecord.source_path)).scalars().all()
         )
     access = identity.access
-    return [document_json(r) for r in rows if r.status != "pending" and access.reads(r.groups)]
+    owner = _owner(identity)
+    return [
+        document_json(r, owner=owner)
+        for r in rows
+        if r.status != "pending" and access.reads(r.groups)
+    ]
 
 
 class GroupsPatch(BaseModel):
@@ -182,7 +215,7 @@ def set_groups(
 @router.get("/{document_id}")
 def get_document(document_id: str, db: DBDep, identity: EmployeeDep) -> dict[str, object]:
     """One document's catalog entry."""
-    return document_json(_visible(db, identity, document_id))
+    return document_json(_visible(db, identity, document_id), owner=_owner(identity))
 
 
 @router.get("/{document_id}/versions")

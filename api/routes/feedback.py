@@ -7,7 +7,9 @@ from fastapi import APIRouter
 from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
 from api.schemas import EscalateRequest, EscalateResponse, FeedbackRequest, FeedbackResponse
 from api.services import feedback as service
+from api.services import notifications
 from api.services.policy import screen_or_refuse
+from api.services.synonyms import synonym_table
 from db.engine import Database
 from retrieval.guidelines import Guidelines
 
@@ -48,6 +50,7 @@ def feedback(
         helpful=body.helpful,
         comment=comment,
         threshold=settings.support.group_similarity,
+        grouping={"synonyms": synonym_table(db, kb.sparse), "encoder": kb.sparse},
     )
     return FeedbackResponse.model_validate(result)
 
@@ -70,5 +73,7 @@ def escalate(
         user_id=identity.user_id,
         note=note,
         threshold=settings.support.group_similarity,
+        grouping={"synonyms": synonym_table(db, kb.sparse), "encoder": kb.sparse},
     )
+    notifications.on_escalation(db, settings, body.query_id, result["group_id"], "user_escalation")
     return EscalateResponse.model_validate(result)

@@ -38,8 +38,11 @@ def start_run(
 
     A sync writes every document of the folder (adds, replaces, deletes, regroups): the caller
     must be a member of every group those documents have, now and in the folder's metadata."""
-    _check_sync(identity.access, db, runner.check_path(Path(body.path)))
-    run_id = runner.submit(Path(body.path), created_by=identity.user_id, reindex=body.reindex)
+    anywhere = identity.via == "service"  # `kb ingest` handing its run over
+    _check_sync(identity.access, db, runner.check_path(Path(body.path), anywhere=anywhere))
+    run_id = runner.submit(
+        Path(body.path), created_by=identity.user_id, reindex=body.reindex, anywhere=anywhere
+    )
     audit(identity, "ingest.start", body.path, run_id=run_id, reindex=body.reindex)
     return {"run_id": run_id, "status": "queued", "url": f"/api/ingest/runs/{run_id}"}
 

@@ -1,4 +1,5 @@
-"""The web pages (issue 6): support console, content, evaluation, and the widget demo page."""
+"""The web pages (issue 6): support console, content, evaluation, vocabulary (issue 23), and the
+widget demo page."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def content() -> FileResponse:
 def evaluation() -> FileResponse:
     """Evaluation runs with their headline metrics and reports."""
     return _page("evaluation.html")
+
+
+@router.get("/vocabulary")
+def vocabulary() -> FileResponse:
+    """Staff vocabulary: sets of equivalent terms (content owners, admins)."""
+    return _page("vocabulary.html")
 
 
 @router.get("/demo")

@@ -7,6 +7,7 @@ where the caller wants it raised (the CLI, which has nothing else to do).
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -36,8 +37,31 @@ ACTIONS = (
     "user.roles",
     "user.groups",
     "user.disable",
+    "audit.purge",
 )
 """Every action the log records."""
+
+
+class DenialLimiter:
+    """How many refused requests of one source the audit log records (issue 20): at most
+    ``per_minute`` a minute (burst as many); :meth:`admit` counts the others."""
+
+    def __init__(self, per_minute: int) -> None:
+        from api.limits import TokenBucket
+
+        self._bucket = TokenBucket(per_minute, max(1, per_minute))
+        self._skipped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, source: str) -> int | None:
+        """``None``: do not record this one; else record it, with how many were skipped."""
+        with self._lock:
+            if self._bucket.take(source) is not None:
+                if len(self._skipped) > 50_000:  # bounded, like the rate-limit buckets
+                    self._skipped.clear()
+                self._skipped[source] = self._skipped.get(source, 0) + 1
+                return None
+            return self._skipped.pop(source, 0)
 
 
 def record(
@@ -98,3 +122,56 @@ def entries(
         }
         for r in rows
     ]
+
+
+# The append-only triggers of migration 0004, lifted for the length of one purge transaction.
+_PG_TRIGGER = (
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION kb_audit_log_append_only()"
+)
+_SQLITE_DELETE_TRIGGER = (
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+)
+
+
+def purge(db: Database, *, days: int, actor: str, dry_run: bool = False) -> dict[str, Any]:
+    """Delete audit entries older than ``days`` (issue 20), and record that it was done.
+
+    The log is append-only in the database itself: the one way to shorten it is this
+    explicit purge, which lifts the delete trigger, deletes, puts the trigger back and appends
+    an ``audit.purge`` entry (who, the cut-off, how many), all in one transaction, so a
+    failure leaves the log and its protection as they were.
+
+    :returns: ``{"cutoff", "deleted", "dry_run"}``.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import delete, func, insert, text
+
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    old = AuditEntry.at < cutoff
+    with db.engine.begin() as conn:
+        count = int(
+            conn.execute(select(func.count()).select_from(AuditEntry).where(old)).scalar_one()
+        )
+        result = {"cutoff": cutoff.isoformat(), "deleted": count, "dry_run": dry_run}
+        if dry_run:
+            return result
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            conn.execute(text("DROP TRIGGER audit_log_append_only ON audit_log"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+        conn.execute(delete(AuditEntry).where(old))
+        conn.execute(text(_PG_TRIGGER if postgres else _SQLITE_DELETE_TRIGGER))
+        conn.execute(
+            insert(AuditEntry).values(
+                at=datetime.now(UTC),
+                actor=actor[:128],
+                action="audit.purge",
+                target="audit_log",
+                detail={"days": days, "cutoff": cutoff.isoformat(), "deleted": count},
+            )
+        )
+    return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 
@@ -11,7 +11,8 @@ from api.services.queue import Placement, enqueue
 from db.engine import Database
 from db.models import Feedback, QueryLog, utcnow
 from retrieval.errors import NotFoundError
-from retrieval.protocols import Embedder
+from retrieval.protocols import Embedder, SparseEncoder
+from retrieval.synonyms import SynonymTable
 
 
 def _own_query(db: Database, query_id: str, user_id: str) -> QueryLog:
@@ -23,6 +24,13 @@ def _own_query(db: Database, query_id: str, user_id: str) -> QueryLog:
     return query
 
 
+class Grouping(TypedDict, total=False):
+    """The staff vocabulary for queue grouping (:func:`api.services.queue.enqueue`)."""
+
+    synonyms: SynonymTable
+    encoder: SparseEncoder
+
+
 def give_feedback(
     db: Database,
     embedder: Embedder,
@@ -32,6 +40,7 @@ def give_feedback(
     helpful: bool,
     comment: str | None,
     threshold: float,
+    grouping: Grouping | None = None,
 ) -> dict[str, Any]:
     """Record (or replace) the asker's verdict; a thumbs-down puts the question in the queue.
 
@@ -47,7 +56,9 @@ def give_feedback(
         row.helpful, row.comment, row.created_at = helpful, comment, utcnow()
     placement: Placement | None = None
     if not helpful:
-        placement = enqueue(db, embedder, query_id, "thumbs_down", threshold=threshold)
+        placement = enqueue(
+            db, embedder, query_id, "thumbs_down", threshold=threshold, **(grouping or {})
+        )
     return {
         "query_id": query_id,
         "helpful": helpful,
@@ -64,6 +75,7 @@ def escalate(
     user_id: str,
     note: str | None,
     threshold: float,
+    grouping: Grouping | None = None,
 ) -> dict[str, Any]:
     """ "This did not help, I need a person": put the question in the support queue.
 
@@ -71,7 +83,10 @@ def escalate(
     :raises NotFoundError: no such query of this user.
     """
     _own_query(db, query_id, user_id)
-    placement = enqueue(db, embedder, query_id, "user_escalation", threshold=threshold, note=note)
+    placement = enqueue(
+        db, embedder, query_id, "user_escalation", threshold=threshold, note=note,
+        **(grouping or {}),
+    )  # fmt: skip
     return {"query_id": query_id, "queued": True, "group_id": placement.group_id}
 
 

@@ -19,10 +19,12 @@ import numpy as np
 from sqlalchemy import func, select
 
 from api.services.access import Access, Source, group_query_sources
+from api.services.conversations import conversation_turns_for_staff
 from db.engine import Database
 from db.models import DocumentRecord, Feedback, QueryLog, QueueGroup, QueueItem, utcnow
 from retrieval.errors import KBError, NotFoundError
-from retrieval.protocols import Embedder
+from retrieval.protocols import Embedder, SparseEncoder
+from retrieval.synonyms import SynonymTable
 
 Reason = Literal["escalated", "thumbs_down", "user_escalation"]
 GroupState = Literal["open", "answered", "dismissed"]
@@ -70,8 +72,14 @@ def enqueue(
     *,
     threshold: float,
     note: str | None = None,
+    synonyms: SynonymTable | None = None,
+    encoder: SparseEncoder | None = None,
 ) -> Placement:
     """Put a logged query in the queue (or add ``reason`` to its item when it is there).
+
+    A follow-up is grouped by what was searched for it (the question resolved with its
+    conversation), and with the staff vocabulary's first term of every set it names, so that
+    "MFP" and "Aster MF-3400" questions group together (issue 23).
 
     :param note: already masked.
     :raises NotFoundError: no such query.
@@ -91,7 +99,10 @@ def enqueue(
                 group.last_seen = utcnow()
             return Placement(item.group_id, False, item.similarity)
         question, lang = query.question, query.lang
-    vector = unit(embedder.embed_query(question))
+        text = query.rewritten or query.question
+    if synonyms is not None and encoder is not None:
+        text = synonyms.canonical(text, encoder)
+    vector = unit(embedder.embed_query(text))
     with db.session() as s:
         open_groups = s.execute(
             select(QueueGroup.id, QueueGroup.centroid).where(QueueGroup.state == "open")
@@ -137,7 +148,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _group_view(
-    s: Any, group: QueueGroup, access: Access, sources: dict[str, list[Source]]
+    s: Any,
+    group: QueueGroup,
+    access: Access,
+    sources: dict[str, list[Source]],
+    db: Database | None = None,
 ) -> dict[str, Any] | None:
     """The group as ``access`` may see it: the questions it may read, a count of the others
     (``hidden``), and no text drawn from them; ``None`` when it may read none of them."""
@@ -192,6 +207,15 @@ def _group_view(
                 "note": item.note,
                 "similarity": item.similarity,
                 "asked_at": _iso(q.created_at),
+                "conversation_id": q.conversation_id,
+                "rewritten": q.rewritten,
+                "rewrite_mode": q.rewrite_mode,
+                # A queued follow-up shows the turns before it (those the viewer may read).
+                "earlier_turns": (
+                    conversation_turns_for_staff(db, access, q.conversation_id, q.id)
+                    if q.conversation_id and db is not None
+                    else []
+                ),
             }
             for item, q, _h in shown[-MAX_VARIANTS:]
         ],
@@ -233,7 +257,7 @@ def list_groups(
             offset += page
             sources = group_query_sources(db, [g.id for g in groups])
             for g in groups:
-                view = _group_view(s, g, access, sources.get(g.id, {}))
+                view = _group_view(s, g, access, sources.get(g.id, {}), db)
                 if view is not None:
                     out.append(view)
         return out[:limit]
@@ -249,7 +273,7 @@ def get_group(db: Database, group_id: int, access: Access) -> dict[str, Any]:
         view = None
         if group is not None:
             sources = group_query_sources(db, [group_id]).get(group_id, {})
-            view = _group_view(s, group, access, sources)
+            view = _group_view(s, group, access, sources, db)
         if view is None:
             raise NotFoundError(f"no queue group {group_id}")
         return view
@@ -311,6 +335,6 @@ def update_group(
             group.representative = representative
         group.updated_at = utcnow()
         s.flush()
-        view = _group_view(s, group, access, sources)
+        view = _group_view(s, group, access, sources, db)
         assert view is not None
         return view

@@ -29,7 +29,9 @@ const T = {
     escalated: "I couldn't find this in the documents, so I passed your question to the support team.",
     next: "What happens next: a support person answers it in the knowledge base, usually within one business day. Ask again later and I will quote their answer.",
     sent: "Your question is with the support team.", error: "Something went wrong",
-    you: "You asked", history: "Conversation", clear: "Clear conversation",
+    you: "You asked", history: "Conversation", newConversation: "New conversation",
+    started: "New conversation started. Earlier questions no longer shape the answers.",
+    followUp: "Follow-up",
     confidence: "confidence", dev: "development identity",
     generated: "written by the assistant, checked against the sources", extractive: "quoted from the sources",
     templates: ["How do I replace the toner?", "How do I connect the printer to Wi-Fi?",
@@ -47,7 +49,9 @@ const T = {
     escalated: "資料に回答が見つからなかったため、質問をサポート担当者に引き継ぎました。",
     next: "今後の流れ：サポート担当者がナレッジベースに回答を登録します（通常1営業日以内）。後でもう一度質問すると、その回答を引用してお答えします。",
     sent: "質問はサポート担当者に届いています。", error: "エラーが発生しました",
-    you: "質問", history: "会話", clear: "会話を消去",
+    you: "質問", history: "会話", newConversation: "新しい会話",
+    started: "新しい会話を始めました。これまでの質問は回答に影響しません。",
+    followUp: "続けての質問",
     confidence: "確信度", dev: "開発用ID",
     generated: "アシスタントが作成（出典で確認済み）", extractive: "出典からの引用",
     templates: ["トナーの交換方法は？", "プリンターをWi-Fiに接続するには？", "サポート窓口の受付時間は？"],
@@ -78,6 +82,8 @@ header { display: flex; align-items: center; justify-content: space-between; gap
   background: #1d4ed8; color: #fff; }
 header h2 { font-size: 16px; margin: 0; }
 header button { background: transparent; color: #fff; border-color: rgba(255,255,255,.6); }
+header .tools { display: flex; gap: 6px; flex-shrink: 0; }
+header .new-conversation { font-size: 13px; white-space: nowrap; }
 .who { font-size: 12px; opacity: .9; }
 .log { flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 14px; }
 .suggest p { margin: 0 0 6px; color: #4b5563; font-size: 14px; }
@@ -86,6 +92,8 @@ header button { background: transparent; color: #fff; border-color: rgba(255,255
 .suggest .tag { font-size: 11px; color: #4338ca; margin-right: 4px; font-weight: 600; }
 .turn { border-top: 1px solid #e5e7eb; padding-top: 10px; }
 .q { font-weight: 600; margin: 0 0 6px; }
+.q .follow { font-size: 11px; font-weight: 600; color: #4338ca; background: #eef2ff; border-radius: 999px;
+  padding: 1px 8px; margin-right: 6px; vertical-align: 1px; }
 .a { margin: 0 0 8px; white-space: pre-wrap; }
 .escalated .a { color: #7c2d12; }
 .cite { font-size: 12px; vertical-align: super; color: #1d4ed8; text-decoration: none; font-weight: 700;
@@ -109,7 +117,7 @@ mark { background: #fde68a; color: inherit; }
 textarea { width: 100%; border: 1px solid #8a94a3; border-radius: 8px; padding: 8px; resize: vertical; }
 form.ask { display: flex; gap: 8px; padding: 10px 14px; border-top: 1px solid #e5e7eb; align-items: flex-end; }
 form.ask textarea { min-height: 42px; }
-form.ask button { background: #1d4ed8; color: #fff; border: none; font-weight: 600; }
+form.ask button { background: #1d4ed8; color: #fff; border: none; font-weight: 600; white-space: nowrap; }
 .status { font-size: 13px; padding: 0 14px 8px; margin: 0; color: #4b5563; min-height: 1em; }
 .status[data-kind="error"] { color: #b91c1c; }
 @media (max-width: 480px) {
@@ -121,6 +129,9 @@ form.ask button { background: #1d4ed8; color: #fff; border: none; font-weight: 6
 
 
 const HISTORY_KEY = "kb.widget.history";
+// The conversation the widget continues (issue 23): each follow-up sends its id, so "and how do
+// I reset it?" is searched with the earlier turns. Kept for the browser session, like the turns.
+const CONVERSATION_KEY = "kb.widget.conversation";
 let seq = 0;
 
 /** Sentences of the answer that cite [n], without their markers. */
@@ -168,6 +179,7 @@ class KbWidget extends HTMLElement {
     super();
     this.root = this.attachShadow({ mode: "open" });
     this.turns = [];
+    this.conversationId = null;
   }
 
   get lang2() {
@@ -201,6 +213,7 @@ class KbWidget extends HTMLElement {
     try {
       this.turns = JSON.parse(sessionStorage.getItem(HISTORY_KEY) || "[]");
     } catch { this.turns = []; }
+    try { this.conversationId = sessionStorage.getItem(CONVERSATION_KEY) || null; } catch { /* none */ }
     for (const turn of this.turns) this.log.append(this.renderTurn(turn));
     this.loadSuggestions();
     if (this.hasAttribute("open") || this.hasAttribute("inline")) this.toggle(true, false);
@@ -208,10 +221,12 @@ class KbWidget extends HTMLElement {
 
   attributeChangedCallback() {
     if (this.rendered) {
+      const open = !this.panel.hidden;  // a language switch keeps an open panel open
       this.root.replaceChildren();
       this.render();
       for (const turn of this.turns) this.log.append(this.renderTurn(turn));
       this.loadSuggestions();
+      if (open) this.toggle(true, false);
     }
   }
 
@@ -225,9 +240,9 @@ class KbWidget extends HTMLElement {
     const header = el("header", {},
       el("div", {}, el("h2", { id: `${id}-title` }, t.title),
         who && who.userId ? el("div", { class: "who" }, `${who.userId} (${t.dev})`) : null),
-      el("div", {},
-        el("button", { type: "button", class: "clear", onclick: () => this.clearHistory() }, t.clear),
-        " ",
+      el("div", { class: "tools" },
+        el("button", { type: "button", class: "new-conversation", onclick: () => this.newConversation() },
+          t.newConversation),
         el("button", { type: "button", class: "close", "aria-label": t.close,
           onclick: () => this.toggle(false) }, "✕")));
     this.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": t.history });
@@ -281,14 +296,36 @@ class KbWidget extends HTMLElement {
   }
 
   save() {
-    try { sessionStorage.setItem(HISTORY_KEY, JSON.stringify(this.turns.slice(-30))); } catch { /* full */ }
+    try {
+      sessionStorage.setItem(HISTORY_KEY, JSON.stringify(this.turns.slice(-30)));
+      if (this.conversationId) sessionStorage.setItem(CONVERSATION_KEY, this.conversationId);
+      else sessionStorage.removeItem(CONVERSATION_KEY);
+    } catch { /* full or unavailable */ }
   }
 
-  clearHistory() {
+  /** Forget the turns and the conversation id: the next question starts a new conversation. */
+  newConversation() {
     this.turns = [];
+    this.conversationId = null;
     this.save();
     for (const node of [...this.log.querySelectorAll(".turn")]) node.remove();
+    this.status.dataset.kind = "info";
+    this.status.textContent = this.t.started;
     this.input.focus();
+  }
+
+  /** POST /api/ask in the current conversation; one that expired or was purged starts anew. */
+  async askInConversation(question) {
+    const json = { question, lang: this.lang2 };
+    if (this.conversationId) json.conversation_id = this.conversationId;
+    try {
+      return await this.api("/api/ask", { method: "POST", json });
+    } catch (err) {
+      if (!(err && err.status === 404 && json.conversation_id)) throw err;
+      this.conversationId = null;
+      delete json.conversation_id;
+      return this.api("/api/ask", { method: "POST", json });
+    }
   }
 
   async ask(raw) {
@@ -299,8 +336,12 @@ class KbWidget extends HTMLElement {
     this.status.dataset.kind = "info";
     this.status.textContent = this.t.thinking;
     try {
-      const data = await this.api("/api/ask", { method: "POST", json: { question, lang: this.lang2 } });
-      const turn = { question, data, feedback: null, escalated: false };
+      const sent = this.conversationId;
+      const data = await this.askInConversation(question);
+      if (data.conversation_id) this.conversationId = data.conversation_id;
+      // A follow-up: asked in the conversation of the turns shown above it.
+      const followUp = Boolean(sent) && data.conversation_id === sent && this.turns.length > 0;
+      const turn = { question, data, feedback: null, escalated: false, followUp };
       this.turns.push(turn);
       this.save();
       const node = this.renderTurn(turn);
@@ -323,7 +364,8 @@ class KbWidget extends HTMLElement {
     const tid = `turn-${data.query_id.slice(0, 8)}`;
     const node = el("article", { class: `turn ${data.status}`, id: tid, "data-query-id": data.query_id,
       "aria-label": `${t.you}: ${turn.question}` });
-    node.append(el("p", { class: "q" }, turn.question));
+    node.append(el("p", { class: "q" },
+      turn.followUp ? el("span", { class: "follow" }, t.followUp) : null, turn.question));
     const answer = el("p", { class: "a" });
     const known = new Set(data.citations.map((c) => c.n));
     for (const part of data.answer.split(/(\[\d+\])/)) {

@@ -42,14 +42,24 @@ def parse_markdown(text: str) -> Parsed:
     return title, sections
 
 
-def parse_html(text: str) -> Parsed:
-    """HTML: sections cut at ``<h1>``-``<h6>``; title from ``<title>``, else the first ``<h1>``."""
+def parse_html(text: str, *, max_depth: int = 200) -> Parsed:
+    """HTML: sections cut at ``<h1>``-``<h6>``; title from ``<title>``, else the first ``<h1>``.
+
+    :raises ParseError: elements nested deeper than ``max_depth`` (``KB_INGEST__MAX_HTML_DEPTH``).
+    """
     ensure_unstructured()
     from lxml import etree
     from unstructured.partition.html import partition_html
 
     text = _XML_DECLARATION.sub("", text, count=1)
-    root = etree.HTML(text, etree.HTMLParser(remove_comments=True, remove_pis=True))
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    root = etree.HTML(text, parser)
+    depth = _depth(root) if root is not None else 0
+    # libxml2 stops building the tree at 256 levels and says so in its error log.
+    if depth > max_depth or any("depth" in str(e.message).lower() for e in parser.error_log):
+        from ingest._formats.sniff import limit_error
+
+        raise limit_error(f"HTML nested {depth}+ elements deep", max_depth, "MAX_HTML_DEPTH")
     headings = _html_headings(root) if root is not None else []
     elements = partition_html(text=text, languages=LANGUAGES) if text.strip() else []
     cursor = 0
@@ -72,6 +82,16 @@ def parse_html(text: str) -> Parsed:
     if title is None:
         title = next((squash(e.text) for e in elements if e.category == "Title"), None)
     return title, sections
+
+
+def _depth(root: Any) -> int:
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in element)
+    return deepest
 
 
 def _front_matter(text: str) -> tuple[str | None, str]:

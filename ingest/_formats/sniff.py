@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from retrieval.errors import ParseError
+from retrieval.settings import IngestSettings
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -85,12 +86,18 @@ def describe(path: Path, head: bytes) -> str:
     return "text"
 
 
-def check_office(path: Path, fmt: str, *, max_unzipped_bytes: int) -> str | None:
-    """Check that ``path`` is a readable, unencrypted ``fmt`` (DOCX, PPTX, XLSX) file whose
-    parts expand to at most ``max_unzipped_bytes``; return the title in its properties.
+def check_office(path: Path, fmt: str, *, limits: IngestSettings) -> str | None:
+    """Check that ``path`` is a readable, unencrypted ``fmt`` (DOCX, PPTX, XLSX) file within
+    ``limits``; return the title in its properties.
+
+    Every XML part is read once, decompressed in blocks (never whole in memory): a part that
+    declares a DTD is refused (entity expansion: "billion laughs"; Office files never carry
+    one), and the paragraphs (DOCX, PPTX) or rows (XLSX) are counted against
+    ``max_elements``, so a hostile file is refused in seconds instead of being parsed.
 
     :raises ParseError: ``not a valid DOCX file (looks like PDF)``, ``encrypted DOCX file ...``,
-        ``corrupt DOCX file: ...``, ``archive expands past limit: ...``.
+        ``corrupt DOCX file: ...``, ``archive expands past limit: ...``, and the limits'
+        errors, each naming its setting.
     """
     with path.open("rb") as fh:
         head = fh.read(2048)
@@ -105,19 +112,89 @@ def check_office(path: Path, fmt: str, *, max_unzipped_bytes: int) -> str | None
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
+            if len(infos) > limits.max_archive_members:
+                raise limit_error(
+                    f"too many parts in the archive: {len(infos)}",
+                    limits.max_archive_members,
+                    "MAX_ARCHIVE_MEMBERS",
+                )
             total = sum(info.file_size for info in infos)
-            if total > max_unzipped_bytes:
+            if total > limits.max_unzipped_bytes:
                 raise ParseError(
                     f"archive expands past limit: {total} bytes uncompressed "
-                    f"> {max_unzipped_bytes} ({len(infos)} parts)"
+                    f"> {limits.max_unzipped_bytes} ({len(infos)} parts;"
+                    " KB_INGEST__MAX_UNZIPPED_BYTES)"
                 )
+            for info in infos:
+                ratio = info.file_size / max(1, info.compress_size)
+                if info.file_size > _RATIO_FLOOR and ratio > limits.max_compression_ratio:
+                    raise limit_error(
+                        f"archive part {info.filename} expands {ratio:.0f} times",
+                        limits.max_compression_ratio,
+                        "MAX_COMPRESSION_RATIO",
+                    )
             names = {info.filename for info in infos}
             actual = _office_kind(archive, names)
             if actual != fmt:
                 raise ParseError(f"not a valid {fmt} file (looks like {actual})")
+            _scan_xml(archive, infos, fmt, limits)
             return _core_title(archive, names)
     except zipfile.BadZipFile as exc:
         raise ParseError(f"corrupt {fmt} file: {exc}") from exc
+
+
+def limit_error(what: str, limit: float, setting: str) -> ParseError:
+    """The error of a file over one of the ingest limits, naming how to raise it."""
+    return ParseError(f"{what}, over the limit {limit:g} (raise it with KB_INGEST__{setting})")
+
+
+_RATIO_FLOOR = 1_000_000
+"""Parts smaller than this uncompressed are not held to the compression ratio (a small run of
+repeated XML compresses well and harms nobody)."""
+_BLOCK = 1 << 20
+_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.I)
+# What one element of each format looks like in its XML, and which parts hold them.
+_ELEMENTS: dict[str, tuple[re.Pattern[bytes], re.Pattern[str], str]] = {
+    "DOCX": (re.compile(rb"<w:p[ >/]"), re.compile(r"^word/.+\.xml$"), "paragraphs"),
+    "PPTX": (
+        re.compile(rb"<a:p[ >/]"),
+        re.compile(r"^ppt/(slides|notesSlides)/.+\.xml$"),
+        "paragraphs",
+    ),
+    "XLSX": (re.compile(rb"<(?:\w+:)?row[ >/]"), re.compile(r"^xl/worksheets/.+\.xml$"), "rows"),
+}
+
+
+def _scan_xml(
+    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], fmt: str, limits: IngestSettings
+) -> None:
+    pattern, parts, noun = _ELEMENTS[fmt]
+    count = 0
+    for info in infos:
+        name = info.filename
+        if not name.endswith((".xml", ".rels")):
+            continue
+        counted = bool(parts.match(name))
+        tail = b""
+        with archive.open(info) as stream:
+            while block := stream.read(_BLOCK):
+                window = tail + block
+                if _DTD.search(window):
+                    raise ParseError(
+                        f"XML part {name} declares a DTD or entities: refused (entity "
+                        "expansion; Office files never need one)"
+                    )
+                if counted:
+                    # Matches are a few bytes long: the tail carried over holds at most a
+                    # partial one, which the previous window could not have counted.
+                    count += len(pattern.findall(window)) - len(pattern.findall(tail))
+                    if count > limits.max_elements:
+                        raise limit_error(
+                            f"too many {noun}: more than {limits.max_elements}",
+                            limits.max_elements,
+                            "MAX_ELEMENTS",
+                        )
+                tail = window[-16:]
 
 
 def _zip_kind(path: Path) -> str:

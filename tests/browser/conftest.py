@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from api.web_settings import WebSettings
 from db.engine import Database
 from ingest.pipeline import Ingestor
 from retrieval.service import KnowledgeBase
+from retrieval.settings import NotifySettings
 from tests.integration.conftest import CORPUS, sample_settings
 from tests.serving import serving
 
@@ -80,6 +82,42 @@ def _fake_eval_dir(root: Path) -> Path:
     return root
 
 
+class _Hook(BaseHTTPRequestHandler):
+    """A webhook receiver that takes every escalation event (issue 23)."""
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/hooks/kb"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _notify(webhook_url: str) -> NotifySettings:
+    """Escalations go to a live webhook (delivered) and to a mail server that is not there
+    (failed after two attempts), so the console's delivery log has both to show."""
+    return NotifySettings(
+        webhook_url=webhook_url,
+        webhook_secret="browser-tests",
+        smtp_url=f"smtp://127.0.0.1:{_free_port()}",
+        email_to=["support@example.com"],
+        max_attempts=2,
+        retry_base_s=0.2,
+        poll_s=0.1,
+        timeout_s=2.0,
+    )
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
@@ -91,10 +129,13 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def live_server(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on a free port, its own data folder, the sample corpus ingested."""
+def live_server(
+    chromium_path: str, tmp_path_factory: pytest.TempPathFactory, webhook: str
+) -> Iterator[str]:
+    """The app on a free port, its own data folder, the sample corpus ingested, escalations
+    notified (:func:`_notify`)."""
     data = tmp_path_factory.mktemp("browser-kb")
-    settings = sample_settings(data)
+    settings = sample_settings(data).model_copy(update={"notify": _notify(webhook)})
     db = Database(settings.db_url())
     db.migrate()
     kb = KnowledgeBase.open(settings)

@@ -14,7 +14,7 @@ from db.engine import Database
 from db.models import DocumentRecord
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
-from tests.integration.conftest import DEV_AUTH, EMBED_CACHE, NO_RATE_LIMITS
+from tests.integration.conftest import DEV_AUTH, EMBED_CACHE, IN_PROCESS, NO_RATE_LIMITS
 from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ OWNER = {"X-User-Id": "owner1", "X-User-Roles": "content_owner", "X-User-Groups"
 def settings_for(data_dir: Path, **extra: object) -> Settings:
     """Product defaults in a private folder, with the shared embedding cache (dev headers on,
     no rate limits, unless ``extra`` says otherwise)."""
-    extra = {"auth": DEV_AUTH, "limits": NO_RATE_LIMITS, **extra}
+    extra = {"auth": DEV_AUTH, "limits": NO_RATE_LIMITS, "ingest": IN_PROCESS, **extra}
     return Settings(data_dir=data_dir, embedding_cache=EMBED_CACHE, **extra)  # type: ignore[arg-type]
 
 

@@ -13,7 +13,7 @@ from api.app import create_app
 from db.engine import Database
 from ingest.pipeline import Ingestor, IngestReport
 from retrieval.service import KnowledgeBase
-from retrieval.settings import AuthSettings, LimitsSettings, Settings
+from retrieval.settings import AuthSettings, IngestSettings, LimitsSettings, Settings
 from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +28,20 @@ EMBED_CACHE = ROOT / ".pytest_cache" / "kb-embeddings.sqlite3"
 # tests/integration/test_auth.py and the other issue-8 suites run with the product defaults.
 DEV_AUTH = AuthSettings(dev_headers=True)
 NO_RATE_LIMITS = LimitsSettings(user_per_minute=0, address_per_minute=0)
+# Ingestion in the calling process: an app per test module would otherwise start a worker
+# process (seconds of imports) for its first upload. The worker has its own tests
+# (tests/integration/test_isolation.py), and `kb ingest` in the CLI tests uses it.
+IN_PROCESS = IngestSettings(isolated=False)
 
 
 def sample_settings(data_dir: Path) -> Settings:
     """Default product settings in a private data folder (dev headers on, no rate limits)."""
     return Settings(
-        data_dir=data_dir, embedding_cache=EMBED_CACHE, auth=DEV_AUTH, limits=NO_RATE_LIMITS
+        data_dir=data_dir,
+        embedding_cache=EMBED_CACHE,
+        auth=DEV_AUTH,
+        limits=NO_RATE_LIMITS,
+        ingest=IN_PROCESS,
     )
 
 

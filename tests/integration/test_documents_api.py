@@ -25,7 +25,9 @@ ALL = AccessFilter(("it", "support", "sales"))
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("docs-api")
-    with open_kb(settings_for(root / "var")) as (kb, db), api_client(kb, db) as client:
+    # Folder syncs read below the test's temporary folders only (KB_INGEST_ROOTS).
+    settings = settings_for(root / "var", ingest_roots=[tmp_path_factory.getbasetemp()])
+    with open_kb(settings) as (kb, db), api_client(kb, db) as client:
         files = [("file", (n, (FIXTURES / n).read_bytes())) for n in sorted(FACTS)]
         resp = client.post("/api/documents", files=files, headers=OWNER)
         assert resp.status_code == 201, resp.text
@@ -126,8 +128,10 @@ def test_new_version_same_bytes_and_a_bad_version(env):
         headers=OWNER,
     )
     assert bad.status_code == 422 and bad.json()["error_code"] == "PARSE_ERROR"
-    after = client.get(f"/api/documents/{doc['id']}").json()
+    # The reason is the content owner's to see (it may name files; issue 20).
+    after = client.get(f"/api/documents/{doc['id']}", headers=OWNER).json()
     assert after["version"] == 2 and after["status"] == "stale" and after["last_error"]
+    assert client.get(f"/api/documents/{doc['id']}").json()["last_error"] is None
     hits = [
         h
         for h in _search_ids(kb, "Kiln KL-7 firing temperature")
@@ -304,3 +308,25 @@ def test_folder_documents_are_managed_by_their_folder_and_runs_run_in_the_backgr
         assert resp.status_code == 409 and resp.json()["error_code"] == "CONFLICT"
     hits = _search_ids(kb, FACTS["training.pptx"])
     assert doc_id in {h.chunk.document_id for h in hits}
+
+
+def test_active_originals_cannot_run_in_the_products_origin(env):
+    """A PDF (its JavaScript) or an HTML original is served in a CSP sandbox: an opaque
+    origin, scripts off, no remote loads, nothing may sniff it into another type (issue 20).
+    The PDF stays inline, so #page=N still opens its page where the browser's viewer allows."""
+    client, _, _, ids, _ = env
+    for name, media in (
+        ("field_manual.pdf", "application/pdf"),
+        ("support_portal.html", "text/html"),
+    ):
+        for query, disposition in (("", "inline"), ("?download=1", "attachment")):
+            resp = client.get(f"/api/documents/{ids[name]}/source{query}")
+            assert resp.status_code == 200, name
+            assert resp.headers["content-type"].startswith(media)
+            csp = [p.strip() for p in resp.headers["content-security-policy"].split(";")]
+            assert "sandbox" in csp, csp  # no allow-scripts, no allow-same-origin
+            assert not any("allow-" in p for p in csp)
+            assert "default-src 'none'" in csp and "frame-ancestors 'self'" in csp
+            assert not any(p.startswith("script-src") for p in csp)
+            assert resp.headers["x-content-type-options"] == "nosniff"
+            assert resp.headers["content-disposition"].startswith(disposition)

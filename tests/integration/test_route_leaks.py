@@ -137,7 +137,7 @@ def env(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         f"# Payroll calendar\n\n## Cut-off\n\n{FOLDER_MARKER}\n", encoding="utf-8"
     )
     (folder / ".kbmeta.json").write_text(json.dumps({"groups": [GROUP]}), encoding="utf-8")
-    settings = settings_for(root / "var", database_url=db_url)
+    settings = settings_for(root / "var", database_url=db_url, ingest_roots=[root])
     with open_kb(settings) as (kb, db):
         ingestor = Ingestor(kb, db)
         for path in (public, folder):
@@ -170,6 +170,14 @@ def _seed(e: Env, folder: Path) -> None:
     body = asked.json()
     assert e.ids["document_id"] in {x["document_id"] for x in body["citations"]}, body
     e.ids["query_id"] = body["query_id"]
+    e.ids["conversation_id"] = body["conversation_id"]
+    # A follow-up in that conversation: its turns must not reach anyone else.
+    again = c.post(
+        "/api/ask",
+        json={"question": "And who enters it?", "conversation_id": body["conversation_id"]},
+        headers=e.who("employee", True),
+    )
+    assert again.status_code == 200, again.text
     down = c.post(
         "/api/feedback",
         json={"query_id": body["query_id"], "helpful": False},
@@ -190,6 +198,10 @@ def _seed(e: Env, folder: Path) -> None:
         run = s.execute(select(DocumentRecord.id).where(DocumentRecord.source == str(folder)))
         e.ids["folder_document_id"] = run.scalar_one()
     e.ids["folder"] = str(folder)
+    vocab = c.post("/api/synonyms", json={"terms": ["QXL", "Quillfeather ledger"]},
+                   headers=e.who("content_owner", True))  # fmt: skip
+    assert vocab.status_code == 201, vocab.text
+    e.ids["synonym_id"] = str(vocab.json()["id"])
     runs = c.get("/api/ingest/runs", headers=e.who("admin", True)).json()
     e.ids["run_id"] = runs[0]["id"] if runs else str(uuid.uuid4())
 
@@ -202,6 +214,8 @@ def _path_value(path: str, name: str, e: Env) -> str:
         return e.ids["document_id"]
     if name == "group_id":
         return e.ids["group_id"]
+    if name == "synonym_id":
+        return e.ids["synonym_id"]
     if name == "run_id":
         return "20260101T000000Z" if path.startswith("/api/eval/") else e.ids["run_id"]
     raise AssertionError(f"{path}: give the path parameter {name!r} a value in this test")
@@ -218,6 +232,11 @@ def _field_value(name: str, schema: dict[str, Any], e: Env) -> Any:
         "state": "dismissed",
         "representative": "Rewritten by someone outside the group",
         "helpful": True,
+        # The member's conversation that began with the restricted question (issue 23).
+        "conversation_id": e.ids["conversation_id"],
+        "terms": ["Quillfeather", "QX ledger"],
+        "model": "kb",
+        "messages": [{"role": "user", "content": PROBE}],
     }
     if name in known:
         return known[name]
@@ -306,7 +325,7 @@ def _found(text: str, e: Env, case: dict[str, Any] | None = None) -> set[str]:
 
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
-SAFE_POSTS = {"/api/ask", "/api/ask/stream"}
+SAFE_POSTS = {"/api/ask", "/api/ask/stream", "/v1/chat/completions"}
 
 
 def test_no_route_shows_a_non_member_what_a_group_protects(env: Env) -> None:

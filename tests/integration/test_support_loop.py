@@ -419,6 +419,7 @@ def test_retention_purges_old_questions_with_their_feedback(loop, database_url, 
         "queue_items": 2,
         "queries": 2,
         "policy_hits": 0,
+        "notifications": 0,
     }
     runner = CliRunner()
     result = runner.invoke(

@@ -35,6 +35,8 @@ def test_pages_and_widget_are_served(web_client):
         ("/console", "Support console"),
         ("/content", "Upload documents"),
         ("/evaluation", "Evaluation runs"),
+        ("/vocabulary", "/static/vocabulary.js"),
+        ("/static/vocabulary.js", "/api/synonyms"),
         ("/demo", "/static/widget/kb-widget.js"),
         ("/static/widget/kb-widget.js", "customElements.define"),
         ("/static/lib/identity.js", "X-User-Id"),
