@@ -72,3 +72,10 @@ def load_cases() -> list[dict[str, object]]:
     return [
         json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
+
+
+@pytest.fixture(scope="session")
+def sample_paths(sample_kb: tuple[KnowledgeBase, Database, IngestReport]) -> dict[str, str]:
+    """Document id -> path in docs_corpus (citations show titles and links, not paths)."""
+    _, _, report = sample_kb
+    return {f.document_id: f.path for f in report.files}

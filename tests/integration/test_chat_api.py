@@ -20,6 +20,15 @@ from tests.serving import serving
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.fixture(autouse=True)
+def _paths(sample_paths: dict[str, str]) -> None:
+    PATHS.update(sample_paths)
+
+
+PATHS: dict[str, str] = {}
+"""Document id -> path in docs_corpus, filled from the sample knowledge base."""
+
+
 @pytest.fixture(scope="module")
 def base_url(sample_kb):
     kb, db, _ = sample_kb
@@ -62,7 +71,7 @@ def test_a_question_and_its_follow_up(sdk) -> None:
     )
     content = first.choices[0].message.content
     kb = first.model_extra["kb"]
-    assert kb["status"] == "answered" and kb["citations"][0]["source_path"] == PRICES
+    assert kb["status"] == "answered" and PATHS[kb["citations"][0]["document_id"]] == PRICES
     assert "[1]" in content and "Sources:" in content and kb["citations"][0]["title"] in content
     follow = sdk.chat.completions.create(
         model="kb",
@@ -74,7 +83,7 @@ def test_a_question_and_its_follow_up(sdk) -> None:
              "Console?"},
         ],
     )  # fmt: skip
-    assert follow.model_extra["kb"]["citations"][0]["source_path"] in (GUIDE, GUIDE_JA)
+    assert PATHS[follow.model_extra["kb"]["citations"][0]["document_id"]] in (GUIDE, GUIDE_JA)
 
 
 def test_streaming_ends_with_done_and_matches(sdk, base_url) -> None:
@@ -86,7 +95,7 @@ def test_streaming_ends_with_done_and_matches(sdk, base_url) -> None:
         finish = chunk.choices[0].finish_reason or finish
         extension = (chunk.model_extra or {}).get("kb") or extension
     assert finish == "stop" and len(pieces) > 3
-    assert extension["citations"][0]["source_path"] == PRICES
+    assert PATHS[extension["citations"][0]["document_id"]] == PRICES
     assert "Sources:" in "".join(pieces)
     raw = httpx.post(f"{base_url}/chat/completions", json={"model": "kb", "messages": q,
                      "stream": True}, headers={"X-User-Id": "sdk"}, timeout=60)  # fmt: skip

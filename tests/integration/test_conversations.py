@@ -22,6 +22,15 @@ USER = {"X-User-Id": "conv-user"}
 OTHER = {"X-User-Id": "conv-other"}
 
 
+@pytest.fixture(autouse=True)
+def _paths(sample_paths: dict[str, str]) -> None:
+    PATHS.update(sample_paths)
+
+
+PATHS: dict[str, str] = {}
+"""Document id -> path in docs_corpus, filled from the sample knowledge base."""
+
+
 def _ask(client, question, conversation_id=None, headers=USER):
     body = {"question": question}
     if conversation_id is not None:
@@ -32,7 +41,7 @@ def _ask(client, question, conversation_id=None, headers=USER):
 
 
 def _first_source(answer) -> str | None:
-    return answer["citations"][0]["source_path"] if answer["citations"] else None
+    return PATHS[answer["citations"][0]["document_id"]] if answer["citations"] else None
 
 
 def test_follow_ups_cite_the_document_the_conversation_is_about(client) -> None:

@@ -23,10 +23,19 @@ CASES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _paths(sample_paths: dict[str, str]) -> None:
+    PATHS.update(sample_paths)
+
+
+PATHS: dict[str, str] = {}
+"""Document id -> path in docs_corpus, filled from the sample knowledge base."""
+
+
 def _cited(client, question: str) -> list[str]:
     resp = client.post("/api/ask", json={"question": question}, headers=EMPLOYEE)
     assert resp.status_code == 200, resp.text
-    return [c["source_path"] for c in resp.json()["citations"]]
+    return [PATHS[c["document_id"]] for c in resp.json()["citations"]]
 
 
 @pytest.mark.parametrize(("question", "terms", "document"), CASES)
