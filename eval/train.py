@@ -32,7 +32,6 @@ import numpy as np
 
 from eval.calibrate import fit_confidence
 from eval.datasets import EvalDataset, EvalQuestion
-from eval.metrics import answering_metrics
 from eval.run import (
     Backend,
     DocKeys,
@@ -295,6 +294,29 @@ def refit(asked_jsonl: Path, target: float) -> dict[str, Any]:
     return fit_answerability(asked, target)
 
 
+def _rate(part: float, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def answering_figures(
+    rows: Sequence[tuple[float, bool, bool]], threshold: float
+) -> dict[str, float | int | None]:
+    """Deflection, correct deflection, wrong-answer rate and escalation recall of
+    ``(confidence, positive, answerable)`` rows at ``threshold`` (eval/metrics.py's
+    definitions)."""
+    answered = [p for s, p, _a in rows if s >= threshold]
+    unanswerable = [s for s, _p, a in rows if not a]
+    return {
+        "questions": len(rows),
+        "deflection_rate": _rate(len(answered), len(rows)),
+        "correct_deflection_rate": _rate(sum(answered), sum(1 for *_x, a in rows if a)),
+        "wrong_answer_rate": _rate(sum(1 for p in answered if not p), len(answered)),
+        "escalation_recall": _rate(
+            sum(1 for s in unanswerable if s < threshold), len(unanswerable)
+        ),
+    }
+
+
 def fit_answerability(asked: Sequence[Asked], target: float) -> dict[str, Any]:
     """The logistic answerability model over ``asked`` and its threshold from out-of-fold
     scores (each fold scored by a model fitted on the other folds)."""
@@ -315,25 +337,9 @@ def fit_answerability(asked: Sequence[Asked], target: float) -> dict[str, Any]:
     final = fit(asked)
     per_set: dict[str, Any] = {}
     for name in by_set:
-        rows = [(s, p, a) for d, s, p, a in scored if d == name]
-        answered = [(p, a) for s, p, a in rows if s >= threshold]
-        answerable = sum(1 for _s, _p, a in rows if a)
-        unanswerable = [s for s, _p, a in rows if not a]
-        per_set[name] = {
-            "questions": len(rows),
-            "deflection_rate": round(len(answered) / len(rows), 4) if rows else None,
-            "correct_deflection_rate": round(sum(p for p, _a in answered) / answerable, 4)
-            if answerable
-            else None,
-            "wrong_answer_rate": round(sum(1 for p, _a in answered if not p) / len(answered), 4)
-            if answered
-            else None,
-            "escalation_recall": round(
-                sum(1 for s in unanswerable if s < threshold) / len(unanswerable), 4
-            )
-            if unanswerable
-            else None,
-        }
+        per_set[name] = answering_figures(
+            [(s, p, a) for d, s, p, a in scored if d == name], threshold
+        )
     return {
         "bias": round(final.bias, 4),
         "weights": {f: round(w, 4) for f, w in final.weights},
@@ -341,9 +347,6 @@ def fit_answerability(asked: Sequence[Asked], target: float) -> dict[str, Any]:
         "target_wrong_answer_rate": target,
         "out_of_fold": per_set,
     }
-
-
-_ = answering_metrics  # the same definitions as kb eval's (eval/metrics.py)
 
 
 def write(trained: Trained, out: Path) -> None:
@@ -431,21 +434,4 @@ def _held_out_set(asked: Sequence[Asked], name: str, target: float) -> dict[str,
     rows = [
         (_score(model, a.features), a.positive, a.answerable) for a in asked if a.dataset == name
     ]
-    answered = [(p, a) for s, p, a in rows if s >= threshold]
-    answerable = sum(1 for *_x, a in rows if a)
-    unanswerable = [s for s, _p, a in rows if not a]
-    return {
-        "threshold": threshold,
-        "questions": len(rows),
-        "correct_deflection_rate": round(sum(p for p, _a in answered) / answerable, 4)
-        if answerable
-        else None,
-        "wrong_answer_rate": round(sum(1 for p, _a in answered if not p) / len(answered), 4)
-        if answered
-        else None,
-        "escalation_recall": round(
-            sum(1 for s in unanswerable if s < threshold) / len(unanswerable), 4
-        )
-        if unanswerable
-        else None,
-    }
+    return {"threshold": threshold, **answering_figures(rows, threshold)}
