@@ -15,15 +15,9 @@ from typing import Any
 
 import click
 
-# Offline by design: nothing may fetch a model or phone home, whatever the environment says.
-for _var, _val in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "SCARF_NO_ANALYTICS": "true",
-    "DO_NOT_TRACK": "true",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(_var, _val)
+from retrieval.offline import stay_offline
+
+stay_offline()
 
 
 def _settings() -> Any:

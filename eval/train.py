@@ -186,13 +186,11 @@ def leave_one_out(rows: Sequence[Candidates]) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {"fused": ranking_metrics(own, None)}
         if others:
             entry["other_sets_only"] = ranking_metrics(own, Ranker(train_ranker(others)))
-        kfold: list[Candidates] = []
         ordered: dict[int, Ranker] = {}
         for f in range(FOLDS):
             train = others + [r for r in own if r.fold != f]
             ordered[f] = Ranker(train_ranker(train))
         entry["kfold"] = _pooled(own, ordered)
-        kfold.extend(own)
         out[name] = entry
     return out
 

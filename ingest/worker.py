@@ -30,6 +30,7 @@ from typing import Any
 
 from retrieval.errors import IngestError, KBError, ParseError
 from retrieval.models import ParsedDocument
+from retrieval.offline import stay_offline
 from retrieval.settings import EmbedderSettings, IngestSettings
 
 log = logging.getLogger("kb.ingest")
@@ -205,14 +206,7 @@ class _ChildDied(Exception):
 
 def _serve(recv: Connection, send: Connection) -> None:
     """The child's loop: answer requests until ``stop`` or the pipe closes."""
-    for var, value in {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "SCARF_NO_ANALYTICS": "true",
-        "DO_NOT_TRACK": "true",
-        "TOKENIZERS_PARALLELISM": "false",
-    }.items():
-        os.environ.setdefault(var, value)
+    stay_offline()
     try:
         os.nice(NICENESS)
     except OSError:  # not permitted: run at the same priority

@@ -64,13 +64,6 @@ TERMS_CACHE = 20_000
 """Candidates whose terms the ranker keeps tokenised (cleared when full)."""
 
 
-def ranker_order(
-    ranker: Ranker, features: np.ndarray[Any, np.dtype[np.float64]], passages: list[ScoredChunk]
-) -> list[ScoredChunk]:
-    """``passages`` in the ranker's order."""
-    return reorder(passages, ranker.scores(features), features)
-
-
 def title_vector(name: str) -> str:
     """Name of the vector holding a model's embedding of each chunk's short field."""
     return f"{name}_title"
@@ -228,7 +221,8 @@ class KnowledgeBase:
         passages = current_versions(passages)[:fetch]
         t3 = time.perf_counter()
         if ranker is not None:
-            passages = ranker_order(ranker, self.rank_features(question, passages, lang), passages)
+            features = self.rank_features(question, passages, lang)
+            passages = reorder(passages, ranker.scores(features), features)
         passages = passages[:k]
         t4 = time.perf_counter()
         timings = {
