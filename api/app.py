@@ -29,6 +29,7 @@ from api.routes import (
     health,
     history,
     ingest,
+    memory,
     notifications,
     pages,
     queue,
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(synonyms.router)
     app.include_router(notifications.router)
     app.include_router(chat.router)
+    app.include_router(memory.router)
 
     @app.middleware("http")
     async def upload_limit(request: Request, call_next: Callable[..., Any]) -> Response:

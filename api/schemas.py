@@ -158,6 +158,66 @@ class QueueVariant(BaseModel):
     earlier_turns: list[EarlierTurn] = Field(
         default_factory=list, description="The turns before a follow-up that you may read."
     )
+    memory: list[MemoryMatch] = Field(
+        default_factory=list,
+        description="Confirmed questions the question matched (issue 22): pairs and gaps.",
+    )
+
+
+class MemoryMatch(BaseModel):
+    """What one close confirmed question contributed to an answer (no question text)."""
+
+    kind: Literal["pair", "gap"]
+    entries: list[int]
+    sim: float
+    p: float = Field(description="Probability that it answers (pair) or is not covered (gap).")
+    chunk_id: str | None = None
+    document_id: str | None = None
+    agreed: bool | None = None
+    lifted: bool | None = Field(default=None, description="It lifted the confidence.")
+    applied: bool | None = Field(default=None, description="The gap lowered the confidence.")
+
+
+class QueueLinkRequest(BaseModel):
+    """Resolve a queue group as answered by an existing passage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_id: str = Field(min_length=1, max_length=64)
+    chunk_id: str = Field(min_length=1, max_length=64)
+
+
+class MemoryEntryOut(BaseModel):
+    """A confirmed pair (question and the passage that answered it) or gap."""
+
+    id: int
+    kind: Literal["pair", "gap"]
+    how: Literal["helpful", "staff_link", "staff_answer", "not_covered"]
+    question: str
+    lang: str
+    query_id: str | None
+    document_id: str | None
+    chunk_id: str | None
+    version: int | None
+    groups: list[str]
+    confirmed_by: str
+    staff: bool
+    state: Literal["active", "demoted", "stale", "removed"]
+    negatives: int
+    note: str | None
+    created_at: str
+    updated_at: str
+
+
+class PassageOut(BaseModel):
+    """A passage found for the staff passage picker."""
+
+    document_id: str
+    chunk_id: str
+    title: str
+    location: str
+    snippet: str
+    score: float
 
 
 class QueueGroupOut(BaseModel):
@@ -180,6 +240,9 @@ class QueueGroupOut(BaseModel):
     answered_by: str | None
     answered_at: str | None
     answer: str | None = None
+    resolution: Literal["staff_answer", "linked", "not_covered"] | None = None
+    linked_document_id: str | None = None
+    linked_chunk_id: str | None = None
     variants: list[QueueVariant] = Field(default_factory=list)
 
 

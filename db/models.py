@@ -132,6 +132,9 @@ class QueryLog(Base):
     ``None`` when the question was searched as asked."""
     rewrite_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
     """How a follow-up was resolved: ``standalone``, ``context`` (deterministic) or ``llm``."""
+    memory: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    """What the question memory contributed (issue 22): ``[{kind, entries, chunk_id, sim, p,
+    agreed, lifted}]``; ``None`` when it held nothing close."""
 
 
 class Feedback(Base):
@@ -177,6 +180,11 @@ class QueueGroup(Base):
     answered_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolution: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """How staff resolved it (issue 22): ``staff_answer``, ``linked`` (answered by an existing
+    passage, ``linked_chunk_id``) or ``not_covered``."""
+    linked_document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    linked_chunk_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class QueueItem(Base):
@@ -315,3 +323,46 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MemoryEntry(Base):
+    """A confirmed question (issue 22): the passage that answered it (a pair), or the mark that
+    the knowledge base does not cover it (a gap). Matched against new questions by
+    :mod:`retrieval.memory`."""
+
+    __tablename__ = "memory_entries"
+    __table_args__ = (Index("ix_memory_entries_state", "state", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    """``pair`` or ``gap``."""
+    how: Mapped[str] = mapped_column(String(16))
+    """``helpful`` (the asker's thumbs-up), ``staff_link``, ``staff_answer``, ``not_covered``."""
+    query_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    question: Mapped[str] = mapped_column(Text)
+    """Masked, as asked (or as resolved, for a follow-up). Never shown to askers."""
+    lang: Mapped[str] = mapped_column(String(8), default="en")
+    embedder: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    terms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    document_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    chunk_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The passage's content hash: finds it again when its document is re-ingested."""
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The passage's access groups."""
+    asker_groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The sources of the question (its cited passages' groups): who may read its text."""
+    asker_id: Mapped[str] = mapped_column(String(128), default="anonymous")
+    confirmed_by: Mapped[str] = mapped_column(String(128))
+    staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    """``active``; ``demoted`` (a later thumbs-down or staff correction), ``stale`` (its passage
+    changed or was deleted), ``removed`` (by staff)."""
+    negatives: Mapped[int] = mapped_column(Integer, default=0)
+    """Thumbs-down on answers this entry chose."""
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -36,6 +36,32 @@ import click
               help="Index cache folder [default: OUT/cache].")  # fmt: skip
 @click.option("--reindex", is_flag=True, help="Rebuild cached indexes.")
 @click.option("--no-plots", is_flag=True, help="Leave the plots out of report.html.")
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Replay each dataset's history.jsonl (or --history-share of its questions) through "
+    "the feedback paths first; report the test questions with and without it.",
+)
+@click.option(
+    "--history-share",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Share of the questions replayed as history when a dataset has no history.jsonl.",
+)
+@click.option(
+    "--feedback-noise",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of the simulated verdicts that are wrong.",
+)
+@click.option(
+    "--learning-curve",
+    is_flag=True,
+    help="Stream the test questions in order with feedback after each; plot the rates.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the replay.")
 def eval_command(
     datasets: tuple[Path, ...],
     out: Path,
@@ -45,10 +71,16 @@ def eval_command(
     cache: Path | None,
     reindex: bool,
     no_plots: bool,
+    history: bool,
+    history_share: float,
+    feedback_noise: float,
+    learning_curve: bool,
+    seed: int,
 ) -> None:
     """Evaluate retrieval and answering on DATASETS (folders with corpus.jsonl and
     queries.jsonl, or cases files such as eval/cases/sample.jsonl); see docs/eval-datasets.md."""
     from eval.datasets import DatasetError
+    from eval.loop import LoopOptions
     from eval.run import EvalError, parse_variants, run_eval
     from retrieval.errors import KBError
     from retrieval.settings import Settings
@@ -69,6 +101,14 @@ def eval_command(
             reindex=reindex,
             progress=sys.stderr.isatty(),
             plots=not no_plots,
+            loop=LoopOptions(
+                share=history_share,
+                noise=feedback_noise,
+                seed=seed,
+                learning_curve=learning_curve,
+            )
+            if history or learning_curve
+            else None,
         )
     except (DatasetError, EvalError) as exc:
         raise click.ClickException(str(exc)) from exc

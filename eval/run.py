@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,24 @@ from eval.history import (
     previous_run,
     utc_now,
 )
-from eval.metrics import DEFAULT_WRONG_ANSWER_TARGET, Outcome, Status, answered_at, summarize
+from eval.loop import (
+    LoopOptions,
+    Simulation,
+    document_keys,
+    learning_curve,
+    loop_database,
+    memory_of,
+    split_history,
+)
+from eval.metrics import (
+    DEFAULT_WRONG_ANSWER_TARGET,
+    Outcome,
+    Status,
+    answered_at,
+    answering_metrics,
+    retrieval_metrics,
+    summarize,
+)
 from eval.report import build_report, dataset_entry, render_summary, write_report
 from ingest.parse import PARSERS_VERSION
 from retrieval.faithfulness import check_faithfulness
@@ -444,12 +462,14 @@ def ask_all(
     keys: DocKeys | None = None,
     progress: bool = True,
     depth: int | None = RETRIEVAL_DEPTH,
+    memory: Any = None,
 ) -> tuple[list[Outcome], list[dict[str, Any]]]:
     """Ask every question of ``dataset`` (``depth`` passages retrieved for the retrieval
     metrics; the answer comes from the configured ones); :returns: outcomes and per-question
     log lines.
 
     An exception while asking is recorded on the question (``error``) and the run goes on.
+    ``memory`` (the question memory of a history replay, :mod:`eval.loop`) is asked with.
     """
     from tqdm import tqdm
 
@@ -460,7 +480,10 @@ def ask_all(
     for q in bar:
         t0 = time.perf_counter()
         try:
-            result = kb.ask(q.text, acl=AccessFilter(groups=q.groups), lang=q.lang, depth=depth)
+            extra = {"memory": memory} if memory is not None else {}
+            result = kb.ask(
+                q.text, acl=AccessFilter(groups=q.groups), lang=q.lang, depth=depth, **extra
+            )
             latency = (time.perf_counter() - t0) * 1000
             outcome, detail = _outcome(q, result, latency, keys)
         except Exception as exc:  # one bad question must not stop the run
@@ -549,8 +572,10 @@ def evaluate_dataset(
     depth: int | None = RETRIEVAL_DEPTH,
     reindex: bool = False,
     progress: bool = True,
+    loop: LoopOptions | None = None,
 ) -> DatasetRun:
-    """Index (or reuse), ask, score one dataset under ``variant``."""
+    """Index (or reuse), ask, score one dataset under ``variant``; with ``loop``, replay a
+    history through the product's feedback paths first (:mod:`eval.loop`)."""
     configured = apply_overrides(settings, variant.overrides)
     threshold = configured.retrieval.confidence_threshold
     digest = corpus_hash or dataset.corpus_hash()
@@ -565,9 +590,15 @@ def evaluate_dataset(
         warm_up = getattr(kb, "warm_up", None)
         if callable(warm_up):
             warm_up()
-        outcomes, details = ask_all(
-            kb, dataset, keys=DocKeys(dataset), progress=progress, depth=depth
-        )
+        if loop is None:
+            outcomes, details = ask_all(
+                kb, dataset, keys=DocKeys(dataset), progress=progress, depth=depth
+            )
+            looped: dict[str, Any] = {}
+        else:
+            outcomes, details, looped = replay_and_ask(
+                kb, dataset, loop, threshold=threshold, progress=progress, depth=depth
+            )
     finally:
         kb.close()
     summary = summarize(outcomes, threshold=threshold, target=target)
@@ -582,6 +613,7 @@ def evaluate_dataset(
             "data_dir": str(data_dir),
             "overrides": {k: _jsonable(v) for k, v in variant.overrides.items()},
             "error_examples": sorted(set(errors))[:5],
+            **looped,
         },
     )
     for o, d in zip(outcomes, details, strict=True):
@@ -593,6 +625,67 @@ def evaluate_dataset(
             answered=answered_at(o, threshold),
         )
     return DatasetRun(dataset, variant, entry, outcomes, details)
+
+
+def replay_and_ask(
+    kb: Any,
+    dataset: EvalDataset,
+    loop: LoopOptions,
+    *,
+    threshold: float,
+    progress: bool,
+    depth: int | None,
+) -> tuple[list[Outcome], list[dict[str, Any]], dict[str, Any]]:
+    """Ask the test questions without memory, replay the history, ask them again with the
+    memory it built (and stream them with feedback for the learning curve).
+
+    :returns: the outcomes and details with history, and the report's ``without_history``,
+        ``history`` (and ``learning_curve``) entries.
+    """
+    split = split_history(dataset, loop)
+    test = replace(dataset, questions=split.test)
+    keys = DocKeys(dataset)
+    before, _ = ask_all(kb, test, keys=keys, progress=progress, depth=depth)
+    with loop_database() as db:
+        sim = Simulation(
+            kb,
+            db,
+            keys=keys.key,
+            documents=document_keys(dataset, keys),
+            noise=loop.noise,
+            rng=random.Random(loop.seed),
+        )
+        for q in split.history:
+            sim.step(q)
+        replayed = dict(sim.actions)
+        memory = memory_of(kb, db)
+        outcomes, details = ask_all(
+            kb, test, keys=keys, progress=progress, depth=depth, memory=memory
+        )
+        extra: dict[str, Any] = {
+            "without_history": {
+                "answering": answering_metrics(before, threshold),
+                "retrieval": retrieval_metrics(before),
+            },
+            "history": {
+                "source": split.source,
+                "questions": len(split.history),
+                "test_questions": len(split.test),
+                "feedback_noise": loop.noise,
+                "actions": replayed,
+                "memory_entries": len(memory) if memory is not None else 0,
+                "memory_model_fitted": bool(memory is not None and memory.model.fitted),
+            },
+        }
+        if loop.learning_curve:
+            sim.actions.clear()
+            turns = [sim.step(q) for q in split.test]
+            extra["learning_curve"] = {
+                "window": loop.window,
+                "points": learning_curve(turns, split.test, loop.window),
+                "actions": dict(sim.actions),
+            }
+    return outcomes, details, extra
 
 
 def failed_run(
@@ -647,6 +740,7 @@ def run_eval(
     progress: bool = True,
     plots: bool = True,
     backend: Backend | None = None,
+    loop: LoopOptions | None = None,
 ) -> EvalRun:
     """Evaluate every dataset under the default configuration and each variant; write
     ``<out>/runs/<timestamp>/`` (report.json, report.html, questions.jsonl), copy the report
@@ -655,6 +749,7 @@ def run_eval(
     :param paths: dataset folders and/or cases files.
     :param compare_previous: also compare with the previous run over the same datasets.
     :param cache: where indexes live (default ``<out>/cache``).
+    :param loop: replay each dataset's history first (``kb eval --history``, :mod:`eval.loop`).
     :raises DatasetError: for a missing or malformed dataset.
     :raises EvalError: for duplicate dataset names or a bad variant.
     """
@@ -706,6 +801,7 @@ def run_eval(
                         depth=depth,
                         reindex=reindex and folder not in rebuilt,
                         progress=progress,
+                        loop=loop,
                     )
                 except Exception as exc:
                     if variant is DEFAULT_VARIANT:
@@ -731,6 +827,7 @@ def run_eval(
                 "retrieval_depth": depth,
                 "index_version": INDEX_VERSION,
                 "datasets": [str(p) for p in paths],
+                "history": None if loop is None else _jsonable(asdict(loop)),
             },
             "variants": {
                 v.name: {k: _jsonable(x) for k, x in v.overrides.items()} for v in variants

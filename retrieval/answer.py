@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from retrieval.injection import find_instructions
 from retrieval.models import Lang, ScoredChunk
@@ -121,6 +121,8 @@ class AnswerResult:
     composed answer for extractive ones. None when escalated."""
     generation: Generation | None = None
     """The model's reply, its check and what was removed, when a model was asked."""
+    memory: list[dict[str, Any]] = field(default_factory=list)
+    """What the question memory contributed (:meth:`retrieval.memory.Recall.to_log`)."""
 
 
 def confidence_features(

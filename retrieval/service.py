@@ -35,6 +35,7 @@ from retrieval.generate import (
 )
 from retrieval.lang import detect_lang, other_lang, toward_other_language
 from retrieval.llm import LLM, build_llm
+from retrieval.memory import Hit, QuestionMemory, Recall, apply_recall
 from retrieval.models import AccessFilter, Chunk, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
 from retrieval.rerank import (
@@ -59,6 +60,11 @@ LANGUAGE_DIRECTION_TTL_S = 300.0
 """Seconds a computed language direction is used before it is computed again from the store
 (documents another process ingested count from then on)."""
 
+
+QUERY_VECTORS = 256
+"""Question vectors (first embedder) kept: the search and the question memory share one."""
+MEMORY_CANDIDATE = 0.05
+"""Probability under which a memory match does not move a passage."""
 
 TERMS_CACHE = 20_000
 """Candidates whose terms the ranker keeps tokenised (cleared when full)."""
@@ -124,6 +130,7 @@ class KnowledgeBase:
         """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
         self._ranker_lock = threading.Lock()
         self._terms_cache: dict[tuple[str, str], CandidateTerms] = {}
+        self._vectors: dict[str, list[float]] = {}
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
             bias=cfg.confidence_bias, weights=tuple(cfg.confidence_weights.items())
@@ -192,7 +199,7 @@ class KnowledgeBase:
         lang = lang or detect_lang(question)
         dense: list[DenseQuery] = []
         for i, embedder in enumerate(self.embedders if cfg.use_dense else []):
-            vector = embedder.embed_query(question)
+            vector = self.query_vector(question) if i == 0 else embedder.embed_query(question)
             direction = self.language_direction() if i == 0 and cfg.language_shift > 0 else None
             if direction is not None:
                 vector = toward_other_language(vector, lang, direction, cfg.language_shift)
@@ -232,6 +239,23 @@ class KnowledgeBase:
             "rerank_ms": (t4 - t3) * 1000,
         }
         return passages, timings
+
+    def query_vector(self, text: str) -> list[float]:
+        """The first embedder's query vector of ``text`` (kept for the next few questions: the
+        search and the question memory read the same one)."""
+        vector = self._vectors.get(text)
+        if vector is None:
+            vector = self.embedders[0].embed_query(text)
+            if len(self._vectors) >= QUERY_VECTORS:
+                self._vectors.clear()
+            self._vectors[text] = vector
+        return vector
+
+    def recall(self, question: str, memory: QuestionMemory | None, acl: AccessFilter) -> Recall:
+        """What the question memory holds for ``question`` (nothing without one)."""
+        if memory is None or not len(memory) or not self.embedders:
+            return Recall()
+        return memory.match(self.query_vector(question), self.sparse.terms(question), acl)
 
     def ranker(self) -> Ranker | None:
         """The configured second-stage ranker (loaded once), or ``None`` when it is off."""
@@ -327,6 +351,7 @@ class KnowledgeBase:
         lang: Lang | None = None,
         depth: int | None = None,
         synonyms: SynonymTable = EMPTY,
+        memory: QuestionMemory | None = None,
     ) -> AnswerResult:
         """Answer from the passages the caller may read, or escalate. Never raises on no hits.
 
@@ -339,10 +364,19 @@ class KnowledgeBase:
             evaluation measures exactly what is served.
         :param synonyms: the staff vocabulary: the question is searched with the equivalents
             of the terms it holds (:mod:`retrieval.synonyms`).
+        :param memory: the confirmed questions (:mod:`retrieval.memory`): passages close ones
+            point to join the candidates, an agreed match may lift the confidence, a close
+            confirmed gap lowers it.
         """
         final: AnswerResult | None = None
         events = self._answer(
-            question, acl=acl, lang=lang, stream=False, depth=depth, synonyms=synonyms
+            question,
+            acl=acl,
+            lang=lang,
+            stream=False,
+            depth=depth,
+            synonyms=synonyms,
+            memory=memory,
         )
         for event in events:
             if isinstance(event, Final):
@@ -357,12 +391,15 @@ class KnowledgeBase:
         acl: AccessFilter,
         lang: Lang | None = None,
         synonyms: SynonymTable = EMPTY,
+        memory: QuestionMemory | None = None,
     ) -> Iterator[AskEvent]:
         """:meth:`ask` as events: :class:`NewCitations` and :class:`Delta` as checked text
         arrives, then :class:`Final` with the whole result. An extractive answer or an
         escalation comes as one delta. The final answer may differ from the deltas (a fallback
         after a failed generation): the :class:`Final` result is authoritative."""
-        return self._answer(question, acl=acl, lang=lang, stream=True, synonyms=synonyms)
+        return self._answer(
+            question, acl=acl, lang=lang, stream=True, synonyms=synonyms, memory=memory
+        )
 
     def _answer(
         self,
@@ -373,13 +410,18 @@ class KnowledgeBase:
         stream: bool,
         depth: int | None = None,
         synonyms: SynonymTable = EMPTY,
+        memory: QuestionMemory | None = None,
     ) -> Iterator[AskEvent]:
         lang = lang or detect_lang(question)
+        # Confirmed questions are matched as asked (they were stored as asked, unexpanded).
+        recall = self.recall(question, memory, acl)
         searched = synonyms.expand(question, self.sparse)
         # The question's own terms that a set names count as known: the knowledge base
         # holds the thing under another name (an abbreviation it never prints).
         aliases = synonyms.aliases(question, self.sparse) if searched != question else set()
-        result = self._extractive(searched, acl=acl, lang=lang, depth=depth, aliases=aliases)
+        result = self._extractive(
+            searched, acl=acl, lang=lang, depth=depth, aliases=aliases, recall=recall
+        )
         result.faithfulness = extractive_faithfulness(result)
         if self.llm is not None and result.status == "answered":
             # Below the threshold the question escalates without calling the model.
@@ -400,13 +442,17 @@ class KnowledgeBase:
         lang: Lang | None = None,
         depth: int | None = None,
         aliases: set[str] | None = None,
+        recall: Recall | None = None,
     ) -> AnswerResult:
         """Retrieval, the extractive answer and the confidence gate, all over the served
         passages (``retrieval.top_k``); ``depth`` only appends deeper ones for evaluation."""
         t0 = time.perf_counter()
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
+        recall = recall or Recall()
         passages, timings = self.search(question, acl=acl, lang=lang)
+        if recall.hits:
+            passages = self._with_memory(passages, recall, acl)[: cfg.top_k]
         retrieved = passages
         if depth is not None and depth > len(passages):
             # Evaluation: the served passages, then a deeper search's others. Not one deeper
@@ -445,6 +491,7 @@ class KnowledgeBase:
             known |= aliases
         features.update(vocabulary_features(terms, known))
         confidence = self.confidence.score(features) if cited else 0.0
+        confidence = apply_recall(confidence, recall, cited, features)
         t2 = time.perf_counter()
         timings["answer_ms"] = (t2 - t1) * 1000
         timings["total_ms"] = (t2 - t0) * 1000
@@ -458,6 +505,7 @@ class KnowledgeBase:
                 passages=retrieved,
                 features=features,
                 timings_ms=timings,
+                memory=recall.to_log(),
             )
         return AnswerResult(
             status="answered",
@@ -468,7 +516,56 @@ class KnowledgeBase:
             passages=retrieved,
             features=features,
             timings_ms=timings,
+            memory=recall.to_log(),
         )
+
+    def _with_memory(
+        self, passages: list[ScoredChunk], recall: Recall, acl: AccessFilter
+    ) -> list[ScoredChunk]:
+        """``passages`` with the ones the memory points to: a retrieved passage gains its
+        match's probability, a passage the search missed is read from the store (when ``acl``
+        may read it; a hit whose passage is gone or changed is marked ``stale``), and the list
+        is ordered by fused score (over its maximum) plus that probability."""
+        max_fused = self._max_fused() or 1.0
+        by_id = {p.chunk.point_id: p for p in passages}
+        bonus: dict[str, float] = {}
+        added: list[ScoredChunk] = []
+        for hit in recall.hits:
+            if hit.p < MEMORY_CANDIDATE:
+                continue
+            passage = by_id.get(hit.chunk_id) or self._memory_passage(hit, acl)
+            if passage is None:
+                continue
+            point = passage.chunk.point_id
+            if point not in by_id:
+                by_id[point] = passage
+                added.append(passage)
+            bonus[point] = max(bonus.get(point, 0.0), hit.p)
+        merged = [
+            ScoredChunk(p.chunk, p.score, {**p.signals, "memory": bonus[p.chunk.point_id]})
+            if p.chunk.point_id in bonus
+            else p
+            for p in [*passages, *added]
+        ]
+        merged.sort(key=lambda p: -(p.score / max_fused + p.signals.get("memory", 0.0)))
+        return merged
+
+    def _memory_passage(self, hit: Hit, acl: AccessFilter) -> ScoredChunk | None:
+        """The passage a memory hit names, as the store holds it now: the same point, or
+        (the document re-ingested) the point with the same text; ``None`` when it is gone or
+        the caller may not read it."""
+        chunks = self.store.document_chunks(hit.document_id)
+        found = next((c for c in chunks if c.chunk.point_id == hit.chunk_id), None)
+        if found is None and hit.text_hash:
+            found = next((c for c in chunks if c.chunk.content_hash == hit.text_hash), None)
+            if found is not None:
+                hit.moved_to = found.chunk.point_id
+        if found is None:
+            hit.stale = True
+            return None
+        if not acl.permits(found.chunk.groups):
+            return None
+        return ScoredChunk(found.chunk, 0.0, {})
 
     def fusion(self) -> Fusion:
         """The configured reciprocal rank fusion."""

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
 from api.schemas import AskRequest, AskResponse, Citation
-from api.services import notifications
+from api.services import memory, notifications
 from api.services.conversations import earlier_turns, ensure_conversation, new_conversation_id
 from api.services.policy import guidelines_for, screen_or_refuse
 from api.services.queue import enqueue
@@ -92,7 +92,11 @@ def answer_question(
     screened = screen_question(kb, db, identity, question, guidelines)
     plan = plan_question(kb, db, identity, screened, lang, conversation_id, guidelines, turns)
     result = plan.alone or kb.ask(
-        plan.query, acl=identity.acl, lang=plan.lang, synonyms=plan.synonyms
+        plan.query,
+        acl=identity.acl,
+        lang=plan.lang,
+        synonyms=plan.synonyms,
+        memory=memory.memory_for(db, kb),
     )
     return record_answer(
         kb,
@@ -221,8 +225,11 @@ def record_answer(
                 conversation_id=plan.conversation_id,
                 rewritten=plan.query if plan.resolution.rewritten else None,
                 rewrite_mode=plan.resolution.mode if plan.resolution.mode != "standalone" else None,
+                memory=result.memory or None,
             )
         )
+    if result.memory:
+        memory.note_served(db, result.memory)
     if result.status == "escalated" and kb.embedders:
         placement = enqueue(
             db,
@@ -286,7 +293,13 @@ def ask_stream(
         yield _sse("meta", meta)
         try:
             result: AnswerResult | None = None
-            asked = kb.ask_stream(plan.query, acl=identity.acl, lang=lang, synonyms=plan.synonyms)
+            asked = kb.ask_stream(
+                plan.query,
+                acl=identity.acl,
+                lang=lang,
+                synonyms=plan.synonyms,
+                memory=memory.memory_for(db, kb),
+            )
             for event in asked:
                 if isinstance(event, NewCitations):
                     cites = [

@@ -51,6 +51,7 @@ def feedback(
         comment=comment,
         threshold=settings.support.group_similarity,
         grouping={"synonyms": synonym_table(db, kb.sparse), "encoder": kb.sparse},
+        kb=kb,
     )
     return FeedbackResponse.model_validate(result)
 

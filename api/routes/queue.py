@@ -7,9 +7,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from api.deps import AuditDep, DBDep, GuidelinesDep, KBDep, StaffDep
-from api.schemas import QueueGroupOut, QueuePatch, StaffAnswerOut, StaffAnswerRequest
+from api.schemas import (
+    QueueGroupOut,
+    QueueLinkRequest,
+    QueuePatch,
+    StaffAnswerOut,
+    StaffAnswerRequest,
+)
+from api.services import memory, staff_answers
 from api.services import queue as service
-from api.services import staff_answers
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -120,3 +126,33 @@ def delete_answer(
     staff_answers.withdraw(kb, db, group_id, staff.access)
     audit(staff, "answer.withdraw", f"queue_group:{group_id}", group_id=group_id)
     return Response(status_code=204)
+
+
+@router.post("/{group_id}/link", response_model=QueueGroupOut)
+def link_passage(
+    group_id: int, body: QueueLinkRequest, staff: StaffDep, kb: KBDep, db: DBDep, audit: AuditDep
+) -> QueueGroupOut:
+    """Answered by an existing passage: the group's questions become confirmed pairs with it
+    (the bot answers the same need from it next time) and the group is answered."""
+    group = memory.link_group(
+        db,
+        kb,
+        group_id,
+        staff.access,
+        document_id=body.document_id,
+        chunk_id=body.chunk_id,
+        user_id=staff.user_id,
+    )
+    audit(staff, "queue.link", body.document_id, group_id=group_id, chunk_id=body.chunk_id)
+    return QueueGroupOut.model_validate(group)
+
+
+@router.post("/{group_id}/not-covered", response_model=QueueGroupOut)
+def not_covered(
+    group_id: int, staff: StaffDep, kb: KBDep, db: DBDep, audit: AuditDep
+) -> QueueGroupOut:
+    """Not covered by the knowledge base: the group's questions become confirmed gaps (the
+    same need asked again is escalated rather than answered from a near miss)."""
+    group = memory.mark_not_covered(db, kb, group_id, staff.access, user_id=staff.user_id)
+    audit(staff, "queue.not_covered", f"queue_group:{group_id}", group_id=group_id)
+    return QueueGroupOut.model_validate(group)

@@ -6,12 +6,14 @@ from typing import Any, TypedDict
 
 from sqlalchemy import select
 
+from api.services import memory
 from api.services.access import Access, citation_sources, document_groups
 from api.services.queue import Placement, enqueue
 from db.engine import Database
 from db.models import Feedback, QueryLog, utcnow
 from retrieval.errors import NotFoundError
 from retrieval.protocols import Embedder, SparseEncoder
+from retrieval.service import KnowledgeBase
 from retrieval.synonyms import SynonymTable
 
 
@@ -41,8 +43,13 @@ def give_feedback(
     comment: str | None,
     threshold: float,
     grouping: Grouping | None = None,
+    kb: KnowledgeBase | None = None,
 ) -> dict[str, Any]:
     """Record (or replace) the asker's verdict; a thumbs-down puts the question in the queue.
+
+    With ``kb``, the verdict teaches the question memory (issue 22): a thumbs-up makes the
+    question and its first cited passage a confirmed pair; a thumbs-down withdraws the asker's
+    own pair and demotes the entries that chose the passage.
 
     :param comment: already masked.
     :raises NotFoundError: no such query of this user.
@@ -54,6 +61,11 @@ def give_feedback(
             row = Feedback(query_id=query_id, user_id=user_id, helpful=helpful)
             s.add(row)
         row.helpful, row.comment, row.created_at = helpful, comment, utcnow()
+    if kb is not None:
+        if helpful:
+            memory.confirm_helpful(db, kb, query_id, user_id)
+        else:
+            memory.on_thumbs_down(db, query_id)
     placement: Placement | None = None
     if not helpful:
         placement = enqueue(

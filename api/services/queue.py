@@ -194,6 +194,9 @@ def _group_view(
         "answered_by": group.answered_by,
         "answered_at": _iso(group.answered_at),
         "answer": answer,
+        "resolution": group.resolution,
+        "linked_document_id": group.linked_document_id,
+        "linked_chunk_id": group.linked_chunk_id,
         "variants": [
             {
                 "query_id": q.id,
@@ -210,6 +213,7 @@ def _group_view(
                 "conversation_id": q.conversation_id,
                 "rewritten": q.rewritten,
                 "rewrite_mode": q.rewrite_mode,
+                "memory": q.memory or [],
                 # A queued follow-up shows the turns before it (those the viewer may read).
                 "earlier_turns": (
                     conversation_turns_for_staff(db, access, q.conversation_id, q.id)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.services import memory
 from api.services.access import Access, Source
 from api.services.queue import check_group_write, get_group
 from db.engine import Database
@@ -57,6 +58,12 @@ def _index(
         if version is not None:
             version.created_by = user_id
         return rec
+
+
+def _teach(kb: KnowledgeBase, db: Database, group_id: int, document_id: str, user_id: str) -> None:
+    """The group's questions become staff-confirmed pairs with the answer (issue 22)."""
+    chunks = [p.chunk for p in kb.store.document_chunks(document_id)]
+    memory.confirm_staff_answer(db, kb, group_id, sorted(chunks, key=lambda c: c.index), user_id)
 
 
 def entry_question(db: Database, group: QueueGroup) -> str:
@@ -164,6 +171,7 @@ def publish(
     document_id = f"qa_{uuid.uuid4().hex[:20]}"
     title = question or entry_question(db, group)
     rec = _index(kb, db, document_id, title, answer, groups, user_id)
+    _teach(kb, db, group_id, document_id, user_id)
     with db.session() as s:
         g = s.get(QueueGroup, group_id)
         assert g is not None
@@ -209,6 +217,7 @@ def edit(
     rec = _index(
         kb, db, document_id, title, answer, old_groups if groups is None else groups, user_id
     )
+    _teach(kb, db, group_id, document_id, user_id)
     with db.session() as s:
         g = s.get(QueueGroup, group_id)
         assert g is not None
@@ -251,6 +260,7 @@ def withdraw(kb: KnowledgeBase, db: Database, group_id: int, access: Access) -> 
         current = s.get(DocumentRecord, group.answer_document_id)
     _check_answer_write(access, current, group_id)
     Ingestor(kb, db).delete_document(group.answer_document_id)
+    memory.withdraw_document(db, group.answer_document_id, "the staff answer was withdrawn")
     with db.session() as s:
         g = s.get(QueueGroup, group_id)
         assert g is not None

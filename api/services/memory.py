@@ -1,0 +1,504 @@
+"""Confirmed answers and gaps (issue 22): how feedback and staff work become question memory.
+
+A question and the passage that answered it become a **pair** when the asker marks the answer
+helpful, when staff resolve its queue group by linking it to an existing passage, or when staff
+publish an answer for its group. A question staff mark "not covered" becomes a **gap**. Entries
+are matched against new questions by :mod:`retrieval.memory`; this module writes, demotes,
+re-validates and lists them:
+
+- a thumbs-down on an answer a memory entry chose demotes the asker-confirmed entries behind it
+  (a staff-confirmed one after two); a staff correction (the question linked elsewhere, or
+  marked not covered) demotes them whoever confirmed them;
+- an entry whose passage changed or was deleted is marked ``stale`` when a question next meets
+  it; one whose passage is unchanged in a new version of its document follows it;
+- the text of a confirmed question is shown only to staff who may read its sources, and only
+  in the console; askers never see it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+
+from api.services.access import Access, Source, query_sources, source_of
+from api.services.queue import check_group_write, get_group
+from db.engine import Database
+from db.models import MemoryEntry as EntryRow
+from db.models import QueryLog, QueueGroup, QueueItem, utcnow
+from retrieval.errors import KBError, NotFoundError
+from retrieval.memory import MemoryEntry, QuestionMemory
+from retrieval.models import Chunk
+from retrieval.service import KnowledgeBase
+
+How = Literal["helpful", "staff_link", "staff_answer", "not_covered"]
+STAFF_NEGATIVES = 2
+"""Thumbs-down that demote a staff-confirmed entry (one asker does not outweigh staff)."""
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _question_text(query: QueryLog) -> str:
+    """What the question searched: a follow-up's resolved form, else the question (masked)."""
+    return query.rewritten or query.question
+
+
+def _new_entry(
+    kb: KnowledgeBase,
+    query: QueryLog,
+    sources: Sequence[Source],
+    *,
+    kind: Literal["pair", "gap"],
+    how: How,
+    confirmed_by: str,
+    staff: bool,
+    chunk: Chunk | None = None,
+) -> EntryRow:
+    text = _question_text(query)
+    now = utcnow()
+    return EntryRow(
+        kind=kind,
+        how=how,
+        query_id=query.id,
+        question=text,
+        lang=query.lang,
+        embedder=kb.embedders[0].name,
+        vector=[round(x, 6) for x in kb.query_vector(text)],
+        terms=sorted(set(kb.sparse.terms(text))),
+        document_id=chunk.document_id if chunk else None,
+        chunk_id=chunk.point_id if chunk else None,
+        version=chunk.version if chunk else None,
+        text_hash=chunk.content_hash if chunk else None,
+        groups=list(chunk.groups) if chunk else [],
+        asker_groups=sorted(query.groups or []),
+        sources=[list(s) for s in sources],
+        asker_id=query.user_id,
+        confirmed_by=confirmed_by,
+        staff=staff,
+        state="active",
+        negatives=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def find_chunk(kb: KnowledgeBase, document_id: str, chunk_id: str) -> Chunk | None:
+    """The passage ``chunk_id`` of ``document_id`` as the store holds it now."""
+    for passage in kb.store.document_chunks(document_id):
+        if passage.chunk.point_id == chunk_id:
+            return passage.chunk
+    return None
+
+
+def confirm_helpful(db: Database, kb: KnowledgeBase, query_id: str, user_id: str) -> int | None:
+    """The asker found the answer helpful: its question and first cited passage become a pair
+    (one per question; a repeated thumbs-up changes nothing). :returns: the entry id, or
+    ``None`` when the answer cited nothing that still exists."""
+    with db.session() as s:
+        query = s.get(QueryLog, query_id)
+        if query is None or query.status != "answered" or not query.citations:
+            return None
+        existing = s.execute(
+            select(EntryRow.id).where(
+                EntryRow.query_id == query_id, EntryRow.how == "helpful", EntryRow.state == "active"
+            )
+        ).scalar()
+        if existing is not None:
+            return int(existing)
+        first = min(query.citations, key=lambda c: int(c.get("n", 0)))
+    chunk = find_chunk(kb, str(first["document_id"]), str(first["chunk_id"]))
+    if chunk is None or not kb.embedders:
+        return None
+    sources = query_sources(db, [(query.id, query.citations)])[query.id]
+    row = _new_entry(
+        kb, query, sources, kind="pair", how="helpful", confirmed_by=user_id, staff=False,
+        chunk=chunk,
+    )  # fmt: skip
+    with db.session() as s:
+        s.add(row)
+        s.flush()
+        return int(row.id)
+
+
+def on_thumbs_down(db: Database, query_id: str) -> int:
+    """The asker found the answer unhelpful: their own thumbs-up on it is withdrawn, and the
+    entries that chose its passage lose standing. :returns: entries demoted or withdrawn."""
+    changed = 0
+    with db.session() as s:
+        query = s.get(QueryLog, query_id)
+        if query is None:
+            return 0
+        for row in s.execute(
+            select(EntryRow).where(
+                EntryRow.query_id == query_id, EntryRow.how == "helpful", EntryRow.state == "active"
+            )
+        ).scalars():
+            row.state, row.note, row.updated_at = (
+                "removed",
+                "the asker changed their verdict",
+                utcnow(),
+            )
+            changed += 1
+        chosen = _first_cited(query)
+        for row in _active(s, _entries_for(query, chosen) if chosen else []):
+            row.negatives += 1
+            if not row.staff or row.negatives >= STAFF_NEGATIVES:
+                row.state = "demoted"
+                row.note = f"thumbs-down on an answer it chose ({query_id})"
+                changed += 1
+            row.updated_at = utcnow()
+    return changed
+
+
+def _entries_for(query: QueryLog, chunk_id: str | None) -> list[int]:
+    """Ids of the memory entries that pointed the question's answer at ``chunk_id`` (any
+    passage when ``None``)."""
+    out: list[int] = []
+    for hit in query.memory or []:
+        if hit.get("kind") != "pair":
+            continue
+        if chunk_id is None or chunk_id in (hit.get("chunk_id"), hit.get("moved_to")):
+            out += [int(i) for i in hit.get("entries") or []]
+    return out
+
+
+def _active(s: Any, ids: Sequence[int]) -> list[EntryRow]:
+    if not ids:
+        return []
+    return list(
+        s.execute(
+            select(EntryRow).where(EntryRow.id.in_(sorted(set(ids))), EntryRow.state == "active")
+        ).scalars()
+    )
+
+
+def _group_queries(s: Any, group_id: int) -> list[QueryLog]:
+    return list(
+        s.execute(
+            select(QueryLog)
+            .join(QueueItem, QueueItem.query_id == QueryLog.id)
+            .where(QueueItem.group_id == group_id)
+            .order_by(QueueItem.created_at)
+        ).scalars()
+    )
+
+
+def _first_cited(query: QueryLog) -> str | None:
+    if not query.citations:
+        return None
+    return str(min(query.citations, key=lambda c: int(c.get("n", 0))).get("chunk_id") or "")
+
+
+def _correct(s: Any, queries: Sequence[QueryLog], keep_chunk: str | None, staff_id: str) -> None:
+    """Staff resolved these questions otherwise: the entries that chose another passage for
+    their answers (any passage, for a gap) are demoted, whoever confirmed them."""
+    for query in queries:
+        chosen = _first_cited(query)
+        if chosen is None or chosen == keep_chunk:
+            continue
+        for row in _active(s, _entries_for(query, chosen)):
+            row.state, row.updated_at = "demoted", utcnow()
+            row.note = f"corrected by {staff_id} (question {query.id})"
+
+
+def link_group(
+    db: Database,
+    kb: KnowledgeBase,
+    group_id: int,
+    access: Access,
+    *,
+    document_id: str,
+    chunk_id: str,
+    user_id: str,
+) -> dict[str, Any]:
+    """Resolve a queue group as "answered by this passage": each of its questions becomes a
+    staff-confirmed pair with it, and the group is answered.
+
+    :raises NotFoundError: no such group or passage, or the caller may read neither.
+    :raises KBError: ``FORBIDDEN`` when some of its questions are hidden from the caller.
+    """
+    check_group_write(db, group_id, access)
+    chunk = find_chunk(kb, document_id, chunk_id)
+    # A passage the caller may not read is reported exactly like one that does not exist.
+    if chunk is None or not access.reads(chunk.groups):
+        raise NotFoundError(f"no passage {chunk_id} in document {document_id}")
+    with db.session() as s:
+        queries = _group_queries(s, group_id)
+    sources = query_sources(db, [(q.id, q.citations) for q in queries])
+    rows = [
+        _new_entry(
+            kb,
+            q,
+            sources[q.id],
+            kind="pair",
+            how="staff_link",
+            confirmed_by=user_id,
+            staff=True,
+            chunk=chunk,
+        )  # fmt: skip
+        for q in queries
+    ]
+    with db.session() as s:
+        s.add_all(rows)
+        _correct(s, queries, chunk_id, user_id)
+        group = s.get(QueueGroup, group_id)
+        assert group is not None
+        group.state, group.resolution = "answered", "linked"
+        group.linked_document_id, group.linked_chunk_id = document_id, chunk_id
+        group.answered_by, group.answered_at = user_id, utcnow()
+        group.updated_at = utcnow()
+    return get_group(db, group_id, access)
+
+
+def mark_not_covered(
+    db: Database, kb: KnowledgeBase, group_id: int, access: Access, *, user_id: str
+) -> dict[str, Any]:
+    """Resolve a queue group as "not covered by the knowledge base": its questions become
+    gaps (close questions are escalated rather than answered) and the group is dismissed.
+
+    :raises NotFoundError: no such group, or the caller may read none of its questions.
+    :raises KBError: ``FORBIDDEN`` when some of its questions are hidden from the caller.
+    """
+    check_group_write(db, group_id, access)
+    with db.session() as s:
+        queries = _group_queries(s, group_id)
+    sources = query_sources(db, [(q.id, q.citations) for q in queries])
+    rows = [
+        _new_entry(
+            kb,
+            q,
+            sources[q.id],
+            kind="gap",
+            how="not_covered",
+            confirmed_by=user_id,
+            staff=True,
+        )  # fmt: skip
+        for q in queries
+    ]
+    with db.session() as s:
+        s.add_all(rows)
+        _correct(s, queries, None, user_id)
+        group = s.get(QueueGroup, group_id)
+        assert group is not None
+        group.state, group.resolution = "dismissed", "not_covered"
+        group.updated_at = utcnow()
+    return get_group(db, group_id, access)
+
+
+def confirm_staff_answer(
+    db: Database, kb: KnowledgeBase, group_id: int, chunks: Sequence[Chunk], user_id: str
+) -> int:
+    """A staff answer was published (or edited) for a group: its questions become pairs with
+    the answer's passage; pairs with an earlier version of it are replaced. :returns: entries."""
+    if not chunks or not kb.embedders:
+        return 0
+    chunk = chunks[0]
+    with db.session() as s:
+        queries = _group_queries(s, group_id)
+        for row in s.execute(
+            select(EntryRow).where(
+                EntryRow.document_id == chunk.document_id, EntryRow.state == "active"
+            )
+        ).scalars():
+            row.state, row.note, row.updated_at = "stale", "the staff answer changed", utcnow()
+    sources = query_sources(db, [(q.id, q.citations) for q in queries])
+    rows = [
+        _new_entry(
+            kb,
+            q,
+            sources[q.id],
+            kind="pair",
+            how="staff_answer",
+            confirmed_by=user_id,
+            staff=True,
+            chunk=chunk,
+        )  # fmt: skip
+        for q in queries
+    ]
+    with db.session() as s:
+        s.add_all(rows)
+        _correct(s, queries, chunk.point_id, user_id)
+        group = s.get(QueueGroup, group_id)
+        if group is not None:
+            group.resolution = "staff_answer"
+    return len(rows)
+
+
+def withdraw_document(db: Database, document_id: str, note: str) -> int:
+    """Entries pointing at ``document_id`` go stale (a withdrawn staff answer, a deleted
+    document). :returns: how many."""
+    with db.session() as s:
+        rows = s.execute(
+            select(EntryRow).where(EntryRow.document_id == document_id, EntryRow.state == "active")
+        ).scalars()
+        n = 0
+        for row in rows:
+            row.state, row.note, row.updated_at = "stale", note, utcnow()
+            n += 1
+        return n
+
+
+def note_served(db: Database, memory_log: Sequence[dict[str, Any]]) -> None:
+    """Follow what a question found out about its matches: a passage gone (the entries go
+    stale) or unchanged in a new version of its document (the entries follow it)."""
+    stale = [i for h in memory_log if h.get("stale") for i in h.get("entries") or []]
+    moved = [(h["moved_to"], h.get("entries") or []) for h in memory_log if h.get("moved_to")]
+    if not stale and not moved:
+        return
+    with db.session() as s:
+        for row in _active(s, stale):
+            row.state, row.updated_at = "stale", utcnow()
+            row.note = "its passage changed or its document was deleted"
+        for chunk_id, ids in moved:
+            for row in _active(s, ids):
+                row.chunk_id, row.updated_at = chunk_id, utcnow()
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+class _Snapshots:
+    """The memory of each database and embedder, rebuilt when an entry changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._built: dict[tuple[str, str], tuple[tuple[int, Any], QuestionMemory]] = {}
+
+    def get(self, db: Database, kb: KnowledgeBase) -> QuestionMemory | None:
+        if not kb.embedders:
+            return None
+        name = kb.embedders[0].name
+        with db.session() as s:
+            stamp = s.execute(select(func.count(EntryRow.id), func.max(EntryRow.updated_at))).one()
+        key = (db.url, name)
+        stamp_key = (int(stamp[0] or 0), stamp[1])
+        with self._lock:
+            built = self._built.get(key)
+            if built is not None and built[0] == stamp_key:
+                return built[1]
+            memory = build_memory(db, name)
+            self._built[key] = (stamp_key, memory)
+            return memory
+
+
+_SNAPSHOTS = _Snapshots()
+
+
+def memory_for(db: Database, kb: KnowledgeBase) -> QuestionMemory | None:
+    """The question memory to ask with (built once per change of the entries)."""
+    return _SNAPSHOTS.get(db, kb)
+
+
+def build_memory(db: Database, embedder: str, *, now: datetime | None = None) -> QuestionMemory:
+    """Every active entry of ``embedder``, as :class:`retrieval.memory.QuestionMemory`."""
+    now = now or utcnow()
+    with db.session() as s:
+        rows = s.execute(
+            select(EntryRow)
+            .where(EntryRow.state == "active", EntryRow.embedder == embedder)
+            .order_by(EntryRow.id)
+        ).scalars()
+        entries = [
+            MemoryEntry(
+                id=r.id,
+                kind="gap" if r.kind == "gap" else "pair",
+                vector=r.vector,
+                terms=frozenset(r.terms),
+                document_id=r.document_id,
+                chunk_id=r.chunk_id,
+                text_hash=r.text_hash,
+                groups=tuple(r.groups),
+                asker_groups=tuple(r.asker_groups),
+                confirmer=r.confirmed_by,
+                staff=r.staff,
+                age_days=max((now - _aware(r.created_at)).total_seconds() / 86400, 0.0),
+                query_id=r.query_id,
+            )
+            for r in rows
+        ]
+    return QuestionMemory(entries)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+
+
+def _readable(access: Access, row: EntryRow) -> bool:
+    return access.reads(row.groups) and access.reads_all(source_of(s) for s in row.sources or [])
+
+
+def list_entries(
+    db: Database,
+    access: Access,
+    *,
+    state: str | None = "active",
+    kind: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Confirmed pairs and gaps the caller may read (its passage and its question's sources),
+    newest first; ``hidden`` counts the others on each page."""
+    out: list[dict[str, Any]] = []
+    with db.session() as s:
+        stmt = select(EntryRow).order_by(EntryRow.updated_at.desc(), EntryRow.id.desc())
+        if state is not None:
+            stmt = stmt.where(EntryRow.state == state)
+        if kind is not None:
+            stmt = stmt.where(EntryRow.kind == kind)
+        for row in s.execute(stmt.limit(limit * 5)).scalars():
+            if _readable(access, row):
+                out.append(_view(row))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _view(row: EntryRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "how": row.how,
+        "question": row.question,
+        "lang": row.lang,
+        "query_id": row.query_id,
+        "document_id": row.document_id,
+        "chunk_id": row.chunk_id,
+        "version": row.version,
+        "groups": list(row.groups or []),
+        "confirmed_by": row.confirmed_by,
+        "staff": row.staff,
+        "state": row.state,
+        "negatives": row.negatives,
+        "note": row.note,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def remove_entry(db: Database, entry_id: int, access: Access, *, user_id: str) -> dict[str, Any]:
+    """Take an entry out of the memory (kept, as ``removed``, for the record).
+
+    :raises NotFoundError: no such entry, or the caller may not read it.
+    """
+    with db.session() as s:
+        row = s.get(EntryRow, entry_id)
+        if row is None or not _readable(access, row):
+            raise NotFoundError(f"no memory entry {entry_id}")
+        if row.state == "removed":
+            raise KBError(f"memory entry {entry_id} is already removed", code="CONFLICT")
+        row.state, row.note, row.updated_at = "removed", f"removed by {user_id}", utcnow()
+        return _view(row)
+
+
+def stats(db: Database) -> dict[str, int]:
+    """Entries by kind and state (for analytics)."""
+    with db.session() as s:
+        rows = s.execute(
+            select(EntryRow.kind, EntryRow.state, func.count(EntryRow.id)).group_by(
+                EntryRow.kind, EntryRow.state
+            )
+        ).all()
+    return {f"{kind}_{state}": int(n) for kind, state, n in rows}

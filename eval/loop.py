@@ -1,0 +1,279 @@
+"""``kb eval --history``: what the learning loop is worth (issue 22).
+
+Past questions (a dataset folder's ``history.jsonl``, or a fixed-seed share of its questions)
+are replayed through the product's own paths before the test questions are asked: each is
+asked as an employee asks it (screened, logged, queued when escalated), a simulated asker gives
+the verdict the gold labels call for (a thumbs-up when the answer cites a gold document, a
+thumbs-down otherwise), and a simulated support agent resolves every question that reaches the
+queue: linked to the gold passage, or marked not covered when the question has no gold.
+``noise`` makes that share of the verdicts wrong: a thumbs-up on a wrong answer, a thumbs-down
+on a right one, a link to a passage of another document.
+
+The test questions are asked twice, with the memory the replay built and without any, so the
+report shows what the history changed. With ``learning_curve`` the test questions are then
+streamed in order, each followed by its feedback, and the correct-deflection and wrong-answer
+rates per window of questions make the "inquiries going down" curve.
+
+The replay writes to its own database in a temporary folder: the index is shared with other
+runs, the memory is not.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eval.datasets import DatasetError, EvalDataset, EvalQuestion, _jsonl, _question_from_record
+
+HISTORY_FILE = "history.jsonl"
+STAFF_USER = "eval-staff"
+
+
+@dataclass(frozen=True, slots=True)
+class LoopOptions:
+    """How ``kb eval --history`` replays the past."""
+
+    share: float = 0.5
+    """Share of a dataset's questions replayed as history when its folder has no
+    ``history.jsonl`` (the rest are the test questions)."""
+    noise: float = 0.0
+    """Share of simulated verdicts that are wrong."""
+    seed: int = 0
+    learning_curve: bool = False
+    window: int = 25
+    """Test questions per point of the learning curve."""
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """The questions replayed as history and those measured."""
+
+    history: tuple[EvalQuestion, ...]
+    test: tuple[EvalQuestion, ...]
+    source: str
+    """``history.jsonl`` or ``share 0.5, seed 0``."""
+
+
+def split_history(dataset: EvalDataset, options: LoopOptions) -> Split:
+    """A dataset folder's ``history.jsonl`` (every question is then a test question), or a
+    fixed-seed random share of its questions, kept in their order.
+
+    :raises DatasetError: for a malformed ``history.jsonl``, or a share that leaves either
+        side empty.
+    """
+    path = dataset.source / HISTORY_FILE if dataset.source.is_dir() else None
+    if path is not None and path.is_file():
+        history = tuple(_question_from_record(r, f"{path}:{n}") for n, r in _jsonl(path))
+        return Split(history, dataset.questions, HISTORY_FILE)
+    n = len(dataset.questions)
+    k = round(n * options.share)
+    if not 0 < k < n:
+        raise DatasetError(
+            f"{dataset.name}: a history share of {options.share} of {n} questions leaves no "
+            "history or no test questions"
+        )
+    order = list(range(n))
+    random.Random(options.seed).shuffle(order)
+    chosen = set(order[:k])
+    return Split(
+        tuple(q for i, q in enumerate(dataset.questions) if i in chosen),
+        tuple(q for i, q in enumerate(dataset.questions) if i not in chosen),
+        f"share {options.share}, seed {options.seed}",
+    )
+
+
+@dataclass(slots=True)
+class Turn:
+    """One question asked through the product and what the simulated people did."""
+
+    status: str
+    cited: tuple[str, ...]
+    correct: bool
+    action: str
+
+
+@dataclass(slots=True)
+class Simulation:
+    """A simulated asker and support agent acting from the gold labels through the product's
+    ask, feedback and queue paths (one database for the whole replay)."""
+
+    kb: Any
+    db: Any
+    keys: Callable[[str, str | None], str]
+    """Store document (id, source path) -> the key gold ids use."""
+    documents: dict[str, str]
+    """Gold key -> store document id."""
+    noise: float
+    rng: random.Random
+    actions: Counter[str] = field(default_factory=Counter)
+    _asked: int = 0
+
+    def ask(self, q: EvalQuestion) -> Any:
+        """Ask as an employee (each question from a different one): the API's own path."""
+        from api.deps import Identity
+        from api.routes.ask import answer_question
+
+        self._asked += 1
+        who = Identity(
+            user_id=f"asker-{self._asked}",
+            groups=tuple(q.groups),
+            roles=("employee",),
+            department="eval",
+            via="eval",
+        )
+        return answer_question(self.kb, self.db, who, q.text, q.lang)
+
+    def step(self, q: EvalQuestion) -> Turn:
+        """Ask ``q`` and act on the answer as the gold labels say (with the noise)."""
+        from api.services import feedback
+
+        response = self.ask(q)
+        cited = tuple(self.keys(c.document_id, None) for c in response.citations)
+        gold = set(q.gold_ids)
+        correct = response.status == "answered" and q.answerable and bool(gold & set(cited))
+        user = f"asker-{self._asked}"
+        action = "escalated"
+        if response.status == "answered":
+            helpful = correct if not self._slip() else not correct
+            feedback.give_feedback(
+                self.db,
+                self.kb.embedders[0],
+                query_id=response.query_id,
+                user_id=user,
+                helpful=helpful,
+                comment=None,
+                threshold=self.kb.settings.support.group_similarity,
+                kb=self.kb,
+            )
+            action = "thumbs_up" if helpful else "thumbs_down"
+            if helpful:
+                self.actions[action] += 1
+                return Turn(response.status, cited, correct, action)
+        self.actions[action] += 1
+        self.actions[self.resolve(q, response.query_id)] += 1
+        return Turn(response.status, cited, correct, action)
+
+    def resolve(self, q: EvalQuestion, query_id: str) -> str:
+        """The support agent resolves the queued question: linked to a gold passage, or marked
+        not covered; with the noise, linked to a passage of another document instead."""
+        from api.deps import Identity
+        from api.services import memory
+        from db.models import QueueItem
+
+        with self.db.session() as s:
+            item = s.query(QueueItem).filter(QueueItem.query_id == query_id).one_or_none()
+        if item is None:
+            return "not_queued"
+        staff = Identity(
+            user_id=STAFF_USER, groups=(), roles=("support", "admin"), department=None, via="eval"
+        ).access
+        slip = self._slip()
+        target = None if slip else self.gold_passage(q)
+        if target is None and (slip or q.answerable):
+            target = self.other_passage(q)
+            slip = True
+        if target is None:
+            memory.mark_not_covered(self.db, self.kb, item.group_id, staff, user_id=STAFF_USER)
+            return "staff_not_covered"
+        memory.link_group(
+            self.db,
+            self.kb,
+            item.group_id,
+            staff,
+            document_id=target[0],
+            chunk_id=target[1],
+            user_id=STAFF_USER,
+        )
+        return "staff_link_wrong" if slip else "staff_link"
+
+    def gold_passage(self, q: EvalQuestion) -> tuple[str, str] | None:
+        """The passage of a gold document that best holds the reference answer (or the
+        question's words): what an agent picks with the passage picker."""
+        words = set(self.kb.sparse.terms(q.answer or q.text))
+        best: tuple[float, str, str] | None = None
+        for key in q.gold_ids:
+            doc = self.documents.get(key)
+            for p in self.kb.store.document_chunks(doc) if doc else []:
+                found = set(self.kb.sparse.terms(p.chunk.embed_text))
+                score = len(words & found) / (len(words) or 1)
+                if best is None or score > best[0]:
+                    best = (score, p.chunk.document_id, p.chunk.point_id)
+        return (best[1], best[2]) if best else None
+
+    def other_passage(self, q: EvalQuestion) -> tuple[str, str] | None:
+        """A passage of a random document that is not gold for ``q``."""
+        others = sorted(k for k in self.documents if k not in set(q.gold_ids))
+        for _ in range(10):
+            if not others:
+                return None
+            doc = self.documents[self.rng.choice(others)]
+            chunks = self.kb.store.document_chunks(doc)
+            if chunks:
+                p = self.rng.choice(chunks)
+                return p.chunk.document_id, p.chunk.point_id
+        return None
+
+    def _slip(self) -> bool:
+        return self.noise > 0 and self.rng.random() < self.noise
+
+
+@contextmanager
+def loop_database() -> Iterator[Any]:
+    """A fresh, migrated SQLite database for one replay, removed afterwards."""
+    from db.engine import Database
+
+    with tempfile.TemporaryDirectory(prefix="kb-eval-loop-") as tmp:
+        db = Database(f"sqlite:///{Path(tmp) / 'loop.sqlite3'}")
+        db.migrate()
+        try:
+            yield db
+        finally:
+            db.dispose()
+
+
+def document_keys(dataset: EvalDataset, keys: Any) -> dict[str, str]:
+    """Gold key -> store document id: record ids as they are, folder paths through the ids
+    ingestion gave them."""
+    if dataset.kind == "records":
+        return {doc.id: doc.id for doc in dataset.records()}
+    return {rel: doc_id for doc_id, rel in keys._id_map().items()}
+
+
+def memory_of(kb: Any, db: Any) -> Any:
+    """The question memory the replay built (as the product reads it)."""
+    from api.services.memory import memory_for
+
+    return memory_for(db, kb)
+
+
+def learning_curve(
+    turns: Sequence[Turn], questions: Sequence[EvalQuestion], window: int
+) -> list[dict[str, Any]]:
+    """Correct deflection (over answerable questions) and wrong-answer rate (over answered
+    ones) per window of ``window`` consecutive test questions."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(turns), window):
+        end = start + window
+        part = list(zip(turns[start:end], questions[start:end], strict=True))
+        answerable = [t for t, q in part if q.answerable]
+        answered = [t for t, _q in part if t.status == "answered"]
+        out.append(
+            {
+                "start": start,
+                "end": start + len(part),
+                "correct_deflection_rate": (
+                    sum(t.correct for t in answerable) / len(answerable) if answerable else None
+                ),
+                "wrong_answer_rate": (
+                    sum(not t.correct for t in answered) / len(answered) if answered else None
+                ),
+                "deflection_rate": len(answered) / len(part),
+            }
+        )
+    return out

@@ -1,0 +1,394 @@
+"""Question memory (issue 22): questions whose answer people confirmed, as a retrieval channel.
+
+A **pair** is a question and the passage that answered it, confirmed by the asker (a thumbs-up)
+or by support staff (who linked the question to a passage or wrote a staff answer). A **gap**
+is a question staff marked as not covered by the knowledge base. A new question is matched
+against the confirmed ones (dense cosine of the first embedder's query vectors, and an
+IDF-weighted keyword overlap); each passage that close matches point to becomes a candidate
+with the probability that it answers the new question, and a close match to a gap pushes
+toward escalation.
+
+That probability is learned from the memory itself, never from the questions it is used on:
+every confirmed question is matched against the others (leave one out), and a logistic model
+over the match's features (similarity, keyword overlap, how it was confirmed and by how many
+people, age) is fitted to "the matched passage is the one this question was confirmed with".
+While the memory holds too few confirmations to fit (:data:`MIN_FIT`), a conservative prior
+stands in (:data:`PRIOR`).
+
+Safeguards live here and in :mod:`api.services.memory`: a passage is a candidate only for a
+caller who may read it (its groups, checked again against the store), a gap only applies to a
+caller who may read no more than the asker it was confirmed for, and only an **agreed** match
+(one staff member, or two different askers) may lift an answer over the confidence threshold;
+an unagreed one can only reorder the passages. No question text leaves this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from retrieval.models import AccessFilter
+
+Kind = Literal["pair", "gap"]
+
+FLOOR = 0.80
+"""Cosine under which a confirmed question is not a match at all."""
+MAX_HITS = 5
+"""Candidate passages one question takes from the memory."""
+MIN_FIT = 30
+"""Leave-one-out matches (with both outcomes at least :data:`MIN_CLASS` times) needed to fit
+the memory's own model instead of :data:`PRIOR`."""
+MIN_CLASS = 5
+CALIBRATION_SAMPLE = 2000
+"""Confirmed questions the leave-one-out fit reads at most (a fixed-seed sample)."""
+RIDGE = 1.0
+"""L2 penalty of the logistic fits (on every weight but the bias)."""
+
+PAIR_FEATURES = ("bias", "sim", "kw", "askers", "staff", "agreed", "age")
+GAP_FEATURES = ("bias", "sim", "kw", "staff")
+
+PRIOR: dict[str, tuple[float, ...]] = {
+    # A new memory: a match lifts an answer only when it is nearly the same question
+    # (cosine 0.95 gives 0.5 for an agreed match) and its words agree.
+    "pair": (-57.0, 60.0, 1.0, 0.2, 0.5, 0.5, 0.0),
+    "gap": (-58.5, 60.0, 1.0, 0.5),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEntry:
+    """One confirmed question (its vector and terms, never its text)."""
+
+    id: int
+    kind: Kind
+    vector: Sequence[float]
+    terms: frozenset[str]
+    document_id: str | None = None
+    chunk_id: str | None = None
+    text_hash: str | None = None
+    groups: tuple[str, ...] = ()
+    """The passage's access groups (a pair)."""
+    asker_groups: tuple[str, ...] = ()
+    """The groups of the person who asked: a gap holds only for callers who read no more."""
+    confirmer: str = ""
+    """Who confirmed it: the asker (a thumbs-up) or a staff member."""
+    staff: bool = False
+    age_days: float = 0.0
+    query_id: str | None = None
+
+
+@dataclass(slots=True)
+class Hit:
+    """A passage close confirmed questions point to."""
+
+    document_id: str
+    chunk_id: str
+    text_hash: str | None
+    sim: float
+    kw: float
+    askers: int
+    """Different askers who confirmed it with a thumbs-up."""
+    staff: bool
+    age_days: float
+    entry_ids: list[int]
+    groups: tuple[str, ...]
+    p: float = 0.0
+    """Probability that this passage answers the question (:class:`MemoryModel`)."""
+    moved_to: str | None = None
+    """The passage's point now (its document was re-ingested with the passage unchanged)."""
+    stale: bool = False
+    """The passage is gone (its document changed it or was deleted)."""
+
+    @property
+    def agreed(self) -> bool:
+        """One staff member or two different askers confirmed it: it may lift an answer."""
+        return self.staff or self.askers >= 2
+
+    def features(self) -> list[float]:
+        return [
+            1.0,
+            self.sim,
+            self.kw,
+            math.log1p(self.askers),
+            float(self.staff),
+            float(self.agreed),
+            math.log1p(max(self.age_days, 0.0)) / 10.0,
+        ]
+
+
+@dataclass(slots=True)
+class GapHit:
+    """The closest confirmed gap."""
+
+    sim: float
+    kw: float
+    staff: bool
+    entry_ids: list[int]
+    p: float = 0.0
+    """Probability that the question is not covered either."""
+
+    def features(self) -> list[float]:
+        return [1.0, self.sim, self.kw, float(self.staff)]
+
+
+@dataclass(slots=True)
+class Recall:
+    """What the memory says about one question."""
+
+    hits: list[Hit] = field(default_factory=list)
+    gap: GapHit | None = None
+    lifted: str | None = None
+    """The chunk whose agreed match lifted the confidence (:func:`apply_recall`)."""
+    gap_applied: bool = False
+
+    def to_log(self) -> list[dict[str, Any]]:
+        """Entry ids and probabilities, for the query log (no text)."""
+        out: list[dict[str, Any]] = [
+            {
+                "kind": "pair",
+                "entries": h.entry_ids,
+                "chunk_id": h.chunk_id,
+                "document_id": h.document_id,
+                "sim": round(h.sim, 4),
+                "p": round(h.p, 4),
+                "agreed": h.agreed,
+                "lifted": h.chunk_id == self.lifted,
+                "moved_to": h.moved_to,
+                "stale": h.stale,
+            }
+            for h in self.hits
+        ]
+        if self.gap is not None:
+            out.append(
+                {
+                    "kind": "gap",
+                    "entries": self.gap.entry_ids,
+                    "sim": round(self.gap.sim, 4),
+                    "p": round(self.gap.p, 4),
+                    "applied": self.gap_applied,
+                }
+            )
+        return out
+
+
+MEMORY_FEATURES = ("memory_p", "memory_sim", "memory_agreed", "gap_p", "gap_sim")
+
+
+def apply_recall(
+    confidence: float, recall: Recall, cited: Sequence[Any], features: dict[str, float]
+) -> float:
+    """The confidence after the memory: an agreed match naming the first cited passage lifts
+    it to the match's probability; a close gap more probable than that match scales it by the
+    chance the question is covered after all. Adds :data:`MEMORY_FEATURES` to ``features``.
+
+    :param cited: the answer's passages (``ScoredChunk``), first is the answer's main one.
+    """
+    top = cited[0].chunk.point_id if cited else None
+    hit = next((h for h in recall.hits if top in (h.chunk_id, h.moved_to)), None)
+    features.update(
+        memory_p=hit.p if hit else 0.0,
+        memory_sim=hit.sim if hit else 0.0,
+        memory_agreed=float(bool(hit and hit.agreed)),
+        gap_p=recall.gap.p if recall.gap else 0.0,
+        gap_sim=recall.gap.sim if recall.gap else 0.0,
+    )
+    if hit is not None and hit.agreed and hit.p > confidence:
+        confidence, recall.lifted = hit.p, hit.chunk_id
+    if recall.gap is not None and recall.gap.p > (hit.p if hit else 0.0):
+        confidence *= 1.0 - recall.gap.p
+        recall.gap_applied, recall.lifted = True, None
+    return confidence
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryModel:
+    """Logistic weights for pair and gap matches; ``fitted`` says whether they came from the
+    memory (leave one out) or are :data:`PRIOR`."""
+
+    pair: tuple[float, ...] = PRIOR["pair"]
+    gap: tuple[float, ...] = PRIOR["gap"]
+    fitted: bool = False
+    samples: int = 0
+
+    def p_pair(self, hit: Hit) -> float:
+        return _sigmoid(sum(w * x for w, x in zip(self.pair, hit.features(), strict=True)))
+
+    def p_gap(self, hit: GapHit) -> float:
+        return _sigmoid(sum(w * x for w, x in zip(self.gap, hit.features(), strict=True)))
+
+
+def fit_logistic(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[float, ...]:
+    """Ridge logistic regression by Newton's method (deterministic; the first column is the
+    unpenalised bias)."""
+    w = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], RIDGE)
+    penalty[0] = 1e-6
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
+        grad = x.T @ (p - y) + penalty * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if float(np.max(np.abs(step))) < 1e-8:
+            break
+    return tuple(float(v) for v in w)
+
+
+class QuestionMemory:
+    """The confirmed questions of one embedder, ready to match (build once, read by many)."""
+
+    def __init__(self, entries: Sequence[MemoryEntry], *, fit: bool = True) -> None:
+        self.entries = list(entries)
+        dims = {len(e.vector) for e in self.entries}
+        if len(dims) > 1:
+            raise ValueError(f"memory entries of different dimensions: {sorted(dims)}")
+        self.matrix = (
+            np.asarray([e.vector for e in self.entries], dtype=np.float32)
+            if self.entries
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        if len(self.entries):
+            norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
+            self.matrix /= np.where(norms == 0, 1, norms)
+        df: dict[str, int] = {}
+        for e in self.entries:
+            for t in e.terms:
+                df[t] = df.get(t, 0) + 1
+        n = len(self.entries)
+        self._idf = {t: math.log(1 + n / c) for t, c in df.items()}
+        self._default_idf = math.log(1 + max(n, 1))
+        self.model = self._fit() if fit else MemoryModel()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # -- matching ------------------------------------------------------------------------
+
+    def match(
+        self,
+        vector: Sequence[float],
+        terms: Iterable[str],
+        acl: AccessFilter,
+        *,
+        limit: int = MAX_HITS,
+        exclude: int | None = None,
+    ) -> Recall:
+        """Passages the confirmed questions close to ``vector`` point to (those ``acl`` may
+        read), best first, and the closest gap that applies to ``acl``.
+
+        :param exclude: leave this entry and the others of its question out (leave one out).
+        """
+        if not self.entries or len(vector) != self.matrix.shape[1]:
+            return Recall()
+        v = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(v))
+        sims = self.matrix @ (v / norm if norm else v)
+        order = np.argsort(-sims, kind="stable")
+        qterms = frozenset(terms)
+        left_out = self.entries[exclude].query_id if exclude is not None else None
+        hits: dict[str, Hit] = {}
+        askers: dict[str, set[str]] = {}
+        gap: GapHit | None = None
+        for i in order:
+            sim = float(sims[i])
+            if sim < FLOOR:
+                break
+            e = self.entries[i]
+            if exclude is not None and (i == exclude or (left_out and e.query_id == left_out)):
+                continue
+            if e.kind == "gap":
+                # A gap holds for callers who may read no more than the asker it was marked for.
+                if set(acl.groups) <= set(e.asker_groups):
+                    if gap is None:
+                        gap = GapHit(sim, self.overlap(qterms, e.terms), e.staff, [e.id])
+                    else:
+                        gap.entry_ids.append(e.id)
+                        gap.staff = gap.staff or e.staff
+                continue
+            if e.chunk_id is None or e.document_id is None or not acl.permits(e.groups):
+                continue
+            hit = hits.get(e.chunk_id)
+            if hit is None:
+                if len(hits) >= limit:
+                    continue
+                hit = hits[e.chunk_id] = Hit(
+                    document_id=e.document_id,
+                    chunk_id=e.chunk_id,
+                    text_hash=e.text_hash,
+                    sim=sim,
+                    kw=self.overlap(qterms, e.terms),
+                    askers=0,
+                    staff=False,
+                    age_days=e.age_days,
+                    entry_ids=[],
+                    groups=e.groups,
+                )
+                askers[e.chunk_id] = set()
+            hit.entry_ids.append(e.id)
+            hit.age_days = min(hit.age_days, e.age_days)
+            if e.staff:
+                hit.staff = True
+            elif e.confirmer:
+                askers[e.chunk_id].add(e.confirmer)
+        for chunk_id, hit in hits.items():
+            hit.askers = len(askers[chunk_id])
+            hit.p = self.model.p_pair(hit)
+        if gap is not None:
+            gap.p = self.model.p_gap(gap)
+        return Recall(sorted(hits.values(), key=lambda h: -h.p), gap)
+
+    def overlap(self, a: frozenset[str], b: frozenset[str]) -> float:
+        """IDF-weighted Jaccard of two term sets (rare shared words count most)."""
+        union = a | b
+        if not union:
+            return 0.0
+        weight = self._idf.get
+        inter = sum(weight(t, self._default_idf) for t in a & b)
+        return inter / sum(weight(t, self._default_idf) for t in union)
+
+    # -- learning from itself ------------------------------------------------------------
+
+    def _fit(self) -> MemoryModel:
+        """Fit :class:`MemoryModel` by matching each confirmed question against the others."""
+        n = len(self.entries)
+        if n < 3:
+            return MemoryModel()
+        rng = np.random.default_rng(0)
+        sample = (
+            rng.choice(n, CALIBRATION_SAMPLE, replace=False) if n > CALIBRATION_SAMPLE else range(n)
+        )
+        self.model = MemoryModel()  # features only; weights come next
+        pair_x: list[list[float]] = []
+        pair_y: list[float] = []
+        gap_x: list[list[float]] = []
+        gap_y: list[float] = []
+        for i in sample:
+            e = self.entries[int(i)]
+            # Matched as its asker would have been: what they may read, the gaps that hold.
+            acl = AccessFilter(tuple(e.asker_groups))
+            recall = self.match(e.vector, e.terms, acl, exclude=int(i))
+            for hit in recall.hits[:3]:
+                pair_x.append(hit.features())
+                pair_y.append(float(e.kind == "pair" and hit.document_id == e.document_id))
+            if recall.gap is not None:
+                gap_x.append(recall.gap.features())
+                gap_y.append(float(e.kind == "gap"))
+        pair = _fit_or(pair_x, pair_y, PRIOR["pair"])
+        gap = _fit_or(gap_x, gap_y, PRIOR["gap"])
+        fitted = pair is not PRIOR["pair"] or gap is not PRIOR["gap"]
+        return MemoryModel(pair=pair, gap=gap, fitted=fitted, samples=len(pair_y) + len(gap_y))
+
+
+def _fit_or(x: list[list[float]], y: list[float], prior: tuple[float, ...]) -> tuple[float, ...]:
+    positives = sum(y)
+    if len(y) < MIN_FIT or positives < MIN_CLASS or len(y) - positives < MIN_CLASS:
+        return prior
+    return fit_logistic(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))

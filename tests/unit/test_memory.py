@@ -1,0 +1,139 @@
+"""The question memory's matching and safeguards (retrieval/memory.py), on synthetic vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retrieval.memory import MemoryEntry, QuestionMemory, Recall, apply_recall
+from retrieval.models import AccessFilter
+
+EVERYONE = AccessFilter()
+
+
+def vec(*xs: float) -> list[float]:
+    v = np.asarray(xs, dtype=float)
+    return list(v / np.linalg.norm(v))
+
+
+def pair(i: int, v: list[float], chunk: str, **kw: object) -> MemoryEntry:
+    fields: dict[str, object] = {
+        "id": i,
+        "kind": "pair",
+        "vector": v,
+        "terms": frozenset({"printer", "toner"}),
+        "document_id": f"doc-{chunk}",
+        "chunk_id": chunk,
+        "confirmer": f"user-{i}",
+        "query_id": f"q{i}",
+    }
+    fields.update(kw)
+    return MemoryEntry(**fields)  # type: ignore[arg-type]
+
+
+Q = vec(1, 0.02, 0)
+TERMS = frozenset({"printer", "toner"})
+
+
+def test_one_askers_thumbs_up_is_a_candidate_but_not_agreed():
+    memory = QuestionMemory([pair(1, vec(1, 0, 0), "a")], fit=False)
+    recall = memory.match(Q, TERMS, EVERYONE)
+    assert [h.chunk_id for h in recall.hits] == ["a"]
+    hit = recall.hits[0]
+    assert hit.askers == 1 and not hit.staff and not hit.agreed
+    assert hit.sim > 0.99
+
+
+def test_two_askers_or_one_staff_member_agree():
+    two = QuestionMemory([pair(1, vec(1, 0, 0), "a"), pair(2, vec(1, 0.01, 0), "a")], fit=False)
+    assert two.match(Q, TERMS, EVERYONE).hits[0].agreed
+    same_person = QuestionMemory(
+        [pair(1, vec(1, 0, 0), "a"), pair(2, vec(1, 0.01, 0), "a", confirmer="user-1")], fit=False
+    )
+    assert not same_person.match(Q, TERMS, EVERYONE).hits[0].agreed
+    staff = QuestionMemory([pair(1, vec(1, 0, 0), "a", staff=True)], fit=False)
+    assert staff.match(Q, TERMS, EVERYONE).hits[0].agreed
+
+
+def test_staff_confirmation_outweighs_an_askers_thumbs_up():
+    memory = QuestionMemory(
+        [pair(1, vec(1, 0, 0), "asker"), pair(2, vec(1, 0, 0), "staff", staff=True)], fit=False
+    )
+    hits = memory.match(Q, TERMS, EVERYONE).hits
+    assert hits[0].chunk_id == "staff" and hits[0].p > hits[1].p
+
+
+def test_a_pair_never_surfaces_a_passage_the_caller_may_not_read():
+    memory = QuestionMemory([pair(1, vec(1, 0, 0), "hr-only", groups=("hr",))], fit=False)
+    assert memory.match(Q, TERMS, EVERYONE).hits == []
+    assert memory.match(Q, TERMS, AccessFilter(("sales",))).hits == []
+    assert [h.chunk_id for h in memory.match(Q, TERMS, AccessFilter(("hr",))).hits] == ["hr-only"]
+
+
+def test_a_gap_holds_only_for_callers_who_read_no_more_than_its_asker():
+    gap = MemoryEntry(id=1, kind="gap", vector=vec(1, 0, 0), terms=TERMS, staff=True)
+    memory = QuestionMemory([gap], fit=False)
+    assert memory.match(Q, TERMS, EVERYONE).gap is not None
+    # A member of hr may read documents the gap's asker could not: it may be covered for them.
+    assert memory.match(Q, TERMS, AccessFilter(("hr",))).gap is None
+
+
+def test_far_questions_do_not_match():
+    memory = QuestionMemory([pair(1, vec(0, 1, 0), "a")], fit=False)
+    assert memory.match(Q, TERMS, EVERYONE).hits == []
+
+
+def test_leave_one_out_excludes_the_question_itself():
+    memory = QuestionMemory(
+        [pair(1, vec(1, 0, 0), "a", query_id="q"), pair(2, vec(1, 0, 0), "b", query_id="q")],
+        fit=False,
+    )
+    assert memory.match(Q, TERMS, EVERYONE, exclude=0).hits == []
+
+
+class _Top:
+    def __init__(self, point: str) -> None:
+        self.chunk = type("C", (), {"point_id": point})()
+
+
+def test_only_an_agreed_match_lifts_and_a_gap_lowers():
+    memory = QuestionMemory([pair(1, vec(1, 0, 0), "a")], fit=False)
+    recall = memory.match(Q, TERMS, EVERYONE)
+    features: dict[str, float] = {}
+    assert apply_recall(0.2, recall, [_Top("a")], features) == 0.2
+    assert features["memory_agreed"] == 0.0 and features["memory_p"] > 0.5
+
+    agreed = QuestionMemory([pair(1, vec(1, 0, 0), "a", staff=True)], fit=False)
+    recall = agreed.match(Q, TERMS, EVERYONE)
+    lifted = apply_recall(0.2, recall, [_Top("a")], {})
+    assert lifted == pytest.approx(recall.hits[0].p) and lifted > 0.9
+    assert recall.lifted == "a"
+    # The agreed match must name the answer's passage: another passage is not lifted.
+    assert apply_recall(0.2, agreed.match(Q, TERMS, EVERYONE), [_Top("x")], {}) == 0.2
+
+    gap = MemoryEntry(id=2, kind="gap", vector=vec(1, 0, 0), terms=TERMS, staff=True)
+    recall = QuestionMemory([gap], fit=False).match(Q, TERMS, EVERYONE)
+    assert apply_recall(0.9, recall, [_Top("a")], {}) < 0.1
+    assert recall.gap_applied
+    assert Recall().to_log() == []
+
+
+def test_the_model_is_fitted_from_the_memory_itself():
+    rng = np.random.default_rng(1)
+    entries = []
+    for i in range(80):
+        topic = i % 8
+        # Neighbouring topics share a direction: some close matches are another topic's.
+        base = np.full(16, 0.0)
+        base[0] = 2.0
+        base[1 + topic] = 1.0
+        v = base + rng.normal(0, 0.25, 16)
+        entries.append(
+            pair(i, list(v / np.linalg.norm(v)), f"c{topic}", terms=frozenset({f"t{topic}"}))
+        )
+    memory = QuestionMemory(entries)
+    assert memory.model.fitted and memory.model.samples >= 30
+    close = memory.match(entries[0].vector, entries[0].terms, EVERYONE, exclude=0)
+    assert close.hits[0].chunk_id == "c0" and close.hits[0].p > 0.8
+    # Deterministic: the same entries give the same weights.
+    assert QuestionMemory(entries).model == memory.model
