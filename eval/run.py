@@ -534,6 +534,9 @@ def _outcome(q: Any, result: Any, latency: float, keys: DocKeys) -> tuple[Outcom
         "unsupported": unsupported,
         "latency_ms": round(latency, 2),
     }
+    memory = getattr(result, "memory", None)
+    if memory:
+        detail["memory"] = memory
     if generation is not None:
         detail["mode"] = outcome.mode
         detail["fallback_reason"] = outcome.fallback_reason

@@ -234,6 +234,7 @@ def compose_extractive(
     *,
     max_citations: int,
     max_sentences: int,
+    confirmed: bool = False,
 ) -> tuple[str, list[ScoredChunk]]:
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
@@ -243,6 +244,8 @@ def compose_extractive(
     the best ``max_sentences`` are kept. A passage with no chosen unit is not cited. A unit that
     reads like an instruction to a model (:mod:`retrieval.injection`, flagged on its document at
     ingestion) is never quoted: the answer would hand the document's instruction to the user.
+    ``confirmed``: people confirmed the first passage answers this need (issue 22): its
+    sentences are quoted first, in order, whether or not they repeat the question's words.
     :returns: the answer text and the cited passages, numbered from 1 in order.
     """
     if not passages:
@@ -263,6 +266,9 @@ def compose_extractive(
         for order, (s, e) in enumerate(sentence_spans(text)):
             sentence = text[s:e]
             hits = len(terms & set(encoder.terms(sentence)))
+            if confirmed and rank == 0 and not find_instructions(sentence):
+                scored.append((1000.0 - order, rank, order, sentence))
+                continue
             if hits == 0 or find_instructions(sentence):
                 continue
             # Term hits dominate; earlier passages and earlier sentences break ties.

@@ -175,15 +175,30 @@ class Recall:
         return out
 
 
+GAP_LIKELY = 0.5
+"""A gap match lowers the confidence only from this probability: below it the question is more
+likely covered than not, and the confidence model already knows the base rate of gaps."""
 MEMORY_FEATURES = ("memory_p", "memory_sim", "memory_agreed", "gap_p", "gap_sim")
+
+
+def confirmed_first(recall: Recall, passages: Sequence[Any], threshold: float) -> bool:
+    """Whether the first passage is one an agreed match vouches for at or above
+    ``threshold``: the answer then quotes it (:func:`retrieval.answer.compose_extractive`)."""
+    if not passages or not recall.hits:
+        return False
+    top = passages[0].chunk.point_id
+    return any(
+        h.agreed and h.p >= threshold and top in (h.chunk_id, h.moved_to) for h in recall.hits
+    )
 
 
 def apply_recall(
     confidence: float, recall: Recall, cited: Sequence[Any], features: dict[str, float]
 ) -> float:
     """The confidence after the memory: an agreed match naming the first cited passage lifts
-    it to the match's probability; a close gap more probable than that match scales it by the
-    chance the question is covered after all. Adds :data:`MEMORY_FEATURES` to ``features``.
+    it to the match's probability; a gap match that is more likely a gap than not
+    (:data:`GAP_LIKELY`), and more probable than that pair, scales it by the chance the question
+    is covered after all. Adds :data:`MEMORY_FEATURES` to ``features``.
 
     :param cited: the answer's passages (``ScoredChunk``), first is the answer's main one.
     """
@@ -198,8 +213,9 @@ def apply_recall(
     )
     if hit is not None and hit.agreed and hit.p > confidence:
         confidence, recall.lifted = hit.p, hit.chunk_id
-    if recall.gap is not None and recall.gap.p > (hit.p if hit else 0.0):
-        confidence *= 1.0 - recall.gap.p
+    gap = recall.gap
+    if gap is not None and gap.p >= GAP_LIKELY and gap.p > (hit.p if hit else 0.0):
+        confidence *= 1.0 - gap.p
         recall.gap_applied, recall.lifted = True, None
     return confidence
 

@@ -35,7 +35,7 @@ from retrieval.generate import (
 )
 from retrieval.lang import detect_lang, other_lang, toward_other_language
 from retrieval.llm import LLM, build_llm
-from retrieval.memory import Hit, QuestionMemory, Recall, apply_recall
+from retrieval.memory import Hit, QuestionMemory, Recall, apply_recall, confirmed_first
 from retrieval.models import AccessFilter, Chunk, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
 from retrieval.rerank import (
@@ -63,8 +63,9 @@ LANGUAGE_DIRECTION_TTL_S = 300.0
 
 QUERY_VECTORS = 256
 """Question vectors (first embedder) kept: the search and the question memory share one."""
-MEMORY_CANDIDATE = 0.05
-"""Probability under which a memory match does not move a passage."""
+MEMORY_CANDIDATE = 0.5
+"""Probability under which a memory match does not move a passage: a match more likely wrong
+than right leaves the search's order alone (it is still logged, with its features)."""
 
 TERMS_CACHE = 20_000
 """Candidates whose terms the ranker keeps tokenised (cleared when full)."""
@@ -476,6 +477,7 @@ class KnowledgeBase:
             self.sparse,
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
+            confirmed=confirmed_first(recall, passages, cfg.confidence_threshold),
         )
         # A Q&A entry answers through its question too: count the question's terms as covered.
         covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from api.services.access import Access, query_sources
+from api.services.memory import stats as memory_stats
 from api.services.queue import get_group
 from db.engine import Database
 from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem
@@ -131,6 +132,18 @@ def summary(db: Database, start: datetime, end: datetime, access: Access) -> dic
     def user_escalated(qid: str) -> bool:
         return "user_escalation" in items.get(qid, [])
 
+    def from_memory(q: Any) -> bool:
+        """Answered from a passage confirmed questions pointed to (issue 22)."""
+        if q.status != "answered" or not q.memory or not q.citations:
+            return False
+        first = min(q.citations, key=lambda c: int(c.get("n", 0))).get("chunk_id")
+        return any(m.get("kind") == "pair" and first == m.get("chunk_id") for m in q.memory)
+
+    def gap_escalated(q: Any) -> bool:
+        return q.status == "escalated" and any(
+            m.get("kind") == "gap" and m.get("applied") for m in q.memory or []
+        )
+
     def deflected(q: Any) -> bool:
         return bool(
             q.status == "answered" and feedback.get(q.id) is not False and not user_escalated(q.id)
@@ -153,6 +166,7 @@ def summary(db: Database, start: datetime, end: datetime, access: Access) -> dic
             bucket["answered"] += q.status == "answered"
             bucket["escalated"] += q.status == "escalated" or user_escalated(q.id)
             bucket["deflected"] += d
+            bucket["from_memory"] += from_memory(q)
         users[q.user_id] += 1
         if q.id not in readable:
             continue
@@ -183,6 +197,10 @@ def summary(db: Database, start: datetime, end: datetime, access: Access) -> dic
         "deflected": sum(1 for q in queries if deflected(q)),
         "deflection_rate": _rate(sum(1 for q in queries if deflected(q)), n),
         "escalations": escalated,
+        "from_memory": sum(1 for q in queries if from_memory(q)),
+        "memory_share": _rate(sum(1 for q in queries if from_memory(q)), answered),
+        "gap_escalations": sum(1 for q in queries if gap_escalated(q)),
+        "memory_entries": memory_stats(db),
         "bot_escalations": sum(1 for q in queries if q.status == "escalated"),
         "user_escalations": sum(1 for q in queries if user_escalated(q.id)),
         "feedback": len(feedback),
