@@ -355,6 +355,8 @@ class MemoryEntry(Base):
     asker_groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
     sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """The sources of the question (its cited passages' groups): who may read its text."""
+    retrieved: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The documents the search found for the question when it was confirmed, best first."""
     asker_id: Mapped[str] = mapped_column(String(128), default="anonymous")
     confirmed_by: Mapped[str] = mapped_column(String(128))
     staff: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -189,9 +189,26 @@ def render_summary(report: Mapping[str, Any], *, comparison: str | None = None) 
         lines.append(f"{name}: {_threshold_line(entry)}")
         if entry.get("generation"):
             lines.append(f"{name}: {_generation_line(entry['generation'])}")
+        if entry.get("without_history"):
+            lines.append(f"{name}: {_history_line(entry)}")
     if comparison:
         lines += ["", comparison]
     return "\n".join(lines)
+
+
+def _history_line(entry: Mapping[str, Any]) -> str:
+    """``kb eval --history`` (issue 22): the test questions with and without the replayed past."""
+    hist = entry.get("history") or {}
+    now, before = entry["answering"], entry["without_history"]["answering"]
+    parts = [
+        f"{key} {_fmt(before.get(key))} -> {_fmt(now.get(key))}"
+        for key in ("correct_deflection_rate", "wrong_answer_rate", "escalation_recall")
+    ]
+    return (
+        f"with history ({hist.get('questions')} questions, {hist.get('source')}, noise "
+        f"{hist.get('feedback_noise')}, {hist.get('memory_entries')} memory entries): "
+        + ", ".join(parts)
+    )
 
 
 def _generation_line(gen: Mapping[str, Any]) -> str:
@@ -258,8 +275,12 @@ def render_html(report: Mapping[str, Any], *, plots: bool = True) -> str:
             f"{_fmt(entry['latency_ms']['p50'], 0)} ms, p95 {_fmt(entry['latency_ms']['p95'], 0)}"
             f" ms &middot; {entry['questions']} questions, {entry['errors']} errors</p>"
         )
+        if entry.get("without_history"):
+            parts.append(f"<p>{e(_history_line(entry))}</p>")
         if plots and entry.get("curve"):
             parts.append(_img(_plot_curve(name, entry["curve"], entry.get("chosen_threshold"))))
+        if plots and (entry.get("learning_curve") or {}).get("points"):
+            parts.append(_img(_plot_learning(name, entry["learning_curve"])))
         slices = dict(entry.get("subsets") or {})
         if entry.get("on_clean_gold"):
             slices["clean gold (containment >= 0.5)"] = entry["on_clean_gold"]
@@ -366,6 +387,25 @@ def _plot_curve(
     right.set_xlabel("deflection rate")
     right.set_ylabel("wrong-answer rate")
     right.set_title("trade-off")
+    return _png(fig)
+
+
+def _plot_learning(name: str, curve: Mapping[str, Any]) -> bytes:
+    """Correct deflection and wrong-answer rate per window of questions, feedback after each."""
+    fig = _figure(7, 3.4)
+    ax = fig.subplots()
+    points = curve["points"]
+    xs = [p["end"] for p in points]
+    for key, label in (
+        ("correct_deflection_rate", "correct deflection"),
+        ("wrong_answer_rate", "wrong-answer rate"),
+    ):
+        ys = [float("nan") if p[key] is None else p[key] for p in points]
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xlabel(f"questions asked (windows of {curve['window']}, feedback after each)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{name}: learning curve")
+    ax.legend(fontsize=8, loc="best")
     return _png(fig)
 
 

@@ -678,6 +678,7 @@ def replay_and_ask(
                 "actions": replayed,
                 "memory_entries": len(memory) if memory is not None else 0,
                 "memory_model_fitted": bool(memory is not None and memory.model.fitted),
+                "changed": changed_outcomes(before, outcomes, threshold),
             },
         }
         if loop.learning_curve:
@@ -689,6 +690,23 @@ def replay_and_ask(
                 "actions": dict(sim.actions),
             }
     return outcomes, details, extra
+
+
+def changed_outcomes(
+    before: Sequence[Outcome], after: Sequence[Outcome], threshold: float
+) -> dict[str, list[str]]:
+    """Question ids whose outcome the history improved (``gained``: now right, before not) or
+    worsened (``lost``); right is a correct answer, or an escalation when there is none."""
+
+    def right(o: Outcome) -> bool:
+        answered = answered_at(o, threshold)
+        return (answered and o.cites_gold) if o.question.answerable else not answered
+
+    out: dict[str, list[str]] = {"gained": [], "lost": []}
+    for b, a in zip(before, after, strict=True):
+        if right(a) != right(b):
+            out["gained" if right(a) else "lost"].append(a.question.id)
+    return out
 
 
 def failed_run(

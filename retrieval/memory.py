@@ -35,8 +35,9 @@ from retrieval.models import AccessFilter
 
 Kind = Literal["pair", "gap"]
 
-FLOOR = 0.80
-"""Cosine under which a confirmed question is not a match at all."""
+FLOOR = 0.88
+"""Cosine under which a confirmed question is not a match at all (multilingual e5 puts unrelated
+questions of one domain at 0.80 to 0.88: below that a match says nothing)."""
 MAX_HITS = 5
 """Candidate passages one question takes from the memory."""
 MIN_FIT = 30
@@ -48,13 +49,15 @@ CALIBRATION_SAMPLE = 2000
 RIDGE = 1.0
 """L2 penalty of the logistic fits (on every weight but the bias)."""
 
-PAIR_FEATURES = ("bias", "sim", "kw", "askers", "staff", "agreed", "age")
+PAIR_FEATURES = (
+    "bias", "sim", "kw", "askers", "staff", "agreed", "age", "top", "ranked", "rank_gain",
+)  # fmt: skip
 GAP_FEATURES = ("bias", "sim", "kw", "staff")
 
 PRIOR: dict[str, tuple[float, ...]] = {
     # A new memory: a match lifts an answer only when it is nearly the same question
     # (cosine 0.95 gives 0.5 for an agreed match) and its words agree.
-    "pair": (-57.0, 60.0, 1.0, 0.2, 0.5, 0.5, 0.0),
+    "pair": (-58.0, 60.0, 1.0, 0.2, 0.5, 0.5, 0.0, 1.0, 0.5, 0.0),
     "gap": (-58.5, 60.0, 1.0, 0.5),
 }
 
@@ -79,6 +82,9 @@ class MemoryEntry:
     staff: bool = False
     age_days: float = 0.0
     query_id: str | None = None
+    retrieved: tuple[str, ...] = ()
+    """The documents the search found for this question when it was confirmed, best first:
+    the leave-one-out fit reads where a match's document ranked for it."""
 
 
 @dataclass(slots=True)
@@ -102,6 +108,9 @@ class Hit:
     """The passage's point now (its document was re-ingested with the passage unchanged)."""
     stale: bool = False
     """The passage is gone (its document changed it or was deleted)."""
+    rank: int | None = None
+    """Where the search ranked this passage's document for the question (from 0; ``None``:
+    not found): a match the search agrees with is far more often right."""
 
     @property
     def agreed(self) -> bool:
@@ -117,6 +126,9 @@ class Hit:
             float(self.staff),
             float(self.agreed),
             math.log1p(max(self.age_days, 0.0)) / 10.0,
+            float(self.rank == 0),
+            float(self.rank is not None),
+            1.0 / (1 + self.rank) if self.rank is not None else 0.0,
         ]
 
 
@@ -182,8 +194,8 @@ MEMORY_FEATURES = ("memory_p", "memory_sim", "memory_agreed", "gap_p", "gap_sim"
 
 
 def confirmed_first(recall: Recall, passages: Sequence[Any], threshold: float) -> bool:
-    """Whether the first passage is one an agreed match vouches for at or above
-    ``threshold``: the answer then quotes it (:func:`retrieval.answer.compose_extractive`)."""
+    """Whether the first passage is one an agreed match vouches for with a probability of at
+    least ``threshold``: the answer then quotes it (:func:`retrieval.answer.compose_extractive`)."""
     if not passages or not recall.hits:
         return False
     top = passages[0].chunk.point_id
@@ -294,12 +306,14 @@ class QuestionMemory:
         terms: Iterable[str],
         acl: AccessFilter,
         *,
+        ranked: Sequence[str] = (),
         limit: int = MAX_HITS,
         exclude: int | None = None,
     ) -> Recall:
         """Passages the confirmed questions close to ``vector`` point to (those ``acl`` may
         read), best first, and the closest gap that applies to ``acl``.
 
+        :param ranked: the documents the search found for the question, best first.
         :param exclude: leave this entry and the others of its question out (leave one out).
         """
         if not self.entries or len(vector) != self.matrix.shape[1]:
@@ -354,8 +368,10 @@ class QuestionMemory:
                 hit.staff = True
             elif e.confirmer:
                 askers[e.chunk_id].add(e.confirmer)
+        order_of = {doc: i for i, doc in reversed(list(enumerate(ranked)))}
         for chunk_id, hit in hits.items():
             hit.askers = len(askers[chunk_id])
+            hit.rank = order_of.get(hit.document_id)
             hit.p = self.model.p_pair(hit)
         if gap is not None:
             gap.p = self.model.p_gap(gap)
@@ -374,33 +390,49 @@ class QuestionMemory:
 
     def _fit(self) -> MemoryModel:
         """Fit :class:`MemoryModel` by matching each confirmed question against the others."""
-        n = len(self.entries)
-        if n < 3:
+        # Pairs: only staff-confirmed questions ask. Their passage was chosen by a person, not
+        # by the search, so where the search ranked it says nothing about the label (an
+        # asker's thumbs-up confirms the passage the search put first: as a question it would
+        # teach that "first in the search" means "right"). Gaps: every question asks, so that
+        # the share of gaps is the one new questions meet, not the one of hard questions.
+        everyone = list(range(len(self.entries)))
+        staff = [i for i in everyone if self.entries[i].staff]
+        if len(staff) < 3:
             return MemoryModel()
-        rng = np.random.default_rng(0)
-        sample = (
-            rng.choice(n, CALIBRATION_SAMPLE, replace=False) if n > CALIBRATION_SAMPLE else range(n)
-        )
         self.model = MemoryModel()  # features only; weights come next
         pair_x: list[list[float]] = []
         pair_y: list[float] = []
-        gap_x: list[list[float]] = []
-        gap_y: list[float] = []
-        for i in sample:
-            e = self.entries[int(i)]
-            # Matched as its asker would have been: what they may read, the gaps that hold.
-            acl = AccessFilter(tuple(e.asker_groups))
-            recall = self.match(e.vector, e.terms, acl, exclude=int(i))
-            for hit in recall.hits[:3]:
+        for i in _sample(staff):
+            e = self.entries[i]
+            for hit in self._left_out(i).hits[:3]:
                 pair_x.append(hit.features())
                 pair_y.append(float(e.kind == "pair" and hit.document_id == e.document_id))
-            if recall.gap is not None:
-                gap_x.append(recall.gap.features())
-                gap_y.append(float(e.kind == "gap"))
+        gap_x: list[list[float]] = []
+        gap_y: list[float] = []
+        for i in _sample(everyone):
+            gap_hit = self._left_out(i).gap
+            if gap_hit is not None:
+                gap_x.append(gap_hit.features())
+                gap_y.append(float(self.entries[i].kind == "gap"))
         pair = _fit_or(pair_x, pair_y, PRIOR["pair"])
         gap = _fit_or(gap_x, gap_y, PRIOR["gap"])
         fitted = pair is not PRIOR["pair"] or gap is not PRIOR["gap"]
         return MemoryModel(pair=pair, gap=gap, fitted=fitted, samples=len(pair_y) + len(gap_y))
+
+    def _left_out(self, i: int) -> Recall:
+        """Entry ``i`` matched against the others, as its asker would have been (what they may
+        read, the gaps that hold for them)."""
+        e = self.entries[i]
+        acl = AccessFilter(tuple(e.asker_groups))
+        return self.match(e.vector, e.terms, acl, ranked=e.retrieved, exclude=i)
+
+
+def _sample(indices: list[int]) -> list[int]:
+    """At most :data:`CALIBRATION_SAMPLE` of ``indices`` (fixed seed), in order."""
+    if len(indices) <= CALIBRATION_SAMPLE:
+        return indices
+    rng = np.random.default_rng(0)
+    return sorted(int(i) for i in rng.choice(indices, CALIBRATION_SAMPLE, replace=False))
 
 
 def _fit_or(x: list[list[float]], y: list[float], prior: tuple[float, ...]) -> tuple[float, ...]:

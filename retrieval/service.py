@@ -252,11 +252,20 @@ class KnowledgeBase:
             self._vectors[text] = vector
         return vector
 
-    def recall(self, question: str, memory: QuestionMemory | None, acl: AccessFilter) -> Recall:
-        """What the question memory holds for ``question`` (nothing without one)."""
+    def recall(
+        self,
+        question: str,
+        memory: QuestionMemory | None,
+        acl: AccessFilter,
+        passages: list[ScoredChunk],
+    ) -> Recall:
+        """What the question memory holds for ``question`` (nothing without one), given the
+        passages the search found for it."""
         if memory is None or not len(memory) or not self.embedders:
             return Recall()
-        return memory.match(self.query_vector(question), self.sparse.terms(question), acl)
+        ranked = list(dict.fromkeys(p.chunk.document_id for p in passages))
+        terms = self.sparse.terms(question)
+        return memory.match(self.query_vector(question), terms, acl, ranked=ranked)
 
     def ranker(self) -> Ranker | None:
         """The configured second-stage ranker (loaded once), or ``None`` when it is off."""
@@ -414,14 +423,19 @@ class KnowledgeBase:
         memory: QuestionMemory | None = None,
     ) -> Iterator[AskEvent]:
         lang = lang or detect_lang(question)
-        # Confirmed questions are matched as asked (they were stored as asked, unexpanded).
-        recall = self.recall(question, memory, acl)
         searched = synonyms.expand(question, self.sparse)
         # The question's own terms that a set names count as known: the knowledge base
         # holds the thing under another name (an abbreviation it never prints).
         aliases = synonyms.aliases(question, self.sparse) if searched != question else set()
         result = self._extractive(
-            searched, acl=acl, lang=lang, depth=depth, aliases=aliases, recall=recall
+            searched,
+            acl=acl,
+            lang=lang,
+            depth=depth,
+            aliases=aliases,
+            memory=memory,
+            # Confirmed questions are matched as asked (they were stored as asked, unexpanded).
+            asked=question,
         )
         result.faithfulness = extractive_faithfulness(result)
         if self.llm is not None and result.status == "answered":
@@ -443,15 +457,16 @@ class KnowledgeBase:
         lang: Lang | None = None,
         depth: int | None = None,
         aliases: set[str] | None = None,
-        recall: Recall | None = None,
+        memory: QuestionMemory | None = None,
+        asked: str | None = None,
     ) -> AnswerResult:
         """Retrieval, the extractive answer and the confidence gate, all over the served
         passages (``retrieval.top_k``); ``depth`` only appends deeper ones for evaluation."""
         t0 = time.perf_counter()
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
-        recall = recall or Recall()
         passages, timings = self.search(question, acl=acl, lang=lang)
+        recall = self.recall(asked or question, memory, acl, passages)
         if recall.hits:
             passages = self._with_memory(passages, recall, acl)[: cfg.top_k]
         retrieved = passages
@@ -477,7 +492,7 @@ class KnowledgeBase:
             self.sparse,
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
-            confirmed=confirmed_first(recall, passages, cfg.confidence_threshold),
+            confirmed=confirmed_first(recall, passages, MEMORY_CANDIDATE),
         )
         # A Q&A entry answers through its question too: count the question's terms as covered.
         covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])
@@ -543,13 +558,23 @@ class KnowledgeBase:
                 by_id[point] = passage
                 added.append(passage)
             bonus[point] = max(bonus.get(point, 0.0), hit.p)
-        merged = [
-            ScoredChunk(p.chunk, p.score, {**p.signals, "memory": bonus[p.chunk.point_id]})
-            if p.chunk.point_id in bonus
-            else p
-            for p in [*passages, *added]
-        ]
-        merged.sort(key=lambda p: -(p.score / max_fused + p.signals.get("memory", 0.0)))
+        if not bonus:
+            return passages
+        # The passages a match vouches for move up to where fused score plus probability puts
+        # them; the others keep the search's order.
+        moved = sorted(
+            (
+                ScoredChunk(p.chunk, p.score, {**p.signals, "memory": bonus[p.chunk.point_id]})
+                for p in [*passages, *added]
+                if p.chunk.point_id in bonus
+            ),
+            key=lambda p: -(p.score / max_fused + p.signals["memory"]),
+        )
+        merged = [p for p in passages if p.chunk.point_id not in bonus]
+        for p in moved:
+            key = p.score / max_fused + p.signals["memory"]
+            at = next((i for i, q in enumerate(merged) if key > q.score / max_fused), len(merged))
+            merged.insert(at, p)
         return merged
 
     def _memory_passage(self, hit: Hit, acl: AccessFilter) -> ScoredChunk | None:

@@ -31,10 +31,12 @@ from db.models import MemoryEntry as EntryRow
 from db.models import QueryLog, QueueGroup, QueueItem, utcnow
 from retrieval.errors import KBError, NotFoundError
 from retrieval.memory import MemoryEntry, QuestionMemory
-from retrieval.models import Chunk
+from retrieval.models import AccessFilter, Chunk
 from retrieval.service import KnowledgeBase
 
 How = Literal["helpful", "staff_link", "staff_answer", "not_covered"]
+RETRIEVED = 10
+"""Passages searched for a confirmed question to record where its documents rank."""
 STAFF_NEGATIVES = 2
 """Thumbs-down that demote a staff-confirmed entry (one asker does not outweigh staff)."""
 
@@ -60,6 +62,9 @@ def _new_entry(
 ) -> EntryRow:
     text = _question_text(query)
     now = utcnow()
+    # Where the search ranks documents for it: the memory learns how far to trust a match
+    # that the search agrees with (retrieval.memory, leave one out).
+    found, _ = kb.search(text, acl=AccessFilter(tuple(query.groups or ())), top_k=RETRIEVED)
     return EntryRow(
         kind=kind,
         how=how,
@@ -76,6 +81,7 @@ def _new_entry(
         groups=list(chunk.groups) if chunk else [],
         asker_groups=sorted(query.groups or []),
         sources=[list(s) for s in sources],
+        retrieved=list(dict.fromkeys(p.chunk.document_id for p in found)),
         asker_id=query.user_id,
         confirmed_by=confirmed_by,
         staff=staff,
@@ -417,6 +423,7 @@ def build_memory(db: Database, embedder: str, *, now: datetime | None = None) ->
                 staff=r.staff,
                 age_days=max((now - _aware(r.created_at)).total_seconds() / 86400, 0.0),
                 query_id=r.query_id,
+                retrieved=tuple(r.retrieved or ()),
             )
             for r in rows
         ]

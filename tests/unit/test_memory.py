@@ -129,7 +129,13 @@ def test_the_model_is_fitted_from_the_memory_itself():
         base[1 + topic] = 1.0
         v = base + rng.normal(0, 0.25, 16)
         entries.append(
-            pair(i, list(v / np.linalg.norm(v)), f"c{topic}", terms=frozenset({f"t{topic}"}))
+            pair(
+                i,
+                list(v / np.linalg.norm(v)),
+                f"c{topic}",
+                terms=frozenset({f"t{topic}"}),
+                staff=i % 2 == 0,
+            )
         )
     memory = QuestionMemory(entries)
     assert memory.model.fitted and memory.model.samples >= 30

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("groups", sa.JSON(), nullable=False),
         sa.Column("asker_groups", sa.JSON(), nullable=False),
         sa.Column("sources", sa.JSON(), nullable=False),
+        sa.Column("retrieved", sa.JSON(), nullable=False),
         sa.Column("asker_id", sa.String(length=128), nullable=False),
         sa.Column("confirmed_by", sa.String(length=128), nullable=False),
         sa.Column("staff", sa.Boolean(), nullable=False),
