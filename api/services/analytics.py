@@ -63,6 +63,7 @@ def summary(db: Database, start: datetime, end: datetime, access: Access) -> dic
                 QueryLog.user_id,
                 QueryLog.question,
                 QueryLog.citations,
+                QueryLog.memory,
             ).where(QueryLog.created_at >= start, QueryLog.created_at < end)
         ).all()
         in_window = select(QueryLog.id).where(

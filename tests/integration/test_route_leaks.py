@@ -26,7 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from db.models import DocumentRecord, DocumentVersion, QueueGroup, QueueItem
+from db.models import DocumentRecord, DocumentVersion, MemoryEntry, QueueGroup, QueueItem
 from ingest.pipeline import Ingestor
 from retrieval.models import AccessFilter
 from tests.conftest import postgres_schema
@@ -194,6 +194,9 @@ def _seed(e: Env, folder: Path) -> None:
     assert published.status_code == 201, published.text
     assert published.json()["groups"] == [GROUP]  # inherited from the cited document
     e.ids["answer_document_id"] = published.json()["document_id"]
+    # Publishing made the group's question a confirmed pair (issue 22): its text is protected.
+    with e.db.session() as s:
+        e.ids["entry_id"] = str(s.execute(select(MemoryEntry.id)).scalars().first())
     with e.db.session() as s:
         run = s.execute(select(DocumentRecord.id).where(DocumentRecord.source == str(folder)))
         e.ids["folder_document_id"] = run.scalar_one()
@@ -216,6 +219,8 @@ def _path_value(path: str, name: str, e: Env) -> str:
         return e.ids["group_id"]
     if name == "synonym_id":
         return e.ids["synonym_id"]
+    if name == "entry_id":
+        return e.ids["entry_id"]
     if name == "run_id":
         return "20260101T000000Z" if path.startswith("/api/eval/") else e.ids["run_id"]
     raise AssertionError(f"{path}: give the path parameter {name!r} a value in this test")
