@@ -135,3 +135,33 @@ def test_suggestions_stay_within_the_viewers_access_groups(web_client):
     assert _suggested(web_client) == []
     assert _suggested(web_client, groups="sales") == []
 
+
+def test_error_messages_speak_the_requests_language(web_client):
+    """One error shape; `message` in the language Accept-Language prefers (issue 25)."""
+    employee = {"X-User-Roles": "employee"}
+    en = web_client.get("/api/eval/runs", headers={**employee, "Accept-Language": "en-US,en"})
+    assert en.status_code == 403
+    body = en.json()
+    assert body["error_code"] == "FORBIDDEN" and body["message"] == body["detail"]
+    ja = web_client.get(
+        "/api/eval/runs", headers={**employee, "Accept-Language": "ja-JP,ja;q=0.9,en;q=0.8"}
+    ).json()
+    assert ja["error_code"] == "FORBIDDEN" and ja["detail"] == body["detail"]
+    assert ja["message"].startswith("この操作を行う権限がありません"), ja
+    # Validation errors (FastAPI's own), unknown routes and the body limit go through it too.
+    bad = web_client.post("/api/ask", json={}, headers={"Accept-Language": "ja"}).json()
+    assert bad["error_code"] == "VALIDATION_ERROR" and bad["message"].startswith("入力内容")
+    missing = web_client.get("/api/nothing-here", headers={"Accept-Language": "ja"}).json()
+    assert missing["error_code"] == "NOT_FOUND" and missing["message"].startswith("見つかりません")
+    assert web_client.get("/api/nothing-here").json()["message"] == missing["detail"]
+
+
+def test_preferred_language_of_accept_language():
+    from api.errors import preferred_lang
+
+    assert preferred_lang("ja-JP,ja;q=0.9,en;q=0.8") == "ja"
+    assert preferred_lang("en-US,en;q=0.9,ja;q=0.8") == "en"
+    assert preferred_lang("fr-FR,ja;q=0.5") == "ja"
+    assert preferred_lang("en;q=0.2, ja;q=0.9") == "ja"
+    assert preferred_lang("ja;q=0, en;q=0.1") == "en"
+    assert preferred_lang("") == preferred_lang(None) == "en"
