@@ -159,7 +159,7 @@ function renderGroups() {
   groupsBox.replaceChildren(el("p", { class: "meta" }, t("groupsShown", { n: shown.length })));
   if (!shown.length) groupsBox.append(el("p", { class: "empty" }, t("noGroups")));
   for (const g of shown) {
-    const reasons = Object.entries(g.reasons).map(([k, v]) => `${reasonText(k)} ${v}`).join(", ");
+    const reasons = Object.entries(g.reasons).map(([k, v]) => `${reasonText(k)}: ${v}`).join(", ");
     const card = el("article", { class: "group", "data-group-id": g.id,
       "aria-current": String(Boolean(selected && selected.id === g.id)) },
       el("h3", {}, g.representative),
