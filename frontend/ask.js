@@ -166,7 +166,9 @@ function renderTurn(turn, index) {
 }
 
 function renderAll() {
-  results.replaceChildren(...turns.map((turn, i) => renderTurn(turn, i)));
+  // A question still waiting for its answer stays where it is (a language switch meanwhile).
+  const pending = results.querySelector(".turn.pending");
+  results.replaceChildren(...turns.map((turn, i) => renderTurn(turn, i)), ...(pending ? [pending] : []));
 }
 
 // POST /api/ask/stream: show checked text as it arrives, then the final answer ("done").
@@ -274,6 +276,6 @@ input.addEventListener("keydown", (e) => {
 
 i18n.onChange(() => {
   renderAll();
-  if (!asking) button.textContent = t("ask");
+  button.textContent = asking ? t("asking") : t("ask");
 });
 renderAll();
