@@ -55,18 +55,27 @@ class IngestProgress:
         self.current = ""
         self.started = time.monotonic()
         self.reported = 0.0
+        self.first_run = False
+        self.announced = False
         self.bar = tqdm(
             total=0,
             unit="file",
             disable=quiet or not self.tty,
             file=self.stream,
             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} files [{elapsed}{postfix}]",
+            delay=0.5,  # nothing drawn for a path that fails at once
         )
 
     def announce(self, first_run: bool) -> None:
-        """Say what is about to happen, before the first file."""
-        if self.quiet:
+        """Say what is about to happen, once the first file starts (not for a path that turns
+        out not to exist: that is a one-line error)."""
+        self.first_run = first_run
+
+    def _announce(self) -> None:
+        if self.quiet or self.announced:
             return
+        self.announced = True
+        first_run = self.first_run
         mb = self.total_bytes / 1e6
         click.echo(f"ingesting {len(self.sizes)} files ({mb:.1f} MB)", file=self.stream)
         if first_run:
@@ -84,6 +93,8 @@ class IngestProgress:
         return elapsed * (self.total_bytes - self.done_bytes) / self.done_bytes
 
     def __call__(self, name: str, done: int, total: int) -> None:
+        if name and not self.current:
+            self._announce()
         if self.current:  # the previous file is finished
             self.done_bytes += self.sizes.get(self.current, 0)
         self.current = name
