@@ -177,15 +177,11 @@ def test_widget_lets_the_server_read_the_questions_language(live_server, context
     page.goto(f"{live_server}/demo")
     expect(page.locator("kb-widget")).to_have_attribute("lang", "en")
     page.locator("kb-widget button.launcher").click()
-    answers: list[dict[str, Any]] = []
-    page.on(
-        "response",
-        lambda r: answers.append(r.json()) if r.url.endswith("/api/ask") and r.ok else None,
-    )
-    turn = ask_in_widget(page, "トナーの交換方法は？")
+    with page.expect_response(lambda r: r.url.endswith("/api/ask") and r.ok) as answered:
+        turn = ask_in_widget(page, "トナーの交換方法は？")
     # The English widget sends no language: the question is Japanese, and answered as such.
     assert asks and "lang" not in asks[-1], asks
-    assert answers and answers[-1]["lang"] == "ja", answers
+    assert answered.value.json()["lang"] == "ja"
     assert "answered" in (turn.get_attribute("class") or "")
     expect(turn.locator("button.up")).to_have_text("▲ Helpful")  # the interface stays English
 
