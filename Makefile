@@ -10,7 +10,7 @@ export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run serve ingest test test-all lint fix eval bench clean
+.PHONY: setup run serve ingest test test-all lint fix eval bench screenshots clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,12 @@ eval: setup
 # stdout and in bench-results/<time>.json. BENCH_ARGS="--quick" or "--only ingest,query".
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Screenshots of every page, desktop (English) and phone width (Japanese), for the README
+# (issue 25): the browser tests' app and Chromium (apt-get install chromium; a Japanese font
+# such as fonts-ipafont-gothic or fonts-noto-cjk for the Japanese ones).
+screenshots: setup
+	KB_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser/test_screenshots.py -q
 
 clean:
 	rm -rf var .pytest_cache test-artifacts

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auth import Authenticator, check_dev_headers
 from api.deps import make_runner
-from api.errors import error_response, register_error_handlers
+from api.errors import ErrorLanguageMiddleware, error_response, register_error_handlers
 from api.limits import LimitsMiddleware, address_bucket
 from api.proxies import ClientAddressMiddleware
 from api.routes import (
@@ -175,6 +175,8 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    # Outermost: every error below it, the limits' too, speaks the request's language (issue 25).
+    app.add_middleware(ErrorLanguageMiddleware)
 
     _document_errors(app)
     app.mount("/static", StaticFiles(directory=FRONTEND), name="static")
@@ -196,7 +198,14 @@ ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
     "type": "object",
     "required": ["error_code", "detail"],
-    "properties": {"error_code": {"type": "string"}, "detail": {"type": "string"}},
+    "properties": {
+        "error_code": {"type": "string"},
+        "detail": {"type": "string"},
+        "message": {
+            "type": "string",
+            "description": "For people, in the language Accept-Language prefers (ja or en)",
+        },
+    },
 }
 _COMMON_ERRORS = {
     "401": "Missing, invalid or expired token (UNAUTHENTICATED)",

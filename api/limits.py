@@ -148,7 +148,9 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 async def _error(send: Send, status: int, code: str, detail: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"error_code": code, "detail": detail}).encode("utf-8")
+    from api.errors import error_body
+
+    body = json.dumps(error_body(code, detail), ensure_ascii=False).encode("utf-8")
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import click
 
+from cli.progress import IngestProgress, summary
 from retrieval.offline import stay_offline
 
 stay_offline()
@@ -94,8 +94,6 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
     When the service (`kb serve`) holds the embedded store, the run is handed to it
     (KB_SERVICE_URL) and followed until it ends (not with --recreate).
     """
-    from tqdm import tqdm
-
     from ingest.pipeline import Ingestor
     from retrieval.errors import KBError, StoreLockedError
     from retrieval.service import KnowledgeBase
@@ -115,15 +113,10 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
     except KBError as exc:
         raise click.ClickException(exc.detail) from exc
     try:
-        bar = tqdm(
-            total=0, unit="file", disable=as_json or not sys.stderr.isatty(), file=sys.stderr
-        )
-
-        def progress(name: str, done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.set_postfix_str(name[-40:])
-            bar.refresh()
+        # A bar (or a line every few seconds) with the time left: the first run embeds every
+        # passage and takes about a minute for the sample corpus (issue 25).
+        progress = IngestProgress(path, quiet=as_json)
+        progress.announce(first_run=kb.store.count() == 0)
 
         # Parsing in a worker process holds each file to KB_INGEST__MAX_SECONDS (issue 20);
         # with no answers to protect here, it embeds with every thread of KB_EMBEDDER__THREADS.
@@ -140,13 +133,14 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
         except KBError as exc:
             raise click.ClickException(exc.detail) from exc
         finally:
-            bar.close()
+            progress.close()
             if worker is not None:
                 worker.close()
         _audit_ingest(ingestor.db, path, report)
+        total_chunks = kb.store.count()
     finally:
         kb.close()
-    _print_report({**report.to_dict(), "status": "finished"}, as_json)
+    _print_report({**report.to_dict(), "status": "finished"}, as_json, total_chunks)
 
 
 def _audit_ingest(db: Any, path: Path, report: Any) -> None:
@@ -166,7 +160,7 @@ def _audit_ingest(db: Any, path: Path, report: Any) -> None:
     )
 
 
-def _print_report(data: dict[str, Any], as_json: bool) -> None:
+def _print_report(data: dict[str, Any], as_json: bool, total_chunks: int | None = None) -> None:
     """A run report: JSON, or one line per file and a summary line."""
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -190,9 +184,7 @@ def _print_report(data: dict[str, Any], as_json: bool) -> None:
         )
     status = data.get("status", "finished")
     click.echo(
-        f"run {data['run_id']}: {data['added']} added, {data['updated']} updated, "
-        f"{data['unchanged']} unchanged, {data['deleted']} deleted, {data['failed']} failed "
-        f"in {data.get('seconds') or 0:.1f}s ({data.get('embedded_chunks', 0)} chunks embedded)"
+        summary(data, total_chunks)
         + ("" if status == "finished" else f" [{status}: {data.get('error') or 'see kb runs'}]")
     )
 

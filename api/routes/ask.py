@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
+from api.errors import current_lang, error_body
 from api.schemas import AskRequest, AskResponse, Citation
 from api.services import memory, notifications
 from api.services.conversations import earlier_turns, ensure_conversation, new_conversation_id
@@ -287,6 +288,7 @@ def ask_stream(
     plan = plan_question(kb, db, identity, screened, None, body.conversation_id, guidelines)
     lang = plan.lang
     query_id = str(uuid.uuid4())
+    reply_lang = current_lang()  # the stream runs after this request's context is gone
 
     def events() -> Iterator[str]:
         meta = {"query_id": query_id, "lang": lang, "conversation_id": plan.conversation_id}
@@ -325,10 +327,10 @@ def ask_stream(
             yield _sse("done", {**response.model_dump(), "verdict": _verdict(result)})
         except KBError as exc:
             log.warning("%s during /api/ask/stream: %s", exc.code, exc.detail)
-            yield _sse("error", {"error_code": exc.code, "detail": exc.detail})
+            yield _sse("error", error_body(exc.code, exc.detail, lang=reply_lang))
         except Exception:  # the stream has started: the error travels as an event
             log.exception("unhandled error during /api/ask/stream")
-            yield _sse("error", {"error_code": "INTERNAL_ERROR", "detail": "internal error"})
+            yield _sse("error", error_body("INTERNAL_ERROR", "internal error", lang=reply_lang))
 
     return StreamingResponse(
         events(),

@@ -9,37 +9,56 @@ function s(tag, attrs = {}, text) {
   return node;
 }
 
-function shorten(text, max) {
-  const t = String(text);
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+/** Roughly how wide `text` is at 11px: CJK characters are about twice a Latin letter. */
+function textWidth(text) {
+  let w = 0;
+  for (const ch of String(text)) w += /[\u1100-\uffdc]/.test(ch) ? 11 : 6.2;
+  return w;
 }
 
-/** Horizontal bars: rows [{label, value}], with the value at the end of each bar. */
-export function barChart(rows, { title, format = (v) => String(v), width = 420, color = "#1d4ed8" } = {}) {
-  const bar = 20, gap = 6, left = 170, right = 50;
-  const height = Math.max(40, rows.length * (bar + gap) + 10);
+/** `text` cut with an ellipsis to fit `room` pixels. */
+function fit(text, room) {
+  const t = String(text);
+  if (textWidth(t) <= room) return t;
+  let out = "";
+  for (const ch of t) {
+    if (textWidth(`${out}${ch}…`) > room) break;
+    out += ch;
+  }
+  return `${out}…`;
+}
+
+/** Horizontal bars: rows [{label, value}]. Each label sits on its own line above its bar,
+ * across the whole width, so long (and Japanese) labels are not cut at the chart's edge
+ * (issue 25); the full label is the tooltip of the label and of the bar. */
+export function barChart(rows, { title, format = (v) => String(v), width = 420, color = "#1d4ed8",
+  empty = "No data yet" } = {}) {
+  const bar = 16, labelH = 16, gap = 8, right = 44;
+  const step = labelH + bar + gap;
+  const height = Math.max(40, rows.length * step + 4);
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
     "aria-label": title });
   svg.append(s("title", {}, title));
   if (!rows.length) {
-    svg.append(s("text", { x: 8, y: 24 }, "No data yet"));
+    svg.append(s("text", { x: 8, y: 24 }, empty));
     return svg;
   }
   const max = Math.max(...rows.map((r) => r.value), 1e-9);
   rows.forEach((r, i) => {
-    const y = 5 + i * (bar + gap);
-    const w = Math.max(1, ((width - left - right) * r.value) / max);
-    const label = s("text", { x: left - 6, y: y + bar * 0.7, "text-anchor": "end" }, shorten(r.label, 28));
-    label.append(s("title", {}, r.label));
-    svg.append(label, s("rect", { x: left, y, width: w, height: bar, fill: color, rx: 3 }),
-      s("text", { x: left + w + 4, y: y + bar * 0.7 }, format(r.value)));
+    const y = 2 + i * step;
+    const w = Math.max(1, ((width - right) * r.value) / max);
+    const label = s("text", { x: 0, y: y + 12 }, fit(r.label, width - 4));
+    label.append(s("title", {}, String(r.label)));
+    const rect = s("rect", { x: 0, y: y + labelH, width: w, height: bar, fill: color, rx: 3 });
+    rect.append(s("title", {}, `${r.label}: ${format(r.value)}`));
+    svg.append(label, rect, s("text", { x: w + 4, y: y + labelH + bar * 0.75 }, format(r.value)));
   });
   return svg;
 }
 
 /** A line over days: points [{label, value}] with value in [0, 1] (a rate). */
-export function lineChart(points, { title, width = 420, height = 200 } = {}) {
-  const pad = { l: 40, r: 12, t: 10, b: 34 };
+export function lineChart(points, { title, width = 420, height = 200, empty = "No data yet" } = {}) {
+  const pad = { l: 40, r: 24, t: 10, b: 34 };
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
     "aria-label": title });
   svg.append(s("title", {}, title));
@@ -50,7 +69,7 @@ export function lineChart(points, { title, width = 420, height = 200 } = {}) {
       s("text", { x: pad.l - 4, y: y + 4, "text-anchor": "end" }, `${Math.round(v * 100)}%`));
   }
   if (!points.length) {
-    svg.append(s("text", { x: pad.l + 8, y: pad.t + 20 }, "No data yet"));
+    svg.append(s("text", { x: pad.l + 8, y: pad.t + 20 }, empty));
     return svg;
   }
   const x = (i) => pad.l + (points.length === 1 ? iw / 2 : (iw * i) / (points.length - 1));
@@ -65,7 +84,9 @@ export function lineChart(points, { title, width = 420, height = 200 } = {}) {
   const every = Math.ceil(points.length / 6);
   points.forEach((p, i) => {
     if (i % every === 0 || i === points.length - 1) {
-      svg.append(s("text", { x: x(i), y: height - 12, "text-anchor": "middle" }, p.label.slice(5)));
+      // The first and last dates are anchored inside the chart, not centred past its edges.
+      const anchor = points.length > 1 && i === 0 ? "start" : points.length > 1 && i === points.length - 1 ? "end" : "middle";
+      svg.append(s("text", { x: x(i), y: height - 12, "text-anchor": anchor }, p.label.slice(5)));
     }
   });
   return svg;

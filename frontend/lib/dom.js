@@ -26,11 +26,39 @@ export function num(x, digits = 3) {
 export function when(iso) {
   if (!iso) return "–";
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString(document.documentElement.lang || undefined);
 }
 
 /** Show a message in a status element (role=status or alert). */
 export function say(node, text, kind = "info") {
   node.textContent = text;
   node.dataset.kind = kind;
+}
+
+/**
+ * Run `work` with `control` busy (issue 25): disabled, aria-busy, its label replaced by
+ * `label` (e.g. "Publishing…") until the work ends, whatever the outcome. Returns its result.
+ */
+export async function busy(control, label, work) {
+  const before = control.textContent;
+  control.disabled = true;
+  control.setAttribute("aria-busy", "true");
+  if (label) control.textContent = label;
+  try {
+    return await work();
+  } finally {
+    control.disabled = false;
+    control.setAttribute("aria-busy", "false");
+    if (label && control.textContent === label) control.textContent = before;
+  }
+}
+
+/** A region that is loading: aria-busy while `work` runs. */
+export async function loading(region, work) {
+  region.setAttribute("aria-busy", "true");
+  try {
+    return await work();
+  } finally {
+    region.setAttribute("aria-busy", "false");
+  }
 }

@@ -34,6 +34,7 @@ const T = {
     followUp: "Follow-up",
     confidence: "confidence", dev: "development identity",
     generated: "written by the assistant, checked against the sources", extractive: "quoted from the sources",
+    escalatedMeta: "passed to the support team", asking: "Asking…", rateLabel: "Was this answer helpful?",
     templates: ["How do I replace the toner?", "How do I connect the printer to Wi-Fi?",
                 "What are the support desk hours?"],
   },
@@ -54,6 +55,7 @@ const T = {
     followUp: "続けての質問",
     confidence: "確信度", dev: "開発用ID",
     generated: "アシスタントが作成（出典で確認済み）", extractive: "出典からの引用",
+    escalatedMeta: "サポート担当者に引き継ぎ", asking: "質問中…", rateLabel: "この回答は役に立ちましたか？",
     templates: ["トナーの交換方法は？", "プリンターをWi-Fiに接続するには？", "サポート窓口の受付時間は？"],
   },
 };
@@ -69,7 +71,8 @@ const STYLE = `
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 button, textarea, input { font: inherit; color: inherit; }
 button { cursor: pointer; border-radius: 8px; border: 1px solid #8a94a3; background: #fff; padding: 6px 10px; min-height: 36px; }
-button:focus-visible, a:focus-visible, textarea:focus-visible { outline: 3px solid #2563eb; outline-offset: 2px; }
+button[disabled], button[aria-busy="true"] { opacity: .65; cursor: progress; }
+button:focus-visible, a:focus-visible, textarea:focus-visible, .card:focus-visible { outline: 3px solid #2563eb; outline-offset: 2px; }
 .launcher { display: flex; align-items: center; gap: 8px; margin-left: auto; background: #1d4ed8; color: #fff;
   border: none; border-radius: 999px; padding: 10px 18px; font-weight: 600; box-shadow: 0 4px 14px rgba(0,0,0,.25); }
 :host([inline]) .launcher { display: none; }
@@ -78,12 +81,12 @@ button:focus-visible, a:focus-visible, textarea:focus-visible { outline: 3px sol
   box-shadow: 0 10px 30px rgba(0,0,0,.25); overflow: hidden; margin-bottom: 10px; }
 :host([inline]) .panel { width: 100%; height: 600px; box-shadow: none; margin: 0; }
 .panel[hidden] { display: none; }
-header { display: flex; align-items: center; justify-content: space-between; gap: 8px; padding: 10px 14px;
+.head { display: flex; align-items: center; justify-content: space-between; gap: 8px; padding: 10px 14px;
   background: #1d4ed8; color: #fff; }
-header h2 { font-size: 16px; margin: 0; }
-header button { background: transparent; color: #fff; border-color: rgba(255,255,255,.6); }
-header .tools { display: flex; gap: 6px; flex-shrink: 0; }
-header .new-conversation { font-size: 13px; white-space: nowrap; }
+.head h2 { font-size: 16px; margin: 0; }
+.head button { background: transparent; color: #fff; border-color: rgba(255,255,255,.6); }
+.head .tools { display: flex; gap: 6px; flex-shrink: 0; }
+.head .new-conversation { font-size: 13px; white-space: nowrap; }
 .who { font-size: 12px; opacity: .9; }
 .log { flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 14px; }
 .suggest p { margin: 0 0 6px; color: #4b5563; font-size: 14px; }
@@ -197,7 +200,9 @@ class KbWidget extends HTMLElement {
 
   async api(path, init = {}) {
     try {
-      return await apiFetch(this.apiBase + path, { identity: this.identity, ...init });
+      // Accept-Language: refusals come back in the widget's language (issue 25).
+      return await apiFetch(this.apiBase + path, { identity: this.identity,
+        headers: { "Accept-Language": this.lang2 }, ...init });
     } catch (err) {
       if (err && err.status === 401) {
         this.dispatchEvent(new CustomEvent("kb-token-expired", { bubbles: true, composed: true }));
@@ -237,7 +242,8 @@ class KbWidget extends HTMLElement {
     this.panel = el("section", { class: "panel", id: `${id}-panel`, role: "dialog",
       "aria-labelledby": `${id}-title`, hidden: true, lang: this.lang2 });
     const who = this.identity;
-    const header = el("header", {},
+    // A div, not <header>: inside the host page a second banner landmark would confuse (issue 25).
+    const header = el("div", { class: "head" },
       el("div", {}, el("h2", { id: `${id}-title` }, t.title),
         who && who.userId ? el("div", { class: "who" }, `${who.userId} (${t.dev})`) : null),
       el("div", { class: "tools" },
@@ -253,8 +259,17 @@ class KbWidget extends HTMLElement {
     const form = el("form", { class: "ask" },
       el("label", { class: "sr", for: `${id}-q` }, t.label), this.input, this.sendButton);
     form.addEventListener("submit", (e) => { e.preventDefault(); this.ask(this.input.value); });
+    // Enter sends; Shift+Enter is a new line; the Enter that ends an IME composition never sends
+    // (isComposing in Chrome; Safari's keydown after compositionend has keyCode 229).
+    let composing = false;
+    let composedAt = 0;
+    this.input.addEventListener("compositionstart", () => { composing = true; });
+    this.input.addEventListener("compositionend", () => { composing = false; composedAt = performance.now(); });
     this.input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+      if (e.key !== "Enter" || e.shiftKey) return;
+      if (e.isComposing || composing || e.keyCode === 229 || performance.now() - composedAt < 50) return;
+      e.preventDefault();
+      form.requestSubmit();
     });
     this.status = el("p", { class: "status", role: "status" });
     this.panel.append(header, this.log, form, this.status);
@@ -316,7 +331,9 @@ class KbWidget extends HTMLElement {
 
   /** POST /api/ask in the current conversation; one that expired or was purged starts anew. */
   async askInConversation(question) {
-    const json = { question, lang: this.lang2 };
+    // No `lang`: the widget's interface language says nothing about the words typed; the
+    // server reads the question's language from its text (issues 21 and 25).
+    const json = { question };
     if (this.conversationId) json.conversation_id = this.conversationId;
     try {
       return await this.api("/api/ask", { method: "POST", json });
@@ -332,7 +349,12 @@ class KbWidget extends HTMLElement {
     const question = String(raw || "").trim();
     if (!question) return;
     if (this.panel.hidden) this.toggle(true);
+    if (this.asking) return;
+    this.asking = true;
     this.sendButton.disabled = true;
+    this.sendButton.setAttribute("aria-busy", "true");
+    this.sendButton.textContent = this.t.asking;
+    this.log.setAttribute("aria-busy", "true");
     this.status.dataset.kind = "info";
     this.status.textContent = this.t.thinking;
     try {
@@ -353,7 +375,11 @@ class KbWidget extends HTMLElement {
       this.status.dataset.kind = "error";
       this.status.textContent = `${this.t.error}: ${err.message}`;
     } finally {
+      this.asking = false;
       this.sendButton.disabled = false;
+      this.sendButton.setAttribute("aria-busy", "false");
+      this.sendButton.textContent = this.t.send;
+      this.log.setAttribute("aria-busy", "false");
       this.input.focus();
     }
   }
@@ -440,9 +466,11 @@ class KbWidget extends HTMLElement {
       } catch (err) { note.textContent = `${t.error}: ${err.message}`; }
     });
     if (turn.escalated) more.disabled = true;
-    node.append(el("div", { class: "actions" }, up, down, more,
-      el("span", { class: "meta", "data-mode": data.mode || "extractive" },
-        `${data.mode === "generated" ? t.generated : t.extractive} · ${t.confidence} ${Number(data.confidence).toFixed(2)}`)),
+    // An escalation quotes nothing: its line says where the question went (issue 25).
+    const meta = data.status === "escalated" ? t.escalatedMeta
+      : `${data.mode === "generated" ? t.generated : t.extractive} · ${t.confidence} ${Number(data.confidence).toFixed(2)}`;
+    node.append(el("div", { class: "actions", role: "group", "aria-label": t.rateLabel }, up, down, more,
+      el("span", { class: "meta", "data-mode": data.status === "escalated" ? "escalated" : data.mode || "extractive" }, meta)),
     escForm, note);
     return node;
   }

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import shot
-from tests.browser.test_web import ask_in_widget, expect
+from tests.browser.test_web import ask_in_widget, expect, pick_roles
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -161,7 +161,7 @@ def test_content_owner_adds_and_deletes_a_synonym_set(live_server, context):
     expect(page.locator("#sets tbody tr", has_text="KBX-9")).to_have_count(0)
 
     # Support staff are told who keeps the vocabulary; the form is not offered.
-    page.locator(".dev-identity input[name=roles]").fill("support")
+    pick_roles(page, "support")
     page.locator(".dev-identity button").click()
     expect(page.locator("#status")).to_contain_text("content owners and admins")
     expect(form).to_be_hidden()
@@ -200,6 +200,6 @@ def test_console_delivery_log_renders(live_server, context):
     shot(page, "20-console-delivery-log", full_page=True)
 
     # Other roles are refused in plain words.
-    page.locator(".dev-identity input[name=roles]").fill("employee")
+    pick_roles(page, "employee")
     page.locator(".dev-identity button").click()
     expect(page.locator("#deliveries-note")).to_contain_text("support")

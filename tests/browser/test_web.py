@@ -40,6 +40,12 @@ def ask_in_widget(page: Any, question: str) -> Any:
     return turn
 
 
+def pick_roles(page: Any, *roles: str) -> None:
+    """Pick exactly ``roles`` in a staff page's sign-in form (a role picker, issue 25)."""
+    for box in page.locator(".dev-identity fieldset.roles input[type=checkbox]").all():
+        box.set_checked(box.get_attribute("value") in roles)
+
+
 def open_widget(page: Any, base: str) -> None:
     page.goto(f"{base}/demo")
     launcher = page.locator("kb-widget button.launcher")
@@ -102,7 +108,7 @@ def test_thumbs_down_queue_staff_answer_then_widget_cites_it(live_server, contex
     console.goto(f"{live_server}/console")
     group = console.locator("article.group", has_text=UNANSWERED)
     expect(group).to_be_visible()
-    expect(group).to_contain_text("user_escalation")
+    expect(group).to_contain_text("asker asked for a person")
     shot(console, "05-console-queue", full_page=True)
     group.locator("button.select").click()
     console.locator("#answer-text").fill(STAFF_ANSWER)
@@ -175,7 +181,7 @@ def test_japanese_phone_width_and_evaluation_page(live_server, browser):
         page.evaluate("document.documentElement.lang = 'ja'")
         page.locator("kb-widget").evaluate("e => e.setAttribute('lang', 'ja')")
         page.locator("kb-widget button.launcher").click()
-        expect(page.locator("kb-widget header h2")).to_have_text("ナレッジベース")
+        expect(page.locator("kb-widget .head h2")).to_have_text("ナレッジベース")
         turn = ask_in_widget(page, "トナーの交換方法は？")
         expect(turn.locator("button.more")).to_have_text("まだ解決しない")
         panel = page.locator("kb-widget section.panel").bounding_box()
@@ -198,7 +204,7 @@ def test_japanese_phone_width_and_evaluation_page(live_server, browser):
         report.wait_for_load_state()
         expect(report.locator("h1")).to_contain_text("Eval report 20261102T090000Z")
         # Only evaluators and admins see the runs.
-        page.locator(".dev-identity input[name=roles]").fill("employee")
+        pick_roles(page, "employee")
         page.locator(".dev-identity button").click()
         expect(page.locator("#status")).to_contain_text("evaluator")
     finally:
