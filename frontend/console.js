@@ -49,6 +49,25 @@ const i18n = translator({
     deliveries: "{n} deliveries, newest first.", deliveriesWithFailed: "{n} deliveries, newest first; {f} failed.",
     noDeliveries: "No deliveries yet. Escalations are sent when KB_NOTIFY__WEBHOOK_URL or KB_NOTIFY__SMTP_URL is set.",
     groupN: "group {id}", gaveUp: "gave up", nextTry: "next try {t}",
+    tabMemory: "Confirmed answers", linkTitle: "Or: answered by an existing passage",
+    linkHint: "Find the passage that answers these questions: the bot answers the same need from it next time.",
+    linkSearch: "Words to find the passage", linkFind: "Find passages", linkResults: "Passages found",
+    finding: "Finding…", noPassages: "No passage found for these words.", linkThis: "Answered by this",
+    linking: "Linking…", linked: "Linked: these questions are answered from “{title}” from now on.",
+    notCovered: "Not covered by the knowledge base", marking: "Marking…",
+    markedGap: "Marked as not covered: the same need is escalated to support next time.",
+    memoryTitle: "Confirmed answers and gaps",
+    memoryHint: "Questions whose answer an asker or staff confirmed, and questions staff marked as not covered. New questions close to them are answered from the same passage, or escalated. Remove an entry that teaches the wrong thing.",
+    memoryCaption: "Confirmed questions with the passage that answers them",
+    mem_active: "active", mem_demoted: "demoted", mem_stale: "stale", mem_removed: "removed",
+    colKind: "Kind", colQuestion: "Question", colDocument: "Document", colHow: "Confirmed by", colActions: "Actions",
+    kind_pair: "answer", kind_gap: "not covered", how_helpful: "asker (helpful)", how_staff_link: "staff (linked)",
+    how_staff_answer: "staff (answer)", how_not_covered: "staff (not covered)",
+    memoryEntries: "{n} entries.", noMemory: "Nothing confirmed yet. A helpful vote, a linked passage, a staff answer or a \"not covered\" mark adds an entry.",
+    memoryFailed: "Could not load the confirmed answers: {e}", remove: "Remove", removing: "Removing…",
+    removed: "Removed entry {id}: it no longer affects answers.",
+    matchedPair: "matched a confirmed answer ({p})", matchedGap: "matched a question marked not covered ({p})",
+    cardFromMemory: "Answered from confirmed answers",
   },
   ja: {
     docTitle: "サポートコンソール — ナレッジベース", h1: "サポートコンソール", sections: "コンソールの区分",
@@ -93,6 +112,25 @@ const i18n = translator({
     deliveries: "{n}件の配信（新しい順）。", deliveriesWithFailed: "{n}件の配信（新しい順）。失敗{f}件。",
     noDeliveries: "配信はまだありません。KB_NOTIFY__WEBHOOK_URL または KB_NOTIFY__SMTP_URL を設定するとエスカレーションが送られます。",
     groupN: "グループ{id}", gaveUp: "再送を終了", nextTry: "次回 {t}",
+    tabMemory: "確認済みの回答", linkTitle: "または：既存の箇所で回答済みにする",
+    linkHint: "これらの質問に答えている箇所を探してください。次に同じ内容が聞かれたとき、ボットはその箇所から回答します。",
+    linkSearch: "箇所を探す語", linkFind: "箇所を探す", linkResults: "見つかった箇所",
+    finding: "検索中…", noPassages: "この語に合う箇所は見つかりませんでした。", linkThis: "この箇所で回答",
+    linking: "登録中…", linked: "登録しました：今後これらの質問には「{title}」から回答します。",
+    notCovered: "ナレッジベースに回答なし", marking: "登録中…",
+    markedGap: "回答なしとして登録しました：同じ内容の質問は次からサポートに引き継がれます。",
+    memoryTitle: "確認済みの回答と回答なしの質問",
+    memoryHint: "質問者または担当者が回答を確認した質問と、担当者が「回答なし」とした質問です。これに近い新しい質問は同じ箇所から回答されるか、引き継がれます。誤った内容を教えているものは削除してください。",
+    memoryCaption: "確認済みの質問とその回答箇所",
+    mem_active: "有効", mem_demoted: "格下げ", mem_stale: "古い", mem_removed: "削除済み",
+    colKind: "種類", colQuestion: "質問", colDocument: "文書", colHow: "確認者", colActions: "操作",
+    kind_pair: "回答", kind_gap: "回答なし", how_helpful: "質問者（役に立った）", how_staff_link: "担当者（箇所を指定）",
+    how_staff_answer: "担当者（回答を作成）", how_not_covered: "担当者（回答なし）",
+    memoryEntries: "{n}件。", noMemory: "確認済みのものはまだありません。「役に立った」の評価、箇所の指定、担当者の回答、「回答なし」の登録で追加されます。",
+    memoryFailed: "確認済みの回答を読み込めませんでした：{e}", remove: "削除", removing: "削除中…",
+    removed: "項目{id}を削除しました。今後の回答には影響しません。",
+    matchedPair: "確認済みの回答に一致（{p}）", matchedGap: "回答なしの質問に一致（{p}）",
+    cardFromMemory: "確認済みの回答から回答",
   },
 });
 const t = i18n.t;
@@ -123,6 +161,7 @@ function selectTab(tab) {
   tab.focus();
   if (tab.id === "tab-analytics") loadAnalytics();
   if (tab.id === "tab-notifications") loadNotifications();
+  if (tab.id === "tab-memory") loadMemory();
 }
 tabs.forEach((tab, i) => {
   tab.addEventListener("click", () => selectTab(tab));
@@ -176,12 +215,20 @@ function renderGroups() {
           `[${v.lang}] ${v.question}`,
           v.note ? el("em", {}, ` — ${t("note", { note: v.note })}`) : null,
           el("span", { class: "meta" }, ` (${v.department || t("noDepartment")}, ${i18n.word("status_", v.status)}; ${v.reasons.map(reasonText).join(", ")})`),
+          memoryOf(v),
           conversationOf(v))))),
       g.answer ? el("p", { class: "meta" }, t("answerLabel", { a: g.answer })) : null,
       el("button", { type: "button", class: "select", onclick: () => select(g) },
         g.state === "answered" ? t("viewAnswer") : t("answerThis")));
     groupsBox.append(card);
   }
+}
+
+/** What the question memory said about a question (issue 22): a close confirmed answer or gap. */
+function memoryOf(v) {
+  const shown = (v.memory || []).filter((m) => m.lifted || m.applied || m.p >= 0.5);
+  if (!shown.length) return null;
+  return el("span", { class: "badge memory" }, " ", shown.map((m) => t(m.kind === "gap" ? "matchedGap" : "matchedPair", { p: pct(m.p) })).join("; "));
 }
 
 function isFollowUp(v) {
@@ -221,6 +268,8 @@ function select(g) {
   form.elements.question.value = "";
   form.elements.groups.value = "";
   document.getElementById("publish").textContent = publishLabel();
+  document.getElementById("passage-q").value = "";
+  passages.replaceChildren();
   say(editorStatus, "");
   renderGroups();
   form.elements.answer.focus();
@@ -256,6 +305,91 @@ document.getElementById("dismiss").addEventListener("click", async (e) => {
       say(editorStatus, errorText(err, t), "error");
     }
   });
+});
+
+// "Answered by ...": a passage picker over what the signed-in agent may read (issue 22).
+const passages = document.getElementById("passages");
+document.getElementById("find-passages").addEventListener("click", async (e) => {
+  if (!selected) return;
+  const q = document.getElementById("passage-q").value.trim() || selected.representative;
+  await busy(e.currentTarget, t("finding"), async () => {
+    try {
+      const found = await api(`/api/memory/passages?q=${encodeURIComponent(q)}&limit=8`);
+      passages.replaceChildren(...(found.length ? found.map((p) => el("li", {},
+        el("strong", {}, p.title), p.location ? ` — ${p.location}` : "",
+        el("p", { class: "snippet" }, p.snippet),
+        el("button", { type: "button", onclick: (ev) => link(ev.currentTarget, p) }, t("linkThis"))))
+        : [el("li", { class: "empty" }, t("noPassages"))]));
+    } catch (err) {
+      say(editorStatus, errorText(err, t), "error");
+    }
+  });
+});
+
+async function link(button, passage) {
+  await busy(button, t("linking"), async () => {
+    try {
+      await api(`/api/queue/${selected.id}/link`, { method: "POST", json: { document_id: passage.document_id, chunk_id: passage.chunk_id } });
+      passages.replaceChildren();
+      say(editorStatus, t("linked", { title: passage.title }), "ok");
+      await loadQueue();
+    } catch (err) {
+      say(editorStatus, errorText(err, t), "error");
+    }
+  });
+}
+
+document.getElementById("not-covered").addEventListener("click", async (e) => {
+  if (!selected) return;
+  await busy(e.currentTarget, t("marking"), async () => {
+    try {
+      await api(`/api/queue/${selected.id}/not-covered`, { method: "POST" });
+      say(editorStatus, t("markedGap"), "ok");
+      await loadQueue();
+    } catch (err) {
+      say(editorStatus, errorText(err, t), "error");
+    }
+  });
+});
+
+// Confirmed answers and gaps (issue 22).
+const memoryFilters = document.getElementById("memory-filters");
+const memoryNote = document.getElementById("memory-note");
+const memoryBody = document.querySelector("#memory tbody");
+async function loadMemory() {
+  const state = new FormData(memoryFilters).get("state");
+  let entries;
+  try {
+    entries = await api(`/api/memory?state=${encodeURIComponent(state)}&limit=500`);
+  } catch (err) {
+    say(memoryNote, t("memoryFailed", { e: errorText(err, t) }), "error");
+    return;
+  }
+  say(memoryNote, entries.length ? t("memoryEntries", { n: entries.length }) : t("noMemory"));
+  memoryBody.replaceChildren(...entries.map((m) => el("tr", { "data-entry-id": m.id },
+    el("td", {}, i18n.word("kind_", m.kind)),
+    el("td", {}, `[${m.lang}] ${m.question}`),
+    el("td", {}, m.document_id || "—"),
+    el("td", {}, `${i18n.word("how_", m.how)} ${m.confirmed_by}`),
+    el("td", {}, i18n.word("mem_", m.state), m.note ? el("span", { class: "meta" }, ` (${m.note})`) : null),
+    el("td", {}, when(m.created_at)),
+    el("td", {}, m.state === "removed" ? "" : el("button", { type: "button", class: "danger",
+      "aria-label": `${t("remove")} ${m.id}`, onclick: (ev) => removeEntry(ev.currentTarget, m) }, t("remove"))))));
+}
+async function removeEntry(button, entry) {
+  await busy(button, t("removing"), async () => {
+    try {
+      await api(`/api/memory/${entry.id}`, { method: "DELETE" });
+      await loadMemory();
+      say(memoryNote, t("removed", { id: entry.id }), "ok");
+    } catch (err) {
+      say(memoryNote, errorText(err, t), "error");
+    }
+  });
+}
+memoryFilters.addEventListener("submit", (e) => {
+  e.preventDefault();
+  busy(document.getElementById("memory-refresh"), null, loadMemory);
 });
 
 filters.addEventListener("submit", (e) => {
@@ -316,7 +450,8 @@ function renderAnalytics() {
   const card = (k, v) => el("div", { class: "card" }, el("div", { class: "v" }, v), el("div", { class: "k" }, k));
   cards.replaceChildren(card(t("cardQuestions"), a.questions), card(t("cardDeflection"), pct(a.deflection_rate)),
     card(t("cardEscalations"), a.escalations), card(t("cardThumbsDown"), a.thumbs_down),
-    card(t("cardHelpful"), pct(a.helpful_share)), card(t("cardPolicy"), a.policy_hits));
+    card(t("cardHelpful"), pct(a.helpful_share)), card(t("cardPolicy"), a.policy_hits),
+    card(t("cardFromMemory"), `${a.from_memory ?? 0} (${pct(a.memory_share)})`));
   const empty = t("noData");
   const fig = (title, svg) => el("figure", {}, el("figcaption", {}, title), svg);
   charts.replaceChildren(
