@@ -124,6 +124,9 @@ class KnowledgeBase:
         """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
         self._ranker_lock = threading.Lock()
         self._terms_cache: dict[tuple[str, str], CandidateTerms] = {}
+        self.write_lock = threading.RLock()
+        """Held around every write to :attr:`store` by its one writer, ``ingest.indexing``
+        (issue 26): writers never interleave inside one document's write; searches take none."""
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
             bias=cfg.confidence_bias, weights=tuple(cfg.confidence_weights.items())

@@ -160,7 +160,7 @@ def _half_write(ingestor: Ingestor, path: Path, doc_id: str, version: int, share
     """The first writes of a replacement, as if the process died right after them."""
     parsed = parse_file(path, max_bytes=10**7)
     new_hash = file_hash(path.read_bytes())
-    chunks = ingestor.chunker.chunk(
+    chunks = ingestor.indexer.chunker.chunk(
         parsed,
         document_id=doc_id,
         source_path=path.name,
@@ -168,7 +168,7 @@ def _half_write(ingestor: Ingestor, path: Path, doc_id: str, version: int, share
         version=version,
         doc_hash=new_hash,
     )
-    embedded = ingestor._embed(chunks, IngestReport("t", "t"))
+    embedded = ingestor.indexer.embed(chunks, IngestReport("t", "t"))
     ingestor.kb.store.upsert(embedded[: max(1, int(len(embedded) * share))])
     return new_hash
 

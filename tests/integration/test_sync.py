@@ -148,7 +148,7 @@ def test_a_replacement_is_atomic_for_searchers(tmp_path):
         path.write_text(_manual(6, changed=3), encoding="utf-8")
         new_hash = file_hash(path.read_bytes())
         parsed = parse_file(path, max_bytes=10**7)
-        chunks = ingestor.chunker.chunk(
+        chunks = ingestor.indexer.chunker.chunk(
             parsed,
             document_id=doc_id,
             source_path="manual.md",
@@ -156,7 +156,7 @@ def test_a_replacement_is_atomic_for_searchers(tmp_path):
             version=2,
             doc_hash=new_hash,
         )
-        embedded = ingestor._embed(chunks, IngestReport("t", "t"))
+        embedded = ingestor.indexer.embed(chunks, IngestReport("t", "t"))
         assert len(embedded) >= 4
 
         def check(expected: int) -> None:
