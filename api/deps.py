@@ -10,7 +10,6 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from api.services.access import Access, access_for
 from db.engine import Database
 from db.models import User
 from ingest.pipeline import Ingestor
@@ -18,32 +17,9 @@ from ingest.runner import IngestRunner
 from ingest.uploads import DocumentManager, FileStore
 from retrieval.errors import KBError
 from retrieval.guidelines import Guidelines
-from retrieval.models import AccessFilter
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is asking, as :func:`get_identity` established it."""
-
-    user_id: str
-    groups: tuple[str, ...]
-    roles: tuple[str, ...]
-    department: str | None
-    via: str = "dev"
-    """How the identity was established: ``token``, ``widget``, ``oidc``, ``dev``, ``cli``."""
-
-    @property
-    def acl(self) -> AccessFilter:
-        """What this user may read."""
-        return AccessFilter(groups=self.groups)
-
-    @property
-    def access(self) -> Access:
-        """What this caller may see and do (:mod:`api.services.access`)."""
-        return access_for(self)
-
+from services.identity import Identity
 
 _RUNNER_LOCK = threading.Lock()
 
@@ -64,7 +40,8 @@ def record_denial(request: Request, actor: str, status: int, reason: str) -> Non
     requests must not fill it (issue 20). The refusals skipped are counted in the source's
     next entry (``suppressed``).
     """
-    from api.services.audit import DenialLimiter, record
+    from api.limits import DenialLimiter
+    from services.audit import record
 
     state = request.app.state
     db: Database | None = getattr(state, "db", None)
@@ -141,7 +118,7 @@ def get_identity(
 
     :raises AuthError: no usable credentials (``401 UNAUTHENTICATED``).
     """
-    from api.auth import Authenticator, AuthError, is_loopback
+    from services.auth import Authenticator, AuthError, is_loopback
 
     state = request.app.state
     settings: Settings = state.settings
@@ -189,7 +166,7 @@ def _current(db: Database, identity: Identity) -> Identity:
 
     :raises AuthError: the user is disabled.
     """
-    from api.auth import AuthError
+    from services.auth import AuthError
 
     if identity.via in ("token", "cli", "service"):
         return identity
@@ -218,7 +195,7 @@ class RoleGuard:
     def __call__(
         self, request: Request, identity: Annotated[Identity, Depends(get_identity)]
     ) -> Identity:
-        from api.auth import has_role
+        from services.auth import has_role
 
         if not has_role(identity.roles, self.role):
             detail = f"this needs the role {self.role} (you have: {', '.join(identity.roles)})"
@@ -235,7 +212,7 @@ _GUARDS: dict[str, RoleGuard] = {}
 
 def require_role(role: str) -> RoleGuard:
     """The guard for ``role`` (one instance per role, so FastAPI caches it per request)."""
-    from api.auth import ROLES
+    from services.auth import ROLES
 
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
@@ -305,7 +282,7 @@ class Auditor:
         self, identity: Identity, action: str, target: str | None, **detail: object
     ) -> None:
         """Record that ``identity`` did ``action`` to ``target``."""
-        from api.services.audit import record
+        from services.audit import record
 
         record(
             self.db, actor=identity.user_id, action=action, target=target, detail=detail, ip=self.ip
@@ -317,7 +294,6 @@ def get_auditor(request: Request) -> Auditor:
     return Auditor(request.app.state.db, _client_ip(request))
 
 
-IdentityDep = Annotated[Identity, Depends(get_identity)]
 AuditDep = Annotated[Auditor, Depends(get_auditor)]
 StaffDep = Annotated[Identity, Depends(require_role("support"))]
 EmployeeDep = Annotated[Identity, Depends(require_role("employee"))]

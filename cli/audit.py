@@ -25,9 +25,9 @@ def audit() -> None:
 def purge(days: int | None, dry_run: bool, as_json: bool) -> None:
     """Delete audit entries older than the retention period; the purge itself is recorded
     (action audit.purge, with the cut-off and the count)."""
-    from api.services.audit import purge as purge_entries
     from cli.main import _settings
     from db.engine import Database
+    from services.audit import purge as purge_entries
 
     settings = _settings()
     keep = days or settings.audit_retention_days

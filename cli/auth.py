@@ -24,7 +24,7 @@ def _names(value: str) -> list[str]:
 
 
 def _roles(value: str) -> list[str]:
-    from api.auth import ROLES
+    from services.auth import ROLES
 
     roles = _names(value)
     unknown = [r for r in roles if r not in ROLES]
@@ -49,7 +49,7 @@ def _db() -> Iterator[Any]:
 
 
 def _audit(db: Any, action: str, target: str, **detail: object) -> None:
-    from api.services.audit import record
+    from services.audit import record
 
     record(
         db,
@@ -182,8 +182,8 @@ def tokens() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def tokens_create(user_id: str, name: str, days: int | None, as_json: bool) -> None:
     """Create a token for USER_ID and print it, once."""
-    from api.auth import new_api_token
     from db.models import ApiToken, User
+    from services.auth import new_api_token
 
     token, prefix, digest = new_api_token()
     token_id = str(uuid.uuid4())

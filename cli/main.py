@@ -153,7 +153,7 @@ def _audit_ingest(db: Any, path: Path, report: Any) -> None:
     """Record a local ingestion run in the audit log (runs through the API record their own)."""
     import getpass
 
-    from api.services.audit import record
+    from services.audit import record
 
     data = report.to_dict()
     counts = {k: data.get(k, 0) for k in ("added", "updated", "deleted", "failed")}
@@ -206,7 +206,7 @@ def _hand_over(
 
     import httpx
 
-    from api.auth import Authenticator
+    from services.auth import Authenticator
 
     base = settings.service_url.rstrip("/")
     # Signed with the data folder's secret, which the service shares: whoever may run
@@ -297,9 +297,9 @@ def ask(
     question: str, as_json: bool, groups: str, user: str, lang: str | None, conversation: str | None
 ) -> None:
     """Ask the knowledge base a question."""
-    from api.deps import Identity
-    from api.routes.ask import answer_question
     from db.engine import Database
+    from services.ask import answer_question
+    from services.identity import Identity
 
     if not question.strip():
         raise click.ClickException("the question is empty")
@@ -346,8 +346,8 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API and the web page."""
     import uvicorn
 
-    from api.auth import check_dev_headers
     from retrieval.errors import KBError
+    from services.auth import check_dev_headers
 
     settings = _settings()
     try:
@@ -401,8 +401,8 @@ def _check_store_free(settings: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
     """Delete logged questions older than the retention period, with their feedback."""
-    from api.services.retention import purge_logs as purge
     from db.engine import Database
+    from services.retention import purge_logs as purge
 
     settings = _settings()
     keep = days or settings.support.retention_days

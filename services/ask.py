@@ -1,65 +1,75 @@
-"""Asking: the employee's question in, a cited answer or an escalation out."""
+"""Asking (the product's main operation): screen the question, resolve a follow-up, search
+and answer, log the question and its outcome, queue an escalation. The API's ``/api/ask``,
+``/api/ask/stream`` and chat routes and ``kb ask`` all call :func:`answer_question` (or its
+steps); its result is the ``/api/ask`` response body.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
-from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
-from api.schemas import AskRequest, AskResponse, Citation
-from api.services import notifications
-from api.services.conversations import earlier_turns, ensure_conversation, new_conversation_id
-from api.services.policy import guidelines_for, screen_or_refuse
-from api.services.queue import enqueue
-from api.services.synonyms import synonym_table
 from db.engine import Database
 from db.models import QueryLog
 from retrieval.answer import AnswerResult
 from retrieval.conversation import Resolution, Resolver, Turn
-from retrieval.errors import KBError
-from retrieval.generate import Delta, Final, NewCitations
 from retrieval.guidelines import Guidelines, Screened
 from retrieval.lang import detect_lang
 from retrieval.models import Lang
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 from retrieval.synonyms import SynonymTable
+from services import notifications
+from services.conversations import earlier_turns, ensure_conversation, new_conversation_id
+from services.identity import Identity
+from services.policy import guidelines_for, screen_or_refuse
+from services.queue import enqueue
+from services.synonyms import synonym_table
 
 log = logging.getLogger("kb.api")
 
-router = APIRouter(prefix="/api", tags=["ask"])
+
+class Citation(BaseModel):
+    """A numbered source of the answer: ``[n]`` in the answer text points here."""
+
+    n: int
+    document_id: str
+    title: str
+    location: str
+    url: str
+    snippet: str
+    score: float
+    version: int
 
 
-@router.post("/ask", response_model=AskResponse)
-def ask(
-    body: AskRequest,
-    identity: EmployeeDep,
-    kb: KBDep,
-    db: DBDep,
-    settings: SettingsDep,
-    guidelines: GuidelinesDep,
-) -> AskResponse:
-    """Answer a question from the documents the caller may read, or escalate it to support."""
-    _check_length(body, settings.max_question_chars)
-    return answer_question(
-        kb,
-        db,
-        identity,
-        body.question,
-        # The question's language comes from its text: the widget sends its interface language,
-        # which says nothing about the words typed (issue 21).
-        None,
-        guidelines=guidelines,
-        group_similarity=settings.support.group_similarity,
-        conversation_id=body.conversation_id,
-        settings=settings,
+class AskResponse(BaseModel):
+    """An answer with citations, or an escalation to support."""
+
+    query_id: str
+    conversation_id: str = Field(description="Send it with the next question to follow up.")
+    status: Literal["answered", "escalated"]
+    answer: str
+    citations: list[Citation]
+    confidence: float
+    lang: Literal["ja", "en"]
+    mode: Literal["extractive", "generated"] = Field(
+        description="``generated``: written by the configured LLM and checked against its "
+        "citations; ``extractive``: sentences quoted from the passages."
+    )
+    fallback_reason: str | None = Field(
+        default=None,
+        description="Why an answer is extractive although an LLM is configured: llm_error, "
+        "llm_timeout, unsupported (too little of its reply passed the check), empty_answer.",
+    )
+    faithfulness: float | None = Field(
+        default=None,
+        description="Share of the author's sentences the faithfulness check found supported by "
+        "the passage they cite (the model's reply before unsupported sentences were removed); "
+        "null when escalated.",
     )
 
 
@@ -248,93 +258,3 @@ def record_answer(
         fallback_reason=result.fallback_reason,
         faithfulness=None if result.faithfulness is None else round(result.faithfulness, 4),
     )
-
-
-def _check_length(body: AskRequest, limit: int) -> None:
-    if len(body.question) > limit:
-        raise KBError(
-            f"question is too long: {len(body.question)} characters > {limit}",
-            code="VALIDATION_ERROR",
-        )
-
-
-@router.post(
-    "/ask/stream",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}},
-)
-def ask_stream(
-    body: AskRequest,
-    identity: EmployeeDep,
-    kb: KBDep,
-    db: DBDep,
-    settings: SettingsDep,
-    guidelines: GuidelinesDep,
-) -> StreamingResponse:
-    """``/api/ask`` as server-sent events: ``meta``, ``citations``, ``delta``, then ``done``
-    (the checked answer as ``/api/ask`` returns it, with the check's verdict) or ``error``."""
-    _check_length(body, settings.max_question_chars)
-    # Refusals (blocked terms, bad input) are plain HTTP errors, before the stream starts.
-    screened = screen_question(kb, db, identity, body.question, guidelines)
-    # The question's language comes from its text, not the widget's interface (issue 21).
-    plan = plan_question(kb, db, identity, screened, None, body.conversation_id, guidelines)
-    lang = plan.lang
-    query_id = str(uuid.uuid4())
-
-    def events() -> Iterator[str]:
-        meta = {"query_id": query_id, "lang": lang, "conversation_id": plan.conversation_id}
-        yield _sse("meta", meta)
-        try:
-            result: AnswerResult | None = None
-            asked = kb.ask_stream(plan.query, acl=identity.acl, lang=lang, synonyms=plan.synonyms)
-            for event in asked:
-                if isinstance(event, NewCitations):
-                    cites = [
-                        Citation.model_validate(c, from_attributes=True) for c in event.citations
-                    ]
-                    yield _sse("citations", {"citations": [c.model_dump() for c in cites]})
-                elif isinstance(event, Delta):
-                    yield _sse("delta", {"text": event.text})
-                elif isinstance(event, Final):
-                    result = event.result
-            assert result is not None
-            response = record_answer(
-                kb,
-                db,
-                identity,
-                screened,
-                result,
-                query_id,
-                group_similarity=settings.support.group_similarity,
-                plan=plan,
-                settings=settings,
-            )
-            yield _sse("done", {**response.model_dump(), "verdict": _verdict(result)})
-        except KBError as exc:
-            log.warning("%s during /api/ask/stream: %s", exc.code, exc.detail)
-            yield _sse("error", {"error_code": exc.code, "detail": exc.detail})
-        except Exception:  # the stream has started: the error travels as an event
-            log.exception("unhandled error during /api/ask/stream")
-            yield _sse("error", {"error_code": "INTERNAL_ERROR", "detail": "internal error"})
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-def _verdict(result: AnswerResult) -> dict[str, Any]:
-    """The faithfulness check's verdict on a generated answer (None fields when no model)."""
-    gen = result.generation
-    return {
-        "checked": gen is not None and gen.score is not None,
-        "model_faithfulness": None if gen is None or gen.score is None else round(gen.score, 4),
-        "removed": [r.to_dict() for r in gen.removed] if gen else [],
-        "refused": bool(gen and gen.refused),
-        "neutralized": gen.neutralized if gen else 0,
-    }
-
-
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.services.access import Access, Source
-from api.services.queue import check_group_write, get_group
 from db.engine import Database
 from db.models import DocumentRecord, DocumentVersion, QueryLog, QueueGroup, QueueItem, utcnow
 from ingest.indexing import Indexer, RecordDoc
 from ingest.runs import IngestReport
 from retrieval.errors import IngestError, KBError, NotFoundError
 from retrieval.service import KnowledgeBase
+from services.access import Access, Source
+from services.queue import check_group_write, get_group
 
 STAFF_SOURCE = "staff-answers"
 STAFF_SUFFIX = ".qa"
@@ -120,7 +120,7 @@ def _group(db: Database, group_id: int) -> QueueGroup:
 
 def _inherited(db: Database, group_id: int, access: Access) -> list[Source]:
     """The sources of the questions an answer is written for, once the caller may change the
-    group (:func:`api.services.queue.check_group_write`)."""
+    group (:func:`services.queue.check_group_write`)."""
     return [src for sources in check_group_write(db, group_id, access) for src in sources]
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import AuditDep, DBDep, GuidelinesDep, StaffDep
-from api.services import analytics as service
+from services import analytics as service
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 

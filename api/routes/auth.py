@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Authenticator, AuthError, has_role
 from api.deps import AdminDep, AuditDep, DBDep, EmployeeDep
-from api.services import audit as audit_service
 from retrieval.errors import KBError
+from services import audit as audit_service
+from services.auth import Authenticator, AuthError, has_role
 
 router = APIRouter(prefix="/api", tags=["auth"])
 

@@ -21,11 +21,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
-from api.routes.ask import answer_question
 from api.schemas import AskResponse, ChatCompletionRequest, ChatMessageIn
-from api.services.policy import screen_or_refuse
 from retrieval.conversation import Turn
 from retrieval.errors import KBError
+from services.ask import answer_question
+from services.policy import screen_or_refuse
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 

@@ -16,12 +16,12 @@ from sqlalchemy import select
 
 from api.deps import AuditDep, DBDep, DocumentsDep, EmployeeDep, KBDep, WriterDep
 from api.errors import error_response
-from api.services.access import Access
 from db.models import DocumentRecord, DocumentVersion
 from ingest.pipeline import IngestReport
 from ingest.uploads import Refusal, Upload, UploadOutcome
 from retrieval.errors import KBError, NotFoundError
 from retrieval.versions import current_versions
+from services.access import Access
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -77,7 +77,7 @@ def document_json(r: DocumentRecord, *, owner: bool = True) -> dict[str, object]
 
 
 def _owner(identity: EmployeeDep) -> bool:
-    from api.auth import has_role
+    from services.auth import has_role
 
     return has_role(identity.roles, "content_owner")
 

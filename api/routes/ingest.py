@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import AuditDep, DBDep, RunnerDep, WriterDep
-from api.services.access import Access, document_groups
 from db.models import DocumentRecord, IngestRun
 from ingest.runner import run_json
 from ingest.sources import walk_source
 from retrieval.errors import KBError, NotFoundError
+from services.access import Access, document_groups
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"])
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import AuditDep, DBDep, GuidelinesDep, KBDep, StaffDep
 from api.schemas import QueueGroupOut, QueuePatch, StaffAnswerOut, StaffAnswerRequest
-from api.services import queue as service
-from api.services import staff_answers
+from services import queue as service
+from services import staff_answers
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 

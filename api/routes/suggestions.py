@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.deps import DBDep, EmployeeDep, KBDep
-from api.services.access import PUBLIC, query_sources
 from db.models import Feedback, QueryLog
 from retrieval.models import AccessFilter
 from retrieval.service import KnowledgeBase
+from services.access import PUBLIC, query_sources
 
 router = APIRouter(prefix="/api", tags=["ask"])
 

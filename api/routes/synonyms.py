@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import AuditDep, DBDep, WriterDep
 from api.schemas import SynonymSetRequest, SynonymSetResponse
-from api.services import synonyms as service
+from services import synonyms as service
 
 router = APIRouter(prefix="/api", tags=["synonyms"])
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from api.services.retention import purge_logs
 from db.engine import Database
 from db.models import Conversation, QueryLog
 from retrieval.llm import OpenAIChatLLM
 from retrieval.settings import LLMSettings
+from services.retention import purge_logs
 from tests.fake_llm import FakeLLMServer
 from tests.integration.dialogues import DIALOGUES, FAQ, PRICES, TL_USER
 
