@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.denials import client_ip, record_denial
 from api.errors import ApiError
 from db.engine import Database
 from db.models import User
@@ -26,47 +27,6 @@ _RUNNER_LOCK = threading.Lock()
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(sorted({v.strip() for v in (value or "").split(",") if v.strip()}))
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def record_denial(request: Request, actor: str, status: int, reason: str) -> None:
-    """Record a refused request in the audit log (never fails the request), once.
-
-    At most ``audit_denials_per_minute`` entries a minute per source (the client address of
-    an anonymous caller, else the user): the log is append-only, so a flood of refused
-    requests must not fill it (issue 20). The refusals skipped are counted in the source's
-    next entry (``suppressed``).
-    """
-    from api.limits import DenialLimiter
-    from services.audit import record
-
-    state = request.app.state
-    db: Database | None = getattr(state, "db", None)
-    request.state.denial_recorded = True
-    if db is None:
-        return
-    limiter: DenialLimiter | None = getattr(state, "denial_limiter", None)
-    if limiter is None:
-        limiter = state.denial_limiter = DenialLimiter(state.settings.audit_denials_per_minute)
-    ip = _client_ip(request)
-    source = f"ip:{ip}" if actor == "anonymous" else f"user:{actor}"
-    suppressed = limiter.admit(source)
-    if suppressed is None:
-        return
-    detail: dict[str, object] = {"status": status, "reason": reason[:300]}
-    if suppressed:
-        detail["suppressed"] = suppressed
-    record(
-        db,
-        actor=actor,
-        action="access.denied",
-        target=f"{request.method} {request.url.path}",
-        detail=detail,
-        ip=ip,
-    )
 
 
 def _rate_limit_user(request: Request, user_id: str) -> None:
@@ -92,7 +52,7 @@ def _rate_limit_address(request: Request) -> None:
     if getattr(request.state, "address_counted", False):
         return
     bucket: TokenBucket | None = getattr(request.app.state, "address_bucket", None)
-    address = _client_ip(request) or "unknown"
+    address = client_ip(request) or "unknown"
     wait = bucket.take(address) if bucket is not None else None
     if wait is not None:
         raise ApiError(
@@ -291,7 +251,7 @@ class Auditor:
 
 def get_auditor(request: Request) -> Auditor:
     """The audit log, for the routes that change something."""
-    return Auditor(request.app.state.db, _client_ip(request))
+    return Auditor(request.app.state.db, client_ip(request))
 
 
 AuditDep = Annotated[Auditor, Depends(get_auditor)]

@@ -62,26 +62,6 @@ class TokenBucket:
                 del self._state[key]
 
 
-class DenialLimiter:
-    """How many refused requests of one source the audit log records (issue 20): at most
-    ``per_minute`` a minute (burst as many); :meth:`admit` counts the others."""
-
-    def __init__(self, per_minute: int) -> None:
-        self._bucket = TokenBucket(per_minute, max(1, per_minute))
-        self._skipped: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def admit(self, source: str) -> int | None:
-        """``None``: do not record this one; else record it, with how many were skipped."""
-        with self._lock:
-            if self._bucket.take(source) is not None:
-                if len(self._skipped) > 50_000:  # bounded, like the rate-limit buckets
-                    self._skipped.clear()
-                self._skipped[source] = self._skipped.get(source, 0) + 1
-                return None
-            return self._skipped.pop(source, 0)
-
-
 def address_bucket(settings: Settings) -> TokenBucket:
     """The per-address bucket of one app (shared by the middleware and the identity check)."""
     return TokenBucket(settings.limits.address_per_minute, settings.limits.address_burst)
