@@ -1,62 +1,29 @@
-"""``kb``: the command line. Thin commands over ``ingest.pipeline`` and ``retrieval.service``.
+"""``kb ingest`` and ``kb runs``: sync a folder into the knowledge base, list the runs.
 
-User errors print one line (``Error: ...``) and exit 1, never a traceback.
+When the service (``kb serve``) holds the embedded store, ``kb ingest`` hands its run to it
+and follows it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from retrieval.offline import stay_offline
-
-stay_offline()
-
-
-def _settings() -> Any:
-    from retrieval.settings import Settings
-
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic's ValidationError names the bad setting
-        raise click.ClickException(f"invalid settings: {exc}") from exc
-
-
-@contextmanager
-def _open_kb(settings: Any) -> Iterator[Any]:
-    from retrieval.errors import KBError
-    from retrieval.service import KnowledgeBase
-
-    try:
-        kb = KnowledgeBase.open(settings)
-    except KBError as exc:
-        raise click.ClickException(exc.detail) from exc
-    try:
-        yield kb
-    finally:
-        kb.close()
+from cli.common import cli_actor, load_settings, open_db
 
 
 def _check_recreate(settings: Any, path: Path) -> None:
     """Refuse ``--recreate`` when the catalog holds documents that PATH would not bring back."""
-    from db.engine import Database
-    from ingest.pipeline import other_sources
+    from ingest.catalog import other_sources
 
     if not path.exists():
         raise click.ClickException(f"{path} does not exist")
-    db = Database(settings.db_url())
-    try:
-        db.migrate()
+    with open_db(settings) as db:
         others = other_sources(db, str(path.resolve()))
-    finally:
-        db.dispose()
     if others:
         listed = ", ".join(f"{src} ({n})" for src, n in sorted(others.items()))
         raise click.ClickException(
@@ -65,13 +32,7 @@ def _check_recreate(settings: Any, path: Path) -> None:
         )
 
 
-@click.group()
-@click.version_option("0.1.0", prog_name="kb")
-def main() -> None:
-    """Knowledge-base assistant: ingest documents, ask questions, serve the API, evaluate."""
-
-
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.option(
@@ -100,7 +61,7 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
     from retrieval.errors import KBError, StoreLockedError
     from retrieval.service import KnowledgeBase
 
-    settings = _settings()
+    settings = load_settings()
     if recreate:
         _check_recreate(settings, path)
     try:
@@ -151,15 +112,13 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
 
 def _audit_ingest(db: Any, path: Path, report: Any) -> None:
     """Record a local ingestion run in the audit log (runs through the API record their own)."""
-    import getpass
-
     from services.audit import record
 
     data = report.to_dict()
     counts = {k: data.get(k, 0) for k in ("added", "updated", "deleted", "failed")}
     record(
         db,
-        actor=f"cli:{getpass.getuser()}",
+        actor=cli_actor(),
         action="ingest.run",
         target=str(path.expanduser().resolve()),
         detail={"run_id": data["run_id"], **counts},
@@ -247,7 +206,7 @@ def _why(resp: Any) -> str:
         return f"HTTP {resp.status_code}"
 
 
-@main.command()
+@click.command()
 @click.argument("run_id", required=False)
 @click.option("-n", "limit", default=20, show_default=True, help="How many recent runs to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -255,24 +214,18 @@ def runs(run_id: str | None, limit: int, as_json: bool) -> None:
     """List recent ingestion runs, or show one run's report (RUN_ID)."""
     from sqlalchemy import select
 
-    from db.engine import Database
     from db.models import IngestRun
     from ingest.runner import run_json
 
-    db = Database(_settings().db_url())
-    db.migrate()
-    try:
-        with db.session() as s:
-            if run_id:
-                run = s.get(IngestRun, run_id)
-                if run is None:
-                    raise click.ClickException(f"no ingestion run {run_id}")
-                rows = [run_json(run, files=True)]
-            else:
-                q = select(IngestRun).order_by(IngestRun.started_at.desc()).limit(limit)
-                rows = [run_json(r, files=False) for r in s.execute(q).scalars().all()]
-    finally:
-        db.dispose()
+    with open_db() as db, db.session() as s:
+        if run_id:
+            run = s.get(IngestRun, run_id)
+            if run is None:
+                raise click.ClickException(f"no ingestion run {run_id}")
+            rows = [run_json(run, files=True)]
+        else:
+            q = select(IngestRun).order_by(IngestRun.started_at.desc()).limit(limit)
+            rows = [run_json(r, files=False) for r in s.execute(q).scalars().all()]
     if run_id:
         _print_report({**rows[0], "run_id": rows[0]["id"]}, as_json)
         return
@@ -284,159 +237,3 @@ def runs(run_id: str | None, limit: int, as_json: bool) -> None:
             f"{r['id']}  {r['status']:<11} {str(r['started_at'])[:19]}  +{r['added']} "
             f"~{r['updated']} ={r['unchanged']} -{r['deleted']} !{r['failed']}  {r['source']}"
         )
-
-
-@main.command()
-@click.argument("question")
-@click.option("--json", "as_json", is_flag=True, help="Print the same JSON as POST /api/ask.")
-@click.option("--groups", default="", help="Comma-separated access groups of the asker.")
-@click.option("--user", default="cli", help="User id recorded in the query log.")
-@click.option("--lang", type=click.Choice(["ja", "en"]), default=None)
-@click.option("--conversation", default=None, help="Follow up in this conversation of --user.")
-def ask(
-    question: str, as_json: bool, groups: str, user: str, lang: str | None, conversation: str | None
-) -> None:
-    """Ask the knowledge base a question."""
-    from db.engine import Database
-    from services.ask import answer_question
-    from services.identity import Identity
-
-    if not question.strip():
-        raise click.ClickException("the question is empty")
-    settings = _settings()
-    identity = Identity(
-        user_id=user,
-        groups=tuple(sorted({g.strip() for g in groups.split(",") if g.strip()})),
-        roles=("employee",),
-        department=None,
-    )
-    db = Database(settings.db_url())
-    db.migrate()
-    from retrieval.errors import KBError
-
-    with _open_kb(settings) as kb:
-        try:
-            resp = answer_question(
-                kb,
-                db,
-                identity,
-                question.strip(),
-                lang,  # type: ignore[arg-type]
-                conversation_id=conversation,
-            )
-        except KBError as exc:  # POLICY_BLOCKED: the guidelines refuse the question
-            raise click.ClickException(exc.detail) from exc
-    if as_json:
-        click.echo(json.dumps(resp.model_dump(), ensure_ascii=False, indent=2))
-        return
-    click.echo(resp.answer)
-    for c in resp.citations:
-        where = f", {c.location}" if c.location else ""
-        click.echo(f"  [{c.n}] {c.title}{where} — {c.url}")
-    mode = resp.mode + (f", fell back: {resp.fallback_reason}" if resp.fallback_reason else "")
-    click.echo(f"({resp.status}, {mode}, confidence {resp.confidence:.2f})")
-    click.echo(f"conversation: {resp.conversation_id}")
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API and the web page."""
-    import uvicorn
-
-    from retrieval.errors import KBError
-    from services.auth import check_dev_headers
-
-    settings = _settings()
-    try:
-        check_dev_headers(settings.auth, host)
-    except KBError as exc:
-        raise click.ClickException(exc.detail) from exc
-    # The app checks it again at start-up (uvicorn api.main:app reads the same settings).
-    os.environ["KB_AUTH__HOST"] = host
-    if workers > 1 and not settings.qdrant.url:
-        raise click.ClickException(
-            "the embedded store belongs to one process: use --workers 1, or a Qdrant server "
-            "(KB_QDRANT__URL) for several workers"
-        )
-    if not settings.qdrant.url:
-        _check_store_free(settings)
-    # uvicorn's own proxy handling trusts X-Forwarded-For from loopback peers: off, the app
-    # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20).
-    uvicorn.run(
-        "api.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        factory=False,
-        proxy_headers=False,
-        server_header=False,
-    )
-
-
-def _check_store_free(settings: Any) -> None:
-    """Fail in one line, before uvicorn starts, when the embedded store is held or damaged."""
-    from retrieval.errors import StoreError
-    from retrieval.stores import open_store
-
-    store = open_store(settings)
-    try:
-        store.count()
-    except StoreError as exc:
-        raise click.ClickException(exc.detail) from exc
-    finally:
-        store.close()
-
-
-@main.command("purge-logs")
-@click.option(
-    "--days",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Keep this many days (default: KB_SUPPORT__RETENTION_DAYS, 365).",
-)
-@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
-def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
-    """Delete logged questions older than the retention period, with their feedback."""
-    from db.engine import Database
-    from services.retention import purge_logs as purge
-
-    settings = _settings()
-    keep = days or settings.support.retention_days
-    db = Database(settings.db_url())
-    try:
-        db.migrate()
-        counts = purge(db, days=keep, dry_run=dry_run)
-    finally:
-        db.dispose()
-    if as_json:
-        click.echo(json.dumps({"days": keep, "dry_run": dry_run, **counts}, indent=2))
-        return
-    verb = "would delete" if dry_run else "deleted"
-    click.echo(
-        f"{verb} (older than {keep} days): "
-        + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
-    )
-
-
-def _register() -> None:
-    from cli.audit import audit
-    from cli.auth import tokens, users
-    from cli.synonyms import synonyms
-    from eval.cli import eval_command, train_command
-
-    main.add_command(audit)
-    main.add_command(eval_command)
-    main.add_command(train_command)
-    main.add_command(users)
-    main.add_command(tokens)
-    main.add_command(synonyms)
-
-
-_register()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

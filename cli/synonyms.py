@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from cli.auth import _audit, _db
+from cli.common import audit, open_db
 
 
 @click.group()
@@ -28,9 +28,9 @@ def import_csv(file: Path) -> None:
 
     text = file.read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    with _db() as db:
+    with open_db() as db:
         added, errors = import_sets(db, rows, created_by="cli")
-        _audit(db, "synonyms.imported", str(file), added=added, errors=len(errors))
+        audit(db, "synonyms.imported", str(file), added=added, errors=len(errors))
     for error in errors:
         click.echo(f"skipped {error}", err=True)
     click.echo(f"{added} set(s) added, {len(errors)} skipped")
@@ -43,7 +43,7 @@ def export_csv() -> None:
     """Print every set as CSV on stdout (the format ``kb synonyms import`` reads)."""
     from services.synonyms import list_sets
 
-    with _db() as db:
+    with open_db() as db:
         sets = list_sets(db)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     for s in sets:

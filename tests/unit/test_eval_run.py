@@ -418,7 +418,7 @@ def test_duplicate_dataset_names_are_refused(tmp_path: Path) -> None:
 def test_cli_turns_user_errors_into_one_line(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from eval.cli import eval_command
+    from cli.eval import eval_command
 
     out = str(tmp_path / "o")
     result = CliRunner().invoke(eval_command, [str(tmp_path / "nope"), "--out", out])

@@ -1,0 +1,45 @@
+"""``kb``: the command line. Thin commands over :mod:`services`, :mod:`ingest` and
+:mod:`eval`, one module per command group (``cli/<group>.py``); settings come from
+:func:`cli.common.load_settings`.
+
+User errors print one line (``Error: ...``) and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from retrieval.offline import stay_offline
+
+stay_offline()
+
+
+@click.group()
+@click.version_option("0.1.0", prog_name="kb")
+def main() -> None:
+    """Knowledge-base assistant: ingest documents, ask questions, serve the API, evaluate."""
+
+
+def _register() -> None:
+    from cli.ask import ask
+    from cli.audit import audit
+    from cli.auth import tokens, users
+    from cli.eval import eval_command, train_command
+    from cli.ingest import ingest, runs
+    from cli.logs import purge_logs
+    from cli.serve import serve
+    from cli.synonyms import synonyms
+
+    for command in (ingest, runs, ask, serve, purge_logs, audit):
+        main.add_command(command)
+    main.add_command(eval_command)
+    main.add_command(train_command)
+    main.add_command(users)
+    main.add_command(tokens)
+    main.add_command(synonyms)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
