@@ -35,13 +35,13 @@ from ingest.catalog import file_hash, stale_analyzer
 from ingest.chunk import Chunker
 from ingest.runs import FileResult, IngestReport, Outcome
 from ingest.sources import SourceFile
-from retrieval.embedders import break_title_ties, embed_cached
+from retrieval.embedders import break_title_ties, embed_cached, title_vector
 from retrieval.errors import KBError, ParseError
 from retrieval.injection import excerpt, find_instructions
 from retrieval.lang import detect_lang
 from retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
 from retrieval.protocols import Embedder
-from retrieval.service import KnowledgeBase, title_vector
+from retrieval.service import KnowledgeBase
 from retrieval.sparse import ANALYZER_VERSION
 
 if TYPE_CHECKING:

@@ -317,3 +317,16 @@ def embed_cached(
         if cache:
             cache.put_many(embedder.name, fresh)
     return [known[h] for h in hashes], len(items)
+
+
+def title_vector(name: str) -> str:
+    """Name of the vector holding a model's embedding of each chunk's short field."""
+    return f"{name}_title"
+
+
+def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int]:
+    """Every dense vector the collection holds, with its dimension."""
+    dims = {e.name: e.dim for e in embedders}
+    if title_vectors:
+        dims.update({title_vector(e.name): e.dim for e in embedders})
+    return dims
