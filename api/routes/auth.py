@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminDep, AuditDep, DBDep, EmployeeDep
+from api.responses import AuditEntryOut
 from retrieval.errors import KBError
 from services import audit as audit_service
 from services.auth import Authenticator, AuthError, has_role
@@ -91,7 +92,7 @@ def widget_token(
     return WidgetToken(token=token, expires_in=ttl, user_id=user_id)
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[AuditEntryOut], response_model_exclude_unset=True)
 def audit_log(
     _admin: AdminDep,
     db: DBDep,

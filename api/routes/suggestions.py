@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.deps import DBDep, EmployeeDep, KBDep
+from api.responses import Suggestion
 from db.models import Feedback, QueryLog
 from retrieval.models import AccessFilter
 from retrieval.service import KnowledgeBase
@@ -22,7 +23,7 @@ MIN_USERS = 2
 """A question is suggested only once this many people asked it: no one's one-off question."""
 
 
-@router.get("/suggestions")
+@router.get("/suggestions", response_model=list[Suggestion], response_model_exclude_unset=True)
 def suggestions(
     _identity: EmployeeDep,
     db: DBDep,
