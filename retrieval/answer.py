@@ -62,15 +62,12 @@ ESCALATION_MESSAGE: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class ConfidenceModel:
-    """``sigmoid(bias + sum(weight[f] * feature[f]))`` over :func:`confidence_features`."""
+    """``sigmoid(bias + sum(weight[f] * feature[f]))`` over :func:`confidence_features`.
+    No defaults: the fitted values live in ``retrieval.settings.RetrievalSettings``
+    (``confidence_bias``, ``confidence_weights``) or a trained answerability file."""
 
-    bias: float = -17.0
-    weights: tuple[tuple[str, float], ...] = (
-        ("cosine", 18.0),
-        ("coverage", 2.0),
-        ("coverage_any", 2.0),
-        ("is_qa", 0.5),
-    )
+    bias: float
+    weights: tuple[tuple[str, float], ...]
 
     def score(self, features: dict[str, float]) -> float:
         """Confidence in [0, 1]."""

@@ -28,7 +28,6 @@ from services.conversations import conversation_turns_for_staff
 
 Reason = Literal["escalated", "thumbs_down", "user_escalation"]
 GroupState = Literal["open", "answered", "dismissed"]
-STATES: tuple[GroupState, ...] = ("open", "answered", "dismissed")
 MAX_VARIANTS = 50
 
 
