@@ -174,7 +174,7 @@ class SupportSettings(BaseModel):
     group_similarity: float = Field(default=0.85, ge=0.0, le=1.0)
     """Cosine (multilingual-e5 query vectors) at or above which a new unanswered question joins
     the most similar open group. Measured: paraphrases 0.86-0.96 (en, ja, en-ja), different
-    needs 0.73-0.84 (``scripts/measure_grouping.py``, README "Support loop")."""
+    needs 0.73-0.84 (``python -m bench.grouping``, README "Support loop")."""
     retention_days: int = Field(default=365, ge=1)
     """``kb purge-logs`` deletes questions (and their feedback) older than this."""
 
