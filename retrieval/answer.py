@@ -9,7 +9,7 @@ Confidence is a logistic function of retrieval signals of the best passage (its 
 query under the first dense model, the share of the question's terms it contains, ...), of the
 composed answer, and of the share of the question's terms that nothing the asker may read holds. The
 weights and the default threshold come from ``kb eval`` on the development sets
-(docs/benchmarks.md explains the fit); a company re-fits them on its own questions.
+(docs/experiments.md explains the fit); a company re-fits them on its own questions.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class E5Embedder(_LazyModel):
     Passages are embedded with ``threads`` OpenMP threads, a query with ``query_threads``
     (issue 9): one short query gains little from a second thread, and when the other core is
     busy (another request, an ingestion, another process) OpenMP's thread barriers make it 3-20x
-    slower (docs/benchmarks.md). The count is set per call on the calling thread.
+    slower (docs/experiments.md). The count is set per call on the calling thread.
     """
 
     name = "e5"
