@@ -10,7 +10,7 @@ export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run serve ingest test test-all lint fix eval bench clean
+.PHONY: setup run serve ingest test test-fast test-all lint fix eval bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ run: ingest serve
 
 test: setup
 	$(BIN)/python -m pytest -m "not qdrant_server and not llm" $(PYTEST_ARGS)
+
+# The everyday loop (issue 26): unit, contract and the fast integration tests; no browser, no
+# test marked slow (processes killed or started, corpora ingested twice, training). Under
+# four minutes on an idle machine with the embedding cache warm (.pytest_cache/).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not browser and not qdrant_server and not llm" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .

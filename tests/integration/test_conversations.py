@@ -16,7 +16,7 @@ from services.retention import purge_logs
 from tests.fake_llm import FakeLLMServer
 from tests.integration.dialogues import DIALOGUES, FAQ, PRICES, TL_USER
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 USER = {"X-User-Id": "conv-user"}
 OTHER = {"X-User-Id": "conv-other"}

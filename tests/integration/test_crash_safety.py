@@ -58,6 +58,7 @@ def _count(db_path: Path, sql: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_keeps_one_version_searchable_and_the_next_run_completes(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -210,6 +210,7 @@ def test_a_deeper_evaluation_answers_exactly_as_the_service_does(sample_kb):
         assert deep.features == served.features
 
 
+@pytest.mark.slow
 def test_the_same_files_ingested_again_elsewhere_answer_alike(tmp_path):
     # Answers come from the documents, not from the engine's internal order of equal scores
     # (title vectors shared by a section's chunks, equal BM25 scores): two ingestions of the

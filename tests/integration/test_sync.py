@@ -44,6 +44,7 @@ def _manual(sections: int, changed: int | None = None) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_sync_every_format_add_skip_update_delete_regroup(tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(FIXTURES, docs)
