@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # The ask operation's result is the /api/ask body: defined with the operation (issue 26).
 from services.ask import AskResponse as AskResponse
 from services.ask import Citation as Citation
+
+RowId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
+"""A row id in a path: a 64-bit integer, as every database stores it (a larger one is a
+validation error, not a database error)."""
 
 
 class AskRequest(BaseModel):
