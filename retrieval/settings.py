@@ -68,7 +68,7 @@ TRAINED_ANSWERABILITY = Path(__file__).resolve().parent / "trained" / "answerabi
 
 
 class RetrievalSettings(BaseModel):
-    """Search and answer tuning; defaults come from measurements described in docs/experiments.md."""
+    """Search and answer tuning; defaults come from the measurements in docs/experiments.md."""
 
     @model_validator(mode="before")
     @classmethod
