@@ -22,6 +22,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.denials import record_denial
 from retrieval.errors import KBError
 
 log = logging.getLogger("kb.api")
@@ -192,8 +193,6 @@ def register_error_handlers(app: FastAPI) -> None:
             request.state, "denial_recorded", False
         ):
             # A refusal of the access rule (issue 19) lands in the audit log like a role's.
-            from api.deps import record_denial
-
             actor = getattr(request.state, "user_id", "anonymous")
             record_denial(request, actor, 403, exc.detail)
         return error_response(exc.code, exc.detail, headers=getattr(exc, "headers", None))

@@ -23,7 +23,7 @@ from retrieval.answer import (
     ranker_features,
     vocabulary_features,
 )
-from retrieval.embedders import EmbeddingCache, build_embedders
+from retrieval.embedders import EmbeddingCache, build_embedders, title_vector, vector_dims
 from retrieval.errors import KBError
 from retrieval.generate import (
     AskEvent,
@@ -62,19 +62,6 @@ LANGUAGE_DIRECTION_TTL_S = 300.0
 
 TERMS_CACHE = 20_000
 """Candidates whose terms the ranker keeps tokenised (cleared when full)."""
-
-
-def title_vector(name: str) -> str:
-    """Name of the vector holding a model's embedding of each chunk's short field."""
-    return f"{name}_title"
-
-
-def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int]:
-    """Every dense vector the collection holds, with its dimension."""
-    dims = {e.name: e.dim for e in embedders}
-    if title_vectors:
-        dims.update({title_vector(e.name): e.dim for e in embedders})
-    return dims
 
 
 def dense_queries(
@@ -124,6 +111,8 @@ class KnowledgeBase:
         """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
         self._ranker_lock = threading.Lock()
         self._terms_cache: dict[tuple[str, str], CandidateTerms] = {}
+        self.write_lock = threading.RLock()
+        """Held by ``ingest.indexing``, the store's one writer, around each write (issue 26)."""
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
             bias=cfg.confidence_bias, weights=tuple(cfg.confidence_weights.items())

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from api.services.access import Access, query_sources
-from api.services.queue import get_group
 from db.engine import Database
 from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem
 from retrieval.errors import NotFoundError
 from retrieval.guidelines import Guidelines
+from services.access import Access, query_sources
+from services.queue import get_group
 
 TOP_N = 10
 
