@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
-from api.errors import current_lang, error_body
+from api.messages import current_lang, error_body
 from api.schemas import AskRequest, AskResponse, Citation
 from retrieval.answer import AnswerResult
 from retrieval.errors import KBError
