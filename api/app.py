@@ -13,7 +13,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.auth import Authenticator, check_dev_headers
 from api.deps import make_runner
 from api.errors import ErrorLanguageMiddleware, error_response, register_error_handlers
 from api.limits import LimitsMiddleware, address_bucket
@@ -37,12 +36,13 @@ from api.routes import (
     synonyms,
 )
 from api.security import SecurityHeadersMiddleware
-from api.services.notifications import Notifier
 from api.web_settings import WebSettings
 from db.engine import Database
 from ingest.uploads import FileStore
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
+from services.auth import Authenticator, check_dev_headers
+from services.notifications import Notifier
 
 log = logging.getLogger("kb.api")
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"

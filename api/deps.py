@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.denials import client_ip, record_denial
 from api.errors import ApiError
-from api.services.access import Access, access_for
 from db.engine import Database
 from db.models import User
 from ingest.pipeline import Ingestor
@@ -18,78 +18,15 @@ from ingest.runner import IngestRunner
 from ingest.uploads import DocumentManager, FileStore
 from retrieval.errors import KBError
 from retrieval.guidelines import Guidelines
-from retrieval.models import AccessFilter
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is asking, as :func:`get_identity` established it."""
-
-    user_id: str
-    groups: tuple[str, ...]
-    roles: tuple[str, ...]
-    department: str | None
-    via: str = "dev"
-    """How the identity was established: ``token``, ``widget``, ``oidc``, ``dev``, ``cli``."""
-
-    @property
-    def acl(self) -> AccessFilter:
-        """What this user may read."""
-        return AccessFilter(groups=self.groups)
-
-    @property
-    def access(self) -> Access:
-        """What this caller may see and do (:mod:`api.services.access`)."""
-        return access_for(self)
-
+from services.identity import Identity
 
 _RUNNER_LOCK = threading.Lock()
 
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(sorted({v.strip() for v in (value or "").split(",") if v.strip()}))
-
-
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def record_denial(request: Request, actor: str, status: int, reason: str) -> None:
-    """Record a refused request in the audit log (never fails the request), once.
-
-    At most ``audit_denials_per_minute`` entries a minute per source (the client address of
-    an anonymous caller, else the user): the log is append-only, so a flood of refused
-    requests must not fill it (issue 20). The refusals skipped are counted in the source's
-    next entry (``suppressed``).
-    """
-    from api.services.audit import DenialLimiter, record
-
-    state = request.app.state
-    db: Database | None = getattr(state, "db", None)
-    request.state.denial_recorded = True
-    if db is None:
-        return
-    limiter: DenialLimiter | None = getattr(state, "denial_limiter", None)
-    if limiter is None:
-        limiter = state.denial_limiter = DenialLimiter(state.settings.audit_denials_per_minute)
-    ip = _client_ip(request)
-    source = f"ip:{ip}" if actor == "anonymous" else f"user:{actor}"
-    suppressed = limiter.admit(source)
-    if suppressed is None:
-        return
-    detail: dict[str, object] = {"status": status, "reason": reason[:300]}
-    if suppressed:
-        detail["suppressed"] = suppressed
-    record(
-        db,
-        actor=actor,
-        action="access.denied",
-        target=f"{request.method} {request.url.path}",
-        detail=detail,
-        ip=ip,
-    )
 
 
 def _rate_limit_user(request: Request, user_id: str) -> None:
@@ -115,7 +52,7 @@ def _rate_limit_address(request: Request) -> None:
     if getattr(request.state, "address_counted", False):
         return
     bucket: TokenBucket | None = getattr(request.app.state, "address_bucket", None)
-    address = _client_ip(request) or "unknown"
+    address = client_ip(request) or "unknown"
     wait = bucket.take(address) if bucket is not None else None
     if wait is not None:
         raise ApiError(
@@ -141,7 +78,7 @@ def get_identity(
 
     :raises AuthError: no usable credentials (``401 UNAUTHENTICATED``).
     """
-    from api.auth import Authenticator, AuthError, is_loopback
+    from services.auth import Authenticator, AuthError, is_loopback
 
     state = request.app.state
     settings: Settings = state.settings
@@ -189,7 +126,7 @@ def _current(db: Database, identity: Identity) -> Identity:
 
     :raises AuthError: the user is disabled.
     """
-    from api.auth import AuthError
+    from services.auth import AuthError
 
     if identity.via in ("token", "cli", "service"):
         return identity
@@ -218,7 +155,7 @@ class RoleGuard:
     def __call__(
         self, request: Request, identity: Annotated[Identity, Depends(get_identity)]
     ) -> Identity:
-        from api.auth import has_role
+        from services.auth import has_role
 
         if not has_role(identity.roles, self.role):
             detail = f"this needs the role {self.role} (you have: {', '.join(identity.roles)})"
@@ -235,7 +172,7 @@ _GUARDS: dict[str, RoleGuard] = {}
 
 def require_role(role: str) -> RoleGuard:
     """The guard for ``role`` (one instance per role, so FastAPI caches it per request)."""
-    from api.auth import ROLES
+    from services.auth import ROLES
 
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
@@ -305,7 +242,7 @@ class Auditor:
         self, identity: Identity, action: str, target: str | None, **detail: object
     ) -> None:
         """Record that ``identity`` did ``action`` to ``target``."""
-        from api.services.audit import record
+        from services.audit import record
 
         record(
             self.db, actor=identity.user_id, action=action, target=target, detail=detail, ip=self.ip
@@ -314,10 +251,9 @@ class Auditor:
 
 def get_auditor(request: Request) -> Auditor:
     """The audit log, for the routes that change something."""
-    return Auditor(request.app.state.db, _client_ip(request))
+    return Auditor(request.app.state.db, client_ip(request))
 
 
-IdentityDep = Annotated[Identity, Depends(get_identity)]
 AuditDep = Annotated[Auditor, Depends(get_auditor)]
 StaffDep = Annotated[Identity, Depends(require_role("support"))]
 EmployeeDep = Annotated[Identity, Depends(require_role("employee"))]

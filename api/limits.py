@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from api.messages import error_body
 from retrieval.settings import Settings
 
 Scope = MutableMapping[str, Any]
@@ -148,8 +149,6 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 async def _error(send: Send, status: int, code: str, detail: str, headers: dict[str, str]) -> None:
-    from api.errors import error_body
-
     body = json.dumps(error_body(code, detail), ensure_ascii=False).encode("utf-8")
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]

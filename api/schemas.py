@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The ask operation's result is the /api/ask body: defined with the operation (issue 26).
+from services.ask import AskResponse as AskResponse
+from services.ask import Citation as Citation
+
+RowId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
+"""A row id in a path: a 64-bit integer, as every database stores it (a larger one is a
+validation error, not a database error)."""
 
 
 class AskRequest(BaseModel):
@@ -32,46 +41,6 @@ class AskRequest(BaseModel):
         if not value.strip():
             raise ValueError("question is empty")
         return value.strip()
-
-
-class Citation(BaseModel):
-    """A numbered source of the answer: ``[n]`` in the answer text points here."""
-
-    n: int
-    document_id: str
-    title: str
-    location: str
-    url: str
-    snippet: str
-    score: float
-    version: int
-
-
-class AskResponse(BaseModel):
-    """An answer with citations, or an escalation to support."""
-
-    query_id: str
-    conversation_id: str = Field(description="Send it with the next question to follow up.")
-    status: Literal["answered", "escalated"]
-    answer: str
-    citations: list[Citation]
-    confidence: float
-    lang: Literal["ja", "en"]
-    mode: Literal["extractive", "generated"] = Field(
-        description="``generated``: written by the configured LLM and checked against its "
-        "citations; ``extractive``: sentences quoted from the passages."
-    )
-    fallback_reason: str | None = Field(
-        default=None,
-        description="Why an answer is extractive although an LLM is configured: llm_error, "
-        "llm_timeout, unsupported (too little of its reply passed the check), empty_answer.",
-    )
-    faithfulness: float | None = Field(
-        default=None,
-        description="Share of the author's sentences the faithfulness check found supported by "
-        "the passage they cite (the model's reply before unsupported sentences were removed); "
-        "null when escalated.",
-    )
 
 
 class Health(BaseModel):

@@ -2,7 +2,7 @@
 
 Quality comes from the latest ``kb eval`` run in ``eval-runs/history.jsonl`` that holds the
 model variants (``--run-eval`` starts one over the shared datasets: about 25 minutes on a cold
-cache). Without one, the figures recorded in docs/benchmarks.md are printed, marked as such.
+cache). Without one, the figures recorded in docs/experiments.md are printed, marked as such.
 Speed (query encoding and passage embedding on the sample corpus's texts) is measured in this
 run for each model.
 """
@@ -25,7 +25,7 @@ DATASETS = (
 VARIANTS = ("dense-e5", "dense-use", 'e5+use:embedder.models=["e5","use"]')
 
 RECORDED: list[dict[str, Any]] = [
-    # docs/benchmarks.md, runs 20261128T212338Z / 20261128T215306Z (commit 84d6bd2), and the
+    # docs/experiments.md, runs 20261128T212338Z / 20261128T215306Z (commit 84d6bd2), and the
     # "Measured but not made the default" paragraph; dense-use from docs/../STACK.md's script.
     {"dataset": "emanual_tv", "variant": "hybrid e5 (default)", "ndcg@10": 0.745,
      "mrr@10": 0.677, "recall@5": 0.866, "ask_ms": "~40"},
@@ -43,7 +43,7 @@ RECORDED: list[dict[str, Any]] = [
      "recall@5": 0.750, "ask_ms": "340-610"},
 ]  # fmt: skip
 RECORDED_SOURCE = (
-    "recorded figures (docs/benchmarks.md, kb eval runs 20261128T212338Z and 20261128T215306Z;"
+    "recorded figures (docs/experiments.md, kb eval runs 20261128T212338Z and 20261128T215306Z;"
     " dense USE from the stack notes' script): no kb eval run with model variants in"
     " eval-runs/history.jsonl"
 )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 
 import click
+
+from cli.common import cli_actor, load_settings, open_db
 
 
 @click.group()
@@ -25,18 +26,12 @@ def audit() -> None:
 def purge(days: int | None, dry_run: bool, as_json: bool) -> None:
     """Delete audit entries older than the retention period; the purge itself is recorded
     (action audit.purge, with the cut-off and the count)."""
-    from api.services.audit import purge as purge_entries
-    from cli.main import _settings
-    from db.engine import Database
+    from services.audit import purge as purge_entries
 
-    settings = _settings()
+    settings = load_settings()
     keep = days or settings.audit_retention_days
-    db = Database(settings.db_url())
-    try:
-        db.migrate()
-        result = purge_entries(db, days=keep, actor=f"cli:{getpass.getuser()}", dry_run=dry_run)
-    finally:
-        db.dispose()
+    with open_db(settings) as db:
+        result = purge_entries(db, days=keep, actor=cli_actor(), dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({"days": keep, **result}, indent=2))
         return

@@ -6,15 +6,14 @@ written to the audit log with the operating-system user as the actor.
 
 from __future__ import annotations
 
-import getpass
 import json
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+
+from cli.common import audit, open_db
 
 ROLE_HELP = "Comma-separated: employee, support, content_owner, evaluator, admin."
 
@@ -24,7 +23,7 @@ def _names(value: str) -> list[str]:
 
 
 def _roles(value: str) -> list[str]:
-    from api.auth import ROLES
+    from services.auth import ROLES
 
     roles = _names(value)
     unknown = [r for r in roles if r not in ROLES]
@@ -33,32 +32,6 @@ def _roles(value: str) -> list[str]:
             f"unknown role(s) {', '.join(unknown)}: choose from {', '.join(ROLES)}"
         )
     return roles
-
-
-@contextmanager
-def _db() -> Iterator[Any]:
-    from cli.main import _settings
-    from db.engine import Database
-
-    db = Database(_settings().db_url())
-    try:
-        db.migrate()
-        yield db
-    finally:
-        db.dispose()
-
-
-def _audit(db: Any, action: str, target: str, **detail: object) -> None:
-    from api.services.audit import record
-
-    record(
-        db,
-        actor=f"cli:{getpass.getuser()}",
-        action=action,
-        target=target,
-        detail=detail,
-        strict=True,
-    )
 
 
 def _user_json(u: Any) -> dict[str, object]:
@@ -92,7 +65,7 @@ def users_add(user_id: str, name: str, department: str | None, groups: str, role
     if not user_id or len(user_id) > 128:
         raise click.ClickException("the user id must be 1 to 128 characters")
     role_list = _roles(roles)
-    with _db() as db:
+    with open_db() as db:
         with db.session() as s:
             if s.get(User, user_id) is not None:
                 raise click.ClickException(f"user {user_id} exists: use `kb users set-roles`")
@@ -105,7 +78,7 @@ def users_add(user_id: str, name: str, department: str | None, groups: str, role
                     roles=role_list,
                 )
             )
-        _audit(db, "user.add", user_id, groups=_names(groups), roles=role_list)
+        audit(db, "user.add", user_id, groups=_names(groups), roles=role_list)
     click.echo(f"user {user_id} added (roles: {', '.join(role_list) or 'none'})")
 
 
@@ -117,7 +90,7 @@ def users_list(as_json: bool) -> None:
 
     from db.models import User
 
-    with _db() as db, db.session() as s:
+    with open_db() as db, db.session() as s:
         found = list(s.execute(select(User).order_by(User.id)).scalars())
     if as_json:
         click.echo(json.dumps([_user_json(u) for u in found], ensure_ascii=False, indent=2))
@@ -139,7 +112,7 @@ def users_set_roles(user_id: str, roles: str, groups: str | None) -> None:
     from db.models import User
 
     role_list = _roles(roles)
-    with _db() as db:
+    with open_db() as db:
         with db.session() as s:
             user = s.get(User, user_id)
             if user is None:
@@ -148,9 +121,9 @@ def users_set_roles(user_id: str, roles: str, groups: str | None) -> None:
             user.roles = role_list
             if groups is not None:
                 user.groups = _names(groups)
-        _audit(db, "user.roles", user_id, before=before, after=role_list)
+        audit(db, "user.roles", user_id, before=before, after=role_list)
         if groups is not None:
-            _audit(db, "user.groups", user_id, before=before_groups, after=_names(groups))
+            audit(db, "user.groups", user_id, before=before_groups, after=_names(groups))
     click.echo(f"user {user_id}: roles {', '.join(role_list) or 'none'}")
 
 
@@ -160,13 +133,13 @@ def users_disable(user_id: str) -> None:
     """Disable a user: their tokens stop working at once."""
     from db.models import User
 
-    with _db() as db:
+    with open_db() as db:
         with db.session() as s:
             user = s.get(User, user_id)
             if user is None:
                 raise click.ClickException(f"no user {user_id}")
             user.disabled = True
-        _audit(db, "user.disable", user_id)
+        audit(db, "user.disable", user_id)
     click.echo(f"user {user_id} disabled")
 
 
@@ -182,13 +155,13 @@ def tokens() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def tokens_create(user_id: str, name: str, days: int | None, as_json: bool) -> None:
     """Create a token for USER_ID and print it, once."""
-    from api.auth import new_api_token
     from db.models import ApiToken, User
+    from services.auth import new_api_token
 
     token, prefix, digest = new_api_token()
     token_id = str(uuid.uuid4())
     expires = datetime.now(UTC) + timedelta(days=days) if days else None
-    with _db() as db:
+    with open_db() as db:
         with db.session() as s:
             user = s.get(User, user_id)
             if user is None:
@@ -205,7 +178,7 @@ def tokens_create(user_id: str, name: str, days: int | None, as_json: bool) -> N
                     expires_at=expires,
                 )
             )
-        _audit(db, "token.create", user_id, token_id=token_id, name=name, prefix=prefix)
+        audit(db, "token.create", user_id, token_id=token_id, name=name, prefix=prefix)
     if as_json:
         click.echo(
             json.dumps(
@@ -234,7 +207,7 @@ def tokens_list(user_id: str | None, as_json: bool) -> None:
     q = select(ApiToken).order_by(ApiToken.created_at)
     if user_id:
         q = q.where(ApiToken.user_id == user_id)
-    with _db() as db, db.session() as s:
+    with open_db() as db, db.session() as s:
         rows = [
             {
                 "id": t.id,
@@ -265,7 +238,7 @@ def tokens_revoke(token_id: str) -> None:
     """Revoke a token by its id (from `kb tokens list`)."""
     from db.models import ApiToken
 
-    with _db() as db:
+    with open_db() as db:
         with db.session() as s:
             tok = s.get(ApiToken, token_id)
             if tok is None:
@@ -273,5 +246,5 @@ def tokens_revoke(token_id: str) -> None:
             if tok.revoked_at is None:
                 tok.revoked_at = datetime.now(UTC)
             owner = tok.user_id
-        _audit(db, "token.revoke", owner, token_id=token_id)
+        audit(db, "token.revoke", owner, token_id=token_id)
     click.echo(f"token {token_id} revoked")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from cli.auth import _audit, _db
+from cli.common import audit, open_db
 
 
 @click.group()
@@ -24,13 +24,13 @@ def synonyms() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_csv(file: Path) -> None:
     """Add one set per row of FILE.csv (one term per column; UTF-8, a BOM is fine)."""
-    from api.services.synonyms import import_sets
+    from services.synonyms import import_sets
 
     text = file.read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    with _db() as db:
+    with open_db() as db:
         added, errors = import_sets(db, rows, created_by="cli")
-        _audit(db, "synonyms.imported", str(file), added=added, errors=len(errors))
+        audit(db, "synonyms.imported", str(file), added=added, errors=len(errors))
     for error in errors:
         click.echo(f"skipped {error}", err=True)
     click.echo(f"{added} set(s) added, {len(errors)} skipped")
@@ -41,9 +41,9 @@ def import_csv(file: Path) -> None:
 @synonyms.command("export")
 def export_csv() -> None:
     """Print every set as CSV on stdout (the format ``kb synonyms import`` reads)."""
-    from api.services.synonyms import list_sets
+    from services.synonyms import list_sets
 
-    with _db() as db:
+    with open_db() as db:
         sets = list_sets(db)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     for s in sets:

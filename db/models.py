@@ -61,7 +61,7 @@ class DocumentRecord(Base):
     """Instruction-like text found at ingestion (issue 7): ``[{kind, location, excerpt}]``."""
     analyzer: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     """The BM25 term analyzer (``retrieval.sparse.ANALYZER_VERSION``) its points were encoded
-    with; an older one is re-encoded by :meth:`ingest.pipeline.Ingestor.refresh_terms`."""
+    with; an older one is re-encoded by :meth:`ingest.indexing.Indexer.refresh_terms`."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -18,14 +18,8 @@ from typing import Any
 import numpy as np
 
 from eval.datasets import EvalDataset, load_dataset
-from eval.run import (
-    RETRIEVAL_DEPTH,
-    Backend,
-    DocKeys,
-    data_dir_for,
-    ensure_index,
-    eval_settings,
-)
+from eval.index import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
+from eval.run import RETRIEVAL_DEPTH
 from retrieval.answer import FEATURES, ConfidenceModel
 from retrieval.models import AccessFilter
 from retrieval.settings import Settings

@@ -25,11 +25,13 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from eval.datasets import DatasetError, EvalDataset, EvalQuestion, _jsonl, _question_from_record
+from eval.index import DocKeys
+from eval.metrics import Outcome, answered_at, answering_metrics, retrieval_metrics
 
 HISTORY_FILE = "history.jsonl"
 STAFF_USER = "eval-staff"
@@ -116,8 +118,8 @@ class Simulation:
 
     def ask(self, q: EvalQuestion) -> Any:
         """Ask as an employee (each question from a different one): the API's own path."""
-        from api.deps import Identity
-        from api.routes.ask import answer_question
+        from services.ask import answer_question
+        from services.identity import Identity
 
         self._asked += 1
         who = Identity(
@@ -131,7 +133,7 @@ class Simulation:
 
     def step(self, q: EvalQuestion) -> Turn:
         """Ask ``q`` and act on the answer as the gold labels say (with the noise)."""
-        from api.services import feedback
+        from services import feedback
 
         response = self.ask(q)
         cited = tuple(self.keys(c.document_id, None) for c in response.citations)
@@ -162,9 +164,9 @@ class Simulation:
     def resolve(self, q: EvalQuestion, query_id: str) -> str:
         """The support agent resolves the queued question: linked to a gold passage, or marked
         not covered; with the noise, linked to a passage of another document instead."""
-        from api.deps import Identity
-        from api.services import memory
         from db.models import QueueItem
+        from services import memory
+        from services.identity import Identity
 
         with self.db.session() as s:
             item = s.query(QueueItem).filter(QueueItem.query_id == query_id).one_or_none()
@@ -247,7 +249,7 @@ def document_keys(dataset: EvalDataset, keys: Any) -> dict[str, str]:
 
 def memory_of(kb: Any, db: Any) -> Any:
     """The question memory the replay built (as the product reads it)."""
-    from api.services.memory import memory_for
+    from services.memory import memory_for
 
     return memory_for(db, kb)
 
@@ -276,4 +278,84 @@ def learning_curve(
                 "deflection_rate": len(answered) / len(part),
             }
         )
+    return out
+
+
+def replay_and_ask(
+    kb: Any,
+    dataset: EvalDataset,
+    loop: LoopOptions,
+    ask_all: Callable[..., tuple[list[Outcome], list[dict[str, Any]]]],
+    *,
+    threshold: float,
+    progress: bool,
+    depth: int | None,
+) -> tuple[list[Outcome], list[dict[str, Any]], dict[str, Any]]:
+    """Ask the test questions without memory, replay the history, ask them again with the
+    memory it built (and stream them with feedback for the learning curve).
+
+    :returns: the outcomes and details with history, and the report's ``without_history``,
+        ``history`` (and ``learning_curve``) entries.
+    """
+    split = split_history(dataset, loop)
+    test = replace(dataset, questions=split.test)
+    keys = DocKeys(dataset)
+    before, _ = ask_all(kb, test, keys=keys, progress=progress, depth=depth)
+    with loop_database() as db:
+        sim = Simulation(
+            kb,
+            db,
+            keys=keys.key,
+            documents=document_keys(dataset, keys),
+            noise=loop.noise,
+            rng=random.Random(loop.seed),
+        )
+        for q in split.history:
+            sim.step(q)
+        replayed = dict(sim.actions)
+        memory = memory_of(kb, db)
+        outcomes, details = ask_all(
+            kb, test, keys=keys, progress=progress, depth=depth, memory=memory
+        )
+        extra: dict[str, Any] = {
+            "without_history": {
+                "answering": answering_metrics(before, threshold),
+                "retrieval": retrieval_metrics(before),
+            },
+            "history": {
+                "source": split.source,
+                "questions": len(split.history),
+                "test_questions": len(split.test),
+                "feedback_noise": loop.noise,
+                "actions": replayed,
+                "memory_entries": len(memory) if memory is not None else 0,
+                "memory_model_fitted": bool(memory is not None and memory.model.fitted),
+                "changed": changed_outcomes(before, outcomes, threshold),
+            },
+        }
+        if loop.learning_curve:
+            sim.actions.clear()
+            turns = [sim.step(q) for q in split.test]
+            extra["learning_curve"] = {
+                "window": loop.window,
+                "points": learning_curve(turns, split.test, loop.window),
+                "actions": dict(sim.actions),
+            }
+    return outcomes, details, extra
+
+
+def changed_outcomes(
+    before: Sequence[Outcome], after: Sequence[Outcome], threshold: float
+) -> dict[str, list[str]]:
+    """Question ids whose outcome the history improved (``gained``: now right, before not) or
+    worsened (``lost``); right is a correct answer, or an escalation when there is none."""
+
+    def right(o: Outcome) -> bool:
+        answered = answered_at(o, threshold)
+        return (answered and o.cites_gold) if o.question.answerable else not answered
+
+    out: dict[str, list[str]] = {"gained": [], "lost": []}
+    for b, a in zip(before, after, strict=True):
+        if right(a) != right(b):
+            out["gained" if right(a) else "lost"].append(a.question.id)
     return out

@@ -32,14 +32,8 @@ import numpy as np
 
 from eval.calibrate import fit_confidence
 from eval.datasets import EvalDataset, EvalQuestion
-from eval.run import (
-    Backend,
-    DocKeys,
-    apply_overrides,
-    data_dir_for,
-    ensure_index,
-    eval_settings,
-)
+from eval.index import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
+from eval.variants import apply_overrides
 from retrieval.answer import FEATURES
 from retrieval.lang import detect_lang
 from retrieval.models import AccessFilter

@@ -2,8 +2,10 @@
 
 In the embedded mode the service owns the store, so folder syncs asked for through the API
 (``POST /api/ingest``) and handed over by ``kb ingest`` run here: one worker thread, one run at
-a time, in the order asked. Every write to the store (runs, uploads, deletes, group changes)
-holds :attr:`IngestRunner.lock`, so writes never interleave; searches take no lock.
+a time, in the order asked. Runs, uploads, deletes and group changes hold
+:attr:`IngestRunner.lock`, so one of them runs at a time; each of their writes to the store
+goes through :mod:`ingest.indexing` and holds the knowledge base's write lock, which staff
+answers take too (issue 26). Searches take no lock.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from db.models import IngestRun
-from ingest.pipeline import Ingestor, IngestReport, run_owner
+from ingest.pipeline import Ingestor
+from ingest.runs import IngestReport, run_owner
 from ingest.uploads import FileStore, remove_orphans
 from retrieval.errors import IngestError
 
@@ -30,6 +33,7 @@ class IngestRunner:
         self.ingestor = ingestor
         self.roots = [r.expanduser().resolve() for r in roots]
         self.lock = threading.Lock()
+        """One run at a time (folder syncs, uploads, deletes, group changes)."""
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-ingest")
         self._futures: dict[str, Future[IngestReport | None]] = {}
 

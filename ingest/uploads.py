@@ -27,7 +27,8 @@ from typing import BinaryIO
 from sqlalchemy import select
 
 from db.models import DocumentRecord, IngestRun, utcnow
-from ingest.pipeline import Ingestor, IngestReport
+from ingest.pipeline import Ingestor
+from ingest.runs import IngestReport
 from ingest.sources import SourceFile
 from retrieval.errors import IngestError, KBError, NotFoundError
 
@@ -216,8 +217,9 @@ class UploadOutcome:
 
 
 class DocumentManager:
-    """Adds, replaces, deletes and regroups uploaded documents; every write holds ``lock``
-    (shared with the background runner) so that one process writes to the store at a time."""
+    """Adds, replaces, deletes and regroups uploaded documents; each request holds ``lock``
+    (the background runner's) so that it never runs beside an ingestion run; its writes go
+    through :mod:`ingest.indexing` like every other."""
 
     def __init__(self, ingestor: Ingestor, files: FileStore, lock: threading.Lock) -> None:
         self.ingestor = ingestor

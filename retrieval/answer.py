@@ -9,22 +9,19 @@ Confidence is a logistic function of retrieval signals of the best passage (its 
 query under the first dense model, the share of the question's terms it contains, ...), of the
 composed answer, and of the share of the question's terms that nothing the asker may read holds. The
 weights and the default threshold come from ``kb eval`` on the development sets
-(docs/benchmarks.md explains the fit); a company re-fits them on its own questions.
+(docs/experiments.md explains the fit); a company re-fits them on its own questions.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from retrieval.injection import find_instructions
 from retrieval.models import Lang, ScoredChunk
 from retrieval.protocols import SparseEncoder
 from retrieval.text import sentence_spans, split_sentences
-
-if TYPE_CHECKING:
-    from retrieval.generate import Generation
 
 Status = Literal["answered", "escalated"]
 Mode = Literal["extractive", "generated"]
@@ -65,20 +62,59 @@ ESCALATION_MESSAGE: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class ConfidenceModel:
-    """``sigmoid(bias + sum(weight[f] * feature[f]))`` over :func:`confidence_features`."""
+    """``sigmoid(bias + sum(weight[f] * feature[f]))`` over :func:`confidence_features`.
+    No defaults: the fitted values live in ``retrieval.settings.RetrievalSettings``
+    (``confidence_bias``, ``confidence_weights``) or a trained answerability file."""
 
-    bias: float = -17.0
-    weights: tuple[tuple[str, float], ...] = (
-        ("cosine", 18.0),
-        ("coverage", 2.0),
-        ("coverage_any", 2.0),
-        ("is_qa", 0.5),
-    )
+    bias: float
+    weights: tuple[tuple[str, float], ...]
 
     def score(self, features: dict[str, float]) -> float:
         """Confidence in [0, 1]."""
         z = self.bias + sum(w * features.get(name, 0.0) for name, w in self.weights)
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A sentence of the model's reply that the answer leaves out, and why: a faithfulness
+    reason (``no_citation``, ``unknown_citation``, ``number_mismatch``, ``low_overlap``) or
+    ``not_in_kb`` for the model saying it cannot answer."""
+
+    text: str
+    citations: tuple[int, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {"text": self.text, "citations": list(self.citations), "reason": self.reason}
+
+
+@dataclass(slots=True)
+class Generation:
+    """What the model did for one question (kept on :class:`AnswerResult` for the log, the
+    stream's verdict and ``kb eval``)."""
+
+    model: str
+    raw: str = ""
+    score: float | None = None
+    """Share of the model's sentences the check supported (None: no reply to check)."""
+    removed: list[Removed] = field(default_factory=list)
+    refused: bool = False
+    error: str | None = None
+    neutralized: int = 0
+    """Instruction-like sentences removed from the prompt's passages."""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {
+            "model": self.model,
+            "score": self.score,
+            "removed": [r.to_dict() for r in self.removed],
+            "refused": self.refused,
+            "error": self.error,
+            "neutralized": self.neutralized,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,3 +323,23 @@ def compose_extractive(
     ]
     joiner = "" if passages[0].chunk.lang == "ja" else " "
     return joiner.join(parts), [passages[r] for r in cited_ranks]
+
+
+def cite(n: int, passage: ScoredChunk, base_url: str) -> Citation:
+    """Citation ``n`` of ``passage``, linking to its place in the source document."""
+    chunk = passage.chunk
+    base = base_url.rstrip("/")
+    url = f"{base}/api/documents/{chunk.document_id}/source{chunk.location.fragment()}"
+    snippet = chunk.text if len(chunk.text) <= 600 else chunk.text[:600].rstrip() + "…"
+    return Citation(
+        n=n,
+        document_id=chunk.document_id,
+        title=chunk.title,
+        location=chunk.location.label(),
+        url=url,
+        snippet=snippet,
+        score=round(passage.score, 6),
+        chunk_id=chunk.point_id,
+        version=chunk.version,
+        source_path=chunk.source_path,
+    )

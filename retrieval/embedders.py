@@ -72,7 +72,7 @@ class E5Embedder(_LazyModel):
     Passages are embedded with ``threads`` OpenMP threads, a query with ``query_threads``
     (issue 9): one short query gains little from a second thread, and when the other core is
     busy (another request, an ingestion, another process) OpenMP's thread barriers make it 3-20x
-    slower (docs/benchmarks.md). The count is set per call on the calling thread.
+    slower (docs/experiments.md). The count is set per call on the calling thread.
     """
 
     name = "e5"
@@ -317,3 +317,16 @@ def embed_cached(
         if cache:
             cache.put_many(embedder.name, fresh)
     return [known[h] for h in hashes], len(items)
+
+
+def title_vector(name: str) -> str:
+    """Name of the vector holding a model's embedding of each chunk's short field."""
+    return f"{name}_title"
+
+
+def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int]:
+    """Every dense vector the collection holds, with its dimension."""
+    dims = {e.name: e.dim for e in embedders}
+    if title_vectors:
+        dims.update({title_vector(e.name): e.dim for e in embedders})
+    return dims

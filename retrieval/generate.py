@@ -29,14 +29,14 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
 
-from retrieval.answer import ESCALATION_MESSAGE, AnswerResult, Citation
+from retrieval.answer import ESCALATION_MESSAGE, AnswerResult, Citation, Generation, Removed
 from retrieval.errors import LLMError, LLMTimeoutError
 from retrieval.faithfulness import (
     DEFAULT_THRESHOLD,
@@ -166,21 +166,6 @@ def is_refusal(sentence: str) -> bool:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Removed:
-    """A sentence of the model's reply that the answer leaves out, and why: a faithfulness
-    reason (``no_citation``, ``unknown_citation``, ``number_mismatch``, ``low_overlap``) or
-    ``not_in_kb`` for the model saying it cannot answer."""
-
-    text: str
-    citations: tuple[int, ...]
-    reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON form."""
-        return {"text": self.text, "citations": list(self.citations), "reason": self.reason}
-
-
 @dataclass(slots=True)
 class Piece:
     """A checked sentence ready to show: ``text`` (with the white space before it and its new
@@ -302,33 +287,6 @@ def _gap(gap: str, lang: Lang) -> str:
 
 
 # --- the whole flow -------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Generation:
-    """What the model did for one question (kept on :class:`AnswerResult` for the log, the
-    stream's verdict and ``kb eval``)."""
-
-    model: str
-    raw: str = ""
-    score: float | None = None
-    """Share of the model's sentences the check supported (None: no reply to check)."""
-    removed: list[Removed] = field(default_factory=list)
-    refused: bool = False
-    error: str | None = None
-    neutralized: int = 0
-    """Instruction-like sentences removed from the prompt's passages."""
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON form."""
-        return {
-            "model": self.model,
-            "score": self.score,
-            "removed": [r.to_dict() for r in self.removed],
-            "refused": self.refused,
-            "error": self.error,
-            "neutralized": self.neutralized,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,10 @@ the knowledge base's other language."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -51,3 +54,54 @@ def toward_other_language(
     moved = q - shift * d if lang == "ja" else q + shift * d
     norm = float(np.linalg.norm(moved))
     return [float(x) for x in (moved / norm if norm > 0 else q)]
+
+
+LANGUAGE_MIN_CHUNKS = 20
+"""Chunks each language needs before questions move toward the other one
+(``retrieval.language_shift``): fewer make a noisy mean, and a one-language knowledge base has
+nothing to move toward."""
+LANGUAGE_SAMPLE = 2000
+"""Chunks per language averaged for the language direction (the mean of more moves little)."""
+LANGUAGE_DIRECTION_TTL_S = 300.0
+"""Seconds a computed language direction is used before it is computed again from the store
+(documents another process ingested count from then on)."""
+
+
+class _Centroids(Protocol):
+    def language_centroid(
+        self, vector: str, lang: str, *, limit: int
+    ) -> tuple[list[float], int]: ...
+
+
+class LanguageDirection:
+    """The mean Japanese minus the mean English passage vector of one dense model
+    (:func:`toward_other_language`), or ``None`` while either language has fewer than
+    :data:`LANGUAGE_MIN_CHUNKS` chunks. Kept for :data:`LANGUAGE_DIRECTION_TTL_S` seconds, or
+    until :meth:`forget`. Computed under a lock: questions arriving meanwhile wait for it rather
+    than read the store too, and an ingestion that finishes meanwhile makes the next one
+    compute again."""
+
+    def __init__(self, store: _Centroids, vector: str) -> None:
+        self._store, self._vector = store, vector
+        self._value: list[float] | None = None
+        self._at: float | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> list[float] | None:
+        with self._lock:
+            now = time.monotonic()
+            if self._at is not None and now - self._at < LANGUAGE_DIRECTION_TTL_S:
+                return self._value
+            means = []
+            for lang in ("ja", "en"):
+                mean, n = self._store.language_centroid(self._vector, lang, limit=LANGUAGE_SAMPLE)
+                if n < LANGUAGE_MIN_CHUNKS:
+                    break
+                means.append(mean)
+            self._value = [a - b for a, b in zip(*means, strict=True)] if len(means) == 2 else None
+            self._at = now
+            return self._value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._at = None

@@ -15,7 +15,7 @@ people, age) is fitted to "the matched passage is the one this question was conf
 While the memory holds too few confirmations to fit (:data:`MIN_FIT`), a conservative prior
 stands in (:data:`PRIOR`).
 
-Safeguards live here and in :mod:`api.services.memory`: a passage is a candidate only for a
+Safeguards live here and in :mod:`services.memory`: a passage is a candidate only for a
 caller who may read it (its groups, checked again against the store), a gap only applies to a
 caller who may read no more than the asker it was confirmed for, and only an **agreed** match
 (one staff member, or two different askers) may lift an answer over the confidence threshold;
@@ -185,51 +185,6 @@ class Recall:
                 }
             )
         return out
-
-
-GAP_LIKELY = 0.5
-"""A gap match lowers the confidence only from this probability: below it the question is more
-likely covered than not, and the confidence model already knows the base rate of gaps."""
-MEMORY_FEATURES = ("memory_p", "memory_sim", "memory_agreed", "gap_p", "gap_sim")
-
-
-def confirmed_first(recall: Recall, passages: Sequence[Any], threshold: float) -> bool:
-    """Whether the first passage is one an agreed match vouches for with a probability of at
-    least ``threshold``: the answer then quotes it (:func:`retrieval.answer.compose_extractive`)."""
-    if not passages or not recall.hits:
-        return False
-    top = passages[0].chunk.point_id
-    return any(
-        h.agreed and h.p >= threshold and top in (h.chunk_id, h.moved_to) for h in recall.hits
-    )
-
-
-def apply_recall(
-    confidence: float, recall: Recall, cited: Sequence[Any], features: dict[str, float]
-) -> float:
-    """The confidence after the memory: an agreed match naming the first cited passage lifts
-    it to the match's probability; a gap match that is more likely a gap than not
-    (:data:`GAP_LIKELY`), and more probable than that pair, scales it by the chance the question
-    is covered after all. Adds :data:`MEMORY_FEATURES` to ``features``.
-
-    :param cited: the answer's passages (``ScoredChunk``), first is the answer's main one.
-    """
-    top = cited[0].chunk.point_id if cited else None
-    hit = next((h for h in recall.hits if top in (h.chunk_id, h.moved_to)), None)
-    features.update(
-        memory_p=hit.p if hit else 0.0,
-        memory_sim=hit.sim if hit else 0.0,
-        memory_agreed=float(bool(hit and hit.agreed)),
-        gap_p=recall.gap.p if recall.gap else 0.0,
-        gap_sim=recall.gap.sim if recall.gap else 0.0,
-    )
-    if hit is not None and hit.agreed and hit.p > confidence:
-        confidence, recall.lifted = hit.p, hit.chunk_id
-    gap = recall.gap
-    if gap is not None and gap.p >= GAP_LIKELY and gap.p > (hit.p if hit else 0.0):
-        confidence *= 1.0 - gap.p
-        recall.gap_applied, recall.lifted = True, None
-    return confidence
 
 
 def _sigmoid(z: float) -> float:

@@ -17,13 +17,14 @@ from retrieval.answer import (
     Citation,
     ConfidenceModel,
     answer_features,
+    cite,
     compose_extractive,
     confidence_features,
     local_idf,
     ranker_features,
     vocabulary_features,
 )
-from retrieval.embedders import EmbeddingCache, build_embedders
+from retrieval.embedders import EmbeddingCache, build_embedders, title_vector, vector_dims
 from retrieval.errors import KBError
 from retrieval.generate import (
     AskEvent,
@@ -33,11 +34,18 @@ from retrieval.generate import (
     extractive_faithfulness,
     generate,
 )
-from retrieval.lang import detect_lang, other_lang, toward_other_language
+from retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
 from retrieval.llm import LLM, build_llm
-from retrieval.memory import Hit, QuestionMemory, Recall, apply_recall, confirmed_first
+from retrieval.memory import QuestionMemory
 from retrieval.models import AccessFilter, Chunk, DenseQuery, Fusion, Lang, ScoredChunk
 from retrieval.protocols import Embedder, VectorStore
+from retrieval.recall import (
+    MEMORY_CANDIDATE,
+    apply_recall,
+    confirmed_first,
+    recall_for,
+    with_memory,
+)
 from retrieval.rerank import (
     DEFAULT_RANKER,
     CandidateTerms,
@@ -50,38 +58,10 @@ from retrieval.sparse import BM25Encoder, term_id
 from retrieval.synonyms import EMPTY, SynonymTable
 from retrieval.versions import current_versions, overfetch
 
-LANGUAGE_MIN_CHUNKS = 20
-"""Chunks each language needs before questions move toward the other one
-(``retrieval.language_shift``): fewer make a noisy mean, and a one-language knowledge base has
-nothing to move toward."""
-LANGUAGE_SAMPLE = 2000
-"""Chunks per language averaged for the language direction (the mean of more moves little)."""
-LANGUAGE_DIRECTION_TTL_S = 300.0
-"""Seconds a computed language direction is used before it is computed again from the store
-(documents another process ingested count from then on)."""
-
-
-QUERY_VECTORS = 256
-"""Question vectors (first embedder) kept: the search and the question memory share one."""
-MEMORY_CANDIDATE = 0.5
-"""Probability under which a memory match does not move a passage: a match more likely wrong
-than right leaves the search's order alone (it is still logged, with its features)."""
+QUERY_VECTORS = 256  # question vectors kept: the search and the question memory share one
 
 TERMS_CACHE = 20_000
 """Candidates whose terms the ranker keeps tokenised (cleared when full)."""
-
-
-def title_vector(name: str) -> str:
-    """Name of the vector holding a model's embedding of each chunk's short field."""
-    return f"{name}_title"
-
-
-def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int]:
-    """Every dense vector the collection holds, with its dimension."""
-    dims = {e.name: e.dim for e in embedders}
-    if title_vectors:
-        dims.update({title_vector(e.name): e.dim for e in embedders})
-    return dims
 
 
 def dense_queries(
@@ -123,15 +103,15 @@ class KnowledgeBase:
         self.embedders = embedders
         self.sparse = sparse
         self.cache = cache
-        self._direction: list[float] | None = None
-        self._direction_at: float | None = None
-        self._direction_lock = threading.Lock()
+        self._direction = LanguageDirection(store, embedders[0].name if embedders else "")
         self._ranker: Ranker | None = None
         self._chosen = False
         """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
         self._ranker_lock = threading.Lock()
         self._terms_cache: dict[tuple[str, str], CandidateTerms] = {}
         self._vectors: dict[str, list[float]] = {}
+        self.write_lock = threading.RLock()
+        """Held by ``ingest.indexing``, the store's one writer, around each write (issue 26)."""
         cfg = settings.retrieval
         self.confidence = confidence or ConfidenceModel(
             bias=cfg.confidence_bias, weights=tuple(cfg.confidence_weights.items())
@@ -252,21 +232,6 @@ class KnowledgeBase:
             self._vectors[text] = vector
         return vector
 
-    def recall(
-        self,
-        question: str,
-        memory: QuestionMemory | None,
-        acl: AccessFilter,
-        passages: list[ScoredChunk],
-    ) -> Recall:
-        """What the question memory holds for ``question`` (nothing without one), given the
-        passages the search found for it."""
-        if memory is None or not len(memory) or not self.embedders:
-            return Recall()
-        ranked = list(dict.fromkeys(p.chunk.document_id for p in passages))
-        terms = self.sparse.terms(question)
-        return memory.match(self.query_vector(question), terms, acl, ranked=ranked)
-
     def ranker(self) -> Ranker | None:
         """The configured second-stage ranker (loaded once), or ``None`` when it is off."""
         choice = self.settings.retrieval.ranker
@@ -323,35 +288,12 @@ class KnowledgeBase:
         return cached
 
     def language_direction(self) -> list[float] | None:
-        """The mean Japanese minus the mean English passage vector of the first dense model
-        (:func:`~retrieval.lang.toward_other_language`), or ``None`` while either language has
-        fewer than :data:`LANGUAGE_MIN_CHUNKS` chunks. Kept for
-        :data:`LANGUAGE_DIRECTION_TTL_S` seconds, or until :meth:`forget_language_direction`.
-        Computed under the lock: questions arriving meanwhile wait for it rather than read the
-        store too, and an ingestion that finishes meanwhile makes the next one compute again."""
-        with self._direction_lock:
-            now = time.monotonic()
-            at = self._direction_at
-            if at is not None and now - at < LANGUAGE_DIRECTION_TTL_S:
-                return self._direction
-            means = []
-            for lang in ("ja", "en"):
-                mean, n = self.store.language_centroid(
-                    self.embedders[0].name, lang, limit=LANGUAGE_SAMPLE
-                )
-                if n < LANGUAGE_MIN_CHUNKS:
-                    break
-                means.append(mean)
-            self._direction = (
-                [a - b for a, b in zip(*means, strict=True)] if len(means) == 2 else None
-            )
-            self._direction_at = now
-            return self._direction
+        """The language direction of the store (:class:`~retrieval.lang.LanguageDirection`)."""
+        return self._direction.get()
 
     def forget_language_direction(self) -> None:
         """Compute the language direction again at the next question (after an ingestion)."""
-        with self._direction_lock:
-            self._direction_at = None
+        self._direction.forget()
 
     def ask(
         self,
@@ -374,9 +316,7 @@ class KnowledgeBase:
             evaluation measures exactly what is served.
         :param synonyms: the staff vocabulary: the question is searched with the equivalents
             of the terms it holds (:mod:`retrieval.synonyms`).
-        :param memory: the confirmed questions (:mod:`retrieval.memory`): passages close ones
-            point to join the candidates, an agreed match may lift the confidence, a close
-            confirmed gap lowers it.
+        :param memory: the confirmed questions (:mod:`retrieval.memory`, :mod:`retrieval.recall`).
         """
         final: AnswerResult | None = None
         events = self._answer(
@@ -427,6 +367,7 @@ class KnowledgeBase:
         # The question's own terms that a set names count as known: the knowledge base
         # holds the thing under another name (an abbreviation it never prints).
         aliases = synonyms.aliases(question, self.sparse) if searched != question else set()
+        # Confirmed questions are matched as asked (they were stored as asked, unexpanded).
         result = self._extractive(
             searched,
             acl=acl,
@@ -434,7 +375,6 @@ class KnowledgeBase:
             depth=depth,
             aliases=aliases,
             memory=memory,
-            # Confirmed questions are matched as asked (they were stored as asked, unexpanded).
             asked=question,
         )
         result.faithfulness = extractive_faithfulness(result)
@@ -466,9 +406,13 @@ class KnowledgeBase:
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
         passages, timings = self.search(question, acl=acl, lang=lang)
-        recall = self.recall(asked or question, memory, acl, passages)
+        asked = asked or question
+        vector = self.query_vector(asked) if memory is not None and self.embedders else []
+        recall = recall_for(memory, vector, self.sparse.terms(asked), acl, passages)
         if recall.hits:
-            passages = self._with_memory(passages, recall, acl)[: cfg.top_k]
+            passages = with_memory(passages, recall, acl, self.store, self._max_fused())[
+                : cfg.top_k
+            ]
         retrieved = passages
         if depth is not None and depth > len(passages):
             # Evaluation: the served passages, then a deeper search's others. Not one deeper
@@ -536,64 +480,6 @@ class KnowledgeBase:
             memory=recall.to_log(),
         )
 
-    def _with_memory(
-        self, passages: list[ScoredChunk], recall: Recall, acl: AccessFilter
-    ) -> list[ScoredChunk]:
-        """``passages`` with the ones the memory points to: a retrieved passage gains its
-        match's probability, a passage the search missed is read from the store (when ``acl``
-        may read it; a hit whose passage is gone or changed is marked ``stale``), and the list
-        is ordered by fused score (over its maximum) plus that probability."""
-        max_fused = self._max_fused() or 1.0
-        by_id = {p.chunk.point_id: p for p in passages}
-        bonus: dict[str, float] = {}
-        added: list[ScoredChunk] = []
-        for hit in recall.hits:
-            if hit.p < MEMORY_CANDIDATE:
-                continue
-            passage = by_id.get(hit.chunk_id) or self._memory_passage(hit, acl)
-            if passage is None:
-                continue
-            point = passage.chunk.point_id
-            if point not in by_id:
-                by_id[point] = passage
-                added.append(passage)
-            bonus[point] = max(bonus.get(point, 0.0), hit.p)
-        if not bonus:
-            return passages
-        # The passages a match vouches for move up to where fused score plus probability puts
-        # them; the others keep the search's order.
-        moved = sorted(
-            (
-                ScoredChunk(p.chunk, p.score, {**p.signals, "memory": bonus[p.chunk.point_id]})
-                for p in [*passages, *added]
-                if p.chunk.point_id in bonus
-            ),
-            key=lambda p: -(p.score / max_fused + p.signals["memory"]),
-        )
-        merged = [p for p in passages if p.chunk.point_id not in bonus]
-        for p in moved:
-            key = p.score / max_fused + p.signals["memory"]
-            at = next((i for i, q in enumerate(merged) if key > q.score / max_fused), len(merged))
-            merged.insert(at, p)
-        return merged
-
-    def _memory_passage(self, hit: Hit, acl: AccessFilter) -> ScoredChunk | None:
-        """The passage a memory hit names, as the store holds it now: the same point, or
-        (the document re-ingested) the point with the same text; ``None`` when it is gone or
-        the caller may not read it."""
-        chunks = self.store.document_chunks(hit.document_id)
-        found = next((c for c in chunks if c.chunk.point_id == hit.chunk_id), None)
-        if found is None and hit.text_hash:
-            found = next((c for c in chunks if c.chunk.content_hash == hit.text_hash), None)
-            if found is not None:
-                hit.moved_to = found.chunk.point_id
-        if found is None:
-            hit.stale = True
-            return None
-        if not acl.permits(found.chunk.groups):
-            return None
-        return ScoredChunk(found.chunk, 0.0, {})
-
     def fusion(self) -> Fusion:
         """The configured reciprocal rank fusion."""
         cfg = self.settings.retrieval
@@ -609,19 +495,4 @@ class KnowledgeBase:
         return dense + (fusion.gain(0, cfg.bm25_weight) if cfg.use_bm25 else 0.0)
 
     def _citation(self, n: int, passage: ScoredChunk) -> Citation:
-        chunk = passage.chunk
-        base = self.settings.public_base_url.rstrip("/")
-        url = f"{base}/api/documents/{chunk.document_id}/source{chunk.location.fragment()}"
-        snippet = chunk.text if len(chunk.text) <= 600 else chunk.text[:600].rstrip() + "…"
-        return Citation(
-            n=n,
-            document_id=chunk.document_id,
-            title=chunk.title,
-            location=chunk.location.label(),
-            url=url,
-            snippet=snippet,
-            score=round(passage.score, 6),
-            chunk_id=chunk.point_id,
-            version=chunk.version,
-            source_path=chunk.source_path,
-        )
+        return cite(n, passage, self.settings.public_base_url)

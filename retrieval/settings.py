@@ -30,7 +30,7 @@ class QdrantSettings(BaseModel):
     quantization: Literal["none", "int8"] = "none"
     """``int8``: scalar-quantised copies of the dense vectors held in RAM for search (results
     rescored with the originals, which stay on disk). Applies when the collection is created
-    (``kb ingest --recreate``); measured in docs/benchmarks.md (issue 9)."""
+    (``kb ingest --recreate``); measured in docs/experiments.md (issue 9)."""
     shard_number: int | None = Field(default=None, ge=1)
     """Server/cluster only, at collection creation: shards to spread the points over."""
     replication_factor: int | None = Field(default=None, ge=1)
@@ -58,7 +58,7 @@ class EmbedderSettings(BaseModel):
     query_threads: int = Field(default=1, ge=1)
     """Threads for encoding one question (e5). A short query gains little from a second
     thread, and on a busy machine OpenMP's barriers make two several times slower
-    (docs/benchmarks.md, issue 9)."""
+    (docs/experiments.md, issue 9)."""
     batch_size: int = 16
     st_model_path: Path | None = None
     """A sentence-transformers model already on disk (a company's own); adds vector ``st``."""
@@ -68,7 +68,7 @@ TRAINED_ANSWERABILITY = Path(__file__).resolve().parent / "trained" / "answerabi
 
 
 class RetrievalSettings(BaseModel):
-    """Search and answer tuning; defaults come from measurements described in docs/benchmarks.md."""
+    """Search and answer tuning; defaults come from the measurements in docs/experiments.md."""
 
     @model_validator(mode="before")
     @classmethod
@@ -112,7 +112,7 @@ class RetrievalSettings(BaseModel):
         }
     )
     """Logistic confidence model over the answer's signals (``retrieval/answer.py``), fitted
-    with ``eval/calibrate.py`` on the fused order (docs/benchmarks.md). With the learned ranker
+    with ``eval/calibrate.py`` on the fused order (docs/experiments.md). With the learned ranker
     on, use the model trained with it (``answerability``)."""
     answerability: str = "settings"
     """Where the confidence model comes from: ``settings`` (the ``confidence_*`` settings),
@@ -136,14 +136,14 @@ class RetrievalSettings(BaseModel):
     """RRF weight of one more dense prefetch, over the chunks in the other language than the
     question's (0 turns it off). BM25 and the dense neighbours favour the question's own
     language, so a manual written only in the other language never ranked; with this it does
-    (docs/benchmarks.md, "Cross-language retrieval")."""
+    (docs/experiments.md, "Cross-language retrieval")."""
     language_shift: float = Field(default=0.3, ge=0.0, le=1.0)
     """How far a question's dense vector moves from its language toward the other one, as a
     share of the difference between the mean Japanese and the mean English passage of the
     knowledge base (``retrieval.lang.toward_other_language``): a manual in the other language
     that answers can then rank by what it says. Needs ``LANGUAGE_MIN_CHUNKS`` (20) chunks in
     each language, so a one-language knowledge base is searched as before; 0 turns it off
-    (docs/benchmarks.md, "Language-neutral question vectors")."""
+    (docs/experiments.md, "Language-neutral question vectors")."""
     use_dense: bool = True
     """Add the dense prefetches (off for the BM25-only evaluation variant)."""
     use_bm25: bool = True
@@ -174,7 +174,7 @@ class SupportSettings(BaseModel):
     group_similarity: float = Field(default=0.85, ge=0.0, le=1.0)
     """Cosine (multilingual-e5 query vectors) at or above which a new unanswered question joins
     the most similar open group. Measured: paraphrases 0.86-0.96 (en, ja, en-ja), different
-    needs 0.73-0.84 (``scripts/measure_grouping.py``, README "Support loop")."""
+    needs 0.73-0.84 (``python -m bench.grouping``, README "Support loop")."""
     retention_days: int = Field(default=365, ge=1)
     """``kb purge-logs`` deletes questions (and their feedback) older than this."""
 

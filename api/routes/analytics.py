@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import AuditDep, DBDep, GuidelinesDep, StaffDep
-from api.services import analytics as service
+from api.responses import AnalyticsSummary
+from services import analytics as service
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
@@ -17,7 +18,7 @@ FromQuery = Annotated[date | None, Query(alias="from", description="First day (U
 ToQuery = Annotated[date | None, Query(alias="to", description="Last day (UTC), inclusive.")]
 
 
-@router.get("/summary")
+@router.get("/summary", response_model=AnalyticsSummary, response_model_exclude_unset=True)
 def summary(
     staff: StaffDep, db: DBDep, start: FromQuery = None, end: ToQuery = None
 ) -> dict[str, Any]:

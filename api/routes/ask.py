@@ -6,32 +6,19 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
-from api.errors import current_lang, error_body
+from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
+from api.messages import current_lang, error_body
 from api.schemas import AskRequest, AskResponse, Citation
-from api.services import memory, notifications
-from api.services.conversations import earlier_turns, ensure_conversation, new_conversation_id
-from api.services.policy import guidelines_for, screen_or_refuse
-from api.services.queue import enqueue
-from api.services.synonyms import synonym_table
-from db.engine import Database
-from db.models import QueryLog
 from retrieval.answer import AnswerResult
-from retrieval.conversation import Resolution, Resolver, Turn
 from retrieval.errors import KBError
 from retrieval.generate import Delta, Final, NewCitations
-from retrieval.guidelines import Guidelines, Screened
-from retrieval.lang import detect_lang
-from retrieval.models import Lang
-from retrieval.service import KnowledgeBase
-from retrieval.settings import Settings
-from retrieval.synonyms import SynonymTable
+from services.ask import answer_question, plan_question, record_answer, screen_question
+from services.memory import memory_for
 
 log = logging.getLogger("kb.api")
 
@@ -61,200 +48,6 @@ def ask(
         group_similarity=settings.support.group_similarity,
         conversation_id=body.conversation_id,
         settings=settings,
-    )
-
-
-def answer_question(
-    kb: KnowledgeBase,
-    db: Database,
-    identity: Identity,
-    question: str,
-    lang: Lang | None,
-    *,
-    guidelines: Guidelines | None = None,
-    group_similarity: float | None = None,
-    conversation_id: str | None = None,
-    turns: list[Turn] | None = None,
-    settings: Settings | None = None,
-) -> AskResponse:
-    """Screen, resolve a follow-up, ask, log the question and its outcome, queue an
-    escalation, and build the API response (also used by the CLI and the chat API).
-
-    The guidelines run first: only the masked question is embedded, searched and stored.
-    ``guidelines`` and ``group_similarity`` default to the knowledge base's settings.
-
-    :param conversation_id: the caller's conversation this question continues (``None``: a new
-        one); its earlier turns resolve a follow-up (:mod:`retrieval.conversation`).
-    :param turns: earlier turns given by the caller instead (the chat API's messages).
-    :raises PolicyBlockedError: the question mentions a blocked term (recorded as a hit).
-    :raises NotFoundError: ``conversation_id`` is unknown or another user's.
-    """
-    guidelines = guidelines or guidelines_for(kb.settings.guidelines)
-    screened = screen_question(kb, db, identity, question, guidelines)
-    plan = plan_question(kb, db, identity, screened, lang, conversation_id, guidelines, turns)
-    result = plan.alone or kb.ask(
-        plan.query,
-        acl=identity.acl,
-        lang=plan.lang,
-        synonyms=plan.synonyms,
-        memory=memory.memory_for(db, kb),
-    )
-    return record_answer(
-        kb,
-        db,
-        identity,
-        screened,
-        result,
-        str(uuid.uuid4()),
-        group_similarity=group_similarity,
-        plan=plan,
-        settings=settings,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """How one question is searched: its conversation, the resolved query, the vocabulary."""
-
-    conversation_id: str
-    resolution: Resolution
-    query: str
-    """The masked query that is searched."""
-    lang: Lang
-    synonyms: SynonymTable
-    alone: AnswerResult | None = None
-    """The answer to ``query`` when resolving the question took one (not asked again)."""
-
-
-def plan_question(
-    kb: KnowledgeBase,
-    db: Database,
-    identity: Identity,
-    screened: Screened,
-    lang: Lang | None,
-    conversation_id: str | None,
-    guidelines: Guidelines,
-    turns: list[Turn] | None = None,
-) -> Plan:
-    """Resolve ``screened`` with its conversation's earlier turns (see :func:`answer_question`).
-
-    :raises NotFoundError: ``conversation_id`` is unknown or another user's.
-    """
-    stored = earlier_turns(db, identity.access, conversation_id)
-    lang = lang or detect_lang(screened.text)
-    table = synonym_table(db, kb.sparse)
-    resolution, alone = Resolver(kb).resolve(
-        screened.text, [*(turns or ()), *stored], acl=identity.acl, lang=lang, synonyms=table
-    )
-    # A model's rewrite is masked like the question before it is searched or stored.
-    query = guidelines.screen(resolution.query).text if resolution.rewritten else screened.text
-    if resolution.rewritten:
-        log.info("follow-up resolved (%s, %s)", resolution.mode, resolution.reason)
-    return Plan(
-        conversation_id=conversation_id or new_conversation_id(),
-        resolution=resolution,
-        query=query,
-        lang=lang,
-        synonyms=table,
-        alone=alone,
-    )
-
-
-def screen_question(
-    kb: KnowledgeBase,
-    db: Database,
-    identity: Identity,
-    question: str,
-    guidelines: Guidelines | None = None,
-) -> Screened:
-    """The question with personal data masked; :raises PolicyBlockedError: on a blocked term."""
-    return screen_or_refuse(
-        db,
-        guidelines or guidelines_for(kb.settings.guidelines),
-        question,
-        user_id=identity.user_id,
-        department=identity.department,
-        endpoint="ask",
-    )
-
-
-def record_answer(
-    kb: KnowledgeBase,
-    db: Database,
-    identity: Identity,
-    screened: Screened,
-    result: AnswerResult,
-    query_id: str,
-    *,
-    group_similarity: float | None = None,
-    plan: Plan,
-    settings: Settings | None = None,
-) -> AskResponse:
-    """Log the question (a turn of its conversation) and its outcome, queue an escalation and
-    notify support of it, build the response."""
-    groups = {p.chunk.point_id: p.chunk.groups for p in result.passages}
-    with db.session() as s:
-        ensure_conversation(s, plan.conversation_id, identity.user_id)
-        s.flush()
-        s.add(
-            QueryLog(
-                id=query_id,
-                question=screened.text,
-                redactions=list(screened.redactions),
-                user_id=identity.user_id,
-                department=identity.department,
-                groups=list(identity.groups),
-                lang=result.lang,
-                status=result.status,
-                mode=result.mode,
-                confidence=result.confidence,
-                citations=[
-                    {
-                        "n": c.n,
-                        "document_id": c.document_id,
-                        "version": c.version,
-                        "chunk_id": c.chunk_id,
-                        # The passage's own groups (a Q&A sheet restricts single rows): who
-                        # may later read this question in the queue, analytics or export.
-                        "groups": list(groups[c.chunk_id]) if c.chunk_id in groups else None,
-                    }
-                    for c in result.citations
-                ],
-                latency_ms=result.timings_ms.get("total_ms", 0.0),
-                faithfulness=result.faithfulness,
-                fallback_reason=result.fallback_reason,
-                conversation_id=plan.conversation_id,
-                rewritten=plan.query if plan.resolution.rewritten else None,
-                rewrite_mode=plan.resolution.mode if plan.resolution.mode != "standalone" else None,
-                memory=result.memory or None,
-            )
-        )
-    if result.memory:
-        memory.note_served(db, result.memory)
-    if result.status == "escalated" and kb.embedders:
-        placement = enqueue(
-            db,
-            kb.embedders[0],
-            query_id,
-            "escalated",
-            threshold=group_similarity or kb.settings.support.group_similarity,
-            synonyms=plan.synonyms,
-            encoder=kb.sparse,
-        )
-        notifications.on_escalation(
-            db, settings or kb.settings, query_id, placement.group_id, "escalated"
-        )
-    return AskResponse(
-        query_id=query_id,
-        conversation_id=plan.conversation_id,
-        status=result.status,
-        answer=result.answer,
-        citations=[Citation.model_validate(c, from_attributes=True) for c in result.citations],
-        confidence=round(result.confidence, 4),
-        lang=result.lang,
-        mode=result.mode,
-        fallback_reason=result.fallback_reason,
-        faithfulness=None if result.faithfulness is None else round(result.faithfulness, 4),
     )
 
 
@@ -300,7 +93,7 @@ def ask_stream(
                 acl=identity.acl,
                 lang=lang,
                 synonyms=plan.synonyms,
-                memory=memory.memory_for(db, kb),
+                memory=memory_for(db, kb),
             )
             for event in asked:
                 if isinstance(event, NewCitations):

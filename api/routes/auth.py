@@ -8,10 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import Authenticator, AuthError, has_role
 from api.deps import AdminDep, AuditDep, DBDep, EmployeeDep
-from api.services import audit as audit_service
+from api.responses import AuditEntryOut
 from retrieval.errors import KBError
+from services import audit as audit_service
+from services.auth import Authenticator, AuthError, has_role
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -91,7 +92,7 @@ def widget_token(
     return WidgetToken(token=token, expires_in=ttl, user_id=user_id)
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[AuditEntryOut], response_model_exclude_unset=True)
 def audit_log(
     _admin: AdminDep,
     db: DBDep,

@@ -21,11 +21,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
-from api.routes.ask import answer_question
+from api.responses import ChatCompletion, ModelList
 from api.schemas import AskResponse, ChatCompletionRequest, ChatMessageIn
-from api.services.policy import screen_or_refuse
 from retrieval.conversation import Turn
 from retrieval.errors import KBError
+from services.ask import answer_question
+from services.policy import screen_or_refuse
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -38,7 +39,7 @@ _SOURCE_LINE = re.compile(r"^\[(\d+)\]\s+(.+?)(?:\s+—\s+.*)?$")
 _SOURCES = {"en": "Sources:", "ja": "出典:"}
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelList, response_model_exclude_unset=True)
 def models(identity: EmployeeDep) -> dict[str, Any]:  # noqa: ARG001
     """The models this endpoint serves: the knowledge base, ``kb``."""
     return {
@@ -47,7 +48,16 @@ def models(identity: EmployeeDep) -> dict[str, Any]:  # noqa: ARG001
     }
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        200: {
+            "model": ChatCompletion,
+            "content": {"text/event-stream": {"description": "With stream: true."}},
+        }
+    },
+)
 def chat_completions(
     body: ChatCompletionRequest,
     identity: EmployeeDep,

@@ -16,12 +16,13 @@ from sqlalchemy import select
 
 from api.deps import AuditDep, DBDep, DocumentsDep, EmployeeDep, KBDep, WriterDep
 from api.errors import error_response
-from api.services.access import Access
+from api.responses import DocumentOut, DocumentVersionOut, UploadResult
 from db.models import DocumentRecord, DocumentVersion
 from ingest.pipeline import IngestReport
 from ingest.uploads import Refusal, Upload, UploadOutcome
 from retrieval.errors import KBError, NotFoundError
 from retrieval.versions import current_versions
+from services.access import Access
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -77,7 +78,7 @@ def document_json(r: DocumentRecord, *, owner: bool = True) -> dict[str, object]
 
 
 def _owner(identity: EmployeeDep) -> bool:
-    from api.auth import has_role
+    from services.auth import has_role
 
     return has_role(identity.roles, "content_owner")
 
@@ -102,7 +103,7 @@ def _document_fields(r: DocumentRecord) -> dict[str, object]:
     }
 
 
-@router.get("")
+@router.get("", response_model=list[DocumentOut], response_model_exclude_unset=True)
 def list_documents(db: DBDep, identity: EmployeeDep) -> list[dict[str, object]]:
     """Documents the caller may read, with their status."""
     with db.session() as s:
@@ -126,7 +127,12 @@ class GroupsPatch(BaseModel):
     groups: list[Annotated[str, Field(min_length=1, max_length=128)]]
 
 
-@router.post("", status_code=201, response_model=None, responses={413: {}, 422: {}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": UploadResult}, 413: {}, 422: {}},
+)
 def upload_documents(
     file: Annotated[list[UploadFile], File(description="One or more files (repeat the part).")],
     identity: WriterDep,
@@ -157,7 +163,11 @@ def upload_documents(
     return _outcome_response(outcome, db, status=201)
 
 
-@router.put("/{document_id}", response_model=None, responses={409: {}, 413: {}, 422: {}})
+@router.put(
+    "/{document_id}",
+    response_model=None,
+    responses={200: {"model": UploadResult}, 409: {}, 413: {}, 422: {}},
+)
 def replace_document(
     document_id: str,
     file: Annotated[UploadFile, File()],
@@ -192,7 +202,12 @@ def delete_document(
     return Response(status_code=204)
 
 
-@router.patch("/{document_id}", responses={409: {}})
+@router.patch(
+    "/{document_id}",
+    response_model=DocumentOut,
+    responses={409: {}},
+    response_model_exclude_unset=True,
+)
 def set_groups(
     document_id: str,
     body: GroupsPatch,
@@ -212,13 +227,17 @@ def set_groups(
     return document_json(rec)
 
 
-@router.get("/{document_id}")
+@router.get("/{document_id}", response_model=DocumentOut, response_model_exclude_unset=True)
 def get_document(document_id: str, db: DBDep, identity: EmployeeDep) -> dict[str, object]:
     """One document's catalog entry."""
     return document_json(_visible(db, identity, document_id), owner=_owner(identity))
 
 
-@router.get("/{document_id}/versions")
+@router.get(
+    "/{document_id}/versions",
+    response_model=list[DocumentVersionOut],
+    response_model_exclude_unset=True,
+)
 def list_versions(document_id: str, db: DBDep, identity: EmployeeDep) -> list[dict[str, object]]:
     """The document's version history, newest first: hash, chunks, when and by whom."""
     _visible(db, identity, document_id)
@@ -279,7 +298,11 @@ def _outcome_response(outcome: UploadOutcome, db: DBDep, *, status: int) -> Resp
     return JSONResponse(body, status_code=status)
 
 
-@router.get("/{document_id}/source", response_model=None)
+@router.get(
+    "/{document_id}/source",
+    response_class=HTMLResponse,
+    responses={200: {"description": "An HTML view, or the original file (PDF, HTML, text)."}},
+)
 def source(
     document_id: str, db: DBDep, identity: EmployeeDep, kb: KBDep, download: bool = False
 ) -> Response:

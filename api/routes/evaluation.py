@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from api.deps import EvaluatorDep
+from api.responses import EvalRunOut
 from retrieval.errors import NotFoundError
 
 router = APIRouter(prefix="/api/eval", tags=["evaluation"])
@@ -48,7 +49,7 @@ def _variant_names(variants: object) -> list[str]:
     return sorted({str(v["variant"]) for v in variants if isinstance(v, dict) and "variant" in v})
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=list[EvalRunOut], response_model_exclude_unset=True)
 def list_runs(request: Request, _evaluator: EvaluatorDep) -> list[dict[str, Any]]:
     """Evaluation runs, newest first, with each dataset's headline metrics and report link."""
     history = _eval_dir(request) / "history.jsonl"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import DBDep, EmployeeDep, GuidelinesDep, Identity, KBDep, SettingsDep
+from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
 from api.schemas import EscalateRequest, EscalateResponse, FeedbackRequest, FeedbackResponse
-from api.services import feedback as service
-from api.services import notifications
-from api.services.policy import screen_or_refuse
-from api.services.synonyms import synonym_table
 from db.engine import Database
 from retrieval.guidelines import Guidelines
+from services import feedback as service
+from services import notifications
+from services.identity import Identity
+from services.policy import screen_or_refuse
+from services.synonyms import synonym_table
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 

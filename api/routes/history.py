@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import DBDep, EmployeeDep
 from api.schemas import HistoryItem
-from api.services.feedback import history as own_history
+from services.feedback import history as own_history
 
 router = APIRouter(prefix="/api/history", tags=["history"])
 

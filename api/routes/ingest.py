@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import AuditDep, DBDep, RunnerDep, WriterDep
-from api.services.access import Access, document_groups
+from api.responses import IngestRunOut, RunQueued
 from db.models import DocumentRecord, IngestRun
 from ingest.runner import run_json
 from ingest.sources import walk_source
 from retrieval.errors import KBError, NotFoundError
+from services.access import Access, document_groups
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"])
 
@@ -30,7 +31,13 @@ class IngestRequest(BaseModel):
     parsing or chunking); answers keep working while each document is replaced."""
 
 
-@router.post("", status_code=202, responses={403: {}, 422: {}})
+@router.post(
+    "",
+    status_code=202,
+    response_model=RunQueued,
+    responses={403: {}, 422: {}},
+    response_model_exclude_unset=True,
+)
 def start_run(
     body: IngestRequest, identity: WriterDep, runner: RunnerDep, db: DBDep, audit: AuditDep
 ) -> dict[str, object]:
@@ -47,7 +54,7 @@ def start_run(
     return {"run_id": run_id, "status": "queued", "url": f"/api/ingest/runs/{run_id}"}
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=list[IngestRunOut], response_model_exclude_unset=True)
 def list_runs(
     db: DBDep, identity: WriterDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[dict[str, object]]:
@@ -61,7 +68,7 @@ def list_runs(
     return [_visible_run(run_json(r, files=False), db, identity.access) for r in runs]
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", response_model=IngestRunOut, response_model_exclude_unset=True)
 def get_run(run_id: str, db: DBDep, identity: WriterDep) -> dict[str, object]:
     """One run: status, counts, durations and every file's outcome with its reason."""
     with db.session() as s:

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 
 from api.deps import AuditDep, DBDep, KBDep, StaffDep
 from api.schemas import MemoryEntryOut, PassageOut
-from api.services import memory as service
 from retrieval.errors import KBError
+from services import memory_admin as service
 
 router = APIRouter(prefix="/api/memory", tags=["memory"])
 

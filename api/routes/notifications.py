@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import DBDep, StaffDep
 from api.schemas import NotificationEntry
-from api.services.notifications import delivery_log
+from services.notifications import delivery_log
 
 router = APIRouter(prefix="/api", tags=["notifications"])
 

@@ -11,11 +11,12 @@ from api.schemas import (
     QueueGroupOut,
     QueueLinkRequest,
     QueuePatch,
+    RowId,
     StaffAnswerOut,
     StaffAnswerRequest,
 )
-from api.services import memory, staff_answers
-from api.services import queue as service
+from services import memory, staff_answers
+from services import queue as service
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 
@@ -35,14 +36,14 @@ def list_queue(
 
 
 @router.get("/{group_id}", response_model=QueueGroupOut)
-def get_group(group_id: int, staff: StaffDep, db: DBDep) -> QueueGroupOut:
+def get_group(group_id: RowId, staff: StaffDep, db: DBDep) -> QueueGroupOut:
     """One group with its variants."""
     return QueueGroupOut.model_validate(service.get_group(db, group_id, staff.access))
 
 
 @router.patch("/{group_id}", response_model=QueueGroupOut)
 def patch_group(
-    group_id: int, body: QueuePatch, staff: StaffDep, db: DBDep, guidelines: GuidelinesDep
+    group_id: RowId, body: QueuePatch, staff: StaffDep, db: DBDep, guidelines: GuidelinesDep
 ) -> QueueGroupOut:
     """Set a group's state (open, answered, dismissed), assignee or representative question."""
     fields = body.model_fields_set
@@ -59,14 +60,14 @@ def patch_group(
 
 
 @router.get("/{group_id}/answer", response_model=StaffAnswerOut)
-def get_answer(group_id: int, staff: StaffDep, db: DBDep) -> StaffAnswerOut:
+def get_answer(group_id: RowId, staff: StaffDep, db: DBDep) -> StaffAnswerOut:
     """The answer published for a group."""
     return StaffAnswerOut.model_validate(staff_answers.get(db, group_id, staff.access))
 
 
 @router.post("/{group_id}/answer", response_model=StaffAnswerOut, status_code=201)
 def publish_answer(
-    group_id: int,
+    group_id: RowId,
     body: StaffAnswerRequest,
     staff: StaffDep,
     kb: KBDep,
@@ -93,7 +94,7 @@ def publish_answer(
 
 @router.put("/{group_id}/answer", response_model=StaffAnswerOut)
 def edit_answer(
-    group_id: int,
+    group_id: RowId,
     body: StaffAnswerRequest,
     staff: StaffDep,
     kb: KBDep,
@@ -120,7 +121,7 @@ def edit_answer(
 
 @router.delete("/{group_id}/answer", status_code=204)
 def delete_answer(
-    group_id: int, staff: StaffDep, kb: KBDep, db: DBDep, audit: AuditDep
+    group_id: RowId, staff: StaffDep, kb: KBDep, db: DBDep, audit: AuditDep
 ) -> Response:
     """Withdraw a published answer from the knowledge base; the group is open again."""
     staff_answers.withdraw(kb, db, group_id, staff.access)

@@ -23,12 +23,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from api.deps import DBDep, EmployeeDep, Identity, KBDep
-from api.services.access import Access, query_sources
+from api.deps import DBDep, EmployeeDep, KBDep
+from api.responses import Suggestion
 from db.engine import Database
 from db.models import Feedback, QueryLog, QueueItem
 from retrieval.models import AccessFilter
 from retrieval.service import KnowledgeBase
+from services.access import Access, query_sources
+from services.identity import Identity
 
 router = APIRouter(prefix="/api", tags=["ask"])
 
@@ -53,7 +55,7 @@ class _Asked:
         return [a for a in self.asks if cut is None or a[0] > cut]
 
 
-@router.get("/suggestions")
+@router.get("/suggestions", response_model=list[Suggestion], response_model_exclude_unset=True)
 def suggestions(
     identity: EmployeeDep,
     db: DBDep,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import AuditDep, DBDep, WriterDep
-from api.schemas import SynonymSetRequest, SynonymSetResponse
-from api.services import synonyms as service
+from api.schemas import RowId, SynonymSetRequest, SynonymSetResponse
+from services import synonyms as service
 
 router = APIRouter(prefix="/api", tags=["synonyms"])
 
@@ -28,7 +28,7 @@ def add_synonyms(
 
 
 @router.delete("/synonyms/{synonym_id}", status_code=204)
-def delete_synonyms(synonym_id: int, identity: WriterDep, db: DBDep, audit: AuditDep) -> Response:
+def delete_synonyms(synonym_id: RowId, identity: WriterDep, db: DBDep, audit: AuditDep) -> Response:
     """Content owner: remove a set; it stops applying at the next question."""
     view = service.delete_set(db, synonym_id)
     audit(identity, "synonyms.deleted", str(synonym_id), terms=view["terms"])

@@ -20,11 +20,6 @@ SPARSE_NAME = "bm25"
 KEYWORD_INDEXES = ("groups", "document_id", "doc_hash", "lang", "kind")
 """Payload keys filtered on, each with a keyword index."""
 
-RRF_K = 2
-"""RRF constant: score = sum over prefetches of 1 / (k + rank), rank from 0, at weight 1
-(:class:`~retrieval.models.Fusion` has the weighted form). Qdrant's default for ``Fusion.RRF``;
-Edge needs it spelled out, so both adapters fuse identically."""
-
 UPSERT_BATCH = 256
 
 T = TypeVar("T")

@@ -20,13 +20,13 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select, text
 
 from api.app import create_app
-from api.auth import ROLES, WIDGET_ISSUER, hash_token
 from api.deps import RoleGuard
 from cli.main import main
 from db.engine import Database
 from db.models import ApiToken
 from retrieval.errors import KBError
 from retrieval.settings import AuthSettings, LimitsSettings, OidcSettings
+from services.auth import ROLES, WIDGET_ISSUER, hash_token
 from tests.integration._auth import (
     AUDIENCE,
     ISSUER,
@@ -493,7 +493,7 @@ def test_audit_log_is_append_only_on_postgresql(postgres_url):
     db = Database(postgres_url)
     db.migrate()
     try:
-        from api.services.audit import record
+        from services.audit import record
 
         record(db, actor="a", action="user.add", target="b", strict=True)
         for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
@@ -506,7 +506,7 @@ def test_audit_log_is_append_only_on_postgresql(postgres_url):
 def test_kb_ingest_hands_over_with_a_service_token_not_headers(env):
     """The CLI signs its hand-over with the data folder's secret; a stranger cannot."""
     client, _, _, data, _, _ = env
-    from api.auth import Authenticator
+    from services.auth import Authenticator
 
     token = Authenticator(client.app.state.settings).issue_service_token("operator")
     me = client.get("/api/me", headers=bearer(token)).json()
@@ -523,7 +523,7 @@ def test_a_local_kb_ingest_is_audited(tmp_path):
     assert result.exit_code == 0, result.output
     db = Database(f"sqlite:///{tmp_path / 'var' / 'kb.sqlite3'}")
     try:
-        from api.services.audit import entries
+        from services.audit import entries
 
         runs = entries(db, action="ingest.run")
         assert len(runs) == 1 and runs[0]["target"] == str(folder.resolve())

@@ -17,7 +17,7 @@ from tests.integration._auth import make_user
 from tests.integration.dialogues import GUIDE, GUIDE_JA, PRICES
 from tests.serving import serving
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(autouse=True)

@@ -93,6 +93,7 @@ def _outcomes(output: str) -> dict[str, str]:
     return {f["path"]: f["outcome"] for f in json.loads(output)["files"]}
 
 
+@pytest.mark.slow
 def test_reindex_parses_unchanged_files_again_and_keeps_answering(runner_env, folder):
     runner = CliRunner()
     assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0
@@ -110,6 +111,7 @@ def test_reindex_parses_unchanged_files_again_and_keeps_answering(runner_env, fo
     assert body["status"] == "answered" and "8,000" in body["answer"]
 
 
+@pytest.mark.slow
 def test_recreate_rebuilds_an_index_built_with_other_vectors(runner_env, folder):
     runner = CliRunner()
     assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0
@@ -127,6 +129,7 @@ def test_recreate_rebuilds_an_index_built_with_other_vectors(runner_env, folder)
     assert "8,000" in json.loads(asked.output)["answer"]
 
 
+@pytest.mark.slow
 def test_recreate_is_refused_while_other_sources_have_documents(runner_env, folder, tmp_path):
     runner = CliRunner()
     other = tmp_path / "other"

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from api.services.retention import purge_logs
 from db.engine import Database
 from db.models import Conversation, QueryLog
 from retrieval.llm import OpenAIChatLLM
 from retrieval.settings import LLMSettings
+from services.retention import purge_logs
 from tests.fake_llm import FakeLLMServer
 from tests.integration.dialogues import DIALOGUES, FAQ, PRICES, TL_USER
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 USER = {"X-User-Id": "conv-user"}
 OTHER = {"X-User-Id": "conv-other"}

@@ -58,6 +58,7 @@ def _count(db_path: Path, sql: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_keeps_one_version_searchable_and_the_next_run_completes(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -160,7 +161,7 @@ def _half_write(ingestor: Ingestor, path: Path, doc_id: str, version: int, share
     """The first writes of a replacement, as if the process died right after them."""
     parsed = parse_file(path, max_bytes=10**7)
     new_hash = file_hash(path.read_bytes())
-    chunks = ingestor.chunker.chunk(
+    chunks = ingestor.indexer.chunker.chunk(
         parsed,
         document_id=doc_id,
         source_path=path.name,
@@ -168,7 +169,7 @@ def _half_write(ingestor: Ingestor, path: Path, doc_id: str, version: int, share
         version=version,
         doc_hash=new_hash,
     )
-    embedded = ingestor._embed(chunks, IngestReport("t", "t"))
+    embedded = ingestor.indexer.embed(chunks, IngestReport("t", "t"))
     ingestor.kb.store.upsert(embedded[: max(1, int(len(embedded) * share))])
     return new_hash
 

@@ -80,7 +80,7 @@ def test_forwarded_for_from_an_untrusted_peer_buys_nothing(served: tuple[str, Pa
     assert statuses[:5] == [401] * 5 and 429 in statuses[5:], statuses
     db = Database(f"sqlite:///{data / 'kb.sqlite3'}")
     try:
-        from api.services.audit import entries
+        from services.audit import entries
 
         denied = entries(db, action="access.denied", limit=100)
     finally:
@@ -94,8 +94,8 @@ def test_an_authenticated_user_is_limited_as_a_user_not_by_address(
     served: tuple[str, Path],
 ) -> None:
     base, data = served
-    from api.auth import Authenticator
     from retrieval.settings import Settings
+    from services.auth import Authenticator
 
     token = Authenticator(Settings(data_dir=data)).issue_service_token("operator")
     for _ in range(8):  # the address's burst is spent by now; the user's is not
@@ -169,7 +169,7 @@ def test_the_audit_log_is_purged_only_by_the_audited_command(tmp_path: Path) -> 
 
     from sqlalchemy import text
 
-    from api.services.audit import entries, record
+    from services.audit import entries, record
 
     url = f"sqlite:///{tmp_path / 'kb.sqlite3'}"
     db = Database(url)

@@ -17,7 +17,7 @@ from retrieval.settings import EmbedderSettings, IngestSettings
 from tests.fixtures.facts import FACTS
 from tests.integration._kb import FIXTURES, OWNER, api_client, open_kb, settings_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_a_parse_over_the_time_limit_fails_alone_and_the_worker_comes_back(tmp_path: Path) -> None:

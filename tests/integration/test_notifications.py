@@ -20,7 +20,7 @@ from api.app import create_app
 from retrieval.settings import NotifySettings
 from tests.serving import serving
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 SECRET = "s3cret-for-tests"
 UNANSWERABLE = "How many weeks of parental leave do employees get? I am on 090-1234-5678"

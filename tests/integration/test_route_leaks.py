@@ -595,8 +595,9 @@ def test_a_staff_answer_inherits_its_sources_groups(env: Env) -> None:
 def test_oidc_and_dev_identities_of_a_disabled_local_user_are_refused(
     env: Env, db_url: str
 ) -> None:
-    from api.auth import AuthError
-    from api.deps import Identity, _current
+    from api.deps import _current
+    from services.auth import AuthError
+    from services.identity import Identity
 
     cli(db_url, env.root, "users", "add", "oidc-user", "--roles", "employee", "--groups", GROUP)
     for via in ("oidc", "dev", "widget"):

@@ -54,7 +54,7 @@ def test_example_questions_are_answered_or_escalated(sample_kb):
     escalation_rate = escalated / len(unanswerable)
     print(f"answered with expected source: {answer_rate:.1%}; escalated: {escalation_rate:.1%}")
     # The bar, 90% and 90%. Measured 92% (61/66) / 96% (27/28) with the default model
-    # and threshold (docs/benchmarks.md, "Sample knowledge base"): it fails on a regression of
+    # and threshold (docs/experiments.md, "Sample knowledge base"): it fails on a regression of
     # two answered questions or of two escalated ones.
     assert answer_rate >= 0.90, misses
     assert escalation_rate >= 0.90, wrongly_answered
@@ -210,6 +210,7 @@ def test_a_deeper_evaluation_answers_exactly_as_the_service_does(sample_kb):
         assert deep.features == served.features
 
 
+@pytest.mark.slow
 def test_the_same_files_ingested_again_elsewhere_answer_alike(tmp_path):
     # Answers come from the documents, not from the engine's internal order of equal scores
     # (title vectors shared by a section's chunks, equal BM25 scores): two ingestions of the

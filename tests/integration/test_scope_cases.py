@@ -20,7 +20,7 @@ from ingest.sources import walk_source
 from retrieval.models import AccessFilter
 from tests.integration.conftest import CASES, CORPUS, ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCOPE = ROOT / "eval" / "cases" / "scope.jsonl"
 OUT_OF_SCOPE_KINDS = ("near_miss", "workplace", "unrelated")

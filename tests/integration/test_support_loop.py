@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import String, Text, select, update
 
 from api.app import create_app
-from api.services.retention import purge_logs
 from cli.main import main
 from db.engine import Database
 from db.models import Base, DocumentRecord, Feedback, PolicyHit, QueryLog
 from retrieval.settings import GuidelineSettings, Settings
+from services.retention import purge_logs
 from tests.serving import serving
 
 pytestmark = pytest.mark.integration

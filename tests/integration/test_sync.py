@@ -44,6 +44,7 @@ def _manual(sections: int, changed: int | None = None) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_sync_every_format_add_skip_update_delete_regroup(tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(FIXTURES, docs)
@@ -148,7 +149,7 @@ def test_a_replacement_is_atomic_for_searchers(tmp_path):
         path.write_text(_manual(6, changed=3), encoding="utf-8")
         new_hash = file_hash(path.read_bytes())
         parsed = parse_file(path, max_bytes=10**7)
-        chunks = ingestor.chunker.chunk(
+        chunks = ingestor.indexer.chunker.chunk(
             parsed,
             document_id=doc_id,
             source_path="manual.md",
@@ -156,7 +157,7 @@ def test_a_replacement_is_atomic_for_searchers(tmp_path):
             version=2,
             doc_hash=new_hash,
         )
-        embedded = ingestor._embed(chunks, IngestReport("t", "t"))
+        embedded = ingestor.indexer.embed(chunks, IngestReport("t", "t"))
         assert len(embedded) >= 4
 
         def check(expected: int) -> None:

@@ -11,7 +11,7 @@ from cli.main import main as kb_cli
 from db.models import AuditEntry
 from tests.integration.dialogues import TL_ADMIN
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 OWNER = {"X-User-Id": "vocab-owner", "X-User-Roles": "content_owner"}
 EMPLOYEE = {"X-User-Id": "vocab-employee"}

@@ -157,7 +157,7 @@ def test_error_messages_speak_the_requests_language(web_client):
 
 
 def test_preferred_language_of_accept_language():
-    from api.errors import preferred_lang
+    from api.messages import preferred_lang
 
     assert preferred_lang("ja-JP,ja;q=0.9,en;q=0.8") == "ja"
     assert preferred_lang("en-US,en;q=0.9,ja;q=0.8") == "en"

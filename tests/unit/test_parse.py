@@ -489,6 +489,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_parses_offline_in_a_fresh_process() -> None:
     """No network, no spaCy model, no opt-out variables set by the caller: parse.py applies the
     spaCy workaround and the analytics opt-out itself."""

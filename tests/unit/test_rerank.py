@@ -177,6 +177,7 @@ def test_training_is_reproducible_and_learns_what_the_labels_say(tiny_sets) -> N
     assert {fold_of(f"alpha/{r.question.id}") for r in rows} == set(range(5))
 
 
+@pytest.mark.slow
 def test_kb_train_writes_the_models_and_measures_them_on_unseen_questions(tiny_sets) -> None:
     root, sets = tiny_sets
     out = root / "trained"

@@ -32,10 +32,10 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from sqlalchemy import select, update
 
-from api.services.access import Access, query_sources
 from db.engine import Database
 from db.models import Notification, QueryLog, QueueGroup, utcnow
 from retrieval.settings import NotifySettings, Settings
+from services.access import Access, query_sources
 
 log = logging.getLogger("kb.notify")
 

@@ -2,8 +2,10 @@
 
 Each answer is a managed document of source ``staff-answers`` (catalog record, versions, access
 groups) holding one Q&A entry: the group's question (see :func:`entry_question`) and the staff
-answer. It is indexed through :meth:`ingest.pipeline.Ingestor.index_records`, so the next
-question of that need retrieves and cites it. Editing writes a new version; deleting removes it
+answer. It is written through the one write path into the store,
+:meth:`ingest.indexing.Indexer.index_record`, under the knowledge base's write lock, so an
+answer published during an ingestion run neither undoes it nor is undone by it (issue 26); the
+next question of that need retrieves and cites it. Editing writes a new version; deleting removes it
 from the index. There is no file on disk: ``suffix`` is ``.qa`` and ``stored_path`` empty, and
 the source route renders the entry from its chunks.
 """
@@ -15,14 +17,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.services import memory
-from api.services.access import Access, Source
-from api.services.queue import check_group_write, get_group
 from db.engine import Database
 from db.models import DocumentRecord, DocumentVersion, QueryLog, QueueGroup, QueueItem, utcnow
-from ingest.pipeline import Ingestor, RecordDoc
+from ingest.indexing import Indexer, RecordDoc
+from ingest.runs import IngestReport
 from retrieval.errors import IngestError, KBError, NotFoundError
 from retrieval.service import KnowledgeBase
+from services import memory
+from services.access import Access, Source
+from services.queue import check_group_write, get_group
 
 STAFF_SOURCE = "staff-answers"
 STAFF_SUFFIX = ".qa"
@@ -40,10 +43,20 @@ def _index(
     record = RecordDoc(
         document_id=document_id, title=question, text=answer, kind="qa", groups=groups
     )
-    report = Ingestor(kb, db).index_records([record], source=STAFF_SOURCE)
-    failed = [f for f in report.files if f.outcome == "failed"]
-    if failed:
-        raise IngestError(f"the answer could not be indexed: {failed[0].error}")
+    indexer = Indexer(kb, db)
+    report = IngestReport(run_id=str(uuid.uuid4()), source=STAFF_SOURCE)
+    # One write unit: the entry, and the catalog fields that say it is a staff answer.
+    with indexer.lock:
+        result = indexer.index_record(
+            record, source=STAFF_SOURCE, created_by=user_id, report=report
+        )
+        if result.outcome == "failed":
+            raise IngestError(f"the answer could not be indexed: {result.error}")
+        kb.forget_language_direction()
+        return _mark_staff_answer(db, document_id, user_id)
+
+
+def _mark_staff_answer(db: Database, document_id: str, user_id: str) -> DocumentRecord:
     with db.session() as s:
         rec = s.get(DocumentRecord, document_id)
         assert rec is not None
@@ -114,7 +127,7 @@ def _group(db: Database, group_id: int) -> QueueGroup:
 
 def _inherited(db: Database, group_id: int, access: Access) -> list[Source]:
     """The sources of the questions an answer is written for, once the caller may change the
-    group (:func:`api.services.queue.check_group_write`)."""
+    group (:func:`services.queue.check_group_write`)."""
     return [src for sources in check_group_write(db, group_id, access) for src in sources]
 
 
@@ -259,7 +272,7 @@ def withdraw(kb: KnowledgeBase, db: Database, group_id: int, access: Access) -> 
     with db.session() as s:
         current = s.get(DocumentRecord, group.answer_document_id)
     _check_answer_write(access, current, group_id)
-    Ingestor(kb, db).delete_document(group.answer_document_id)
+    Indexer(kb, db).delete_document(group.answer_document_id)
     memory.withdraw_document(db, group.answer_document_id, "the staff answer was withdrawn")
     with db.session() as s:
         g = s.get(QueueGroup, group_id)

@@ -24,15 +24,15 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select
 
-from api.services.access import Access, Source, query_sources, source_of
-from api.services.queue import check_group_write, get_group
 from db.engine import Database
 from db.models import MemoryEntry as EntryRow
 from db.models import QueryLog, QueueGroup, QueueItem, utcnow
-from retrieval.errors import KBError, NotFoundError
+from retrieval.errors import NotFoundError
 from retrieval.memory import MemoryEntry, QuestionMemory
 from retrieval.models import AccessFilter, Chunk
 from retrieval.service import KnowledgeBase
+from services.access import Access, Source, query_sources
+from services.queue import check_group_write, get_group
 
 How = Literal["helpful", "staff_link", "staff_answer", "not_covered"]
 RETRIEVED = 10
@@ -432,80 +432,3 @@ def build_memory(db: Database, embedder: str, *, now: datetime | None = None) ->
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
-
-
-def _readable(access: Access, row: EntryRow) -> bool:
-    return access.reads(row.groups) and access.reads_all(source_of(s) for s in row.sources or [])
-
-
-def list_entries(
-    db: Database,
-    access: Access,
-    *,
-    state: str | None = "active",
-    kind: str | None = None,
-    limit: int = 200,
-) -> list[dict[str, Any]]:
-    """Confirmed pairs and gaps the caller may read (its passage and its question's sources),
-    newest first; ``hidden`` counts the others on each page."""
-    out: list[dict[str, Any]] = []
-    with db.session() as s:
-        stmt = select(EntryRow).order_by(EntryRow.updated_at.desc(), EntryRow.id.desc())
-        if state is not None:
-            stmt = stmt.where(EntryRow.state == state)
-        if kind is not None:
-            stmt = stmt.where(EntryRow.kind == kind)
-        for row in s.execute(stmt.limit(limit * 5)).scalars():
-            if _readable(access, row):
-                out.append(_view(row))
-            if len(out) >= limit:
-                break
-    return out
-
-
-def _view(row: EntryRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "how": row.how,
-        "question": row.question,
-        "lang": row.lang,
-        "query_id": row.query_id,
-        "document_id": row.document_id,
-        "chunk_id": row.chunk_id,
-        "version": row.version,
-        "groups": list(row.groups or []),
-        "confirmed_by": row.confirmed_by,
-        "staff": row.staff,
-        "state": row.state,
-        "negatives": row.negatives,
-        "note": row.note,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-    }
-
-
-def remove_entry(db: Database, entry_id: int, access: Access, *, user_id: str) -> dict[str, Any]:
-    """Take an entry out of the memory (kept, as ``removed``, for the record).
-
-    :raises NotFoundError: no such entry, or the caller may not read it.
-    """
-    with db.session() as s:
-        row = s.get(EntryRow, entry_id)
-        if row is None or not _readable(access, row):
-            raise NotFoundError(f"no memory entry {entry_id}")
-        if row.state == "removed":
-            raise KBError(f"memory entry {entry_id} is already removed", code="CONFLICT")
-        row.state, row.note, row.updated_at = "removed", f"removed by {user_id}", utcnow()
-        return _view(row)
-
-
-def stats(db: Database) -> dict[str, int]:
-    """Entries by kind and state (for analytics)."""
-    with db.session() as s:
-        rows = s.execute(
-            select(EntryRow.kind, EntryRow.state, func.count(EntryRow.id)).group_by(
-                EntryRow.kind, EntryRow.state
-            )
-        ).all()
-    return {f"{kind}_{state}": int(n) for kind, state, n in rows}

@@ -2,7 +2,7 @@
 
 A conversation belongs to the user who started it: another user's id is refused exactly like an
 unknown one (``404 NOT_FOUND``), so ids cannot be probed. Turns are query-log rows (masked) and
-expire with them (:mod:`api.services.retention`).
+expire with them (:mod:`services.retention`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from api.services.access import Access, query_sources
 from db.engine import Database
 from db.models import Conversation, DocumentRecord, QueryLog, utcnow
 from retrieval.conversation import MAX_TURNS, Turn
 from retrieval.errors import KBError, NotFoundError
+from services.access import Access, query_sources
 
 MAX_CONVERSATION_TURNS = 100
 """Questions one conversation may hold; then the asker starts a new one."""

@@ -7,7 +7,6 @@ where the caller wants it raised (the CLI, which has nothing else to do).
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -17,51 +16,6 @@ from db.engine import Database
 from db.models import AuditEntry
 
 log = logging.getLogger("kb.audit")
-
-ACTIONS = (
-    "access.denied",
-    "ingest.start",
-    "ingest.run",
-    "document.upload",
-    "document.replace",
-    "document.delete",
-    "document.groups",
-    "answer.publish",
-    "answer.edit",
-    "answer.withdraw",
-    "analytics.export",
-    "token.create",
-    "token.revoke",
-    "token.widget",
-    "user.add",
-    "user.roles",
-    "user.groups",
-    "user.disable",
-    "audit.purge",
-)
-"""Every action the log records."""
-
-
-class DenialLimiter:
-    """How many refused requests of one source the audit log records (issue 20): at most
-    ``per_minute`` a minute (burst as many); :meth:`admit` counts the others."""
-
-    def __init__(self, per_minute: int) -> None:
-        from api.limits import TokenBucket
-
-        self._bucket = TokenBucket(per_minute, max(1, per_minute))
-        self._skipped: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def admit(self, source: str) -> int | None:
-        """``None``: do not record this one; else record it, with how many were skipped."""
-        with self._lock:
-            if self._bucket.take(source) is not None:
-                if len(self._skipped) > 50_000:  # bounded, like the rate-limit buckets
-                    self._skipped.clear()
-                self._skipped[source] = self._skipped.get(source, 0) + 1
-                return None
-            return self._skipped.pop(source, 0)
 
 
 def record(

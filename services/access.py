@@ -84,7 +84,7 @@ class Access:
 
     def has_role(self, role: str) -> bool:
         """Whether the caller holds ``role`` (admin holds all; every role includes employee)."""
-        from api.auth import has_role
+        from services.auth import has_role
 
         return has_role(tuple(self.roles), role) or (self.via in TRUSTED_VIA)
 

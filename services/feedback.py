@@ -6,15 +6,15 @@ from typing import Any, TypedDict
 
 from sqlalchemy import select
 
-from api.services import memory
-from api.services.access import Access, citation_sources, document_groups
-from api.services.queue import Placement, enqueue
 from db.engine import Database
 from db.models import Feedback, QueryLog, utcnow
 from retrieval.errors import NotFoundError
 from retrieval.protocols import Embedder, SparseEncoder
 from retrieval.service import KnowledgeBase
 from retrieval.synonyms import SynonymTable
+from services import memory
+from services.access import Access, citation_sources, document_groups
+from services.queue import Placement, enqueue
 
 
 def _own_query(db: Database, query_id: str, user_id: str) -> QueryLog:
@@ -27,7 +27,7 @@ def _own_query(db: Database, query_id: str, user_id: str) -> QueryLog:
 
 
 class Grouping(TypedDict, total=False):
-    """The staff vocabulary for queue grouping (:func:`api.services.queue.enqueue`)."""
+    """The staff vocabulary for queue grouping (:func:`services.queue.enqueue`)."""
 
     synonyms: SynonymTable
     encoder: SparseEncoder

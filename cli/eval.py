@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from cli.common import load_settings
+
 
 @click.command("eval")
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -83,12 +85,8 @@ def eval_command(
     from eval.loop import LoopOptions
     from eval.run import EvalError, parse_variants, run_eval
     from retrieval.errors import KBError
-    from retrieval.settings import Settings
 
-    try:
-        settings = Settings()
-    except Exception as exc:  # pydantic's ValidationError names the bad setting
-        raise click.ClickException(f"invalid settings: {exc}") from exc
+    settings = load_settings()
     try:
         run = run_eval(
             list(datasets),
@@ -147,15 +145,12 @@ def train_command(datasets: tuple[Path, ...], out: Path, target: float, cache: P
     from eval.datasets import DatasetError, load_dataset
     from eval.train import train, write
     from retrieval.errors import KBError
-    from retrieval.settings import Settings
 
+    settings = load_settings()
     try:
-        settings = Settings()
         loaded = [load_dataset(p) for p in datasets]
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from exc
-    except Exception as exc:  # pydantic's ValidationError names the bad setting
-        raise click.ClickException(f"invalid settings: {exc}") from exc
     try:
         trained = train(
             loaded,

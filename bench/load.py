@@ -1,7 +1,7 @@
 """Load test of ``POST /api/ask`` (issue 8): N concurrent users against ``kb serve`` on loopback.
 
-    .venv/bin/python scripts/load_ask.py                    # 20 users x 60 s
-    .venv/bin/python scripts/load_ask.py --soak 600         # 10-minute soak, RSS every 10 s
+    .venv/bin/python -m bench.load                  # 20 users x 60 s
+    .venv/bin/python -m bench.load --soak 600        # 10-minute soak, RSS every 10 s
 
 It prepares a data folder with the sample corpus (``--data-dir``, ingested once), creates one
 local user and API token per simulated user, starts ``kb serve`` on a free loopback port with
@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -75,7 +76,12 @@ def _prepare(env: dict[str, str], users: int) -> list[str]:
 
 
 async def _user(
-    base: str, token: str, questions: list[str], offset: int, stop: float, out: list
+    base: str,
+    token: str,
+    questions: list[str],
+    offset: int,
+    stop: float,
+    out: list[tuple[float, int | str]],
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
@@ -91,7 +97,7 @@ async def _user(
                 out.append((time.perf_counter() - t0, type(exc).__name__))
 
 
-async def _sample_rss(pid: int, stop: float, every: float, rss: list) -> None:
+async def _sample_rss(pid: int, stop: float, every: float, rss: list[tuple[float, float]]) -> None:
     start = time.monotonic()
     while time.monotonic() < stop:
         rss.append((time.monotonic() - start, _rss_mb(pid)))
@@ -100,15 +106,15 @@ async def _sample_rss(pid: int, stop: float, every: float, rss: list) -> None:
     rss.append((time.monotonic() - start, _rss_mb(pid)))
 
 
-async def _run(base: str, tokens: list[str], seconds: float, pid: int) -> dict:
+async def _run(base: str, tokens: list[str], seconds: float, pid: int) -> dict[str, Any]:
     questions = _questions()
     # Warm-up: one question per user, not measured (first-call costs, token last_used writes).
-    warm: list = []
+    warm: list[tuple[float, int | str]] = []
     await asyncio.gather(
         *(_user(base, t, questions, i, time.monotonic() + 0.1, warm) for i, t in enumerate(tokens))
     )
-    results: list = []
-    rss: list = []
+    results: list[tuple[float, int | str]] = []
+    rss: list[tuple[float, float]] = []
     stop = time.monotonic() + seconds
     t0 = time.monotonic()
     tasks = [_user(base, t, questions, i * 3, stop, results) for i, t in enumerate(tokens)]

@@ -2,7 +2,7 @@
 
 Prints the similarity of paraphrase pairs (English, Japanese, cross-language) and of
 unrelated pairs from the same domain; the default ``support.group_similarity`` sits between.
-Run: ``.venv/bin/python scripts/measure_grouping.py``.
+Run: ``.venv/bin/python -m bench.grouping``.
 """
 
 from __future__ import annotations

@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from api.services.access import Access, query_sources
-from api.services.memory import stats as memory_stats
-from api.services.queue import get_group
 from db.engine import Database
 from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem
 from retrieval.errors import NotFoundError
 from retrieval.guidelines import Guidelines
+from services.access import Access, query_sources
+from services.memory_admin import stats as memory_stats
+from services.queue import get_group
 
 TOP_N = 10
 

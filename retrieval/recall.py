@@ -1,0 +1,136 @@
+"""The question memory in the ask path (issue 22): what a question's matches do to its passages
+and its confidence. :mod:`retrieval.memory` finds the matches; this module applies them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from retrieval.memory import Hit, QuestionMemory, Recall
+from retrieval.models import AccessFilter, ScoredChunk
+from retrieval.protocols import VectorStore
+
+MEMORY_CANDIDATE = 0.5
+"""Probability under which a memory match does not move a passage: a match more likely wrong
+than right leaves the search's order alone (it is still logged, with its features)."""
+
+GAP_LIKELY = 0.5
+"""A gap match lowers the confidence only from this probability: below it the question is more
+likely covered than not, and the confidence model already knows the base rate of gaps."""
+MEMORY_FEATURES = ("memory_p", "memory_sim", "memory_agreed", "gap_p", "gap_sim")
+
+
+def recall_for(
+    memory: QuestionMemory | None,
+    vector: list[float],
+    terms: Sequence[str],
+    acl: AccessFilter,
+    passages: list[ScoredChunk],
+) -> Recall:
+    """What the question memory holds for a question (nothing without one), given the
+    passages the search found for it."""
+    if memory is None or not len(memory):
+        return Recall()
+    ranked = list(dict.fromkeys(p.chunk.document_id for p in passages))
+    return memory.match(vector, terms, acl, ranked=ranked)
+
+
+def with_memory(
+    passages: list[ScoredChunk],
+    recall: Recall,
+    acl: AccessFilter,
+    store: VectorStore,
+    max_fused: float,
+) -> list[ScoredChunk]:
+    """``passages`` with the ones the memory points to: a passage a match more likely right
+    than not vouches for moves up to where its fused score (over ``max_fused``) plus that
+    probability puts it, read from the store when the search missed it (when ``acl`` may read
+    it; a hit whose passage is gone is marked ``stale``); the others keep the search's order."""
+    max_fused = max_fused or 1.0
+    by_id = {p.chunk.point_id: p for p in passages}
+    bonus: dict[str, float] = {}
+    added: list[ScoredChunk] = []
+    for hit in recall.hits:
+        if hit.p < MEMORY_CANDIDATE:
+            continue
+        passage = by_id.get(hit.chunk_id) or memory_passage(store, hit, acl)
+        if passage is None:
+            continue
+        point = passage.chunk.point_id
+        if point not in by_id:
+            by_id[point] = passage
+            added.append(passage)
+        bonus[point] = max(bonus.get(point, 0.0), hit.p)
+    if not bonus:
+        return passages
+    moved = sorted(
+        (
+            ScoredChunk(p.chunk, p.score, {**p.signals, "memory": bonus[p.chunk.point_id]})
+            for p in [*passages, *added]
+            if p.chunk.point_id in bonus
+        ),
+        key=lambda p: -(p.score / max_fused + p.signals["memory"]),
+    )
+    merged = [p for p in passages if p.chunk.point_id not in bonus]
+    for p in moved:
+        key = p.score / max_fused + p.signals["memory"]
+        at = next((i for i, q in enumerate(merged) if key > q.score / max_fused), len(merged))
+        merged.insert(at, p)
+    return merged
+
+
+def memory_passage(store: VectorStore, hit: Hit, acl: AccessFilter) -> ScoredChunk | None:
+    """The passage a memory hit names, as the store holds it now: the same point, or (the
+    document re-ingested) the point with the same text; ``None`` when it is gone or ``acl``
+    may not read it."""
+    chunks = store.document_chunks(hit.document_id)
+    found = next((c for c in chunks if c.chunk.point_id == hit.chunk_id), None)
+    if found is None and hit.text_hash:
+        found = next((c for c in chunks if c.chunk.content_hash == hit.text_hash), None)
+        if found is not None:
+            hit.moved_to = found.chunk.point_id
+    if found is None:
+        hit.stale = True
+        return None
+    if not acl.permits(found.chunk.groups):
+        return None
+    return ScoredChunk(found.chunk, 0.0, {})
+
+
+def confirmed_first(recall: Recall, passages: Sequence[Any], threshold: float) -> bool:
+    """Whether the first passage is one an agreed match vouches for with a probability of at
+    least ``threshold``: the answer then quotes it (:func:`retrieval.answer.compose_extractive`)."""
+    if not passages or not recall.hits:
+        return False
+    top = passages[0].chunk.point_id
+    return any(
+        h.agreed and h.p >= threshold and top in (h.chunk_id, h.moved_to) for h in recall.hits
+    )
+
+
+def apply_recall(
+    confidence: float, recall: Recall, cited: Sequence[Any], features: dict[str, float]
+) -> float:
+    """The confidence after the memory: an agreed match naming the first cited passage lifts
+    it to the match's probability; a gap match that is more likely a gap than not
+    (:data:`GAP_LIKELY`), and more probable than that pair, scales it by the chance the question
+    is covered after all. Adds :data:`MEMORY_FEATURES` to ``features``.
+
+    :param cited: the answer's passages (``ScoredChunk``), first is the answer's main one.
+    """
+    top = cited[0].chunk.point_id if cited else None
+    hit = next((h for h in recall.hits if top in (h.chunk_id, h.moved_to)), None)
+    features.update(
+        memory_p=hit.p if hit else 0.0,
+        memory_sim=hit.sim if hit else 0.0,
+        memory_agreed=float(bool(hit and hit.agreed)),
+        gap_p=recall.gap.p if recall.gap else 0.0,
+        gap_sim=recall.gap.sim if recall.gap else 0.0,
+    )
+    if hit is not None and hit.agreed and hit.p > confidence:
+        confidence, recall.lifted = hit.p, hit.chunk_id
+    gap = recall.gap
+    if gap is not None and gap.p >= GAP_LIKELY and gap.p > (hit.p if hit else 0.0):
+        confidence *= 1.0 - gap.p
+        recall.gap_applied, recall.lifted = True, None
+    return confidence
