@@ -57,7 +57,13 @@ def default_lifespan(settings: Settings) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url())
-        db.migrate()
+        try:
+            # Several workers start at once: only `kb db upgrade` (or the embedded SQLite
+            # default, one process) changes the schema (issue 24).
+            db.check_schema(auto_upgrade=settings.auto_upgrade())
+        except Exception:
+            db.dispose()
+            raise
         kb = KnowledgeBase.open(settings)
         try:
             # Open the store now: a held or damaged folder is a start-up error naming it

@@ -363,6 +363,7 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     if not settings.qdrant.url:
         _check_store_free(settings)
+    _check_schema(settings)
     # uvicorn's own proxy handling trusts X-Forwarded-For from loopback peers: off, the app
     # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20).
     uvicorn.run(
@@ -374,6 +375,19 @@ def serve(host: str, port: int, workers: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+
+
+def _check_schema(settings: Any) -> None:
+    """Fail in one line, before uvicorn starts, on a database behind the code (issue 24)."""
+    from db.engine import Database, SchemaError
+
+    db = Database(settings.db_url())
+    try:
+        db.check_schema(auto_upgrade=settings.auto_upgrade())
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.dispose()
 
 
 def _check_store_free(settings: Any) -> None:
@@ -425,6 +439,7 @@ def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
 def _register() -> None:
     from cli.audit import audit
     from cli.auth import tokens, users
+    from cli.db import db_group
     from cli.synonyms import synonyms
     from eval.cli import eval_command, train_command
 
@@ -434,6 +449,7 @@ def _register() -> None:
     main.add_command(users)
     main.add_command(tokens)
     main.add_command(synonyms)
+    main.add_command(db_group)
 
 
 _register()

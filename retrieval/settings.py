@@ -339,6 +339,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     """SQLAlchemy URL; defaults to SQLite at ``<data_dir>/kb.sqlite3``."""
+    database_auto_upgrade: bool | None = None
+    """Upgrade the schema when the service starts on a database behind the code. Unset: on
+    SQLite only (the embedded default, one process); a server database is upgraded by
+    ``kb db upgrade`` and the service refuses to start until then (issue 24)."""
     qdrant: QdrantSettings = QdrantSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
@@ -384,6 +388,12 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The database URL in force."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'kb.sqlite3').resolve()}"
+
+    def auto_upgrade(self) -> bool:
+        """Whether the service upgrades the schema itself at start (``database_auto_upgrade``)."""
+        if self.database_auto_upgrade is not None:
+            return self.database_auto_upgrade
+        return self.db_url().startswith("sqlite")
 
     def files_dir(self) -> Path:
         """Where managed copies of source files live (uploads and ingested originals)."""
