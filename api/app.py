@@ -17,6 +17,7 @@ from api.auth import Authenticator, check_dev_headers
 from api.deps import make_runner
 from api.errors import error_response, register_error_handlers
 from api.limits import LimitsMiddleware, address_bucket
+from api.observability import install as install_observability
 from api.proxies import ClientAddressMiddleware
 from api.routes import (
     analytics,
@@ -43,7 +44,7 @@ from ingest.uploads import FileStore
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 
-log = logging.getLogger("kb.api")
+log = logging.getLogger(__name__)
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -179,6 +180,8 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    # Request ids, the access log, metrics and /metrics, tracing (issue 24).
+    install_observability(app, settings)
 
     _document_errors(app)
     app.mount("/static", StaticFiles(directory=FRONTEND), name="static")

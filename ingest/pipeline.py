@@ -40,6 +40,7 @@ from retrieval.protocols import Embedder
 from retrieval.service import KnowledgeBase, title_vector
 from retrieval.settings import IngestSettings
 from retrieval.sparse import ANALYZER_VERSION
+from retrieval.telemetry import record_ingest_run
 
 PROGRESS_EVERY_S = 1.0
 """Seconds between two progress records of a run."""
@@ -688,6 +689,7 @@ class Ingestor:
             self._fill_run(run, report)
             run.status = "failed"
             run.report = {**(run.report or {}), "error": error}
+        record_ingest_run("failed", report.to_dict())
 
     def _finish_run(self, report: IngestReport) -> None:
         # The passages changed: the language means behind question vectors are computed again.
@@ -698,6 +700,7 @@ class Ingestor:
                 return
             self._fill_run(run, report)
             run.status = "finished"
+        record_ingest_run("finished", report.to_dict())
 
     @staticmethod
     def _fill_run(run: IngestRun, report: IngestReport) -> None:

@@ -20,7 +20,7 @@ from ingest.pipeline import Ingestor, IngestReport, run_owner
 from ingest.uploads import FileStore, remove_orphans
 from retrieval.errors import IngestError
 
-log = logging.getLogger("kb.ingest")
+log = logging.getLogger(__name__)
 
 
 class IngestRunner:

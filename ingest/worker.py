@@ -33,7 +33,7 @@ from retrieval.models import ParsedDocument
 from retrieval.offline import stay_offline
 from retrieval.settings import EmbedderSettings, IngestSettings
 
-log = logging.getLogger("kb.ingest")
+log = logging.getLogger(__name__)
 
 STARTUP_S = 300
 """Seconds the child may take to import the parsers (a busy machine) before it is given up."""
@@ -292,6 +292,9 @@ class RemoteEmbedder:
 
 
 if __name__ == "__main__":  # the child: python -m ingest.worker READ_FD WRITE_FD
+    from retrieval.logs import configure_logging, settings_from_env
+
+    configure_logging(settings_from_env())  # the service's KB_LOG__* (inherited environment)
     _serve(
         Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
     )

@@ -47,6 +47,7 @@ from retrieval.rerank import (
 from retrieval.settings import Settings
 from retrieval.sparse import BM25Encoder, term_id
 from retrieval.synonyms import EMPTY, SynonymTable
+from retrieval.telemetry import record_search
 from retrieval.versions import current_versions, overfetch
 
 LANGUAGE_MIN_CHUNKS = 20
@@ -231,6 +232,7 @@ class KnowledgeBase:
             "search_ms": (t3 - t2) * 1000,
             "rerank_ms": (t4 - t3) * 1000,
         }
+        record_search(timings)
         return passages, timings
 
     def ranker(self) -> Ranker | None:

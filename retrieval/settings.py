@@ -329,6 +329,33 @@ class NotifySettings(BaseModel):
         return self
 
 
+class LogSettings(BaseModel):
+    """Logging (issue 24): ``KB_LOG__FORMAT``, ``KB_LOG__LEVEL`` (``retrieval/logs.py``)."""
+
+    format: Literal["text", "json"] = "text"
+    """``json``: one JSON object a line, every line (uvicorn's and warnings included)."""
+    level: str = "INFO"
+    access: bool = True
+    """One ``kb.access`` line per HTTP request (method, path, status, duration, client)."""
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        name = str(value).upper()
+        if name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log.level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return name
+
+
+class MetricsSettings(BaseModel):
+    """``GET /metrics`` in Prometheus' text format (issue 24, docs/operations.md)."""
+
+    enabled: bool = True
+    token: SecretStr | None = None
+    """When set, ``/metrics`` wants ``Authorization: Bearer <token>`` (else open, like
+    ``/healthz``: keep it on the internal network)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable. Tests build it directly: ``Settings(data_dir=tmp_path)``."""
 
@@ -353,6 +380,11 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     notify: NotifySettings = NotifySettings()
     ingest: IngestSettings = IngestSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    redis_url: SecretStr | None = None
+    """``redis://host:6379/0``: rate limits shared by every process and machine using it;
+    unset: each process counts its own (issue 24)."""
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None

@@ -31,8 +31,9 @@ from retrieval.models import Lang
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 from retrieval.synonyms import SynonymTable
+from retrieval.telemetry import record_ask
 
-log = logging.getLogger("kb.api")
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["ask"])
 
@@ -223,6 +224,7 @@ def record_answer(
                 rewrite_mode=plan.resolution.mode if plan.resolution.mode != "standalone" else None,
             )
         )
+    record_ask(result.status, result.lang)
     if result.status == "escalated" and kb.embedders:
         placement = enqueue(
             db,
