@@ -385,6 +385,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     """``redis://host:6379/0``: rate limits shared by every process and machine using it;
     unset: each process counts its own (issue 24)."""
+    redis_prefix: str = "kb"
+    """Prefix of this deployment's keys in Redis (several deployments may share one)."""
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None
