@@ -147,7 +147,10 @@ class IngestWorker:
         # pipes of its own (libraries that print to stdout cannot garble the exchange).
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        root = str(Path(__file__).resolve().parents[1])
+        # The folder holding this package's top level (a checkout, or site-packages), so that
+        # the child imports the same code without an install.
+        top = sys.modules[__name__.split(".")[0]].__file__ or __file__
+        root = str(Path(top).resolve().parent.parent)
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
