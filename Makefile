@@ -10,18 +10,19 @@ export SCARF_NO_ANALYTICS := true
 export DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run serve ingest test test-fast test-all lint fix eval bench screenshots clean
+.PHONY: setup run serve ingest test test-fast test-all lint fix eval bench screenshots clean lock wheel
 
 setup: $(STAMP)
 
-# torch first, pinned: any requirement that lets pip choose pulls a multi-GB CUDA build.
-# The lock is installed with --no-deps so nothing outside it (torchvision, timm) comes in.
-$(STAMP): requirements.lock pyproject.toml
+# torch first, pinned and alone: any requirement that lets pip choose pulls a multi-GB CUDA
+# build. Then the development lock (every package pinned with its hash; --no-deps: nothing
+# outside it comes in, no torchvision, no timm), the project itself, and pip's consistency check.
+$(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
-	$(BIN)/pip uninstall -q -y torchvision timm 2>/dev/null || true
+	$(BIN)/pip check
 	touch $(STAMP)
 
 ingest: setup
@@ -65,6 +66,22 @@ bench: setup
 # such as fonts-ipafont-gothic or fonts-noto-cjk for the Japanese ones).
 screenshots: setup
 	KB_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/browser/test_screenshots.py -q
+
+# Re-lock after changing pyproject.toml's dependencies (issue 24): runtime (the image) and
+# development, both with hashes. torch stays out of the hashed lock: it is installed first from
+# the pinned CPU wheel. KEEP=<file> holds the current versions while re-locking.
+export CUSTOM_COMPILE_COMMAND := make lock
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
+lock:
+	$(BIN)/pip-compile $(LOCK_FLAGS) --allow-unsafe $(if $(KEEP),-c $(KEEP)) \
+		--extra server --extra postgres --extra redis -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --unsafe-package torch -c requirements.lock $(if $(KEEP),-c $(KEEP)) \
+		--extra st --extra server --extra postgres --extra redis --extra dev \
+		-o requirements-dev.lock pyproject.toml
+
+# The installable package (issue 24): dist/kb_assistant-<version>-py3-none-any.whl.
+wheel: setup
+	$(BIN)/pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w dist .
 
 clean:
 	rm -rf var .pytest_cache test-artifacts

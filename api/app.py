@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from api.deps import make_runner
 from api.errors import ErrorLanguageMiddleware, error_response, register_error_handlers
 from api.limits import LimitsMiddleware, address_bucket
+from api.observability import install as install_observability
 from api.proxies import ClientAddressMiddleware
 from api.routes import (
     analytics,
@@ -44,7 +45,7 @@ from retrieval.settings import Settings
 from services.auth import Authenticator, check_dev_headers
 from services.notifications import Notifier
 
-log = logging.getLogger("kb.api")
+log = logging.getLogger(__name__)
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -58,7 +59,13 @@ def default_lifespan(settings: Settings) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.db_url())
-        db.migrate()
+        try:
+            # Several workers start at once: only `kb db upgrade` (or the embedded SQLite
+            # default, one process) changes the schema (issue 24).
+            db.check_schema(auto_upgrade=settings.auto_upgrade())
+        except Exception:
+            db.dispose()
+            raise
         kb = KnowledgeBase.open(settings)
         try:
             # Open the store now: a held or damaged folder is a start-up error naming it
@@ -175,8 +182,10 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
-    # Outermost: every error below it, the limits' too, speaks the request's language (issue 25).
+    # Every error below it, the limits' too, speaks the request's language (issue 25).
     app.add_middleware(ErrorLanguageMiddleware)
+    # Outermost: request ids, the access log, metrics and /metrics, tracing (issue 24).
+    install_observability(app, settings)
 
     _document_errors(app)
     app.mount("/static", StaticFiles(directory=FRONTEND), name="static")

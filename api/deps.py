@@ -30,13 +30,12 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 def _rate_limit_user(request: Request, user_id: str) -> None:
-    from api.limits import TokenBucket, retry_after
+    from api.limits import Bucket, retry_after, user_bucket
 
     state = request.app.state
-    bucket: TokenBucket | None = getattr(state, "user_bucket", None)
+    bucket: Bucket | None = getattr(state, "user_bucket", None)
     if bucket is None:
-        limits = state.settings.limits
-        bucket = state.user_bucket = TokenBucket(limits.user_per_minute, limits.user_burst)
+        bucket = state.user_bucket = user_bucket(state.settings)
     wait = bucket.take(user_id)
     if wait is not None:
         raise ApiError(
@@ -47,11 +46,11 @@ def _rate_limit_user(request: Request, user_id: str) -> None:
 
 
 def _rate_limit_address(request: Request) -> None:
-    from api.limits import TokenBucket, retry_after
+    from api.limits import Bucket, retry_after
 
     if getattr(request.state, "address_counted", False):
         return
-    bucket: TokenBucket | None = getattr(request.app.state, "address_bucket", None)
+    bucket: Bucket | None = getattr(request.app.state, "address_bucket", None)
     address = client_ip(request) or "unknown"
     wait = bucket.take(address) if bucket is not None else None
     if wait is not None:

@@ -24,8 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.denials import record_denial
 from api.messages import _LANG, error_body, preferred_lang
 from retrieval.errors import KBError
+from retrieval.telemetry import record_error
 
-log = logging.getLogger("kb.api")
+log = logging.getLogger(__name__)
 
 
 class ApiError(KBError):
@@ -78,6 +79,7 @@ def error_response(
 ) -> JSONResponse:
     """The JSON error body; status from the code unless given."""
     status = status or _BY_CODE.get(code, ErrorCode.INTERNAL_ERROR).status
+    record_error(code)
     if status >= 500:
         log.error("%s: %s", code, detail)
     else:

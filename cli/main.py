@@ -24,6 +24,7 @@ def _register() -> None:
     from cli.ask import ask
     from cli.audit import audit
     from cli.auth import tokens, users
+    from cli.db import db_group
     from cli.eval import eval_command, train_command
     from cli.ingest import ingest, runs
     from cli.logs import purge_logs
@@ -37,6 +38,7 @@ def _register() -> None:
     main.add_command(users)
     main.add_command(tokens)
     main.add_command(synonyms)
+    main.add_command(db_group)
 
 
 _register()

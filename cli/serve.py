@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,8 +36,14 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     if not settings.qdrant.url:
         _check_store_free(settings)
+    _check_schema(settings)
+    if workers > 1:
+        _metrics_folder()
+    from retrieval.logs import logging_config
+
     # uvicorn's own proxy handling trusts X-Forwarded-For from loopback peers: off, the app
-    # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20).
+    # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20). Its access log is
+    # off too: the app writes one with the request id (kb.access, issue 24).
     uvicorn.run(
         "api.main:app",
         host=host,
@@ -45,7 +52,37 @@ def serve(host: str, port: int, workers: int) -> None:
         factory=False,
         proxy_headers=False,
         server_header=False,
+        access_log=False,
+        log_config=logging_config(settings.log),
     )
+
+
+def _metrics_folder() -> None:
+    """Several workers: prometheus-client's multiprocess mode, in a folder emptied now (the
+    samples of a previous run would be summed in), so that /metrics of any worker tells all."""
+    import shutil
+    import tempfile
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    else:
+        folder = tempfile.mkdtemp(prefix="kb-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
+def _check_schema(settings: Any) -> None:
+    """Fail in one line, before uvicorn starts, on a database behind the code (issue 24)."""
+    from db.engine import Database, SchemaError
+
+    db = Database(settings.db_url())
+    try:
+        db.check_schema(auto_upgrade=settings.auto_upgrade())
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        db.dispose()
 
 
 def _check_store_free(settings: Any) -> None:

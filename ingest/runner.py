@@ -23,7 +23,7 @@ from ingest.runs import IngestReport, run_owner
 from ingest.uploads import FileStore, remove_orphans
 from retrieval.errors import IngestError
 
-log = logging.getLogger("kb.ingest")
+log = logging.getLogger(__name__)
 
 
 class IngestRunner:

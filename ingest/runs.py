@@ -15,6 +15,7 @@ from typing import Literal
 
 from db.engine import Database
 from db.models import IngestRun, utcnow
+from retrieval.telemetry import record_ingest_run
 
 PROGRESS_EVERY_S = 1.0
 """Seconds between two progress records of a run."""
@@ -122,6 +123,7 @@ class RunLog:
             _fill_run(run, report)
             run.status = "failed"
             run.report = {**(run.report or {}), "error": error}
+        record_ingest_run("failed", report.to_dict())
 
     def finish(self, report: IngestReport) -> None:
         """Record the run as ``finished`` with its report."""
@@ -131,6 +133,7 @@ class RunLog:
                 return
             _fill_run(run, report)
             run.status = "finished"
+        record_ingest_run("finished", report.to_dict())
 
 
 def _fill_run(run: IngestRun, report: IngestReport) -> None:

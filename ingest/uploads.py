@@ -32,7 +32,7 @@ from ingest.runs import IngestReport
 from ingest.sources import SourceFile
 from retrieval.errors import IngestError, KBError, NotFoundError
 
-log = logging.getLogger("kb.ingest")
+log = logging.getLogger(__name__)
 
 UPLOAD_SOURCE = "upload"
 """The ``source`` of every document added through the API."""

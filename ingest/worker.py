@@ -33,7 +33,7 @@ from retrieval.models import ParsedDocument
 from retrieval.offline import stay_offline
 from retrieval.settings import EmbedderSettings, IngestSettings
 
-log = logging.getLogger("kb.ingest")
+log = logging.getLogger(__name__)
 
 STARTUP_S = 300
 """Seconds the child may take to import the parsers (a busy machine) before it is given up."""
@@ -147,7 +147,10 @@ class IngestWorker:
         # pipes of its own (libraries that print to stdout cannot garble the exchange).
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        root = str(Path(__file__).resolve().parents[1])
+        # The folder holding this package's top level (a checkout, or site-packages), so that
+        # the child imports the same code without an install.
+        top = sys.modules[__name__.split(".")[0]].__file__ or __file__
+        root = str(Path(top).resolve().parent.parent)
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
@@ -292,6 +295,9 @@ class RemoteEmbedder:
 
 
 if __name__ == "__main__":  # the child: python -m ingest.worker READ_FD WRITE_FD
+    from retrieval.logs import configure_logging, settings_from_env
+
+    configure_logging(settings_from_env())  # the service's KB_LOG__* (inherited environment)
     _serve(
         Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
     )

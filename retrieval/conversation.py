@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from retrieval.answer import AnswerResult
     from retrieval.service import KnowledgeBase
 
-log = logging.getLogger("kb.conversation")
+log = logging.getLogger(__name__)
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 MAX_TURNS = 3

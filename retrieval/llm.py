@@ -21,7 +21,7 @@ import httpx
 from retrieval.errors import LLMError, LLMTimeoutError
 from retrieval.settings import LLMSettings
 
-log = logging.getLogger("kb.llm")
+log = logging.getLogger(__name__)
 
 Role = Literal["system", "user", "assistant"]
 

@@ -56,6 +56,7 @@ from retrieval.rerank import (
 from retrieval.settings import Settings
 from retrieval.sparse import BM25Encoder, term_id
 from retrieval.synonyms import EMPTY, SynonymTable
+from retrieval.telemetry import record_search
 from retrieval.versions import current_versions, overfetch
 
 QUERY_VECTORS = 256  # question vectors kept: the search and the question memory share one
@@ -219,6 +220,7 @@ class KnowledgeBase:
             "search_ms": (t3 - t2) * 1000,
             "rerank_ms": (t4 - t3) * 1000,
         }
+        record_search(timings)
         return passages, timings
 
     def query_vector(self, text: str) -> list[float]:

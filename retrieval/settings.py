@@ -329,6 +329,33 @@ class NotifySettings(BaseModel):
         return self
 
 
+class LogSettings(BaseModel):
+    """Logging (issue 24): ``KB_LOG__FORMAT``, ``KB_LOG__LEVEL`` (``retrieval/logs.py``)."""
+
+    format: Literal["text", "json"] = "text"
+    """``json``: one JSON object a line, every line (uvicorn's and warnings included)."""
+    level: str = "INFO"
+    access: bool = True
+    """One ``kb.access`` line per HTTP request (method, path, status, duration, client)."""
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        name = str(value).upper()
+        if name not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log.level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return name
+
+
+class MetricsSettings(BaseModel):
+    """``GET /metrics`` in Prometheus' text format (issue 24, docs/operations.md)."""
+
+    enabled: bool = True
+    token: SecretStr | None = None
+    """When set, ``/metrics`` wants ``Authorization: Bearer <token>`` (else open, like
+    ``/healthz``: keep it on the internal network)."""
+
+
 class Settings(BaseSettings):
     """Everything configurable. Tests build it directly: ``Settings(data_dir=tmp_path)``."""
 
@@ -339,6 +366,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     """SQLAlchemy URL; defaults to SQLite at ``<data_dir>/kb.sqlite3``."""
+    database_auto_upgrade: bool | None = None
+    """Upgrade the schema when the service starts on a database behind the code. Unset: on
+    SQLite only (the embedded default, one process); a server database is upgraded by
+    ``kb db upgrade`` and the service refuses to start until then (issue 24)."""
     qdrant: QdrantSettings = QdrantSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
@@ -349,6 +380,13 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     notify: NotifySettings = NotifySettings()
     ingest: IngestSettings = IngestSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    redis_url: SecretStr | None = None
+    """``redis://host:6379/0``: rate limits shared by every process and machine using it;
+    unset: each process counts its own (issue 24)."""
+    redis_prefix: str = "kb"
+    """Prefix of this deployment's keys in Redis (several deployments may share one)."""
     max_question_chars: int = 2000
     max_file_bytes: int = 50 * 1024 * 1024
     embedding_cache: Path | None = None
@@ -384,6 +422,12 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The database URL in force."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'kb.sqlite3').resolve()}"
+
+    def auto_upgrade(self) -> bool:
+        """Whether the service upgrades the schema itself at start (``database_auto_upgrade``)."""
+        if self.database_auto_upgrade is not None:
+            return self.database_auto_upgrade
+        return self.db_url().startswith("sqlite")
 
     def files_dir(self) -> Path:
         """Where managed copies of source files live (uploads and ingested originals)."""

@@ -23,6 +23,7 @@ from retrieval.models import Lang
 from retrieval.service import KnowledgeBase
 from retrieval.settings import Settings
 from retrieval.synonyms import SynonymTable
+from retrieval.telemetry import record_ask
 from services import memory, notifications
 from services.conversations import earlier_turns, ensure_conversation, new_conversation_id
 from services.identity import Identity
@@ -238,6 +239,7 @@ def record_answer(
                 memory=result.memory or None,
             )
         )
+    record_ask(result.status, result.lang)
     if result.memory:
         memory.note_served(db, result.memory)
     if result.status == "escalated" and kb.embedders:

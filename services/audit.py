@@ -15,7 +15,7 @@ from sqlalchemy import select
 from db.engine import Database
 from db.models import AuditEntry
 
-log = logging.getLogger("kb.audit")
+log = logging.getLogger(__name__)
 
 
 def record(

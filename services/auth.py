@@ -36,7 +36,7 @@ from db.models import ApiToken, User
 from retrieval.errors import KBError
 from retrieval.settings import AuthSettings, Settings
 
-log = logging.getLogger("kb.auth")
+log = logging.getLogger(__name__)
 
 ROLES = ("employee", "support", "content_owner", "evaluator", "admin")
 """Every role. ``admin`` may do everything; any role includes ``employee``."""

@@ -37,7 +37,7 @@ from db.models import Notification, QueryLog, QueueGroup, utcnow
 from retrieval.settings import NotifySettings, Settings
 from services.access import Access, query_sources
 
-log = logging.getLogger("kb.notify")
+log = logging.getLogger(__name__)
 
 EVENT = "question.escalated"
 MAX_BACKOFF_S = 3600.0

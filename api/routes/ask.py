@@ -20,7 +20,7 @@ from retrieval.generate import Delta, Final, NewCitations
 from services.ask import answer_question, plan_question, record_answer, screen_question
 from services.memory import memory_for
 
-log = logging.getLogger("kb.api")
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["ask"])
 

@@ -17,7 +17,14 @@ def open_store(settings: Settings) -> VectorStore:
     """
     q = settings.qdrant
     if q.url or q.local_mode:
-        from retrieval.stores.server import QdrantServerStore
+        try:
+            from retrieval.stores.server import QdrantServerStore
+        except ImportError as exc:  # the `server` extra is not installed
+            from retrieval.errors import StoreError
+
+            raise StoreError(
+                f"a Qdrant server needs qdrant-client ({exc}): pip install 'kb-assistant[server]'"
+            ) from exc
 
         where: dict[str, Any] = (
             {"url": q.url, "api_key": q.api_key}

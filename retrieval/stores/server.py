@@ -45,6 +45,7 @@ from retrieval.stores._common import (
     to_scored,
     vector_names,
 )
+from retrieval.stores.server_features import too_old_message
 
 SCROLL_PAGE = 256
 
@@ -357,7 +358,24 @@ class QdrantServerStore:
 
     def _new_client(self) -> QdrantClient:
         if not self._local:
-            return QdrantClient(url=self._url, api_key=self._api_key, timeout=self._timeout)
+            # The client's own check only warns when the minor versions differ by more than
+            # one; the features this adapter uses decide instead (issue 24).
+            client = QdrantClient(
+                url=self._url,
+                api_key=self._api_key,
+                timeout=self._timeout,
+                check_compatibility=False,
+            )
+            try:
+                version = client.info().version
+            except Exception as exc:  # connection refused, TLS, auth: say where
+                client.close()
+                raise StoreError(f"cannot reach the Qdrant server at {self._url}: {exc}") from exc
+            message = too_old_message(str(self._url), version)
+            if message is not None:
+                client.close()
+                raise StoreError(message)
+            return client
         try:
             # Our own lock serialises calls, so the SQLite connection may cross threads.
             return QdrantClient(path=str(self._path), force_disable_check_same_thread=True)

@@ -43,6 +43,7 @@ pytestmark = pytest.mark.integration
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),  # operational, like the probes; KB_METRICS__TOKEN guards it (issue 24)
     ("GET", "/"),
     ("GET", "/console"),
     ("GET", "/content"),
