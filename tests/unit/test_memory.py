@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval.memory import MemoryEntry, QuestionMemory, Recall, apply_recall
+from retrieval.memory import MemoryEntry, QuestionMemory, Recall
+from retrieval.recall import apply_recall
 from retrieval.models import AccessFilter
 
 EVERYONE = AccessFilter()
