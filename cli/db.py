@@ -20,7 +20,7 @@ def upgrade() -> None:
     `kb serve` refuses to start on a schema behind the code. Concurrent runs are safe (a
     PostgreSQL advisory lock serialises them). The embedded SQLite default upgrades itself.
     """
-    from cli.main import _settings
+    from cli.common import load_settings as _settings
     from db.engine import Database, safe_url
 
     settings = _settings()
@@ -43,7 +43,7 @@ def upgrade() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Show the schema's revision and this version's; exit 1 when they differ."""
-    from cli.main import _settings
+    from cli.common import load_settings as _settings
     from db.engine import Database, current_revisions, head_revisions, safe_url
 
     settings = _settings()

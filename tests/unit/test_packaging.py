@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-RUNTIME = ("api", "cli", "db", "eval", "ingest", "retrieval")
+RUNTIME = ("api", "cli", "db", "eval", "ingest", "retrieval", "services")
 TOOLS = ("tests", "bench", "scripts")
 OPTIONAL = ("st", "server", "postgres", "redis", "otel")
 LOCAL = {*RUNTIME, *TOOLS, "kb"}
