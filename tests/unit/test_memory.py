@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from retrieval.memory import MemoryEntry, QuestionMemory, Recall
-from retrieval.recall import apply_recall
 from retrieval.models import AccessFilter
+from retrieval.recall import apply_recall
 
 EVERYONE = AccessFilter()
 
