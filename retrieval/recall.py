@@ -42,8 +42,8 @@ def with_memory(
     store: VectorStore,
     max_fused: float,
 ) -> list[ScoredChunk]:
-    """``passages`` with the ones the memory points to: a passage a match more likely right
-    than not vouches for moves up to where its fused score (over ``max_fused``) plus that
+    """``passages`` with the ones the memory points to: a passage an agreed match more likely
+    right than not vouches for moves up to where its fused score (over ``max_fused``) plus that
     probability puts it, read from the store when the search missed it (when ``acl`` may read
     it; a hit whose passage is gone is marked ``stale``); the others keep the search's order."""
     max_fused = max_fused or 1.0
@@ -51,7 +51,9 @@ def with_memory(
     bonus: dict[str, float] = {}
     added: list[ScoredChunk] = []
     for hit in recall.hits:
-        if hit.p < MEMORY_CANDIDATE:
+        # One asker's thumbs-up moves nothing until someone agrees: moving a passage first can
+        # answer a question that would have been escalated, which only agreement may do.
+        if hit.p < MEMORY_CANDIDATE or not hit.agreed:
             continue
         passage = by_id.get(hit.chunk_id) or memory_passage(store, hit, acl)
         if passage is None:

@@ -12,6 +12,7 @@ the source route renders the entry from its chunks.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -26,6 +27,8 @@ from retrieval.service import KnowledgeBase
 from services import memory
 from services.access import Access, Source
 from services.queue import check_group_write, get_group
+
+log = logging.getLogger(__name__)
 
 STAFF_SOURCE = "staff-answers"
 STAFF_SUFFIX = ".qa"
@@ -76,7 +79,13 @@ def _mark_staff_answer(db: Database, document_id: str, user_id: str) -> Document
 def _teach(kb: KnowledgeBase, db: Database, group_id: int, document_id: str, user_id: str) -> None:
     """The group's questions become staff-confirmed pairs with the answer (issue 22)."""
     chunks = [p.chunk for p in kb.store.document_chunks(document_id)]
-    memory.confirm_staff_answer(db, kb, group_id, sorted(chunks, key=lambda c: c.index), user_id)
+    try:
+        memory.confirm_staff_answer(
+            db, kb, group_id, sorted(chunks, key=lambda c: c.index), user_id
+        )
+    except KBError:
+        # The answer is published and cited from now on; only its memory entries are missing.
+        log.exception("queue group %s: the staff answer's questions were not remembered", group_id)
 
 
 def entry_question(db: Database, group: QueueGroup) -> str:

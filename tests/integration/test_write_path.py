@@ -105,6 +105,7 @@ def test_a_staff_answer_edited_while_a_run_rewrites_its_terms_keeps_one_version(
         assert rec is not None
         rec.analyzer = "older"
     edited = threading.Event()
+    started = threading.Event()
     read_chunks = kb.store.document_chunks
 
     def edit() -> None:
@@ -120,9 +121,11 @@ def test_a_staff_answer_edited_while_a_run_rewrites_its_terms_keeps_one_version(
 
     def document_chunks(doc_id: str) -> Any:
         chunks = read_chunks(doc_id)
-        if doc_id == document_id and not edited.is_set():
-            # The run has read the answer's points: the support agent saves an edit now. With
-            # the write lock the edit waits for the run's rewrite; without it, it lands first.
+        if doc_id == document_id and not started.is_set():
+            # The run has read the answer's points: the support agent saves an edit now (once:
+            # the edit reads the answer's points too). With the write lock the edit waits for
+            # the run's rewrite; without it, it lands first.
+            started.set()
             threading.Thread(target=edit).start()
             edited.wait(WAIT_S)
         return chunks

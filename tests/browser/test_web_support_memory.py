@@ -9,7 +9,8 @@ from typing import Any
 from tests.browser.conftest import shot
 from tests.browser.test_web import expect
 
-QUESTION = "Where do visitors park at the Kanazawa branch office?"
+QUESTION = "Can I bring my dog to the Kanazawa branch office on Fridays?"
+STAFF = {"X-User-Id": "memory-staff", "X-User-Roles": "support"}
 
 
 def _errors(page: Any) -> list[str]:
@@ -29,7 +30,7 @@ def _ask(context: Any, live_server: str, user: str) -> dict[str, Any]:
 
 
 def test_link_a_queued_question_to_a_passage_and_see_it_confirmed(live_server, context):
-    first = _ask(context, live_server, "visitor-1")
+    first = _ask(context, live_server, "dog-1")
     assert first["status"] == "escalated", first
     page = context.new_page()
     errors = _errors(page)
@@ -46,7 +47,7 @@ def test_link_a_queued_question_to_a_passage_and_see_it_confirmed(live_server, c
     results.first.click()
     expect(page.locator("#editor-status")).to_contain_text("Linked")
 
-    again = _ask(context, live_server, "visitor-2")
+    again = _ask(context, live_server, "dog-2")
     assert again["status"] == "answered", again
 
     page.click("#tab-memory")
@@ -56,5 +57,14 @@ def test_link_a_queued_question_to_a_passage_and_see_it_confirmed(live_server, c
     shot(page, "30-console-confirmed-answers")
     row.locator("button.danger").click()
     expect(page.locator("#memory-note")).to_contain_text("Removed")
-    assert _ask(context, live_server, "visitor-3")["status"] == "escalated"
+    last = _ask(context, live_server, "dog-3")
+    assert last["status"] == "escalated"
     assert errors == [], errors
+    # Leave no open group behind: the other suites share this server's queue.
+    queue = context.request.get(f"{live_server}/api/queue", headers=STAFF).json()
+    for g in queue:
+        if any(v["query_id"] == last["query_id"] for v in g["variants"]):
+            done = context.request.patch(
+                f"{live_server}/api/queue/{g['id']}", data={"state": "dismissed"}, headers=STAFF
+            )
+            assert done.status == 200, done.text()
