@@ -47,7 +47,8 @@ export function barChart(rows, { title, format = (v) => String(v), width = 420, 
   rows.forEach((r, i) => {
     const y = 2 + i * step;
     const w = Math.max(1, ((width - right) * r.value) / max);
-    const label = s("text", { x: 0, y: y + 12 }, fit(r.label, width - 4));
+    // x 2, not 0: a capital T or V reaches left of its origin in some fonts (issue 22's CI).
+    const label = s("text", { x: 2, y: y + 12 }, fit(r.label, width - 6));
     label.append(s("title", {}, String(r.label)));
     const rect = s("rect", { x: 0, y: y + labelH, width: w, height: bar, fill: color, rx: 3 });
     rect.append(s("title", {}, `${r.label}: ${format(r.value)}`));
