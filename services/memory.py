@@ -211,6 +211,39 @@ def _correct(s: Any, queries: Sequence[QueryLog], keep_chunk: str | None, staff_
             row.note = f"corrected by {staff_id} (question {query.id})"
 
 
+def _staff_entries(
+    db: Database,
+    kb: KnowledgeBase,
+    group_id: int,
+    user_id: str,
+    *,
+    how: How,
+    chunk: Chunk | None = None,
+) -> list[QueryLog]:
+    """Every question of the group becomes a staff-confirmed pair with ``chunk`` (a gap when
+    ``chunk`` is ``None``). :returns: the questions."""
+    with db.session() as s:
+        queries = _group_queries(s, group_id)
+    sources = query_sources(db, [(q.id, q.citations) for q in queries])
+    kind: Literal["pair", "gap"] = "gap" if chunk is None else "pair"
+    rows = [
+        _new_entry(
+            kb,
+            q,
+            sources[q.id],
+            kind=kind,
+            how=how,
+            confirmed_by=user_id,
+            staff=True,
+            chunk=chunk,
+        )  # fmt: skip
+        for q in queries
+    ]
+    with db.session() as s:
+        s.add_all(rows)
+    return queries
+
+
 def link_group(
     db: Database,
     kb: KnowledgeBase,
@@ -232,24 +265,8 @@ def link_group(
     # A passage the caller may not read is reported exactly like one that does not exist.
     if chunk is None or not access.reads(chunk.groups):
         raise NotFoundError(f"no passage {chunk_id} in document {document_id}")
+    queries = _staff_entries(db, kb, group_id, user_id, how="staff_link", chunk=chunk)
     with db.session() as s:
-        queries = _group_queries(s, group_id)
-    sources = query_sources(db, [(q.id, q.citations) for q in queries])
-    rows = [
-        _new_entry(
-            kb,
-            q,
-            sources[q.id],
-            kind="pair",
-            how="staff_link",
-            confirmed_by=user_id,
-            staff=True,
-            chunk=chunk,
-        )  # fmt: skip
-        for q in queries
-    ]
-    with db.session() as s:
-        s.add_all(rows)
         _correct(s, queries, chunk_id, user_id)
         group = s.get(QueueGroup, group_id)
         assert group is not None
@@ -270,23 +287,8 @@ def mark_not_covered(
     :raises KBError: ``FORBIDDEN`` when some of its questions are hidden from the caller.
     """
     check_group_write(db, group_id, access)
+    queries = _staff_entries(db, kb, group_id, user_id, how="not_covered")
     with db.session() as s:
-        queries = _group_queries(s, group_id)
-    sources = query_sources(db, [(q.id, q.citations) for q in queries])
-    rows = [
-        _new_entry(
-            kb,
-            q,
-            sources[q.id],
-            kind="gap",
-            how="not_covered",
-            confirmed_by=user_id,
-            staff=True,
-        )  # fmt: skip
-        for q in queries
-    ]
-    with db.session() as s:
-        s.add_all(rows)
         _correct(s, queries, None, user_id)
         group = s.get(QueueGroup, group_id)
         assert group is not None
@@ -303,35 +305,14 @@ def confirm_staff_answer(
     if not chunks or not kb.embedders:
         return 0
     chunk = chunks[0]
+    withdraw_document(db, chunk.document_id, "the staff answer changed")
+    queries = _staff_entries(db, kb, group_id, user_id, how="staff_answer", chunk=chunk)
     with db.session() as s:
-        queries = _group_queries(s, group_id)
-        for row in s.execute(
-            select(EntryRow).where(
-                EntryRow.document_id == chunk.document_id, EntryRow.state == "active"
-            )
-        ).scalars():
-            row.state, row.note, row.updated_at = "stale", "the staff answer changed", utcnow()
-    sources = query_sources(db, [(q.id, q.citations) for q in queries])
-    rows = [
-        _new_entry(
-            kb,
-            q,
-            sources[q.id],
-            kind="pair",
-            how="staff_answer",
-            confirmed_by=user_id,
-            staff=True,
-            chunk=chunk,
-        )  # fmt: skip
-        for q in queries
-    ]
-    with db.session() as s:
-        s.add_all(rows)
         _correct(s, queries, chunk.point_id, user_id)
         group = s.get(QueueGroup, group_id)
         if group is not None:
             group.resolution = "staff_answer"
-    return len(rows)
+    return len(queries)
 
 
 def withdraw_document(db: Database, document_id: str, note: str) -> int:
