@@ -170,7 +170,6 @@ def create_app(
     # Outermost last: the client's real address first (proxies, issue 20), then CORS answers
     # preflights and tags every response, limits come next, security headers on every page.
     app.state.address_bucket = address_bucket(settings)
-    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(LimitsMiddleware, settings=settings, bucket=app.state.address_bucket)
     app.add_middleware(
         CORSMiddleware,
@@ -184,6 +183,8 @@ def create_app(
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     # Every error below it, the limits' too, speaks the request's language (issue 25).
     app.add_middleware(ErrorLanguageMiddleware)
+    # Around the limits: a 429 or 413 carries the security headers too.
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     # Outermost: request ids, the access log, metrics and /metrics, tracing (issue 24).
     install_observability(app, settings)
 
