@@ -32,6 +32,7 @@ from typing import Any
 from eval.datasets import DatasetError, EvalDataset, EvalQuestion, _jsonl, _question_from_record
 from eval.index import DocKeys
 from eval.metrics import Outcome, answered_at, answering_metrics, retrieval_metrics
+from services.memory import memory_for
 
 HISTORY_FILE = "history.jsonl"
 STAFF_USER = "eval-staff"
@@ -247,13 +248,6 @@ def document_keys(dataset: EvalDataset, keys: Any) -> dict[str, str]:
     return {rel: doc_id for doc_id, rel in keys._id_map().items()}
 
 
-def memory_of(kb: Any, db: Any) -> Any:
-    """The question memory the replay built (as the product reads it)."""
-    from services.memory import memory_for
-
-    return memory_for(db, kb)
-
-
 def learning_curve(
     turns: Sequence[Turn], questions: Sequence[EvalQuestion], window: int
 ) -> list[dict[str, Any]]:
@@ -313,7 +307,7 @@ def replay_and_ask(
         for q in split.history:
             sim.step(q)
         replayed = dict(sim.actions)
-        memory = memory_of(kb, db)
+        memory = memory_for(db, kb)
         outcomes, details = ask_all(
             kb, test, keys=keys, progress=progress, depth=depth, memory=memory
         )

@@ -7,11 +7,11 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
 from retrieval.models import Lang
+from retrieval.protocols import VectorStore
 
 _JA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -67,12 +67,6 @@ LANGUAGE_DIRECTION_TTL_S = 300.0
 (documents another process ingested count from then on)."""
 
 
-class _Centroids(Protocol):
-    def language_centroid(
-        self, vector: str, lang: str, *, limit: int
-    ) -> tuple[list[float], int]: ...
-
-
 class LanguageDirection:
     """The mean Japanese minus the mean English passage vector of one dense model
     (:func:`toward_other_language`), or ``None`` while either language has fewer than
@@ -81,7 +75,7 @@ class LanguageDirection:
     than read the store too, and an ingestion that finishes meanwhile makes the next one
     compute again."""
 
-    def __init__(self, store: _Centroids, vector: str) -> None:
+    def __init__(self, store: VectorStore, vector: str) -> None:
         self._store, self._vector = store, vector
         self._value: list[float] | None = None
         self._at: float | None = None

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from db.engine import Database
-from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem
+from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem, aware
 from retrieval.errors import NotFoundError
 from retrieval.guidelines import Guidelines
 from services.access import Access, query_sources
@@ -35,11 +35,6 @@ def window(start: date | None, end: date | None) -> tuple[datetime, datetime]:
         datetime.combine(start, time.min, tzinfo=UTC),
         datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
     )
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -159,7 +154,7 @@ def summary(db: Database, start: datetime, end: datetime, access: Access) -> dic
     for q in queries:
         d = deflected(q)
         for bucket in (
-            per_day[_aware(q.created_at).date().isoformat()],
+            per_day[aware(q.created_at).date().isoformat()],
             per_dept[q.department or "(none)"],
             per_lang[q.lang],
         ):
@@ -289,7 +284,7 @@ def export_csv(
                 _cell(v)
                 for v in (
                     q.id,
-                    _aware(q.created_at).isoformat(),
+                    aware(q.created_at).isoformat(),
                     q.user_id,
                     q.department,
                     ";".join(q.groups),

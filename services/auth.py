@@ -32,7 +32,7 @@ import jwt
 from sqlalchemy import select
 
 from db.engine import Database
-from db.models import ApiToken, User
+from db.models import ApiToken, User, aware
 from retrieval.errors import KBError
 from retrieval.settings import AuthSettings, Settings
 
@@ -283,13 +283,13 @@ class Authenticator:
             if tok.revoked_at is not None:
                 raise AuthError("the API token has been revoked")
             expires = tok.expires_at
-            if expires is not None and _aware(expires) <= now:
+            if expires is not None and aware(expires) <= now:
                 raise AuthError("the API token has expired")
             if user.disabled:
                 raise AuthError(f"user {user.id} is disabled")
             last = tok.last_used_at
             # One write a minute at most: a busy client must not turn every call into a write.
-            if last is None or (now - _aware(last)).total_seconds() > 60:
+            if last is None or (now - aware(last)).total_seconds() > 60:
                 tok.last_used_at = now
             return Principal(
                 user_id=user.id,
@@ -316,11 +316,6 @@ class Authenticator:
         if unverified.get("iss") in (WIDGET_ISSUER, SERVICE_ISSUER):
             return self._widget(token, unverified["iss"])
         return self._oidc(token)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _persisted_secret(path: Path) -> bytes:

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from db.engine import Database
 from db.models import MemoryEntry as EntryRow
-from db.models import QueryLog, QueueGroup, QueueItem, utcnow
+from db.models import QueryLog, QueueGroup, QueueItem, aware, utcnow
 from retrieval.errors import NotFoundError
 from retrieval.memory import MemoryEntry, QuestionMemory
 from retrieval.models import AccessFilter, Chunk
@@ -402,14 +402,10 @@ def build_memory(db: Database, embedder: str, *, now: datetime | None = None) ->
                 asker_groups=tuple(r.asker_groups),
                 confirmer=r.confirmed_by,
                 staff=r.staff,
-                age_days=max((now - _aware(r.created_at)).total_seconds() / 86400, 0.0),
+                age_days=max((now - aware(r.created_at)).total_seconds() / 86400, 0.0),
                 query_id=r.query_id,
                 retrieved=tuple(r.retrieved or ()),
             )
             for r in rows
         ]
     return QuestionMemory(entries)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)

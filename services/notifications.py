@@ -33,7 +33,7 @@ import httpx
 from sqlalchemy import select, update
 
 from db.engine import Database
-from db.models import Notification, QueryLog, QueueGroup, utcnow
+from db.models import Notification, QueryLog, QueueGroup, aware, utcnow
 from retrieval.settings import NotifySettings, Settings
 from services.access import Access, query_sources
 
@@ -206,7 +206,7 @@ class Notifier:
             )
         if not rows:
             return 0
-        oldest = min(_aware(r[1]) for r in rows)
+        oldest = min(aware(r[1]) for r in rows)
         if (now - oldest).total_seconds() < self.cfg.digest_s:
             return 0
         ids = [r[0] for r in rows]
@@ -307,12 +307,6 @@ class Notifier:
             if url.username:
                 smtp.login(unquote(url.username), unquote(url.password or ""))
             smtp.send_message(msg)
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _short(text: str, n: int = 60) -> str:
