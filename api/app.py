@@ -13,12 +13,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import make_runner
-from api.errors import ErrorLanguageMiddleware, error_response, register_error_handlers
-from api.limits import LimitsMiddleware, address_bucket
-from api.observability import install as install_observability
-from api.proxies import ClientAddressMiddleware
-from api.routes import (
+from kb.api.deps import make_runner
+from kb.api.errors import ErrorLanguageMiddleware, error_response, register_error_handlers
+from kb.api.limits import LimitsMiddleware, address_bucket
+from kb.api.observability import install as install_observability
+from kb.api.proxies import ClientAddressMiddleware
+from kb.api.routes import (
     analytics,
     ask,
     auth,
@@ -36,14 +36,14 @@ from api.routes import (
     suggestions,
     synonyms,
 )
-from api.security import SecurityHeadersMiddleware
-from api.web_settings import WebSettings
-from db.engine import Database
-from ingest.uploads import FileStore
-from retrieval.service import KnowledgeBase
-from retrieval.settings import Settings
-from services.auth import Authenticator, check_dev_headers
-from services.notifications import Notifier
+from kb.api.security import SecurityHeadersMiddleware
+from kb.api.web_settings import WebSettings
+from kb.db.engine import Database
+from kb.ingest.uploads import FileStore
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import Settings
+from kb.services.auth import Authenticator, check_dev_headers
+from kb.services.notifications import Notifier
 
 log = logging.getLogger(__name__)
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"

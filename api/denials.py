@@ -10,9 +10,9 @@ import threading
 
 from fastapi import Request
 
-from api.limits import TokenBucket
-from db.engine import Database
-from services.audit import record
+from kb.api.limits import TokenBucket
+from kb.db.engine import Database
+from kb.services.audit import record
 
 
 class DenialLimiter:

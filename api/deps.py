@@ -9,18 +9,18 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.denials import client_ip, record_denial
-from api.errors import ApiError
-from db.engine import Database
-from db.models import User
-from ingest.pipeline import Ingestor
-from ingest.runner import IngestRunner
-from ingest.uploads import DocumentManager, FileStore
-from retrieval.errors import KBError
-from retrieval.guidelines import Guidelines
-from retrieval.service import KnowledgeBase
-from retrieval.settings import Settings
-from services.identity import Identity
+from kb.api.denials import client_ip, record_denial
+from kb.api.errors import ApiError
+from kb.db.engine import Database
+from kb.db.models import User
+from kb.ingest.pipeline import Ingestor
+from kb.ingest.runner import IngestRunner
+from kb.ingest.uploads import DocumentManager, FileStore
+from kb.retrieval.errors import KBError
+from kb.retrieval.guidelines import Guidelines
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import Settings
+from kb.services.identity import Identity
 
 _RUNNER_LOCK = threading.Lock()
 
@@ -30,7 +30,7 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 def _rate_limit_user(request: Request, user_id: str) -> None:
-    from api.limits import Bucket, retry_after, user_bucket
+    from kb.api.limits import Bucket, retry_after, user_bucket
 
     state = request.app.state
     bucket: Bucket | None = getattr(state, "user_bucket", None)
@@ -46,7 +46,7 @@ def _rate_limit_user(request: Request, user_id: str) -> None:
 
 
 def _rate_limit_address(request: Request) -> None:
-    from api.limits import Bucket, retry_after
+    from kb.api.limits import Bucket, retry_after
 
     if getattr(request.state, "address_counted", False):
         return
@@ -77,7 +77,7 @@ def get_identity(
 
     :raises AuthError: no usable credentials (``401 UNAUTHENTICATED``).
     """
-    from services.auth import Authenticator, AuthError, is_loopback
+    from kb.services.auth import Authenticator, AuthError, is_loopback
 
     state = request.app.state
     settings: Settings = state.settings
@@ -125,7 +125,7 @@ def _current(db: Database, identity: Identity) -> Identity:
 
     :raises AuthError: the user is disabled.
     """
-    from services.auth import AuthError
+    from kb.services.auth import AuthError
 
     if identity.via in ("token", "cli", "service"):
         return identity
@@ -154,7 +154,7 @@ class RoleGuard:
     def __call__(
         self, request: Request, identity: Annotated[Identity, Depends(get_identity)]
     ) -> Identity:
-        from services.auth import has_role
+        from kb.services.auth import has_role
 
         if not has_role(identity.roles, self.role):
             detail = f"this needs the role {self.role} (you have: {', '.join(identity.roles)})"
@@ -171,7 +171,7 @@ _GUARDS: dict[str, RoleGuard] = {}
 
 def require_role(role: str) -> RoleGuard:
     """The guard for ``role`` (one instance per role, so FastAPI caches it per request)."""
-    from services.auth import ROLES
+    from kb.services.auth import ROLES
 
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
@@ -200,7 +200,7 @@ def get_documents(request: Request) -> DocumentManager:
 
 def make_runner(kb: KnowledgeBase, db: Database, settings: Settings) -> IngestRunner:
     """The service's one runner over its knowledge base and catalog."""
-    from ingest.worker import IngestWorker
+    from kb.ingest.worker import IngestWorker
 
     worker = IngestWorker(settings.embedder, settings.ingest) if settings.ingest.isolated else None
     return IngestRunner(Ingestor(kb, db, worker=worker), roots=settings.allowed_roots())
@@ -241,7 +241,7 @@ class Auditor:
         self, identity: Identity, action: str, target: str | None, **detail: object
     ) -> None:
         """Record that ``identity`` did ``action`` to ``target``."""
-        from services.audit import record
+        from kb.services.audit import record
 
         record(
             self.db, actor=identity.user_id, action=action, target=target, detail=detail, ip=self.ip

@@ -21,10 +21,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.denials import record_denial
-from api.messages import _LANG, error_body, preferred_lang
-from retrieval.errors import KBError
-from retrieval.telemetry import record_error
+from kb.api.denials import record_denial
+from kb.api.messages import _LANG, error_body, preferred_lang
+from kb.retrieval.errors import KBError
+from kb.retrieval.telemetry import record_error
 
 log = logging.getLogger(__name__)
 

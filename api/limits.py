@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
-from api.messages import error_body
-from retrieval.settings import Settings
-from retrieval.telemetry import record_error
+from kb.api.messages import error_body
+from kb.retrieval.settings import Settings
+from kb.retrieval.telemetry import record_error
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """ASGI entry point for uvicorn: ``uvicorn api.main:app``. Settings come from the environment."""
 
-from api.app import create_app
-from retrieval.logs import configure_logging
-from retrieval.settings import Settings
+from kb.api.app import create_app
+from kb.retrieval.logs import configure_logging
+from kb.retrieval.settings import Settings
 
 _settings = Settings()
 # Each uvicorn worker process: JSON or text lines, warnings and thread errors included.

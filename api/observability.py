@@ -21,9 +21,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import func, select
 
-from retrieval.logs import REQUEST_ID
-from retrieval.settings import Settings
-from retrieval.telemetry import HTTP_DURATION, DatabaseCollector, exposition
+from kb.retrieval.logs import REQUEST_ID
+from kb.retrieval.settings import Settings
+from kb.retrieval.telemetry import HTTP_DURATION, DatabaseCollector, exposition
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("kb.access")
@@ -124,7 +124,7 @@ def database_counts(request: Request) -> Callable[[], dict[str, dict[str, int]]]
     database (none before the lifespan opened it)."""
 
     def counts() -> dict[str, dict[str, int]]:
-        from db.models import IngestRun, Notification, QueueGroup
+        from kb.db.models import IngestRun, Notification, QueueGroup
 
         db = getattr(request.app.state, "db", None)
         if db is None:
@@ -157,7 +157,7 @@ def metrics(request: Request) -> Response:
     if token is not None:
         expected = f"Bearer {token.get_secret_value()}"
         if request.headers.get("authorization", "") != expected:
-            from api.errors import error_response
+            from kb.api.errors import error_response
 
             return error_response("UNAUTHENTICATED", "metrics need the KB_METRICS__TOKEN bearer")
     body, content_type = exposition(DatabaseCollector(database_counts(request)))

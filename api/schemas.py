@@ -8,8 +8,8 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # The ask operation's result is the /api/ask body: defined with the operation (issue 26).
-from services.ask import AskResponse as AskResponse
-from services.ask import Citation as Citation
+from kb.services.ask import AskResponse as AskResponse
+from kb.services.ask import Citation as Citation
 
 RowId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 """A row id in a path: a 64-bit integer, as every database stores it (a larger one is a

@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
-from api.limits import ASGIApp, Message, Receive, Scope, Send
-from retrieval.settings import Settings
+from kb.api.limits import ASGIApp, Message, Receive, Scope, Send
+from kb.retrieval.settings import Settings
 
 EMBEDDABLE = frozenset({"/", "/demo"})
 """Pages another origin may show in a frame."""

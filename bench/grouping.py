@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from retrieval.embedders import build_embedders
-from retrieval.settings import EmbedderSettings
+from kb.retrieval.embedders import build_embedders
+from kb.retrieval.settings import EmbedderSettings
 
 SAME = [
     (

@@ -66,8 +66,8 @@ def kb_ingest(data_dir: Path) -> tuple[float, dict[str, Any]]:
 def ingested_texts(data_dir: Path, report: dict[str, Any]) -> list[list[str]]:
     """Per embedding call of the ingestion (per document, text field then short field), the
     texts that missed the cache, in order: what the model really embedded."""
-    from retrieval.settings import Settings
-    from retrieval.stores import open_store
+    from kb.retrieval.settings import Settings
+    from kb.retrieval.stores import open_store
 
     settings = Settings(data_dir=data_dir)
     store = open_store(settings)
@@ -94,10 +94,10 @@ def corpus_texts(data_dir: Path) -> list[str]:
     """Every chunk's embedded text in an ingested data folder, document by document."""
     from sqlalchemy import select
 
-    from db.engine import Database
-    from db.models import DocumentRecord
-    from retrieval.settings import Settings
-    from retrieval.stores import open_store
+    from kb.db.engine import Database
+    from kb.db.models import DocumentRecord
+    from kb.retrieval.settings import Settings
+    from kb.retrieval.stores import open_store
 
     settings = Settings(data_dir=data_dir)
     db = Database(settings.db_url())
@@ -113,8 +113,8 @@ def corpus_texts(data_dir: Path) -> list[str]:
 
 def pure_embedding(calls: list[list[str]]) -> tuple[float, int]:
     """Seconds the default model takes for these calls, batched as ingestion batches them."""
-    from retrieval.embedders import build_embedders
-    from retrieval.settings import Settings
+    from kb.retrieval.embedders import build_embedders
+    from kb.retrieval.settings import Settings
 
     settings = Settings()
     embedder = build_embedders(settings.embedder)[0]

@@ -11,7 +11,7 @@
    peak resident memory (``VmHWM``) at the end of the run (target: result within 60 s, under
    1 GB).
 
-The server runs this checkout's code (``python -m cli.main``), whatever ``.venv/bin/kb`` is.
+The server runs this checkout's code (``python -m kb.cli.main``), whatever ``.venv/bin/kb`` is.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from bench.common import ROOT, percentile
 from bench.ingest import CORPUS, bench_env
 from bench.query import _free_port, load_cases
 
-KB = [sys.executable, "-m", "cli.main"]
+KB = [sys.executable, "-m", "kb.cli.main"]
 OWNER = {"X-User-Id": "bench-owner", "X-User-Roles": "content_owner"}
 EMPLOYEE = {"X-User-Id": "bench", "X-User-Roles": "employee"}
 
@@ -95,7 +95,7 @@ def _worker_hwm_mib(server_pid: int) -> float | None:
 
     for child in psutil.Process(server_pid).children(recursive=True):
         try:
-            if "ingest.worker" not in child.cmdline():
+            if "kb.ingest.worker" not in child.cmdline():
                 continue
             for line in Path(f"/proc/{child.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -109,9 +109,9 @@ def hostile_in_worker(workdir: Path) -> dict[str, Any]:
     """The hostile DOCX alone, in a started worker with the product's settings: seconds to
     the result and the worker's peak RSS (the run's figure above also counts the worker's
     start when the file comes first)."""
-    from ingest.worker import IngestWorker
-    from retrieval.errors import ParseError
-    from retrieval.settings import Settings
+    from kb.ingest.worker import IngestWorker
+    from kb.retrieval.errors import ParseError
+    from kb.retrieval.settings import Settings
 
     settings = Settings()
     path = hostile_docx(workdir / "hostile-alone.docx")

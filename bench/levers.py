@@ -23,8 +23,8 @@ import sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 t0 = time.perf_counter()
-from ingest.parse import parse_file
-from ingest.sources import walk_source
+from kb.ingest.parse import parse_file
+from kb.ingest.sources import walk_source
 files = [f.path for f in walk_source(Path(sys.argv[1]))]
 workers = int(sys.argv[2])
 if workers <= 1:
@@ -40,7 +40,7 @@ print(time.perf_counter() - t0)
 
 def batching(texts: list[str]) -> dict[str, float]:
     """Passages per second of e5 at several batch sizes."""
-    from retrieval.embedders import E5Embedder
+    from kb.retrieval.embedders import E5Embedder
 
     e5 = E5Embedder(threads=2)
     e5.warm_up()
@@ -56,7 +56,7 @@ def batching(texts: list[str]) -> dict[str, float]:
 
 THREADS_SCRIPT = """
 import json, statistics, sys, time
-from retrieval.embedders import E5Embedder
+from kb.retrieval.embedders import E5Embedder
 questions = json.loads(sys.stdin.read())
 e5 = E5Embedder(threads=2, query_threads=int(sys.argv[1]))
 e5.warm_up()
@@ -108,9 +108,9 @@ def parsing() -> dict[str, float]:
 
 def warm_up(data_dir: Path, question: str) -> dict[str, float]:
     """First-question time (ms) of a freshly opened knowledge base, without and with warm-up."""
-    from retrieval.models import AccessFilter
-    from retrieval.service import KnowledgeBase
-    from retrieval.settings import Settings
+    from kb.retrieval.models import AccessFilter
+    from kb.retrieval.service import KnowledgeBase
+    from kb.retrieval.settings import Settings
 
     out = {}
     for warm in (False, True):

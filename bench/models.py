@@ -51,7 +51,7 @@ RECORDED_SOURCE = (
 
 def from_history(out: Path) -> tuple[list[dict[str, Any]], str] | None:
     """Rows of the latest eval run that compared models, or None."""
-    from eval.history import load_history
+    from kb.eval.history import load_history
 
     for record in reversed(load_history(out)):
         names = {v.get("variant") for v in record.get("variants", [])}
@@ -90,8 +90,8 @@ def run_eval(log: Any) -> None:
 
 def speed(texts: list[str], questions: list[str]) -> list[dict[str, Any]]:
     """Load time, query encoding (mean ms) and passage embedding (texts/s) of e5 and USE."""
-    from retrieval.embedders import build_embedders
-    from retrieval.settings import EmbedderSettings
+    from kb.retrieval.embedders import build_embedders
+    from kb.retrieval.settings import EmbedderSettings
 
     out = []
     for name in ("e5", "use"):

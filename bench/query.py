@@ -162,12 +162,12 @@ def throughput(
 
 def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Per question: the floor (embed + one search) and ``KnowledgeBase.ask`` stage timings."""
-    from retrieval.embedders import build_embedders
-    from retrieval.lang import detect_lang, other_lang
-    from retrieval.models import AccessFilter
-    from retrieval.service import KnowledgeBase, dense_queries
-    from retrieval.settings import Settings
-    from retrieval.versions import overfetch
+    from kb.retrieval.embedders import build_embedders
+    from kb.retrieval.lang import detect_lang, other_lang
+    from kb.retrieval.models import AccessFilter
+    from kb.retrieval.service import KnowledgeBase, dense_queries
+    from kb.retrieval.settings import Settings
+    from kb.retrieval.versions import overfetch
 
     settings = Settings(data_dir=data_dir)
     kb = KnowledgeBase.open(settings)

@@ -27,7 +27,7 @@ QUERIES = 200
 
 
 def _store(path: Path, quantization: str) -> Any:
-    from retrieval.stores.edge import EdgeStore
+    from kb.retrieval.stores.edge import EdgeStore
 
     return EdgeStore(path, COLLECTION, quantization=quantization)
 
@@ -61,8 +61,8 @@ def build(path: Path, n: int, quantization: str) -> dict[str, Any]:
 
 def query(path: Path, quantization: str) -> dict[str, Any]:
     """Open the built shard in this fresh process and run hybrid + ACL queries as the app does."""
-    from retrieval.models import Fusion
-    from retrieval.versions import overfetch
+    from kb.retrieval.models import Fusion
+    from kb.retrieval.versions import overfetch
 
     qs = synthetic.queries(QUERIES + 10)
     before = rss_bytes()

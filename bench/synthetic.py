@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from retrieval.models import AccessFilter, Chunk, DenseQuery, EmbeddedChunk, Location, SparseVector
+from kb.retrieval.models import (
+    AccessFilter,
+    Chunk,
+    DenseQuery,
+    EmbeddedChunk,
+    Location,
+    SparseVector,
+)
 
 GROUPS = ("hr", "finance", "sales", "legal", "it")
 """Every fifth chunk is restricted to one of these; the rest are public."""

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import load_settings, open_db, open_kb
+from kb.cli.common import load_settings, open_db, open_kb
 
 
 @click.command()
@@ -20,9 +20,9 @@ def ask(
     question: str, as_json: bool, groups: str, user: str, lang: str | None, conversation: str | None
 ) -> None:
     """Ask the knowledge base a question."""
-    from retrieval.errors import KBError
-    from services.ask import answer_question
-    from services.identity import Identity
+    from kb.retrieval.errors import KBError
+    from kb.services.ask import answer_question
+    from kb.services.identity import Identity
 
     if not question.strip():
         raise click.ClickException("the question is empty")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import cli_actor, load_settings, open_db
+from kb.cli.common import cli_actor, load_settings, open_db
 
 
 @click.group()
@@ -26,7 +26,7 @@ def audit() -> None:
 def purge(days: int | None, dry_run: bool, as_json: bool) -> None:
     """Delete audit entries older than the retention period; the purge itself is recorded
     (action audit.purge, with the cut-off and the count)."""
-    from services.audit import purge as purge_entries
+    from kb.services.audit import purge as purge_entries
 
     settings = load_settings()
     keep = days or settings.audit_retention_days

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cli.common import audit, open_db
+from kb.cli.common import audit, open_db
 
 ROLE_HELP = "Comma-separated: employee, support, content_owner, evaluator, admin."
 
@@ -23,7 +23,7 @@ def _names(value: str) -> list[str]:
 
 
 def _roles(value: str) -> list[str]:
-    from services.auth import ROLES
+    from kb.services.auth import ROLES
 
     roles = _names(value)
     unknown = [r for r in roles if r not in ROLES]
@@ -59,7 +59,7 @@ def users() -> None:
 @click.option("--roles", default="employee", show_default=True, help=ROLE_HELP)
 def users_add(user_id: str, name: str, department: str | None, groups: str, roles: str) -> None:
     """Create a user."""
-    from db.models import User
+    from kb.db.models import User
 
     user_id = user_id.strip()
     if not user_id or len(user_id) > 128:
@@ -88,7 +88,7 @@ def users_list(as_json: bool) -> None:
     """List users."""
     from sqlalchemy import select
 
-    from db.models import User
+    from kb.db.models import User
 
     with open_db() as db, db.session() as s:
         found = list(s.execute(select(User).order_by(User.id)).scalars())
@@ -109,7 +109,7 @@ def users_list(as_json: bool) -> None:
 @click.option("--groups", default=None, help="Also replace the access groups (comma-separated).")
 def users_set_roles(user_id: str, roles: str, groups: str | None) -> None:
     """Replace a user's roles (and, with --groups, access groups)."""
-    from db.models import User
+    from kb.db.models import User
 
     role_list = _roles(roles)
     with open_db() as db:
@@ -131,7 +131,7 @@ def users_set_roles(user_id: str, roles: str, groups: str | None) -> None:
 @click.argument("user_id")
 def users_disable(user_id: str) -> None:
     """Disable a user: their tokens stop working at once."""
-    from db.models import User
+    from kb.db.models import User
 
     with open_db() as db:
         with db.session() as s:
@@ -155,8 +155,8 @@ def tokens() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def tokens_create(user_id: str, name: str, days: int | None, as_json: bool) -> None:
     """Create a token for USER_ID and print it, once."""
-    from db.models import ApiToken, User
-    from services.auth import new_api_token
+    from kb.db.models import ApiToken, User
+    from kb.services.auth import new_api_token
 
     token, prefix, digest = new_api_token()
     token_id = str(uuid.uuid4())
@@ -202,7 +202,7 @@ def tokens_list(user_id: str | None, as_json: bool) -> None:
     """List tokens (prefix, owner, created, last used, expiry, revoked); never the token."""
     from sqlalchemy import select
 
-    from db.models import ApiToken
+    from kb.db.models import ApiToken
 
     q = select(ApiToken).order_by(ApiToken.created_at)
     if user_id:
@@ -236,7 +236,7 @@ def tokens_list(user_id: str | None, as_json: bool) -> None:
 @click.argument("token_id")
 def tokens_revoke(token_id: str) -> None:
     """Revoke a token by its id (from `kb tokens list`)."""
-    from db.models import ApiToken
+    from kb.db.models import ApiToken
 
     with open_db() as db:
         with db.session() as s:

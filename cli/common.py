@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from db.engine import Database
-    from retrieval.service import KnowledgeBase
-    from retrieval.settings import Settings
+    from kb.db.engine import Database
+    from kb.retrieval.service import KnowledgeBase
+    from kb.retrieval.settings import Settings
 
 
 def load_settings() -> Settings:
     """The settings from the environment and ``.env``; invalid ones end the command."""
-    from retrieval.settings import Settings
+    from kb.retrieval.settings import Settings
 
     try:
         return Settings()
@@ -32,8 +32,8 @@ def load_settings() -> Settings:
 @contextmanager
 def open_kb(settings: Settings) -> Iterator[KnowledgeBase]:
     """The knowledge base for one command, closed afterwards."""
-    from retrieval.errors import KBError
-    from retrieval.service import KnowledgeBase
+    from kb.retrieval.errors import KBError
+    from kb.retrieval.service import KnowledgeBase
 
     try:
         kb = KnowledgeBase.open(settings)
@@ -48,7 +48,7 @@ def open_kb(settings: Settings) -> Iterator[KnowledgeBase]:
 @contextmanager
 def open_db(settings: Settings | None = None) -> Iterator[Database]:
     """The catalog database (migrated) for one command, disposed of afterwards."""
-    from db.engine import Database
+    from kb.db.engine import Database
 
     db = Database((settings or load_settings()).db_url())
     try:
@@ -65,6 +65,6 @@ def cli_actor() -> str:
 
 def audit(db: Database, action: str, target: str, **detail: object) -> None:
     """Record a change made from the command line (raises if the log cannot be written)."""
-    from services.audit import record
+    from kb.services.audit import record
 
     record(db, actor=cli_actor(), action=action, target=target, detail=detail, strict=True)

@@ -20,8 +20,8 @@ def upgrade() -> None:
     `kb serve` refuses to start on a schema behind the code. Concurrent runs are safe (a
     PostgreSQL advisory lock serialises them). The embedded SQLite default upgrades itself.
     """
-    from cli.common import load_settings as _settings
-    from db.engine import Database, safe_url
+    from kb.cli.common import load_settings as _settings
+    from kb.db.engine import Database, safe_url
 
     settings = _settings()
     db = Database(settings.db_url())
@@ -43,8 +43,8 @@ def upgrade() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Show the schema's revision and this version's; exit 1 when they differ."""
-    from cli.common import load_settings as _settings
-    from db.engine import Database, current_revisions, head_revisions, safe_url
+    from kb.cli.common import load_settings as _settings
+    from kb.db.engine import Database, current_revisions, head_revisions, safe_url
 
     settings = _settings()
     db = Database(settings.db_url())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import load_settings
+from kb.cli.common import load_settings
 
 
 @click.command("eval")
@@ -81,10 +81,10 @@ def eval_command(
 ) -> None:
     """Evaluate retrieval and answering on DATASETS (folders with corpus.jsonl and
     queries.jsonl, or cases files such as eval/cases/sample.jsonl); see docs/eval-datasets.md."""
-    from eval.datasets import DatasetError
-    from eval.loop import LoopOptions
-    from eval.run import EvalError, parse_variants, run_eval
-    from retrieval.errors import KBError
+    from kb.eval.datasets import DatasetError
+    from kb.eval.loop import LoopOptions
+    from kb.eval.run import EvalError, parse_variants, run_eval
+    from kb.retrieval.errors import KBError
 
     settings = load_settings()
     try:
@@ -142,9 +142,9 @@ def train_command(datasets: tuple[Path, ...], out: Path, target: float, cache: P
     """Train the second-stage ranker and the answerability model on DATASETS (the same
     folders and cases files as kb eval) and measure them on questions they never saw; see
     docs/ranker.md."""
-    from eval.datasets import DatasetError, load_dataset
-    from eval.train import train, write
-    from retrieval.errors import KBError
+    from kb.eval.datasets import DatasetError, load_dataset
+    from kb.eval.train import train, write
+    from kb.retrieval.errors import KBError
 
     settings = load_settings()
     try:

@@ -12,13 +12,13 @@ from typing import Any
 
 import click
 
-from cli.common import cli_actor, load_settings, open_db
-from cli.progress import IngestProgress, summary
+from kb.cli.common import cli_actor, load_settings, open_db
+from kb.cli.progress import IngestProgress, summary
 
 
 def _check_recreate(settings: Any, path: Path) -> None:
     """Refuse ``--recreate`` when the catalog holds documents that PATH would not bring back."""
-    from ingest.catalog import other_sources
+    from kb.ingest.catalog import other_sources
 
     if not path.exists():
         raise click.ClickException(f"{path} does not exist")
@@ -55,9 +55,9 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
     When the service (`kb serve`) holds the embedded store, the run is handed to it
     (KB_SERVICE_URL) and followed until it ends (not with --recreate).
     """
-    from ingest.pipeline import Ingestor
-    from retrieval.errors import KBError, StoreLockedError
-    from retrieval.service import KnowledgeBase
+    from kb.ingest.pipeline import Ingestor
+    from kb.retrieval.errors import KBError, StoreLockedError
+    from kb.retrieval.service import KnowledgeBase
 
     settings = load_settings()
     if recreate:
@@ -83,7 +83,7 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
         # with no answers to protect here, it embeds with every thread of KB_EMBEDDER__THREADS.
         worker = None
         if settings.ingest.isolated:
-            from ingest.worker import IngestWorker
+            from kb.ingest.worker import IngestWorker
 
             worker = IngestWorker(
                 settings.embedder, settings.ingest, threads=settings.embedder.threads
@@ -106,7 +106,7 @@ def ingest(path: Path, as_json: bool, reindex: bool, recreate: bool) -> None:
 
 def _audit_ingest(db: Any, path: Path, report: Any) -> None:
     """Record a local ingestion run in the audit log (runs through the API record their own)."""
-    from services.audit import record
+    from kb.services.audit import record
 
     data = report.to_dict()
     counts = {k: data.get(k, 0) for k in ("added", "updated", "deleted", "failed")}
@@ -157,7 +157,7 @@ def _hand_over(
 
     import httpx
 
-    from services.auth import Authenticator
+    from kb.services.auth import Authenticator
 
     base = settings.service_url.rstrip("/")
     # Signed with the data folder's secret, which the service shares: whoever may run
@@ -206,8 +206,8 @@ def runs(run_id: str | None, limit: int, as_json: bool) -> None:
     """List recent ingestion runs, or show one run's report (RUN_ID)."""
     from sqlalchemy import select
 
-    from db.models import IngestRun
-    from ingest.runner import run_json
+    from kb.db.models import IngestRun
+    from kb.ingest.runner import run_json
 
     with open_db() as db, db.session() as s:
         if run_id:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cli.common import load_settings, open_db
+from kb.cli.common import load_settings, open_db
 
 
 @click.command("purge-logs")
@@ -20,7 +20,7 @@ from cli.common import load_settings, open_db
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def purge_logs(days: int | None, dry_run: bool, as_json: bool) -> None:
     """Delete logged questions older than the retention period, with their feedback."""
-    from services.retention import purge_logs as purge
+    from kb.services.retention import purge_logs as purge
 
     settings = load_settings()
     keep = days or settings.support.retention_days

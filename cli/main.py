@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from retrieval.offline import stay_offline
+from kb.retrieval.offline import stay_offline
 
 stay_offline()
 
@@ -21,15 +21,15 @@ def main() -> None:
 
 
 def _register() -> None:
-    from cli.ask import ask
-    from cli.audit import audit
-    from cli.auth import tokens, users
-    from cli.db import db_group
-    from cli.eval import eval_command, train_command
-    from cli.ingest import ingest, runs
-    from cli.logs import purge_logs
-    from cli.serve import serve
-    from cli.synonyms import synonyms
+    from kb.cli.ask import ask
+    from kb.cli.audit import audit
+    from kb.cli.auth import tokens, users
+    from kb.cli.db import db_group
+    from kb.cli.eval import eval_command, train_command
+    from kb.cli.ingest import ingest, runs
+    from kb.cli.logs import purge_logs
+    from kb.cli.serve import serve
+    from kb.cli.synonyms import synonyms
 
     for command in (ingest, runs, ask, serve, purge_logs, audit):
         main.add_command(command)

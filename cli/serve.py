@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli.common import load_settings
+from kb.cli.common import load_settings
 
 
 @click.command()
@@ -19,8 +19,8 @@ def serve(host: str, port: int, workers: int) -> None:
     """Serve the API and the web page."""
     import uvicorn
 
-    from retrieval.errors import KBError
-    from services.auth import check_dev_headers
+    from kb.retrieval.errors import KBError
+    from kb.services.auth import check_dev_headers
 
     settings = load_settings()
     try:
@@ -39,13 +39,13 @@ def serve(host: str, port: int, workers: int) -> None:
     _check_schema(settings)
     if workers > 1:
         _metrics_folder()
-    from retrieval.logs import logging_config
+    from kb.retrieval.logs import logging_config
 
     # uvicorn's own proxy handling trusts X-Forwarded-For from loopback peers: off, the app
     # honours it from KB_TRUSTED_PROXIES only (api/proxies.py, issue 20). Its access log is
     # off too: the app writes one with the request id (kb.access, issue 24).
     uvicorn.run(
-        "api.main:app",
+        "kb.api.main:app",
         host=host,
         port=port,
         workers=workers,
@@ -74,7 +74,7 @@ def _metrics_folder() -> None:
 
 def _check_schema(settings: Any) -> None:
     """Fail in one line, before uvicorn starts, on a database behind the code (issue 24)."""
-    from db.engine import Database, SchemaError
+    from kb.db.engine import Database, SchemaError
 
     db = Database(settings.db_url())
     try:
@@ -87,8 +87,8 @@ def _check_schema(settings: Any) -> None:
 
 def _check_store_free(settings: Any) -> None:
     """Fail in one line, before uvicorn starts, when the embedded store is held or damaged."""
-    from retrieval.errors import StoreError
-    from retrieval.stores import open_store
+    from kb.retrieval.errors import StoreError
+    from kb.retrieval.stores import open_store
 
     store = open_store(settings)
     try:

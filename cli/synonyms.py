@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import audit, open_db
+from kb.cli.common import audit, open_db
 
 
 @click.group()
@@ -24,7 +24,7 @@ def synonyms() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_csv(file: Path) -> None:
     """Add one set per row of FILE.csv (one term per column; UTF-8, a BOM is fine)."""
-    from services.synonyms import import_sets
+    from kb.services.synonyms import import_sets
 
     text = file.read_text(encoding="utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
@@ -41,7 +41,7 @@ def import_csv(file: Path) -> None:
 @synonyms.command("export")
 def export_csv() -> None:
     """Print every set as CSV on stdout (the format ``kb synonyms import`` reads)."""
-    from services.synonyms import list_sets
+    from kb.services.synonyms import list_sets
 
     with open_db() as db:
         sets = list_sets(db)

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from eval.datasets import EvalDataset, load_dataset
-from eval.index import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
-from eval.run import RETRIEVAL_DEPTH
-from retrieval.answer import FEATURES, ConfidenceModel
-from retrieval.models import AccessFilter
-from retrieval.settings import Settings
+from kb.eval.datasets import EvalDataset, load_dataset
+from kb.eval.index import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
+from kb.eval.run import RETRIEVAL_DEPTH
+from kb.retrieval.answer import FEATURES, ConfidenceModel
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.settings import Settings
 
 
 def fit_confidence(
@@ -111,9 +111,9 @@ def collect(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m eval.calibrate DATASET... [--rows FILE]``: fit the confidence model on the
+    """``python -m kb.eval.calibrate DATASET... [--rows FILE]``: fit the confidence model on the
     datasets' questions (each dataset weighted equally) and print it as settings."""
-    parser = argparse.ArgumentParser(prog="python -m eval.calibrate", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kb.eval.calibrate", description=main.__doc__)
     parser.add_argument("datasets", nargs="+", type=Path)
     parser.add_argument("--cache", type=Path, default=Path("eval-runs/cache"))
     parser.add_argument("--rows", type=Path, help="also write the per-question rows (JSON lines)")

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.datasets import CorpusDoc, EvalDataset, normalize_relpath
-from eval.variants import apply_overrides
-from ingest.parse import PARSERS_VERSION
-from retrieval.settings import Settings
-from retrieval.sparse import ANALYZER_VERSION
+from kb.eval.datasets import CorpusDoc, EvalDataset, normalize_relpath
+from kb.eval.variants import apply_overrides
+from kb.ingest.parse import PARSERS_VERSION
+from kb.retrieval.settings import Settings
+from kb.retrieval.sparse import ANALYZER_VERSION
 
 INDEX_VERSION = 4
 """Bump to invalidate every cached evaluation index (e.g. after a chunking change; 2: chunks
@@ -119,8 +119,8 @@ class Backend:
     @classmethod
     def default(cls) -> Backend:
         """``KnowledgeBase.open``, ``Ingestor(kb)`` and ``RecordDoc`` (imported when called)."""
-        from ingest.pipeline import RecordDoc
-        from retrieval.service import KnowledgeBase
+        from kb.ingest.pipeline import RecordDoc
+        from kb.retrieval.service import KnowledgeBase
 
         def record(doc: CorpusDoc) -> Any:
             return RecordDoc(document_id=doc.id, title=doc.title, text=doc.text, kind=doc.kind)
@@ -132,7 +132,7 @@ class _PipelineIngestor:
     """``ingest.pipeline.Ingestor`` whose catalog connection is released after each call."""
 
     def __init__(self, kb: Any) -> None:
-        from ingest.pipeline import Ingestor
+        from kb.ingest.pipeline import Ingestor
 
         self._ingestor = Ingestor(kb)
 
@@ -182,7 +182,7 @@ class DocKeys:
     def _id_map(self) -> dict[str, str]:
         if self._ids is None:
             try:
-                from ingest.sources import walk_source
+                from kb.ingest.sources import walk_source
 
                 self._ids = {f.document_id: f.relpath for f in walk_source(self.dataset.corpus)}
             except Exception:  # the source-path fallback still works

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from eval.datasets import DatasetError, EvalDataset, EvalQuestion, _jsonl, _question_from_record
-from eval.index import DocKeys
-from eval.metrics import Outcome, answered_at, answering_metrics, retrieval_metrics
-from services.memory import memory_for
+from kb.eval.datasets import DatasetError, EvalDataset, EvalQuestion, _jsonl, _question_from_record
+from kb.eval.index import DocKeys
+from kb.eval.metrics import Outcome, answered_at, answering_metrics, retrieval_metrics
+from kb.services.memory import memory_for
 
 HISTORY_FILE = "history.jsonl"
 STAFF_USER = "eval-staff"
@@ -119,8 +119,8 @@ class Simulation:
 
     def ask(self, q: EvalQuestion) -> Any:
         """Ask as an employee (each question from a different one): the API's own path."""
-        from services.ask import answer_question
-        from services.identity import Identity
+        from kb.services.ask import answer_question
+        from kb.services.identity import Identity
 
         self._asked += 1
         who = Identity(
@@ -134,7 +134,7 @@ class Simulation:
 
     def step(self, q: EvalQuestion) -> Turn:
         """Ask ``q`` and act on the answer as the gold labels say (with the noise)."""
-        from services import feedback
+        from kb.services import feedback
 
         response = self.ask(q)
         cited = tuple(self.keys(c.document_id, None) for c in response.citations)
@@ -165,9 +165,9 @@ class Simulation:
     def resolve(self, q: EvalQuestion, query_id: str) -> str:
         """The support agent resolves the queued question: linked to a gold passage, or marked
         not covered; with the noise, linked to a passage of another document instead."""
-        from db.models import QueueItem
-        from services import memory
-        from services.identity import Identity
+        from kb.db.models import QueueItem
+        from kb.services import memory
+        from kb.services.identity import Identity
 
         with self.db.session() as s:
             item = s.query(QueueItem).filter(QueueItem.query_id == query_id).one_or_none()
@@ -229,7 +229,7 @@ class Simulation:
 @contextmanager
 def loop_database() -> Iterator[Any]:
     """A fresh, migrated SQLite database for one replay, removed afterwards."""
-    from db.engine import Database
+    from kb.db.engine import Database
 
     with tempfile.TemporaryDirectory(prefix="kb-eval-loop-") as tmp:
         db = Database(f"sqlite:///{Path(tmp) / 'loop.sqlite3'}")

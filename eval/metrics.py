@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from eval.datasets import EvalQuestion
+from kb.eval.datasets import EvalQuestion
 
 Status = Literal["answered", "escalated", "error"]
 

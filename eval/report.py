@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import ANSWERING_KEYS, RETRIEVAL_KEYS
+from kb.eval.metrics import ANSWERING_KEYS, RETRIEVAL_KEYS
 
 ENTRY_KEYS = (
     "variant",

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.datasets import DatasetError, EvalDataset, load_dataset
-from eval.history import (
+from kb.eval.datasets import DatasetError, EvalDataset, load_dataset
+from kb.eval.history import (
     append_history,
     compare,
     format_comparison,
@@ -43,7 +43,7 @@ from eval.history import (
     previous_run,
     utc_now,
 )
-from eval.index import (
+from kb.eval.index import (
     INDEX_MARKER,
     INDEX_SETTINGS,
     INDEX_VERSION,
@@ -56,10 +56,10 @@ from eval.index import (
     index_summary,
     public_settings,
 )
-from eval.loop import LoopOptions, replay_and_ask
-from eval.metrics import DEFAULT_WRONG_ANSWER_TARGET, Outcome, Status, answered_at, summarize
-from eval.report import build_report, dataset_entry, render_summary, write_report
-from eval.variants import (
+from kb.eval.loop import LoopOptions, replay_and_ask
+from kb.eval.metrics import DEFAULT_WRONG_ANSWER_TARGET, Outcome, Status, answered_at, summarize
+from kb.eval.report import build_report, dataset_entry, render_summary, write_report
+from kb.eval.variants import (
     DEFAULT_VARIANT,
     EvalError,
     Variant,
@@ -67,9 +67,9 @@ from eval.variants import (
     default_variants,
     parse_variants,
 )
-from retrieval.faithfulness import check_faithfulness
-from retrieval.models import AccessFilter
-from retrieval.settings import Settings
+from kb.retrieval.faithfulness import check_faithfulness
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.settings import Settings
 
 __all__ = [
     # Defined in eval/index.py and eval/variants.py since issue 26; imported from here before.

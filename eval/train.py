@@ -30,15 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from eval.calibrate import fit_confidence
-from eval.datasets import EvalDataset, EvalQuestion
-from eval.index import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
-from eval.variants import apply_overrides
-from retrieval.answer import FEATURES
-from retrieval.lang import detect_lang
-from retrieval.models import AccessFilter
-from retrieval.rerank import CANDIDATES, RANK_FEATURES, Ranker
-from retrieval.settings import Settings
+from kb.eval.calibrate import fit_confidence
+from kb.eval.datasets import EvalDataset, EvalQuestion
+from kb.eval.index import Backend, DocKeys, data_dir_for, ensure_index, eval_settings
+from kb.eval.variants import apply_overrides
+from kb.retrieval.answer import FEATURES
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.rerank import CANDIDATES, RANK_FEATURES, Ranker
+from kb.retrieval.settings import Settings
 
 SEED = 7
 FOLDS = 5

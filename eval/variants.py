@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from retrieval.settings import Settings
+from kb.retrieval.settings import Settings
 
 
 class EvalError(RuntimeError):

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, select
 
-from db.engine import Database
-from db.models import DocumentRecord
-from ingest.sources import SourceFile
-from retrieval.sparse import ANALYZER_VERSION
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord
+from kb.ingest.sources import SourceFile
+from kb.retrieval.sparse import ANALYZER_VERSION
 
 
 def file_hash(data: bytes) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from retrieval.lang import detect_lang
-from retrieval.models import Chunk, ParsedDocument
-from retrieval.text import sentence_pieces
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.models import Chunk, ParsedDocument
+from kb.retrieval.text import sentence_pieces
 
 
 class Chunker:

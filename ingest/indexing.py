@@ -29,23 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from db.engine import Database
-from db.models import DocumentRecord, DocumentVersion, utcnow
-from ingest.catalog import file_hash, stale_analyzer
-from ingest.chunk import Chunker
-from ingest.runs import FileResult, IngestReport, Outcome
-from ingest.sources import SourceFile
-from retrieval.embedders import break_title_ties, embed_cached, title_vector
-from retrieval.errors import KBError, ParseError
-from retrieval.injection import excerpt, find_instructions
-from retrieval.lang import detect_lang
-from retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
-from retrieval.protocols import Embedder
-from retrieval.service import KnowledgeBase
-from retrieval.sparse import ANALYZER_VERSION
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord, DocumentVersion, utcnow
+from kb.ingest.catalog import file_hash, stale_analyzer
+from kb.ingest.chunk import Chunker
+from kb.ingest.runs import FileResult, IngestReport, Outcome
+from kb.ingest.sources import SourceFile
+from kb.retrieval.embedders import break_title_ties, embed_cached, title_vector
+from kb.retrieval.errors import KBError, ParseError
+from kb.retrieval.injection import excerpt, find_instructions
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.models import Chunk, EmbeddedChunk, Location, ParsedDocument, Section
+from kb.retrieval.protocols import Embedder
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.sparse import ANALYZER_VERSION
 
 if TYPE_CHECKING:
-    from ingest.worker import IngestWorker
+    from kb.ingest.worker import IngestWorker
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +272,7 @@ class Indexer:
     def _passage_embedders(self) -> list[Embedder]:
         if self.worker is None:
             return list(self.kb.embedders)
-        from ingest.worker import RemoteEmbedder
+        from kb.ingest.worker import RemoteEmbedder
 
         return [RemoteEmbedder(e.name, e.dim, self.worker) for e in self.kb.embedders]
 

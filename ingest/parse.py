@@ -20,10 +20,10 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
-from retrieval.errors import ParseError
-from retrieval.lang import detect_lang
-from retrieval.models import ParsedDocument, Section
-from retrieval.settings import IngestSettings
+from kb.retrieval.errors import ParseError
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.models import ParsedDocument, Section
+from kb.retrieval.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
 
@@ -132,17 +132,17 @@ def parse_file(
 def _parse(
     path: Path, suffix: str, fmt: str, limits: IngestSettings
 ) -> tuple[str | None, list[Section]]:
-    from ingest._formats import sniff
+    from kb.ingest._formats import sniff
 
     if suffix in _TEXT_SUFFIXES:
-        from ingest._formats import text as textfmt
+        from kb.ingest._formats import text as textfmt
 
         data = path.read_bytes()
         kind = sniff.magic_kind(data[:64])
         if kind is not None:
             raise ParseError(f"not a text file (looks like {sniff.describe(path, data[:2048])})")
         if suffix in (".html", ".htm"):
-            from ingest._formats.markup import parse_html
+            from kb.ingest._formats.markup import parse_html
 
             decoded = textfmt.decode_html(data)
             _check_chars(len(decoded), limits)
@@ -150,17 +150,17 @@ def _parse(
         decoded = textfmt.decode_text(data)
         _check_chars(len(decoded), limits)
         if suffix in (".md", ".markdown"):
-            from ingest._formats.markup import parse_markdown
+            from kb.ingest._formats.markup import parse_markdown
 
             return parse_markdown(decoded)
         if suffix == ".csv":
-            from ingest._formats.sheets import parse_csv
+            from kb.ingest._formats.sheets import parse_csv
 
             return parse_csv(decoded)
         return textfmt.parse_txt(decoded)
 
     if suffix == ".pdf":
-        from ingest._formats.pdf import parse_pdf
+        from kb.ingest._formats.pdf import parse_pdf
 
         with path.open("rb") as fh:
             head = fh.read(2048)
@@ -171,21 +171,21 @@ def _parse(
     assert suffix in _OFFICE_SUFFIXES
     title = sniff.check_office(path, fmt, limits=limits)
     if suffix == ".docx":
-        from ingest._formats.office import parse_docx
+        from kb.ingest._formats.office import parse_docx
 
         return parse_docx(path, title)
     if suffix == ".pptx":
-        from ingest._formats.office import parse_pptx
+        from kb.ingest._formats.office import parse_pptx
 
         return parse_pptx(path, title)
-    from ingest._formats.sheets import parse_xlsx
+    from kb.ingest._formats.sheets import parse_xlsx
 
     return parse_xlsx(path, title)
 
 
 def _check_chars(n: int, limits: IngestSettings) -> None:
     if n > limits.max_chars:
-        from ingest._formats.sniff import limit_error
+        from kb.ingest._formats.sniff import limit_error
 
         raise limit_error(f"too much text: {n} characters", limits.max_chars, "MAX_CHARS")
 
@@ -236,7 +236,7 @@ def _assemble(
     the language; hold the result to ``limits`` (sections, characters)."""
     limits = limits or IngestSettings()
     if len(sections) > limits.max_elements:
-        from ingest._formats.sniff import limit_error
+        from kb.ingest._formats.sniff import limit_error
 
         raise limit_error(
             f"too many sections: {len(sections)}", limits.max_elements, "MAX_ELEMENTS"

@@ -22,20 +22,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from db.engine import Database
-from ingest import catalog
-from ingest.catalog import file_hash, other_sources
-from ingest.indexing import Indexer, RecordDoc, instruction_flags
-from ingest.recovery import recover
-from ingest.runs import FileResult, IngestReport, RunLog, run_owner
-from ingest.sources import SourceFile, walk_source
-from retrieval.errors import KBError
-from retrieval.models import ParsedDocument
-from retrieval.service import KnowledgeBase
-from retrieval.settings import IngestSettings
+from kb.db.engine import Database
+from kb.ingest import catalog
+from kb.ingest.catalog import file_hash, other_sources
+from kb.ingest.indexing import Indexer, RecordDoc, instruction_flags
+from kb.ingest.recovery import recover
+from kb.ingest.runs import FileResult, IngestReport, RunLog, run_owner
+from kb.ingest.sources import SourceFile, walk_source
+from kb.retrieval.errors import KBError
+from kb.retrieval.models import ParsedDocument
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import IngestSettings
 
 if TYPE_CHECKING:
-    from ingest.worker import IngestWorker
+    from kb.ingest.worker import IngestWorker
 
 __all__ = [
     # Re-exported: their home moved in issue 26; older imports keep working.
@@ -212,7 +212,7 @@ class Ingestor:
         created_by: str,
         parse: Callable[[], ParsedDocument] | None = None,
     ) -> FileResult:
-        from ingest.parse import parse_file
+        from kb.ingest.parse import parse_file
 
         max_bytes = self.kb.settings.max_file_bytes
         t0 = time.perf_counter()
@@ -281,7 +281,7 @@ class ParseAhead:
         self._fill()
 
     def _fill(self) -> None:
-        from ingest.parse import parse_file
+        from kb.ingest.parse import parse_file
 
         while self._pool and self._next < len(self._todo) and len(self._futures) < self._depth:
             sf = self._todo[self._next]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from db.models import DocumentRecord, IngestRun, utcnow
-from ingest.catalog import document_states
-from ingest.indexing import Indexer
-from ingest.runs import owner_alive
+from kb.db.models import DocumentRecord, IngestRun, utcnow
+from kb.ingest.catalog import document_states
+from kb.ingest.indexing import Indexer
+from kb.ingest.runs import owner_alive
 
 
 def recover(indexer: Indexer, source: str | None = None) -> list[str]:

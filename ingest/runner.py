@@ -17,11 +17,11 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from db.models import IngestRun
-from ingest.pipeline import Ingestor
-from ingest.runs import IngestReport, run_owner
-from ingest.uploads import FileStore, remove_orphans
-from retrieval.errors import IngestError
+from kb.db.models import IngestRun
+from kb.ingest.pipeline import Ingestor
+from kb.ingest.runs import IngestReport, run_owner
+from kb.ingest.uploads import FileStore, remove_orphans
+from kb.retrieval.errors import IngestError
 
 log = logging.getLogger(__name__)
 

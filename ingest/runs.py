@@ -13,9 +13,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from db.engine import Database
-from db.models import IngestRun, utcnow
-from retrieval.telemetry import record_ingest_run
+from kb.db.engine import Database
+from kb.db.models import IngestRun, utcnow
+from kb.retrieval.telemetry import record_ingest_run
 
 PROGRESS_EVERY_S = 1.0
 """Seconds between two progress records of a run."""

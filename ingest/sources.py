@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import IngestError
+from kb.retrieval.errors import IngestError
 
 FOLDER_META = ".kbmeta.json"
 SIDECAR_SUFFIX = ".meta.json"

@@ -26,11 +26,11 @@ from typing import BinaryIO
 
 from sqlalchemy import select
 
-from db.models import DocumentRecord, IngestRun, utcnow
-from ingest.pipeline import Ingestor
-from ingest.runs import IngestReport
-from ingest.sources import SourceFile
-from retrieval.errors import IngestError, KBError, NotFoundError
+from kb.db.models import DocumentRecord, IngestRun, utcnow
+from kb.ingest.pipeline import Ingestor
+from kb.ingest.runs import IngestReport
+from kb.ingest.sources import SourceFile
+from kb.retrieval.errors import IngestError, KBError, NotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import IngestError, KBError, ParseError
-from retrieval.models import ParsedDocument
-from retrieval.offline import stay_offline
-from retrieval.settings import EmbedderSettings, IngestSettings
+from kb.retrieval.errors import IngestError, KBError, ParseError
+from kb.retrieval.models import ParsedDocument
+from kb.retrieval.offline import stay_offline
+from kb.retrieval.settings import EmbedderSettings, IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class IngestWorker:
             env[var] = str(self.threads)
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "ingest.worker", str(to_child_r), str(from_child_w)],
+                [sys.executable, "-m", "kb.ingest.worker", str(to_child_r), str(from_child_w)],
                 pass_fds=(to_child_r, from_child_w),
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -214,7 +214,7 @@ def _serve(recv: Connection, send: Connection) -> None:
         os.nice(NICENESS)
     except OSError:  # not permitted: run at the same priority
         pass
-    from retrieval.embedders import build_embedders
+    from kb.retrieval.embedders import build_embedders
 
     embedder_json, limits_json = recv.recv()
     limits = IngestSettings.model_validate(limits_json)
@@ -240,9 +240,9 @@ def _serve(recv: Connection, send: Connection) -> None:
 
 def _preload() -> None:
     """Import every parser now (seconds), not inside the first file's time limit."""
-    import ingest.parse  # noqa: F401
-    from ingest._formats import markup, office, pdf, sheets  # noqa: F401
-    from ingest._formats.unstructured_setup import ensure_unstructured
+    import kb.ingest.parse  # noqa: F401
+    from kb.ingest._formats import markup, office, pdf, sheets  # noqa: F401
+    from kb.ingest._formats.unstructured_setup import ensure_unstructured
 
     ensure_unstructured()
     import unstructured.partition.docx
@@ -252,7 +252,7 @@ def _preload() -> None:
 
 def _handle(op: str, args: Any, embedders: dict[str, Any], limits: IngestSettings) -> object:
     if op == "parse":
-        from ingest.parse import parse_file
+        from kb.ingest.parse import parse_file
 
         path, max_bytes = args
         return parse_file(Path(path), max_bytes=max_bytes, limits=limits)
@@ -294,8 +294,8 @@ class RemoteEmbedder:
         raise NotImplementedError("questions are embedded in the serving process")
 
 
-if __name__ == "__main__":  # the child: python -m ingest.worker READ_FD WRITE_FD
-    from retrieval.logs import configure_logging, settings_from_env
+if __name__ == "__main__":  # the child: python -m kb.ingest.worker READ_FD WRITE_FD
+    from kb.retrieval.logs import configure_logging, settings_from_env
 
     configure_logging(settings_from_env())  # the service's KB_LOG__* (inherited environment)
     _serve(

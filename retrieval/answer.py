@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from retrieval.injection import find_instructions
-from retrieval.models import Lang, ScoredChunk
-from retrieval.protocols import SparseEncoder
-from retrieval.text import sentence_spans, split_sentences
+from kb.retrieval.injection import find_instructions
+from kb.retrieval.models import Lang, ScoredChunk
+from kb.retrieval.protocols import SparseEncoder
+from kb.retrieval.text import sentence_spans, split_sentences
 
 Status = Literal["answered", "escalated"]
 Mode = Literal["extractive", "generated"]

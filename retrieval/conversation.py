@@ -30,17 +30,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 
-from retrieval.errors import LLMError
-from retrieval.lang import detect_lang
-from retrieval.llm import LLM, Message
-from retrieval.models import AccessFilter, Lang
-from retrieval.protocols import SparseEncoder
-from retrieval.sparse import BM25Encoder, normalize_text
-from retrieval.synonyms import EMPTY, SynonymTable
+from kb.retrieval.errors import LLMError
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.llm import LLM, Message
+from kb.retrieval.models import AccessFilter, Lang
+from kb.retrieval.protocols import SparseEncoder
+from kb.retrieval.sparse import BM25Encoder, normalize_text
+from kb.retrieval.synonyms import EMPTY, SynonymTable
 
 if TYPE_CHECKING:
-    from retrieval.answer import AnswerResult
-    from retrieval.service import KnowledgeBase
+    from kb.retrieval.answer import AnswerResult
+    from kb.retrieval.service import KnowledgeBase
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.errors import KBError
-from retrieval.models import sha256_text
-from retrieval.protocols import Embedder
-from retrieval.settings import EmbedderSettings
+from kb.retrieval.errors import KBError
+from kb.retrieval.models import sha256_text
+from kb.retrieval.protocols import Embedder
+from kb.retrieval.settings import EmbedderSettings
 
 
 def _normalise(rows: Any) -> list[list[float]]:

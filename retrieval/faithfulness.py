@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from retrieval.lang import detect_lang
-from retrieval.text import sentence_spans
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.text import sentence_spans
 
 DEFAULT_THRESHOLD = 0.8
 """Share of a sentence's content tokens that must occur in a cited passage."""

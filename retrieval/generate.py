@@ -36,9 +36,9 @@ from typing import Any, Literal
 
 import jinja2
 
-from retrieval.answer import ESCALATION_MESSAGE, AnswerResult, Citation, Generation, Removed
-from retrieval.errors import LLMError, LLMTimeoutError
-from retrieval.faithfulness import (
+from kb.retrieval.answer import ESCALATION_MESSAGE, AnswerResult, Citation, Generation, Removed
+from kb.retrieval.errors import LLMError, LLMTimeoutError
+from kb.retrieval.faithfulness import (
     DEFAULT_THRESHOLD,
     FaithfulnessReport,
     Segment,
@@ -48,10 +48,10 @@ from retrieval.faithfulness import (
     judge_sentence,
     normalize,
 )
-from retrieval.injection import neutralize
-from retrieval.llm import LLM, Message
-from retrieval.models import Lang, ScoredChunk
-from retrieval.settings import LLMSettings
+from kb.retrieval.injection import neutralize
+from kb.retrieval.llm import LLM, Message
+from kb.retrieval.models import Lang, ScoredChunk
+from kb.retrieval.settings import LLMSettings
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 

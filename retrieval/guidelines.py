@@ -28,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.errors import KBError
-from retrieval.settings import GuidelineSettings
+from kb.retrieval.errors import KBError
+from kb.retrieval.settings import GuidelineSettings
 
 _DASH_CHARS = r"\-‐‑‒–—―−ー"
 _DASH = f"[{_DASH_CHARS}]"

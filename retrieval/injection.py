@@ -22,7 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from retrieval.text import sentence_spans
+from kb.retrieval.text import sentence_spans
 
 REMOVED = "[instruction-like text removed]"
 """What a neutralised sentence becomes in a prompt."""

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval.models import Lang
-from retrieval.protocols import VectorStore
+from kb.retrieval.models import Lang
+from kb.retrieval.protocols import VectorStore
 
 _JA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 _LATIN = re.compile(r"[A-Za-z]")

@@ -18,8 +18,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
-from retrieval.errors import LLMError, LLMTimeoutError
-from retrieval.settings import LLMSettings
+from kb.retrieval.errors import LLMError, LLMTimeoutError
+from kb.retrieval.settings import LLMSettings
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from retrieval.models import AccessFilter
+from kb.retrieval.models import AccessFilter
 
 Kind = Literal["pair", "gap"]
 

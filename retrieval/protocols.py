@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from retrieval.models import (
+from kb.retrieval.models import (
     DEFAULT_FUSION,
     AccessFilter,
     DenseQuery,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from retrieval.memory import Hit, QuestionMemory, Recall
-from retrieval.models import AccessFilter, ScoredChunk
-from retrieval.protocols import VectorStore
+from kb.retrieval.memory import Hit, QuestionMemory, Recall
+from kb.retrieval.models import AccessFilter, ScoredChunk
+from kb.retrieval.protocols import VectorStore
 
 MEMORY_CANDIDATE = 0.5
 """Probability under which a memory match does not move a passage: a match more likely wrong

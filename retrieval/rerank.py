@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.models import Lang, ScoredChunk
+from kb.retrieval.models import Lang, ScoredChunk
 
 TRAINED = Path(__file__).resolve().parent / "trained"
 DEFAULT_RANKER = TRAINED / "ranker.txt"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.answer import (
+from kb.retrieval.answer import (
     ESCALATION_MESSAGE,
     AnswerResult,
     Citation,
@@ -24,9 +24,9 @@ from retrieval.answer import (
     ranker_features,
     vocabulary_features,
 )
-from retrieval.embedders import EmbeddingCache, build_embedders, title_vector, vector_dims
-from retrieval.errors import KBError
-from retrieval.generate import (
+from kb.retrieval.embedders import EmbeddingCache, build_embedders, title_vector, vector_dims
+from kb.retrieval.errors import KBError
+from kb.retrieval.generate import (
     AskEvent,
     Delta,
     Final,
@@ -34,30 +34,30 @@ from retrieval.generate import (
     extractive_faithfulness,
     generate,
 )
-from retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
-from retrieval.llm import LLM, build_llm
-from retrieval.memory import QuestionMemory
-from retrieval.models import AccessFilter, Chunk, DenseQuery, Fusion, Lang, ScoredChunk
-from retrieval.protocols import Embedder, VectorStore
-from retrieval.recall import (
+from kb.retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
+from kb.retrieval.llm import LLM, build_llm
+from kb.retrieval.memory import QuestionMemory
+from kb.retrieval.models import AccessFilter, Chunk, DenseQuery, Fusion, Lang, ScoredChunk
+from kb.retrieval.protocols import Embedder, VectorStore
+from kb.retrieval.recall import (
     MEMORY_CANDIDATE,
     apply_recall,
     confirmed_first,
     recall_for,
     with_memory,
 )
-from retrieval.rerank import (
+from kb.retrieval.rerank import (
     DEFAULT_RANKER,
     CandidateTerms,
     Ranker,
     candidate_features,
     reorder,
 )
-from retrieval.settings import Settings
-from retrieval.sparse import BM25Encoder, term_id
-from retrieval.synonyms import EMPTY, SynonymTable
-from retrieval.telemetry import record_search
-from retrieval.versions import current_versions, overfetch
+from kb.retrieval.settings import Settings
+from kb.retrieval.sparse import BM25Encoder, term_id
+from kb.retrieval.synonyms import EMPTY, SynonymTable
+from kb.retrieval.telemetry import record_search
+from kb.retrieval.versions import current_versions, overfetch
 
 QUERY_VECTORS = 256  # question vectors kept: the search and the question memory share one
 
@@ -125,7 +125,7 @@ class KnowledgeBase:
         :param recreate: drop the collection and every point in it first, then create it for
             the configured embedders and quantization (``kb ingest --recreate``).
         """
-        from retrieval.stores import open_store
+        from kb.retrieval.stores import open_store
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedders = build_embedders(settings.embedder)

@@ -22,8 +22,8 @@ import unicodedata
 import zlib
 from typing import Any, Literal
 
-from retrieval.lang import detect_lang
-from retrieval.models import SparseVector
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.models import SparseVector
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")

@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from retrieval.protocols import SparseEncoder
-from retrieval.sparse import normalize_text
+from kb.retrieval.protocols import SparseEncoder
+from kb.retrieval.sparse import normalize_text
 
 MAX_TERMS = 20
 """Terms one set may hold."""

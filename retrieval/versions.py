@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from retrieval.models import ScoredChunk
+from kb.retrieval.models import ScoredChunk
 
 OVERFETCH = 2
 """Search for ``top_k * OVERFETCH`` passages so that dropping another version's passages still

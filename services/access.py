@@ -30,10 +30,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from db.engine import Database
-from db.models import DocumentRecord, QueryLog, QueueItem
-from retrieval.errors import KBError, NotFoundError
-from retrieval.models import PUBLIC_GROUP, AccessFilter
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord, QueryLog, QueueItem
+from kb.retrieval.errors import KBError, NotFoundError
+from kb.retrieval.models import PUBLIC_GROUP, AccessFilter
 
 Source = tuple[str, ...]
 """The access groups of one source (empty: public)."""
@@ -84,7 +84,7 @@ class Access:
 
     def has_role(self, role: str) -> bool:
         """Whether the caller holds ``role`` (admin holds all; every role includes employee)."""
-        from services.auth import has_role
+        from kb.services.auth import has_role
 
         return has_role(tuple(self.roles), role) or (self.via in TRUSTED_VIA)
 

@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from db.engine import Database
-from db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem, aware
-from retrieval.errors import NotFoundError
-from retrieval.guidelines import Guidelines
-from services.access import Access, query_sources
-from services.memory_admin import stats as memory_stats
-from services.queue import get_group
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord, Feedback, PolicyHit, QueryLog, QueueGroup, QueueItem, aware
+from kb.retrieval.errors import NotFoundError
+from kb.retrieval.guidelines import Guidelines
+from kb.services.access import Access, query_sources
+from kb.services.memory_admin import stats as memory_stats
+from kb.services.queue import get_group
 
 TOP_N = 10
 

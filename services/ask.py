@@ -13,23 +13,23 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from db.engine import Database
-from db.models import QueryLog
-from retrieval.answer import AnswerResult
-from retrieval.conversation import Resolution, Resolver, Turn
-from retrieval.guidelines import Guidelines, Screened
-from retrieval.lang import detect_lang
-from retrieval.models import Lang
-from retrieval.service import KnowledgeBase
-from retrieval.settings import Settings
-from retrieval.synonyms import SynonymTable
-from retrieval.telemetry import record_ask
-from services import memory, notifications
-from services.conversations import earlier_turns, ensure_conversation, new_conversation_id
-from services.identity import Identity
-from services.policy import guidelines_for, screen_or_refuse
-from services.queue import enqueue
-from services.synonyms import synonym_table
+from kb.db.engine import Database
+from kb.db.models import QueryLog
+from kb.retrieval.answer import AnswerResult
+from kb.retrieval.conversation import Resolution, Resolver, Turn
+from kb.retrieval.guidelines import Guidelines, Screened
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.models import Lang
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import Settings
+from kb.retrieval.synonyms import SynonymTable
+from kb.retrieval.telemetry import record_ask
+from kb.services import memory, notifications
+from kb.services.conversations import earlier_turns, ensure_conversation, new_conversation_id
+from kb.services.identity import Identity
+from kb.services.policy import guidelines_for, screen_or_refuse
+from kb.services.queue import enqueue
+from kb.services.synonyms import synonym_table
 
 log = logging.getLogger("kb.api")
 

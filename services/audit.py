@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from db.engine import Database
-from db.models import AuditEntry
+from kb.db.engine import Database
+from kb.db.models import AuditEntry
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from typing import Any
 import jwt
 from sqlalchemy import select
 
-from db.engine import Database
-from db.models import ApiToken, User, aware
-from retrieval.errors import KBError
-from retrieval.settings import AuthSettings, Settings
+from kb.db.engine import Database
+from kb.db.models import ApiToken, User, aware
+from kb.retrieval.errors import KBError
+from kb.retrieval.settings import AuthSettings, Settings
 
 log = logging.getLogger(__name__)
 

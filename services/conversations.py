@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from db.engine import Database
-from db.models import Conversation, DocumentRecord, QueryLog, utcnow
-from retrieval.conversation import MAX_TURNS, Turn
-from retrieval.errors import KBError, NotFoundError
-from services.access import Access, query_sources
+from kb.db.engine import Database
+from kb.db.models import Conversation, DocumentRecord, QueryLog, utcnow
+from kb.retrieval.conversation import MAX_TURNS, Turn
+from kb.retrieval.errors import KBError, NotFoundError
+from kb.services.access import Access, query_sources
 
 MAX_CONVERSATION_TURNS = 100
 """Questions one conversation may hold; then the asker starts a new one."""

@@ -6,15 +6,15 @@ from typing import Any, TypedDict
 
 from sqlalchemy import select
 
-from db.engine import Database
-from db.models import Feedback, QueryLog, utcnow
-from retrieval.errors import NotFoundError
-from retrieval.protocols import Embedder, SparseEncoder
-from retrieval.service import KnowledgeBase
-from retrieval.synonyms import SynonymTable
-from services import memory
-from services.access import Access, citation_sources, document_groups
-from services.queue import Placement, enqueue
+from kb.db.engine import Database
+from kb.db.models import Feedback, QueryLog, utcnow
+from kb.retrieval.errors import NotFoundError
+from kb.retrieval.protocols import Embedder, SparseEncoder
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.synonyms import SynonymTable
+from kb.services import memory
+from kb.services.access import Access, citation_sources, document_groups
+from kb.services.queue import Placement, enqueue
 
 
 def _own_query(db: Database, query_id: str, user_id: str) -> QueryLog:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retrieval.models import AccessFilter
-from services.access import Access, access_for
+from kb.retrieval.models import AccessFilter
+from kb.services.access import Access, access_for
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,15 +24,15 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select
 
-from db.engine import Database
-from db.models import MemoryEntry as EntryRow
-from db.models import QueryLog, QueueGroup, QueueItem, aware, utcnow
-from retrieval.errors import NotFoundError
-from retrieval.memory import MemoryEntry, QuestionMemory
-from retrieval.models import AccessFilter, Chunk
-from retrieval.service import KnowledgeBase
-from services.access import Access, Source, query_sources
-from services.queue import check_group_write, get_group
+from kb.db.engine import Database
+from kb.db.models import MemoryEntry as EntryRow
+from kb.db.models import QueryLog, QueueGroup, QueueItem, aware, utcnow
+from kb.retrieval.errors import NotFoundError
+from kb.retrieval.memory import MemoryEntry, QuestionMemory
+from kb.retrieval.models import AccessFilter, Chunk
+from kb.retrieval.service import KnowledgeBase
+from kb.services.access import Access, Source, query_sources
+from kb.services.queue import check_group_write, get_group
 
 How = Literal["helpful", "staff_link", "staff_answer", "not_covered"]
 RETRIEVED = 10

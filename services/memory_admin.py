@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from db.engine import Database
-from db.models import MemoryEntry as EntryRow
-from db.models import utcnow
-from retrieval.errors import KBError, NotFoundError
-from services.access import Access, source_of
+from kb.db.engine import Database
+from kb.db.models import MemoryEntry as EntryRow
+from kb.db.models import utcnow
+from kb.retrieval.errors import KBError, NotFoundError
+from kb.services.access import Access, source_of
 
 
 def _readable(access: Access, row: EntryRow) -> bool:

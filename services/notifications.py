@@ -32,10 +32,10 @@ from urllib.parse import unquote, urlsplit
 import httpx
 from sqlalchemy import select, update
 
-from db.engine import Database
-from db.models import Notification, QueryLog, QueueGroup, aware, utcnow
-from retrieval.settings import NotifySettings, Settings
-from services.access import Access, query_sources
+from kb.db.engine import Database
+from kb.db.models import Notification, QueryLog, QueueGroup, aware, utcnow
+from kb.retrieval.settings import NotifySettings, Settings
+from kb.services.access import Access, query_sources
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@ topics. Masking itself lives in :mod:`retrieval.guidelines`."""
 
 from __future__ import annotations
 
-from db.engine import Database
-from db.models import PolicyHit
-from retrieval.guidelines import Guidelines, PolicyBlockedError, Screened
-from retrieval.settings import GuidelineSettings
+from kb.db.engine import Database
+from kb.db.models import PolicyHit
+from kb.retrieval.guidelines import Guidelines, PolicyBlockedError, Screened
+from kb.retrieval.settings import GuidelineSettings
 
 
 def guidelines_for(settings: GuidelineSettings) -> Guidelines:

@@ -18,13 +18,13 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy import func, select
 
-from db.engine import Database
-from db.models import DocumentRecord, Feedback, QueryLog, QueueGroup, QueueItem, utcnow
-from retrieval.errors import KBError, NotFoundError
-from retrieval.protocols import Embedder, SparseEncoder
-from retrieval.synonyms import SynonymTable
-from services.access import Access, Source, group_query_sources
-from services.conversations import conversation_turns_for_staff
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord, Feedback, QueryLog, QueueGroup, QueueItem, utcnow
+from kb.retrieval.errors import KBError, NotFoundError
+from kb.retrieval.protocols import Embedder, SparseEncoder
+from kb.retrieval.synonyms import SynonymTable
+from kb.services.access import Access, Source, group_query_sources
+from kb.services.conversations import conversation_turns_for_staff
 
 Reason = Literal["escalated", "thumbs_down", "user_escalation"]
 GroupState = Literal["open", "answered", "dismissed"]

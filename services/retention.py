@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
-from db.engine import Database
-from db.models import (
+from kb.db.engine import Database
+from kb.db.models import (
     Conversation,
     Feedback,
     Notification,

@@ -18,15 +18,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from db.engine import Database
-from db.models import DocumentRecord, DocumentVersion, QueryLog, QueueGroup, QueueItem, utcnow
-from ingest.indexing import Indexer, RecordDoc
-from ingest.runs import IngestReport
-from retrieval.errors import IngestError, KBError, NotFoundError
-from retrieval.service import KnowledgeBase
-from services import memory
-from services.access import Access, Source
-from services.queue import check_group_write, get_group
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord, DocumentVersion, QueryLog, QueueGroup, QueueItem, utcnow
+from kb.ingest.indexing import Indexer, RecordDoc
+from kb.ingest.runs import IngestReport
+from kb.retrieval.errors import IngestError, KBError, NotFoundError
+from kb.retrieval.service import KnowledgeBase
+from kb.services import memory
+from kb.services.access import Access, Source
+from kb.services.queue import check_group_write, get_group
 
 log = logging.getLogger(__name__)
 

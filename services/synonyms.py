@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from db.engine import Database
-from db.models import SynonymSet, utcnow
-from retrieval.errors import KBError, NotFoundError
-from retrieval.protocols import SparseEncoder
-from retrieval.synonyms import SynonymTable, clean_terms, set_key
+from kb.db.engine import Database
+from kb.db.models import SynonymSet, utcnow
+from kb.retrieval.errors import KBError, NotFoundError
+from kb.retrieval.protocols import SparseEncoder
+from kb.retrieval.synonyms import SynonymTable, clean_terms, set_key
 
 MAX_SETS = 5000
 _lock = threading.Lock()

@@ -70,7 +70,7 @@ def serve(
     """``kb serve`` (or ``command`` + port arguments) until ``/healthz`` answers; stopped
     with SIGTERM (uvicorn's graceful shutdown) afterwards. Its stderr goes to ``log_path``."""
     port = port or free_port()
-    cmd = list(command or [sys.executable, "-m", "cli.main"])
+    cmd = list(command or [sys.executable, "-m", "kb.cli.main"])
     cmd += ["serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with log_path.open("w", encoding="utf-8") as sink:

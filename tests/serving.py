@@ -7,8 +7,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from db.engine import Database
-from retrieval.service import KnowledgeBase
+from kb.db.engine import Database
+from kb.retrieval.service import KnowledgeBase
 
 
 def serving(
@@ -20,7 +20,7 @@ def serving(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from api.app import start_notifier, stop_notifier
+        from kb.api.app import start_notifier, stop_notifier
 
         app.state.kb, app.state.db = kb, db
         start_notifier(app, db, app.state.settings)

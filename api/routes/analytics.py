@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import AuditDep, DBDep, GuidelinesDep, StaffDep
-from api.responses import AnalyticsSummary
-from services import analytics as service
+from kb.api.deps import AuditDep, DBDep, GuidelinesDep, StaffDep
+from kb.api.responses import AnalyticsSummary
+from kb.services import analytics as service
 
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 

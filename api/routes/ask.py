@@ -11,14 +11,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
-from api.messages import current_lang, error_body
-from api.schemas import AskRequest, AskResponse, Citation
-from retrieval.answer import AnswerResult
-from retrieval.errors import KBError
-from retrieval.generate import Delta, Final, NewCitations
-from services.ask import answer_question, plan_question, record_answer, screen_question
-from services.memory import memory_for
+from kb.api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
+from kb.api.messages import current_lang, error_body
+from kb.api.schemas import AskRequest, AskResponse, Citation
+from kb.retrieval.answer import AnswerResult
+from kb.retrieval.errors import KBError
+from kb.retrieval.generate import Delta, Final, NewCitations
+from kb.services.ask import answer_question, plan_question, record_answer, screen_question
+from kb.services.memory import memory_for
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, AuditDep, DBDep, EmployeeDep
-from api.responses import AuditEntryOut
-from retrieval.errors import KBError
-from services import audit as audit_service
-from services.auth import Authenticator, AuthError, has_role
+from kb.api.deps import AdminDep, AuditDep, DBDep, EmployeeDep
+from kb.api.responses import AuditEntryOut
+from kb.retrieval.errors import KBError
+from kb.services import audit as audit_service
+from kb.services.auth import Authenticator, AuthError, has_role
 
 router = APIRouter(prefix="/api", tags=["auth"])
 

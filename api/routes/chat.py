@@ -20,13 +20,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
-from api.responses import ChatCompletion, ModelList
-from api.schemas import AskResponse, ChatCompletionRequest, ChatMessageIn
-from retrieval.conversation import Turn
-from retrieval.errors import KBError
-from services.ask import answer_question
-from services.policy import screen_or_refuse
+from kb.api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
+from kb.api.responses import ChatCompletion, ModelList
+from kb.api.schemas import AskResponse, ChatCompletionRequest, ChatMessageIn
+from kb.retrieval.conversation import Turn
+from kb.retrieval.errors import KBError
+from kb.services.ask import answer_question
+from kb.services.policy import screen_or_refuse
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 

@@ -14,15 +14,15 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import AuditDep, DBDep, DocumentsDep, EmployeeDep, KBDep, WriterDep
-from api.errors import error_response
-from api.responses import DocumentOut, DocumentVersionOut, UploadResult
-from db.models import DocumentRecord, DocumentVersion
-from ingest.pipeline import IngestReport
-from ingest.uploads import Refusal, Upload, UploadOutcome
-from retrieval.errors import KBError, NotFoundError
-from retrieval.versions import current_versions
-from services.access import Access
+from kb.api.deps import AuditDep, DBDep, DocumentsDep, EmployeeDep, KBDep, WriterDep
+from kb.api.errors import error_response
+from kb.api.responses import DocumentOut, DocumentVersionOut, UploadResult
+from kb.db.models import DocumentRecord, DocumentVersion
+from kb.ingest.pipeline import IngestReport
+from kb.ingest.uploads import Refusal, Upload, UploadOutcome
+from kb.retrieval.errors import KBError, NotFoundError
+from kb.retrieval.versions import current_versions
+from kb.services.access import Access
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -78,7 +78,7 @@ def document_json(r: DocumentRecord, *, owner: bool = True) -> dict[str, object]
 
 
 def _owner(identity: EmployeeDep) -> bool:
-    from services.auth import has_role
+    from kb.services.auth import has_role
 
     return has_role(identity.roles, "content_owner")
 

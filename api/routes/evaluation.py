@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from api.deps import EvaluatorDep
-from api.responses import EvalRunOut
-from retrieval.errors import NotFoundError
+from kb.api.deps import EvaluatorDep
+from kb.api.responses import EvalRunOut
+from kb.retrieval.errors import NotFoundError
 
 router = APIRouter(prefix="/api/eval", tags=["evaluation"])
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
-from api.schemas import EscalateRequest, EscalateResponse, FeedbackRequest, FeedbackResponse
-from db.engine import Database
-from retrieval.guidelines import Guidelines
-from services import feedback as service
-from services import notifications
-from services.identity import Identity
-from services.policy import screen_or_refuse
-from services.synonyms import synonym_table
+from kb.api.deps import DBDep, EmployeeDep, GuidelinesDep, KBDep, SettingsDep
+from kb.api.schemas import EscalateRequest, EscalateResponse, FeedbackRequest, FeedbackResponse
+from kb.db.engine import Database
+from kb.retrieval.guidelines import Guidelines
+from kb.services import feedback as service
+from kb.services import notifications
+from kb.services.identity import Identity
+from kb.services.policy import screen_or_refuse
+from kb.services.synonyms import synonym_table
 
 router = APIRouter(prefix="/api", tags=["feedback"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
-from api.errors import error_response
-from api.schemas import Health
+from kb.api.errors import error_response
+from kb.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import DBDep, EmployeeDep
-from api.schemas import HistoryItem
-from services.feedback import history as own_history
+from kb.api.deps import DBDep, EmployeeDep
+from kb.api.schemas import HistoryItem
+from kb.services.feedback import history as own_history
 
 router = APIRouter(prefix="/api/history", tags=["history"])
 

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from api.deps import AuditDep, DBDep, RunnerDep, WriterDep
-from api.responses import IngestRunOut, RunQueued
-from db.models import DocumentRecord, IngestRun
-from ingest.runner import run_json
-from ingest.sources import walk_source
-from retrieval.errors import KBError, NotFoundError
-from services.access import Access, document_groups
+from kb.api.deps import AuditDep, DBDep, RunnerDep, WriterDep
+from kb.api.responses import IngestRunOut, RunQueued
+from kb.db.models import DocumentRecord, IngestRun
+from kb.ingest.runner import run_json
+from kb.ingest.sources import walk_source
+from kb.retrieval.errors import KBError, NotFoundError
+from kb.services.access import Access, document_groups
 
 router = APIRouter(prefix="/api/ingest", tags=["ingest"])
 

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import AuditDep, DBDep, KBDep, StaffDep
-from api.schemas import MemoryEntryOut, PassageOut
-from retrieval.errors import KBError
-from services import memory_admin as service
+from kb.api.deps import AuditDep, DBDep, KBDep, StaffDep
+from kb.api.schemas import MemoryEntryOut, PassageOut
+from kb.retrieval.errors import KBError
+from kb.services import memory_admin as service
 
 router = APIRouter(prefix="/api/memory", tags=["memory"])
 

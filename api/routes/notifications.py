@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import DBDep, StaffDep
-from api.schemas import NotificationEntry
-from services.notifications import delivery_log
+from kb.api.deps import DBDep, StaffDep
+from kb.api.schemas import NotificationEntry
+from kb.services.notifications import delivery_log
 
 router = APIRouter(prefix="/api", tags=["notifications"])
 

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import AuditDep, DBDep, GuidelinesDep, KBDep, StaffDep
-from api.schemas import (
+from kb.api.deps import AuditDep, DBDep, GuidelinesDep, KBDep, StaffDep
+from kb.api.schemas import (
     QueueGroupOut,
     QueueLinkRequest,
     QueuePatch,
@@ -15,8 +15,8 @@ from api.schemas import (
     StaffAnswerOut,
     StaffAnswerRequest,
 )
-from services import memory, staff_answers
-from services import queue as service
+from kb.services import memory, staff_answers
+from kb.services import queue as service
 
 router = APIRouter(prefix="/api/queue", tags=["queue"])
 

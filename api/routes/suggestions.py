@@ -23,14 +23,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from api.deps import DBDep, EmployeeDep, KBDep
-from api.responses import Suggestion
-from db.engine import Database
-from db.models import Feedback, QueryLog, QueueItem
-from retrieval.models import AccessFilter
-from retrieval.service import KnowledgeBase
-from services.access import Access, query_sources
-from services.identity import Identity
+from kb.api.deps import DBDep, EmployeeDep, KBDep
+from kb.api.responses import Suggestion
+from kb.db.engine import Database
+from kb.db.models import Feedback, QueryLog, QueueItem
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.service import KnowledgeBase
+from kb.services.access import Access, query_sources
+from kb.services.identity import Identity
 
 router = APIRouter(prefix="/api", tags=["ask"])
 

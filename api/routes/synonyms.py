@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import AuditDep, DBDep, WriterDep
-from api.schemas import RowId, SynonymSetRequest, SynonymSetResponse
-from services import synonyms as service
+from kb.api.deps import AuditDep, DBDep, WriterDep
+from kb.api.schemas import RowId, SynonymSetRequest, SynonymSetResponse
+from kb.services import synonyms as service
 
 router = APIRouter(prefix="/api", tags=["synonyms"])
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.models import Location, Section
+from kb.retrieval.models import Location, Section
 
 Parsed = tuple[str | None, list[Section]]
 """What a format parser returns: a title when the file declares one, and its sections."""

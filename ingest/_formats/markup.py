@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ingest._formats.common import LANGUAGES, Parsed, element_outline, github_slug, squash
-from ingest._formats.unstructured_setup import ensure_unstructured
+from kb.ingest._formats.common import LANGUAGES, Parsed, element_outline, github_slug, squash
+from kb.ingest._formats.unstructured_setup import ensure_unstructured
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 _FM_TITLE = re.compile(r"^title:\s*(.+?)\s*$", re.M)
@@ -57,7 +57,7 @@ def parse_html(text: str, *, max_depth: int = 200) -> Parsed:
     depth = _depth(root) if root is not None else 0
     # libxml2 stops building the tree at 256 levels and says so in its error log.
     if depth > max_depth or any("depth" in str(e.message).lower() for e in parser.error_log):
-        from ingest._formats.sniff import limit_error
+        from kb.ingest._formats.sniff import limit_error
 
         raise limit_error(f"HTML nested {depth}+ elements deep", max_depth, "MAX_HTML_DEPTH")
     headings = _html_headings(root) if root is not None else []

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ingest._formats.common import (
+from kb.ingest._formats.common import (
     LANGUAGES,
     Parsed,
     element_outline,
@@ -15,8 +15,8 @@ from ingest._formats.common import (
     squash,
     table_rows_to_text,
 )
-from ingest._formats.unstructured_setup import ensure_unstructured
-from retrieval.models import Location, Section
+from kb.ingest._formats.unstructured_setup import ensure_unstructured
+from kb.retrieval.models import Location, Section
 
 # Word stores built-in style names in English; python-docx reports them capitalised. Documents
 # written by some Japanese tools carry localised names, so both are read.

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest._formats.common import Outline, Parsed, join_lines, squash, table_rows_to_text
-from retrieval.errors import ParseError
+from kb.ingest._formats.common import Outline, Parsed, join_lines, squash, table_rows_to_text
+from kb.retrieval.errors import ParseError
 
 logger = logging.getLogger(__name__)
 

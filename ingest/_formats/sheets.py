@@ -15,9 +15,9 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ingest._formats.common import Parsed, cell_text, row_text, squash
-from retrieval.errors import ParseError
-from retrieval.models import Location, Section
+from kb.ingest._formats.common import Parsed, cell_text, row_text, squash
+from kb.retrieval.errors import ParseError
+from kb.retrieval.models import Location, Section
 
 ALIASES: dict[str, frozenset[str]] = {
     "question": frozenset(

@@ -8,8 +8,8 @@ import re
 import zipfile
 from pathlib import Path
 
-from retrieval.errors import ParseError
-from retrieval.settings import IngestSettings
+from kb.retrieval.errors import ParseError
+from kb.retrieval.settings import IngestSettings
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 

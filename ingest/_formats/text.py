@@ -12,9 +12,9 @@ from __future__ import annotations
 import codecs
 import re
 
-from ingest._formats.common import Parsed
-from retrieval.errors import ParseError
-from retrieval.models import Section
+from kb.ingest._formats.common import Parsed
+from kb.retrieval.errors import ParseError
+from kb.retrieval.models import Section
 
 BINARY_MESSAGE = "not a text file (binary content)"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from retrieval.protocols import VectorStore
-from retrieval.settings import Settings
+from kb.retrieval.protocols import VectorStore
+from kb.retrieval.settings import Settings
 
 
 def open_store(settings: Settings) -> VectorStore:
@@ -18,9 +18,9 @@ def open_store(settings: Settings) -> VectorStore:
     q = settings.qdrant
     if q.url or q.local_mode:
         try:
-            from retrieval.stores.server import QdrantServerStore
+            from kb.retrieval.stores.server import QdrantServerStore
         except ImportError as exc:  # the `server` extra is not installed
-            from retrieval.errors import StoreError
+            from kb.retrieval.errors import StoreError
 
             raise StoreError(
                 f"a Qdrant server needs qdrant-client ({exc}): pip install 'kb-assistant[server]'"
@@ -39,7 +39,7 @@ def open_store(settings: Settings) -> VectorStore:
             replication_factor=q.replication_factor,
             write_consistency_factor=q.write_consistency_factor,
         )
-    from retrieval.stores.edge import EdgeStore
+    from kb.retrieval.stores.edge import EdgeStore
 
     return EdgeStore(settings.shard_path(), q.collection, quantization=q.quantization)
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from retrieval.errors import StoreError
-from retrieval.models import PUBLIC_GROUP, Chunk, DenseQuery, Fusion, ScoredChunk, SparseVector
+from kb.retrieval.errors import StoreError
+from kb.retrieval.models import PUBLIC_GROUP, Chunk, DenseQuery, Fusion, ScoredChunk, SparseVector
 
 SPARSE_NAME = "bm25"
 """The sparse vector holding BM25 term frequencies; the store applies IDF."""

@@ -41,8 +41,8 @@ from typing import IO, Any
 
 import qdrant_edge as qe
 
-from retrieval.errors import StoreError, StoreLockedError
-from retrieval.models import (
+from kb.retrieval.errors import StoreError, StoreLockedError
+from kb.retrieval.models import (
     DEFAULT_FUSION,
     AccessFilter,
     DenseQuery,
@@ -51,7 +51,7 @@ from retrieval.models import (
     ScoredChunk,
     SparseVector,
 )
-from retrieval.stores._common import (
+from kb.retrieval.stores._common import (
     FACET_LIMIT,
     KEYWORD_INDEXES,
     SPARSE_NAME,

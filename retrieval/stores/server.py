@@ -16,8 +16,8 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from retrieval.errors import StoreError, StoreLockedError
-from retrieval.models import (
+from kb.retrieval.errors import StoreError, StoreLockedError
+from kb.retrieval.models import (
     DEFAULT_FUSION,
     AccessFilter,
     DenseQuery,
@@ -26,7 +26,7 @@ from retrieval.models import (
     ScoredChunk,
     SparseVector,
 )
-from retrieval.stores._common import (
+from kb.retrieval.stores._common import (
     FACET_LIMIT,
     KEYWORD_INDEXES,
     SPARSE_NAME,
@@ -45,7 +45,7 @@ from retrieval.stores._common import (
     to_scored,
     vector_names,
 )
-from retrieval.stores.server_features import too_old_message
+from kb.retrieval.stores.server_features import too_old_message
 
 SCROLL_PAGE = 256
 

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import uvicorn
 
-from api.app import create_app
-from api.web_settings import WebSettings
-from db.engine import Database
-from ingest.pipeline import Ingestor
-from retrieval.service import KnowledgeBase
-from retrieval.settings import NotifySettings
+from kb.api.app import create_app
+from kb.api.web_settings import WebSettings
+from kb.db.engine import Database
+from kb.ingest.pipeline import Ingestor
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import NotifySettings
 from tests.integration.conftest import CORPUS, sample_settings
 from tests.serving import serving
 
@@ -51,7 +51,7 @@ def _free_port() -> int:
 def _fake_eval_dir(root: Path) -> Path:
     """An eval output folder as ``kb eval`` writes it (its own history writer): two runs with
     reports, the second with a variant."""
-    from eval.history import append_history
+    from kb.eval.history import append_history
 
     for i, (ts, recall) in enumerate((("20261101T090000Z", 0.91), ("20261102T090000Z", 0.95))):
         run_dir = root / "runs" / ts

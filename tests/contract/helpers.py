@@ -6,8 +6,8 @@ import hashlib
 
 import numpy as np
 
-from retrieval.models import Chunk, EmbeddedChunk, Lang, Location, SparseVector
-from retrieval.sparse import term_id
+from kb.retrieval.models import Chunk, EmbeddedChunk, Lang, Location, SparseVector
+from kb.retrieval.sparse import term_id
 
 DIMS = {"e5": 16, "use": 12}
 """Two named dense vectors of different sizes, as with two embedders."""

@@ -19,11 +19,11 @@ import pytest
 import yaml
 from qdrant_client import QdrantClient
 
-from retrieval.errors import StoreError
-from retrieval.models import AccessFilter, DenseQuery, Fusion
-from retrieval.stores import server_features
-from retrieval.stores.server import QdrantServerStore
-from retrieval.stores.server_features import (
+from kb.retrieval.errors import StoreError
+from kb.retrieval.models import AccessFilter, DenseQuery, Fusion
+from kb.retrieval.stores import server_features
+from kb.retrieval.stores.server import QdrantServerStore
+from kb.retrieval.stores.server_features import (
     FEATURES,
     REQUIRED,
     parse_version,

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
-from retrieval.errors import StoreError, StoreLockedError
-from retrieval.models import (
+from kb.retrieval.errors import StoreError, StoreLockedError
+from kb.retrieval.models import (
     PUBLIC_GROUP,
     AccessFilter,
     DenseQuery,
@@ -26,11 +26,11 @@ from retrieval.models import (
     Fusion,
     ScoredChunk,
 )
-from retrieval.protocols import VectorStore
-from retrieval.settings import QdrantSettings, Settings
-from retrieval.stores import open_store
-from retrieval.stores.edge import EdgeStore
-from retrieval.stores.server import QdrantServerStore
+from kb.retrieval.protocols import VectorStore
+from kb.retrieval.settings import QdrantSettings, Settings
+from kb.retrieval.stores import open_store
+from kb.retrieval.stores.edge import EdgeStore
+from kb.retrieval.stores.server import QdrantServerStore
 from tests.contract.helpers import DIMS, embed, make_chunk, sparse, term_id, unit, vectors
 
 ANYONE = AccessFilter()
@@ -393,7 +393,7 @@ class TestEdgeStore(VectorStoreContract):
         store.ensure_collection(dict(DIMS))
         code = (
             "import sys\nfrom pathlib import Path\nfrom retrieval.stores.edge import EdgeStore\n"
-            "from retrieval.errors import StoreLockedError\n"
+            "from kb.retrieval.errors import StoreLockedError\n"
             "try:\n    EdgeStore(Path(sys.argv[1]), 'kb_chunks').count()\n"
             "except StoreLockedError as e:\n    print('LOCKED', e.detail)\n"
         )

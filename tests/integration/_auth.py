@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from cli.main import main
-from db.engine import Database
-from retrieval.service import KnowledgeBase
-from retrieval.settings import AuthSettings, LimitsSettings, OidcSettings, Settings
+from kb.api.app import create_app
+from kb.cli.main import main
+from kb.db.engine import Database
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import AuthSettings, LimitsSettings, OidcSettings, Settings
 from tests.serving import serving
 
 ISSUER = "https://idp.example.test/realms/corp"

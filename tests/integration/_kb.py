@@ -9,11 +9,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api.app import create_app
-from db.engine import Database
-from db.models import DocumentRecord
-from retrieval.service import KnowledgeBase
-from retrieval.settings import Settings
+from kb.api.app import create_app
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import Settings
 from tests.integration.conftest import DEV_AUTH, EMBED_CACHE, IN_PROCESS, NO_RATE_LIMITS
 from tests.serving import serving
 

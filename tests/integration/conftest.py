@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from db.engine import Database
-from ingest.pipeline import Ingestor, IngestReport
-from retrieval.service import KnowledgeBase
-from retrieval.settings import AuthSettings, IngestSettings, LimitsSettings, Settings
+from kb.api.app import create_app
+from kb.db.engine import Database
+from kb.ingest.pipeline import Ingestor, IngestReport
+from kb.retrieval.service import KnowledgeBase
+from kb.retrieval.settings import AuthSettings, IngestSettings, LimitsSettings, Settings
 from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.models import AccessFilter
+from kb.retrieval.models import AccessFilter
 
 pytestmark = pytest.mark.integration
 

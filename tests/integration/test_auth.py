@@ -19,14 +19,14 @@ from click.testing import CliRunner
 from fastapi.routing import APIRoute
 from sqlalchemy import select, text
 
-from api.app import create_app
-from api.deps import RoleGuard
-from cli.main import main
-from db.engine import Database
-from db.models import ApiToken
-from retrieval.errors import KBError
-from retrieval.settings import AuthSettings, LimitsSettings, OidcSettings
-from services.auth import ROLES, WIDGET_ISSUER, hash_token
+from kb.api.app import create_app
+from kb.api.deps import RoleGuard
+from kb.cli.main import main
+from kb.db.engine import Database
+from kb.db.models import ApiToken
+from kb.retrieval.errors import KBError
+from kb.retrieval.settings import AuthSettings, LimitsSettings, OidcSettings
+from kb.services.auth import ROLES, WIDGET_ISSUER, hash_token
 from tests.integration._auth import (
     AUDIENCE,
     ISSUER,
@@ -494,7 +494,7 @@ def test_audit_log_is_append_only_on_postgresql(postgres_url):
     db = Database(postgres_url)
     db.migrate()
     try:
-        from services.audit import record
+        from kb.services.audit import record
 
         record(db, actor="a", action="user.add", target="b", strict=True)
         for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
@@ -507,7 +507,7 @@ def test_audit_log_is_append_only_on_postgresql(postgres_url):
 def test_kb_ingest_hands_over_with_a_service_token_not_headers(env):
     """The CLI signs its hand-over with the data folder's secret; a stranger cannot."""
     client, _, _, data, _, _ = env
-    from services.auth import Authenticator
+    from kb.services.auth import Authenticator
 
     token = Authenticator(client.app.state.settings).issue_service_token("operator")
     me = client.get("/api/me", headers=bearer(token)).json()
@@ -524,7 +524,7 @@ def test_a_local_kb_ingest_is_audited(tmp_path):
     assert result.exit_code == 0, result.output
     db = Database(f"sqlite:///{tmp_path / 'var' / 'kb.sqlite3'}")
     try:
-        from services.audit import entries
+        from kb.services.audit import entries
 
         runs = entries(db, action="ingest.run")
         assert len(runs) == 1 and runs[0]["target"] == str(folder.resolve())

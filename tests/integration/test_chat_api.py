@@ -12,7 +12,7 @@ import openai
 import pytest
 import uvicorn
 
-from api.app import create_app
+from kb.api.app import create_app
 from tests.integration._auth import make_user
 from tests.integration.dialogues import GUIDE, GUIDE_JA, PRICES
 from tests.serving import serving

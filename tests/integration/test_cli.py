@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
+from kb.cli.main import main
 from tests.integration.conftest import EMBED_CACHE
 
 pytestmark = pytest.mark.integration
@@ -73,8 +73,8 @@ def test_user_errors_are_one_line(runner_env, tmp_path):
 
 
 def test_serve_refuses_in_one_line_when_the_store_is_in_use(runner_env, folder):
-    from retrieval.settings import Settings
-    from retrieval.stores import open_store
+    from kb.retrieval.settings import Settings
+    from kb.retrieval.stores import open_store
 
     runner = CliRunner()
     assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0

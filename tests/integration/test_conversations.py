@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from db.engine import Database
-from db.models import Conversation, QueryLog
-from retrieval.llm import OpenAIChatLLM
-from retrieval.settings import LLMSettings
-from services.retention import purge_logs
+from kb.db.engine import Database
+from kb.db.models import Conversation, QueryLog
+from kb.retrieval.llm import OpenAIChatLLM
+from kb.retrieval.settings import LLMSettings
+from kb.services.retention import purge_logs
 from tests.fake_llm import FakeLLMServer
 from tests.integration.dialogues import DIALOGUES, FAQ, PRICES, TL_USER
 

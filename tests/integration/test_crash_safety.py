@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from db.models import DocumentVersion, IngestRun
-from ingest.parse import parse_file
-from ingest.pipeline import Ingestor, IngestReport, file_hash
-from retrieval.models import AccessFilter
-from retrieval.versions import current_versions
+from kb.db.models import DocumentVersion, IngestRun
+from kb.ingest.parse import parse_file
+from kb.ingest.pipeline import Ingestor, IngestReport, file_hash
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.versions import current_versions
 from tests.integration._kb import ROOT, catalog, open_kb, point_hashes, settings_for
 from tests.integration.conftest import EMBED_CACHE
 
@@ -40,7 +40,7 @@ def _doc(i: int, token: str) -> str:
 
 def _kb_ingest(folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "ingest", str(folder)],
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(folder)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

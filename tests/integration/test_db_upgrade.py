@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.app import create_app
-from cli.main import main
-from db.engine import Database, SchemaError, head_revisions
-from retrieval.settings import EmbedderSettings, Settings
+from kb.api.app import create_app
+from kb.cli.main import main
+from kb.db.engine import Database, SchemaError, head_revisions
+from kb.retrieval.settings import EmbedderSettings, Settings
 
 HEAD = ", ".join(sorted(head_revisions()))
 

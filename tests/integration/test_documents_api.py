@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.uploads import FileStore, safe_name
-from retrieval.errors import IngestError
-from retrieval.models import AccessFilter
+from kb.ingest.uploads import FileStore, safe_name
+from kb.retrieval.errors import IngestError
+from kb.retrieval.models import AccessFilter
 from tests.fixtures.facts import FACTS
 from tests.integration._kb import FIXTURES, OWNER, api_client, open_kb, settings_for
 

@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from api.app import create_app
-from cli.main import main
-from db.engine import Database
-from retrieval.errors import StoreError, StoreLockedError
-from retrieval.settings import EmbedderSettings, Settings
-from retrieval.stores import open_store
+from kb.api.app import create_app
+from kb.cli.main import main
+from kb.db.engine import Database
+from kb.retrieval.errors import StoreError, StoreLockedError
+from kb.retrieval.settings import EmbedderSettings, Settings
+from kb.retrieval.stores import open_store
 from tests.integration._auth import app_client, bearer, make_user, product_settings
 
 pytestmark = pytest.mark.integration

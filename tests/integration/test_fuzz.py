@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from api.app import create_app
-from ingest.pipeline import Ingestor
+from kb.api.app import create_app
+from kb.ingest.pipeline import Ingestor
 from tests.integration._auth import bearer, make_user, product_settings
 from tests.integration._kb import FIXTURES, open_kb, settings_for
 from tests.serving import serving

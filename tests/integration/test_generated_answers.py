@@ -15,13 +15,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from cli.main import main as kb_cli
-from db.models import QueryLog
-from eval.run import run_eval
-from ingest.pipeline import Ingestor
-from retrieval.injection import REMOVED
-from retrieval.llm import OpenAIChatLLM
-from retrieval.settings import LLMSettings
+from kb.cli.main import main as kb_cli
+from kb.db.models import QueryLog
+from kb.eval.run import run_eval
+from kb.ingest.pipeline import Ingestor
+from kb.retrieval.injection import REMOVED
+from kb.retrieval.llm import OpenAIChatLLM
+from kb.retrieval.settings import LLMSettings
 from tests.fake_llm import FakeLLMServer, number_of, passages_of
 from tests.integration._kb import api_client, open_kb, settings_for
 

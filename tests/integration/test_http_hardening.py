@@ -18,9 +18,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from api.proxies import client_address, parse_networks
-from cli.main import main
-from db.engine import Database
+from kb.api.proxies import client_address, parse_networks
+from kb.cli.main import main
+from kb.db.engine import Database
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         "KB_AUTH__CORS_ORIGINS": '["https://intranet.example"]',
         "KB_TRUSTED_PROXIES": '["10.9.9.9"]',  # a proxy elsewhere: loopback is not one
     }
-    cmd = [sys.executable, "-c", "from cli.main import main; main()", "serve", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from kb.cli.main import main; main()",
+        "serve",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -80,7 +87,7 @@ def test_forwarded_for_from_an_untrusted_peer_buys_nothing(served: tuple[str, Pa
     assert statuses[:5] == [401] * 5 and 429 in statuses[5:], statuses
     db = Database(f"sqlite:///{data / 'kb.sqlite3'}")
     try:
-        from services.audit import entries
+        from kb.services.audit import entries
 
         denied = entries(db, action="access.denied", limit=100)
     finally:
@@ -94,8 +101,8 @@ def test_an_authenticated_user_is_limited_as_a_user_not_by_address(
     served: tuple[str, Path],
 ) -> None:
     base, data = served
-    from retrieval.settings import Settings
-    from services.auth import Authenticator
+    from kb.retrieval.settings import Settings
+    from kb.services.auth import Authenticator
 
     token = Authenticator(Settings(data_dir=data)).issue_service_token("operator")
     for _ in range(8):  # the address's burst is spent by now; the user's is not
@@ -133,8 +140,8 @@ def test_every_page_carries_security_headers_and_docs_need_no_cdn(served: tuple[
 def test_docs_can_be_switched_off(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
-    from retrieval.settings import Settings
+    from kb.api.app import create_app
+    from kb.retrieval.settings import Settings
 
     app = create_app(Settings(data_dir=tmp_path, api_docs=False), lifespan=_no_lifespan)
     with TestClient(app) as client:
@@ -169,7 +176,7 @@ def test_the_audit_log_is_purged_only_by_the_audited_command(tmp_path: Path) -> 
 
     from sqlalchemy import text
 
-    from services.audit import entries, record
+    from kb.services.audit import entries, record
 
     url = f"sqlite:///{tmp_path / 'kb.sqlite3'}"
     db = Database(url)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import Ingestor
-from ingest.worker import IngestWorker
-from retrieval.errors import ParseError
-from retrieval.settings import EmbedderSettings, IngestSettings
+from kb.ingest.pipeline import Ingestor
+from kb.ingest.worker import IngestWorker
+from kb.retrieval.errors import ParseError
+from kb.retrieval.settings import EmbedderSettings, IngestSettings
 from tests.fixtures.facts import FACTS
 from tests.integration._kb import FIXTURES, OWNER, api_client, open_kb, settings_for
 

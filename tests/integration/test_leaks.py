@@ -40,7 +40,7 @@ def leak_env(tmp_path_factory):
         meta.write_text(json.dumps({"groups": [group]}), encoding="utf-8")
     settings = settings_for(root / "var")
     with open_kb(settings) as (kb, db):
-        from ingest.pipeline import Ingestor
+        from kb.ingest.pipeline import Ingestor
 
         report = Ingestor(kb, db).sync_folder(corpus)
         assert not [f for f in report.files if f.outcome == "failed"], report.to_dict()
@@ -189,8 +189,8 @@ def test_a_restricted_document_does_not_move_an_outsiders_confidence(tmp_path, s
     asked by someone without the group, a term (or a loanword's origin) only the restricted
     document holds counts as unknown, exactly as if the document were not there (its presence
     would otherwise show in the score)."""
-    from ingest.pipeline import Ingestor
-    from retrieval.models import AccessFilter
+    from kb.ingest.pipeline import Ingestor
+    from kb.retrieval.models import AccessFilter
 
     public = (
         "# Aster MF-3400 maintenance\n\n## Service menu\n\n"

@@ -16,8 +16,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from retrieval.settings import NotifySettings
+from kb.api.app import create_app
+from kb.retrieval.settings import NotifySettings
 from tests.serving import serving
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from retrieval.settings import MetricsSettings
+from kb.api.app import create_app
+from kb.retrieval.settings import MetricsSettings
 from tests.server_process import get, light_env, serve
 from tests.serving import serving
 
@@ -125,7 +125,7 @@ def test_json_logs_every_line_with_request_ids(tmp_path: Path) -> None:
     assert any("Uvicorn running on" in str(r["message"]) for r in records)
     mine = [r for r in records if r.get("request_id") == "json-req-1"]
     # The refusal's warning (api.errors) and the access line, both with the request's id.
-    assert {r["logger"] for r in mine} >= {"api.errors", "kb.access"}, mine
+    assert {r["logger"] for r in mine} >= {"kb.api.errors", "kb.access"}, mine
     access = next(r for r in mine if r["logger"] == "kb.access")
     assert (
         access["status"] == 401
@@ -140,12 +140,12 @@ def test_json_logs_warnings_and_thread_errors(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import logging, threading, warnings
-        from retrieval.logs import REQUEST_ID, configure_logging
-        from retrieval.settings import LogSettings
+        from kb.retrieval.logs import REQUEST_ID, configure_logging
+        from kb.retrieval.settings import LogSettings
         configure_logging(LogSettings(format="json", level="INFO"))
         warnings.warn("a library's deprecation", UserWarning)
         token = REQUEST_ID.set("rid-7")
-        logging.getLogger("ingest.pipeline").info("inside %s", "a request", extra={"n": 3})
+        logging.getLogger("kb.ingest.pipeline").info("inside %s", "a request", extra={"n": 3})
         REQUEST_ID.reset(token)
         t = threading.Thread(target=lambda: 1 / 0, name="worker-1")
         t.start(); t.join()
@@ -157,22 +157,22 @@ def test_json_logs_warnings_and_thread_errors(tmp_path: Path) -> None:
     records = _json_lines(done.stderr)
     by_logger = {r["logger"]: r for r in records}
     assert "a library's deprecation" in str(by_logger["py.warnings"]["message"])
-    inside = by_logger["ingest.pipeline"]
+    inside = by_logger["kb.ingest.pipeline"]
     assert inside["request_id"] == "rid-7" and inside["n"] == 3
     assert "ZeroDivisionError" in str(by_logger["kb.uncaught"]["exception"])
 
 
 def test_text_format_names_the_logger_and_request(tmp_path: Path) -> None:
     script = (
-        "import logging; from retrieval.logs import REQUEST_ID, configure_logging;"
-        "from retrieval.settings import LogSettings;"
+        "import logging; from kb.retrieval.logs import REQUEST_ID, configure_logging;"
+        "from kb.retrieval.settings import LogSettings;"
         "configure_logging(LogSettings());REQUEST_ID.set('rid-9');"
-        "logging.getLogger('api.app').warning('hello')"
+        "logging.getLogger('kb.example').warning('hello')"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
-    assert re.search(r"WARNING\s+api\.app \[rid-9\] hello", done.stderr), done.stderr
+    assert re.search(r"WARNING\s+kb\.example \[rid-9\] hello", done.stderr), done.stderr
 
 
 def test_metrics_of_several_workers_are_summed(tmp_path: Path) -> None:
@@ -180,10 +180,10 @@ def test_metrics_of_several_workers_are_summed(tmp_path: Path) -> None:
     questions of all (prometheus-client's multiprocess mode)."""
     env = {**light_env(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
     (tmp_path / "prom").mkdir()
-    record = "from retrieval.telemetry import record_ask; record_ask('answered', 'ja')"
+    record = "from kb.retrieval.telemetry import record_ask; record_ask('answered', 'ja')"
     for _ in range(2):  # two worker processes, one question each
         subprocess.run([sys.executable, "-c", record], env=env, check=True, timeout=60)
-    show = "from retrieval.telemetry import exposition; print(exposition()[0].decode())"
+    show = "from kb.retrieval.telemetry import exposition; print(exposition()[0].decode())"
     out = subprocess.run(
         [sys.executable, "-c", show],
         env=env,

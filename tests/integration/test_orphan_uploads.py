@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from retrieval.settings import AuthSettings, EmbedderSettings, Settings
+from kb.api.app import create_app
+from kb.retrieval.settings import AuthSettings, EmbedderSettings, Settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +24,11 @@ CRASHING_SERVICE = textwrap.dedent(
     """
     import io, os, signal, sys, threading
     from pathlib import Path
-    from db.engine import Database
-    from ingest.pipeline import Ingestor
-    from ingest.uploads import DocumentManager, FileStore, Upload
-    from retrieval.service import KnowledgeBase
-    from retrieval.settings import EmbedderSettings, Settings
+    from kb.db.engine import Database
+    from kb.ingest.pipeline import Ingestor
+    from kb.ingest.uploads import DocumentManager, FileStore, Upload
+    from kb.retrieval.service import KnowledgeBase
+    from kb.retrieval.settings import EmbedderSettings, Settings
 
     settings = Settings(data_dir=Path(sys.argv[1]), embedder=EmbedderSettings(models=["hash"]))
     db = Database(settings.db_url()); db.migrate()

@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api.app import create_app
-from db.engine import Database
-from db.models import DocumentRecord, MemoryEntry, QueryLog
+from kb.api.app import create_app
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord, MemoryEntry, QueryLog
 from tests.integration._kb import OWNER
 from tests.serving import serving
 

@@ -26,9 +26,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from db.models import DocumentRecord, DocumentVersion, MemoryEntry, QueueGroup, QueueItem
-from ingest.pipeline import Ingestor
-from retrieval.models import AccessFilter
+from kb.db.models import DocumentRecord, DocumentVersion, MemoryEntry, QueueGroup, QueueItem
+from kb.ingest.pipeline import Ingestor
+from kb.retrieval.models import AccessFilter
 from tests.conftest import postgres_schema
 from tests.integration._auth import app_client, bearer, cli, make_user, product_settings
 from tests.integration._kb import open_kb, settings_for
@@ -595,9 +595,9 @@ def test_a_staff_answer_inherits_its_sources_groups(env: Env) -> None:
 def test_oidc_and_dev_identities_of_a_disabled_local_user_are_refused(
     env: Env, db_url: str
 ) -> None:
-    from api.deps import _current
-    from services.auth import AuthError
-    from services.identity import Identity
+    from kb.api.deps import _current
+    from kb.services.auth import AuthError
+    from kb.services.identity import Identity
 
     cli(db_url, env.root, "users", "add", "oidc-user", "--roles", "employee", "--groups", GROUP)
     for via in ("oidc", "dev", "widget"):

@@ -7,8 +7,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from ingest.pipeline import Ingestor
-from retrieval.models import AccessFilter
+from kb.ingest.pipeline import Ingestor
+from kb.retrieval.models import AccessFilter
 from tests.integration._kb import open_kb
 from tests.integration.conftest import CORPUS, load_cases, sample_settings
 
@@ -88,7 +88,7 @@ def test_every_answer_sentence_is_cited_and_quoted_from_its_passage(sample_kb):
 
 
 def test_reingesting_the_same_folder_changes_nothing(sample_kb):
-    from ingest.pipeline import Ingestor
+    from kb.ingest.pipeline import Ingestor
     from tests.integration.conftest import CORPUS
 
     kb, db, first = sample_kb

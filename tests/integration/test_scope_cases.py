@@ -16,8 +16,8 @@ from collections import Counter
 
 import pytest
 
-from ingest.sources import walk_source
-from retrieval.models import AccessFilter
+from kb.ingest.sources import walk_source
+from kb.retrieval.models import AccessFilter
 from tests.integration.conftest import CASES, CORPUS, ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

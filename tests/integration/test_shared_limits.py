@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from api.limits import RedisBucket
+from kb.api.limits import RedisBucket
 from tests.server_process import Served, get, light_env, serve
 
 pytestmark = pytest.mark.integration

@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import String, Text, select, update
 
-from api.app import create_app
-from cli.main import main
-from db.engine import Database
-from db.models import Base, DocumentRecord, Feedback, PolicyHit, QueryLog
-from retrieval.settings import GuidelineSettings, Settings
-from services.retention import purge_logs
+from kb.api.app import create_app
+from kb.cli.main import main
+from kb.db.engine import Database
+from kb.db.models import Base, DocumentRecord, Feedback, PolicyHit, QueryLog
+from kb.retrieval.settings import GuidelineSettings, Settings
+from kb.services.retention import purge_logs
 from tests.serving import serving
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ import uvicorn
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from api.app import create_app
-from cli.main import main
-from db.models import DocumentRecord, DocumentVersion
-from ingest.pipeline import Ingestor
-from retrieval.models import AccessFilter
-from retrieval.sparse import ANALYZER_VERSION, BM25Encoder, Kind, term_id
-from retrieval.versions import current_versions
+from kb.api.app import create_app
+from kb.cli.main import main
+from kb.db.models import DocumentRecord, DocumentVersion
+from kb.ingest.pipeline import Ingestor
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.sparse import ANALYZER_VERSION, BM25Encoder, Kind, term_id
+from kb.retrieval.versions import current_versions
 from tests.fixtures.facts import FACTS
 from tests.integration._kb import FIXTURES, catalog, open_kb, point_hashes, settings_for
 from tests.integration.conftest import EMBED_CACHE
@@ -143,8 +143,8 @@ def test_a_replacement_is_atomic_for_searchers(tmp_path):
         old_hash = catalog(db)[doc_id].hash
 
         # The pipeline's write steps for version 2, taken one at a time with searches between.
-        from ingest.parse import parse_file
-        from ingest.pipeline import IngestReport, file_hash
+        from kb.ingest.parse import parse_file
+        from kb.ingest.pipeline import IngestReport, file_hash
 
         path.write_text(_manual(6, changed=3), encoding="utf-8")
         new_hash = file_hash(path.read_bytes())

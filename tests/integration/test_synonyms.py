@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from cli.main import main as kb_cli
-from db.models import AuditEntry
+from kb.cli.main import main as kb_cli
+from kb.db.models import AuditEntry
 from tests.integration.dialogues import TL_ADMIN
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.web_settings import WebSettings
+from kb.api.app import create_app
+from kb.api.web_settings import WebSettings
 from tests.browser.conftest import _fake_eval_dir
 from tests.serving import serving
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def web_client(sample_kb, tmp_path, database_url):
-    from db.engine import Database
+    from kb.db.engine import Database
 
     kb, _, _ = sample_kb
     db = Database(database_url)
@@ -157,7 +157,7 @@ def test_error_messages_speak_the_requests_language(web_client):
 
 
 def test_preferred_language_of_accept_language():
-    from api.messages import preferred_lang
+    from kb.api.messages import preferred_lang
 
     assert preferred_lang("ja-JP,ja;q=0.9,en;q=0.8") == "ja"
     assert preferred_lang("en-US,en;q=0.9,ja;q=0.8") == "en"

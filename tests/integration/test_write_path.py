@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from db.engine import Database
-from db.models import DocumentRecord, QueueItem
-from ingest.pipeline import Ingestor
-from retrieval.service import KnowledgeBase
-from services import staff_answers
-from services.ask import answer_question
-from services.identity import Identity
+from kb.db.engine import Database
+from kb.db.models import DocumentRecord, QueueItem
+from kb.ingest.pipeline import Ingestor
+from kb.retrieval.service import KnowledgeBase
+from kb.services import staff_answers
+from kb.services.ask import answer_question
+from kb.services.identity import Identity
 from tests.integration._kb import FIXTURES, catalog, open_kb, point_hashes, settings_for
 
 EMPLOYEE = Identity("emp1", groups=(), roles=("employee",), department=None)

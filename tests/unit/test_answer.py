@@ -1,15 +1,15 @@
 """Extractive composition and the confidence model, on hand-made passages."""
 
-from retrieval.answer import (
+from kb.retrieval.answer import (
     ConfidenceModel,
     compose_extractive,
     local_idf,
     vocabulary_features,
     weighted_coverage,
 )
-from retrieval.faithfulness import check_faithfulness
-from retrieval.models import Chunk, Location, ScoredChunk
-from retrieval.sparse import BM25Encoder
+from kb.retrieval.faithfulness import check_faithfulness
+from kb.retrieval.models import Chunk, Location, ScoredChunk
+from kb.retrieval.sparse import BM25Encoder
 
 
 def _passage(text, *, kind="text", question=None, index=0, lang="en"):

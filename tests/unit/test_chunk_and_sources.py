@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from ingest.chunk import Chunker
-from ingest.sources import document_id_for, walk_source
-from retrieval.errors import IngestError
-from retrieval.models import Location, ParsedDocument, Section
+from kb.ingest.chunk import Chunker
+from kb.ingest.sources import document_id_for, walk_source
+from kb.retrieval.errors import IngestError
+from kb.retrieval.models import Location, ParsedDocument, Section
 
 
 def _doc(*sections: Section) -> ParsedDocument:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from eval.calibrate import collect, fit_confidence, main
-from eval.datasets import load_dataset
-from retrieval.answer import FEATURES
-from retrieval.settings import EmbedderSettings, Settings
+from kb.eval.calibrate import collect, fit_confidence, main
+from kb.eval.datasets import load_dataset
+from kb.retrieval.answer import FEATURES
+from kb.retrieval.settings import EmbedderSettings, Settings
 
 
 def test_fit_separates_what_a_feature_separates() -> None:

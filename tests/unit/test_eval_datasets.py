@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eval.datasets import (
+from kb.eval.datasets import (
     DatasetError,
     find_corpus_dir,
     load_dataset,
@@ -68,7 +68,7 @@ def test_project_questions_extend_a_dataset_folder(tmp_path: Path) -> None:
 
 
 def test_the_project_adds_out_of_scope_questions_to_the_english_manual() -> None:
-    from eval.datasets import EXTRA_QUESTIONS
+    from kb.eval.datasets import EXTRA_QUESTIONS
 
     rows = [json.loads(line) for line in (EXTRA_QUESTIONS / "emanual_tv.jsonl").open()]
     assert len(rows) >= 50 and not any(r["answerable"] for r in rows)

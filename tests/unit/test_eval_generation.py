@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eval.datasets import EvalQuestion
-from eval.metrics import Outcome, generation_summary, summarize
+from kb.eval.datasets import EvalQuestion
+from kb.eval.metrics import Outcome, generation_summary, summarize
 
 
 def _o(qid, *, status="answered", conf=0.9, mode=None, reason=None, model=None, refused=False):

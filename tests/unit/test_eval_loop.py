@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import DatasetError, EvalQuestion, load_dataset
-from eval.loop import LoopOptions, Turn, learning_curve, split_history
+from kb.eval.datasets import DatasetError, EvalQuestion, load_dataset
+from kb.eval.loop import LoopOptions, Turn, learning_curve, split_history
 
 
 def _folder(tmp_path: Path, n: int, history: int = 0) -> Path:

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from eval.datasets import EvalQuestion
-from eval.metrics import (
+from kb.eval.datasets import EvalQuestion
+from kb.eval.metrics import (
     RETRIEVAL_KEYS,
     Outcome,
     answered_at,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from eval.datasets import EvalQuestion
-from eval.history import (
+from kb.eval.datasets import EvalQuestion
+from kb.eval.history import (
     append_history,
     compare,
     format_comparison,
@@ -21,8 +21,8 @@ from eval.history import (
     new_run_dir,
     previous_run,
 )
-from eval.metrics import Outcome, summarize
-from eval.report import (
+from kb.eval.metrics import Outcome, summarize
+from kb.eval.report import (
     build_report,
     check_report_shape,
     dataset_entry,

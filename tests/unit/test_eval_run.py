@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from eval.datasets import CorpusDoc, EvalDataset, load_dataset
-from eval.run import (
+from kb.eval.datasets import CorpusDoc, EvalDataset, load_dataset
+from kb.eval.run import (
     DEFAULT_VARIANT,
     Backend,
     DocKeys,
@@ -25,9 +25,9 @@ from eval.run import (
     public_settings,
     run_eval,
 )
-from ingest.sources import document_id_for
-from retrieval.models import AccessFilter
-from retrieval.settings import EmbedderSettings, RetrievalSettings, Settings
+from kb.ingest.sources import document_id_for
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.settings import EmbedderSettings, RetrievalSettings, Settings
 
 # --- a scripted knowledge base ------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ def test_a_new_term_analyzer_builds_a_new_index(tmp_path: Path, monkeypatch) -> 
     # The analyzer decides the stored BM25 vectors: an index built by another one is not reused.
     dataset, settings = load_dataset(_write_set(tmp_path)), _settings(tmp_path)
     before = data_dir_for(tmp_path, dataset, settings, dataset.corpus_hash())
-    monkeypatch.setattr("eval.index.ANALYZER_VERSION", 99)
+    monkeypatch.setattr("kb.eval.index.ANALYZER_VERSION", 99)
     assert data_dir_for(tmp_path, dataset, settings, dataset.corpus_hash()) != before
 
 
@@ -418,7 +418,7 @@ def test_duplicate_dataset_names_are_refused(tmp_path: Path) -> None:
 def test_cli_turns_user_errors_into_one_line(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from cli.eval import eval_command
+    from kb.cli.eval import eval_command
 
     out = str(tmp_path / "o")
     result = CliRunner().invoke(eval_command, [str(tmp_path / "nope"), "--out", out])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.faithfulness import (
+from kb.retrieval.faithfulness import (
     check_faithfulness,
     contained,
     normalize,

@@ -6,9 +6,9 @@ number, an injected instruction followed, a refusal, a failure) must be caught.
 
 from __future__ import annotations
 
-from retrieval.answer import AnswerResult, Citation
-from retrieval.errors import LLMError, LLMTimeoutError
-from retrieval.generate import (
+from kb.retrieval.answer import AnswerResult, Citation
+from kb.retrieval.errors import LLMError, LLMTimeoutError
+from kb.retrieval.generate import (
     AnswerChecker,
     Delta,
     Final,
@@ -19,10 +19,10 @@ from retrieval.generate import (
     prompt_passages,
     sanitize,
 )
-from retrieval.injection import REMOVED
-from retrieval.llm import ScriptedLLM
-from retrieval.models import Chunk, Location, ScoredChunk
-from retrieval.settings import LLMSettings
+from kb.retrieval.injection import REMOVED
+from kb.retrieval.llm import ScriptedLLM
+from kb.retrieval.models import Chunk, Location, ScoredChunk
+from kb.retrieval.settings import LLMSettings
 
 TONER = "Open the front cover. Pull out the old toner cartridge. Insert the new cartridge."
 YIELD = "The TN-340 toner cartridge yields 12,000 pages."

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.guidelines import Guidelines, PolicyBlockedError, luhn_ok
-from retrieval.settings import GuidelineSettings
+from kb.retrieval.guidelines import Guidelines, PolicyBlockedError, luhn_ok
+from kb.retrieval.settings import GuidelineSettings
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_luhn():
 
 
 def test_settings_come_from_the_environment(monkeypatch):
-    from retrieval.settings import Settings
+    from kb.retrieval.settings import Settings
 
     monkeypatch.setenv("KB_GUIDELINES__BLOCKED_TERMS", '["Project Hotaru"]')
     monkeypatch.setenv("KB_SUPPORT__GROUP_SIMILARITY", "0.9")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from cli import progress as mod
-from cli.progress import IngestProgress, eta_text, summary
+from kb.cli import progress as mod
+from kb.cli.progress import IngestProgress, eta_text, summary
 
 
 def test_summary_names_chunks_indexed_and_texts_embedded_apart():

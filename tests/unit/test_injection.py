@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.injection import REMOVED, excerpt, find_instructions, neutralize
+from kb.retrieval.injection import REMOVED, excerpt, find_instructions, neutralize
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from retrieval.errors import LLMError, LLMTimeoutError
-from retrieval.llm import LLM, Message, OpenAIChatLLM, ScriptedLLM, build_llm
-from retrieval.settings import LLMSettings, Settings
+from kb.retrieval.errors import LLMError, LLMTimeoutError
+from kb.retrieval.llm import LLM, Message, OpenAIChatLLM, ScriptedLLM, build_llm
+from kb.retrieval.settings import LLMSettings, Settings
 from tests.fake_llm import fake_llm  # noqa: F401 - the fixture
 
 MESSAGES = [Message("system", "You answer."), Message("user", "Question?")]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval.memory import MemoryEntry, QuestionMemory, Recall
-from retrieval.models import AccessFilter
-from retrieval.recall import apply_recall
+from kb.retrieval.memory import MemoryEntry, QuestionMemory, Recall
+from kb.retrieval.models import AccessFilter
+from kb.retrieval.recall import apply_recall
 
 EVERYONE = AccessFilter()
 

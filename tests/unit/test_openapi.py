@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.app import create_app
-from retrieval.settings import Settings
+from kb.api.app import create_app
+from kb.retrieval.settings import Settings
 
 UNTYPED = ({}, {"type": "object", "additionalProperties": True})
 

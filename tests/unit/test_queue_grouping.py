@@ -7,14 +7,14 @@ import uuid
 
 import pytest
 
-from db.engine import Database
-from db.models import QueryLog
-from retrieval.embedders import build_embedders
-from retrieval.errors import KBError
-from retrieval.lang import detect_lang
-from retrieval.settings import EmbedderSettings, SupportSettings
-from services.access import Access
-from services.queue import best_group, enqueue, list_groups, update_group
+from kb.db.engine import Database
+from kb.db.models import QueryLog
+from kb.retrieval.embedders import build_embedders
+from kb.retrieval.errors import KBError
+from kb.retrieval.lang import detect_lang
+from kb.retrieval.settings import EmbedderSettings, SupportSettings
+from kb.services.access import Access
+from kb.services.queue import best_group, enqueue, list_groups, update_group
 
 THRESHOLD = SupportSettings().group_similarity
 

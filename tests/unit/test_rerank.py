@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli.main import main
-from eval.datasets import load_dataset
-from eval.train import collect_candidates, fold_of, train, train_ranker
-from retrieval.models import Chunk, Location, ScoredChunk
-from retrieval.rerank import (
+from kb.cli.main import main
+from kb.eval.datasets import load_dataset
+from kb.eval.train import collect_candidates, fold_of, train, train_ranker
+from kb.retrieval.models import Chunk, Location, ScoredChunk
+from kb.retrieval.rerank import (
     DEFAULT_RANKER,
     RANK_FEATURES,
     CandidateTerms,
@@ -24,7 +24,7 @@ from retrieval.rerank import (
     candidate_features,
     reorder,
 )
-from retrieval.settings import EmbedderSettings, Settings
+from kb.retrieval.settings import EmbedderSettings, Settings
 
 
 def _passage(i: int, text: str, *, score: float, dense: float, kind: str = "text") -> ScoredChunk:

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from retrieval.lang import detect_lang, toward_other_language
-from retrieval.models import SparseVector
-from retrieval.sparse import BM25Encoder, term_id
-from retrieval.text import sentence_spans, split_sentences
+from kb.retrieval.lang import detect_lang, toward_other_language
+from kb.retrieval.models import SparseVector
+from kb.retrieval.sparse import BM25Encoder, term_id
+from kb.retrieval.text import sentence_spans, split_sentences
 
 
 def test_sentences_split_on_japanese_and_english_ends_but_not_decimals():

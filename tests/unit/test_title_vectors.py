@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from retrieval.embedders import break_title_ties
+from kb.retrieval.embedders import break_title_ties
 
 
 def _unit(*xs):

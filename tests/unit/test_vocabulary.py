@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.conversation import Turn, check_rewrite, contextual_query, follow_up_reason
-from retrieval.sparse import ANALYZER_VERSION, BM25Encoder, normalize_kana
-from retrieval.synonyms import SynonymTable, clean_terms, set_key
+from kb.retrieval.conversation import Turn, check_rewrite, contextual_query, follow_up_reason
+from kb.retrieval.sparse import ANALYZER_VERSION, BM25Encoder, normalize_kana
+from kb.retrieval.synonyms import SynonymTable, clean_terms, set_key
 
 
 @pytest.fixture(scope="module")
