@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.browser.conftest import shot
 from tests.browser.test_web import expect
 
 QUESTION = "Can I bring my dog to the Kanazawa branch office on Fridays?"
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
 STAFF = {"X-User-Id": "memory-staff", "X-User-Roles": "support"}
 
 

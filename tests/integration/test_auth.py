@@ -515,6 +515,7 @@ def test_kb_ingest_hands_over_with_a_service_token_not_headers(env):
     assert Path(data / "widget_secret").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.slow
 def test_a_local_kb_ingest_is_audited(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()

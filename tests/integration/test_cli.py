@@ -38,6 +38,7 @@ def folder(tmp_path: Path) -> Path:
     return docs
 
 
+@pytest.mark.slow
 def test_ingest_reports_bad_files_and_keeps_the_rest(runner_env, folder):
     runner = CliRunner()
     result = runner.invoke(main, ["ingest", str(folder), "--json"], env=runner_env)
@@ -72,6 +73,7 @@ def test_user_errors_are_one_line(runner_env, tmp_path):
     assert empty.exit_code == 1 and "Traceback" not in empty.output
 
 
+@pytest.mark.slow
 def test_serve_refuses_in_one_line_when_the_store_is_in_use(runner_env, folder):
     from kb.retrieval.settings import Settings
     from kb.retrieval.stores import open_store

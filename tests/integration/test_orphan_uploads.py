@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from kb.api.app import create_app
 from kb.retrieval.settings import AuthSettings, EmbedderSettings, Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # server processes
 ROOT = Path(__file__).resolve().parents[2]
 
 # Uploads one document properly, then is killed (SIGKILL, nothing runs after it) once the files

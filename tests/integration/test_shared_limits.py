@@ -17,7 +17,7 @@ import pytest
 from kb.api.limits import RedisBucket
 from tests.server_process import Served, get, light_env, serve
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # server processes
 REDIS_URL = os.environ.get("KB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

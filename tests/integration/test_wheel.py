@@ -15,7 +15,7 @@ import pytest
 
 from tests.server_process import get, light_env, serve
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # server processes
 ROOT = Path(__file__).resolve().parents[2]
 
 
