@@ -41,8 +41,9 @@ _SECRET_KEY = re.compile(r"(api_key|password|secret|token)", re.IGNORECASE)
 def eval_settings(settings: Settings, data_dir: Path, *, cache: Path) -> Settings:
     """The settings the evaluation asks with: its own embedded store and SQLite in
     ``data_dir``, the embedding cache shared across runs in ``cache``, the confidence gate open
-    (threshold 0). Everything that decides the answer is the configured one: the retrieval
-    depth the metrics need is asked per question (``KnowledgeBase.ask(depth=...)``)."""
+    (threshold 0), the question memory refitted before each question. Everything that decides
+    the answer is the configured one: the retrieval depth the metrics need is asked per
+    question (``KnowledgeBase.ask(depth=...)``)."""
     overrides: dict[str, Any] = {
         "data_dir": data_dir,
         "database_url": None,
@@ -52,6 +53,8 @@ def eval_settings(settings: Settings, data_dir: Path, *, cache: Path) -> Setting
         "embedding_cache": cache / "embeddings.sqlite3",
         "public_base_url": "",
         "retrieval.confidence_threshold": 0.0,
+        # The replay's figures must not depend on when a background refit ends.
+        "support.memory_refit": "inline",
     }
     return apply_overrides(settings, overrides)
 

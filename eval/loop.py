@@ -227,6 +227,20 @@ class Simulation:
 
 
 @contextmanager
+def product_gate(kb: Any, threshold: float) -> Iterator[None]:
+    """The simulated people meet the product's confidence gate at ``threshold``: a question
+    under it is escalated and queued, and staff resolve it (the evaluation otherwise asks with
+    the gate open, to read every confidence, and every question would reach its asker)."""
+    saved = kb.settings
+    retrieval = saved.retrieval.model_copy(update={"confidence_threshold": threshold})
+    kb.settings = saved.model_copy(update={"retrieval": retrieval})
+    try:
+        yield
+    finally:
+        kb.settings = saved
+
+
+@contextmanager
 def loop_database() -> Iterator[Any]:
     """A fresh, migrated SQLite database for one replay, removed afterwards."""
     from kb.db.engine import Database
@@ -304,8 +318,9 @@ def replay_and_ask(
             noise=loop.noise,
             rng=random.Random(loop.seed),
         )
-        for q in split.history:
-            sim.step(q)
+        with product_gate(kb, threshold):
+            for q in split.history:
+                sim.step(q)
         replayed = dict(sim.actions)
         memory = memory_for(db, kb)
         outcomes, details = ask_all(
@@ -329,7 +344,8 @@ def replay_and_ask(
         }
         if loop.learning_curve:
             sim.actions.clear()
-            turns = [sim.step(q) for q in split.test]
+            with product_gate(kb, threshold):
+                turns = [sim.step(q) for q in split.test]
             extra["learning_curve"] = {
                 "window": loop.window,
                 "points": learning_curve(turns, split.test, loop.window),

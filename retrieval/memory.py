@@ -228,7 +228,17 @@ def fit_logistic(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[floa
 class QuestionMemory:
     """The confirmed questions of one embedder, ready to match (build once, read by many)."""
 
-    def __init__(self, entries: Sequence[MemoryEntry], *, fit: bool = True) -> None:
+    def __init__(
+        self,
+        entries: Sequence[MemoryEntry],
+        *,
+        fit: bool = True,
+        model: MemoryModel | None = None,
+    ) -> None:
+        """:param fit: learn :attr:`model` from ``entries`` (leave one out; the slow part, it
+            grows with the square of the entries); otherwise :data:`PRIOR`.
+        :param model: weights to match with instead (no fit): those of an earlier memory while
+            this one's are learned in the background (:mod:`services.memory`)."""
         self.entries = list(entries)
         dims = {len(e.vector) for e in self.entries}
         if len(dims) > 1:
@@ -248,7 +258,10 @@ class QuestionMemory:
         n = len(self.entries)
         self._idf = {t: math.log(1 + n / c) for t, c in df.items()}
         self._default_idf = math.log(1 + max(n, 1))
-        self.model = self._fit() if fit else MemoryModel()
+        if model is not None:
+            self.model = model
+        else:
+            self.model = self._fit() if fit else MemoryModel()
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -177,6 +177,13 @@ class SupportSettings(BaseModel):
     needs 0.73-0.84 (``python -m bench.grouping``, README "Support loop")."""
     retention_days: int = Field(default=365, ge=1)
     """``kb purge-logs`` deletes questions (and their feedback) older than this."""
+    memory_refit: Literal["background", "inline"] = "background"
+    """How the question memory relearns its match model when its confirmed answers change.
+    ``background``: the next question already matches the new entries, with the previous
+    weights (the conservative prior after a start) while a thread refits (the leave-one-out
+    fit grows with the square of the entries: about 1 s at 2,000). ``inline``: the next
+    question waits for the refit, so every answer uses weights learned from every entry
+    (``kb eval --history`` replays that way: its figures must not depend on timing)."""
 
 
 class OidcSettings(BaseModel):
