@@ -77,6 +77,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         proc.wait(30)
 
 
+@pytest.mark.slow  # starts server processes
 def test_forwarded_for_from_an_untrusted_peer_buys_nothing(served: tuple[str, Path]) -> None:
     base, data = served
     statuses = []
@@ -97,6 +98,7 @@ def test_forwarded_for_from_an_untrusted_peer_buys_nothing(served: tuple[str, Pa
     assert 1 <= len(denied) <= 3
 
 
+@pytest.mark.slow  # starts server processes
 def test_an_authenticated_user_is_limited_as_a_user_not_by_address(
     served: tuple[str, Path],
 ) -> None:
@@ -110,6 +112,7 @@ def test_an_authenticated_user_is_limited_as_a_user_not_by_address(
         assert resp.status_code == 200, resp.text
 
 
+@pytest.mark.slow  # starts server processes
 def test_every_page_carries_security_headers_and_docs_need_no_cdn(served: tuple[str, Path]) -> None:
     base, _ = served
     for page in ("/console", "/content", "/evaluation", "/docs"):

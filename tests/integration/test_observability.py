@@ -111,6 +111,7 @@ def _json_lines(text: str) -> list[dict[str, object]]:
     return records
 
 
+@pytest.mark.slow  # starts server processes
 def test_json_logs_every_line_with_request_ids(tmp_path: Path) -> None:
     """A real `kb serve`: uvicorn's lines, the access log and the app's warnings are JSON, and
     the lines of one request share its id."""
@@ -136,6 +137,7 @@ def test_json_logs_every_line_with_request_ids(tmp_path: Path) -> None:
     assert "uvicorn.access" not in loggers  # one access log: the app's
 
 
+@pytest.mark.slow  # starts server processes
 def test_json_logs_warnings_and_thread_errors(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
@@ -162,6 +164,7 @@ def test_json_logs_warnings_and_thread_errors(tmp_path: Path) -> None:
     assert "ZeroDivisionError" in str(by_logger["kb.uncaught"]["exception"])
 
 
+@pytest.mark.slow  # starts server processes
 def test_text_format_names_the_logger_and_request(tmp_path: Path) -> None:
     script = (
         "import logging; from kb.retrieval.logs import REQUEST_ID, configure_logging;"
@@ -175,6 +178,7 @@ def test_text_format_names_the_logger_and_request(tmp_path: Path) -> None:
     assert re.search(r"WARNING\s+kb\.example \[rid-9\] hello", done.stderr), done.stderr
 
 
+@pytest.mark.slow  # starts server processes
 def test_metrics_of_several_workers_are_summed(tmp_path: Path) -> None:
     """`kb serve --workers N` shares a multiprocess folder: a scrape of any worker counts the
     questions of all (prometheus-client's multiprocess mode)."""
