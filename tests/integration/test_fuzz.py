@@ -18,7 +18,7 @@ from tests.integration._auth import bearer, make_user, product_settings
 from tests.integration._kb import FIXTURES, open_kb, settings_for
 from tests.serving import serving
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # every operation, generated requests
 
 _STATE: dict[str, object] = {}
 
