@@ -39,11 +39,12 @@ run: ingest serve
 test: setup
 	$(BIN)/python -m pytest -m "not qdrant_server and not llm" $(PYTEST_ARGS)
 
-# The everyday loop (issue 26): unit, contract and the fast integration tests; no browser, no
-# test marked slow (processes killed or started, corpora ingested twice, training). Under
+# The everyday loop (issue 26): unit, contract and the fast integration tests on SQLite; no
+# browser, no test marked slow (server processes started or killed, the wheel, the fuzz,
+# corpora ingested twice, training), no second run of the database tests on PostgreSQL. Under
 # four minutes on an idle machine with the embedding cache warm (.pytest_cache/).
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not browser and not qdrant_server and not llm" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not browser and not postgres and not qdrant_server and not llm" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .

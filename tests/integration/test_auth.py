@@ -390,7 +390,8 @@ def test_rate_limits_answer_429_with_retry_after(sample_kb, tmp_path):
         time.sleep(1.1)
         assert client.get("/api/me", headers=bearer(token)).status_code == 200
 
-    limits = LimitsSettings(user_per_minute=0, address_per_minute=60, address_burst=2)
+    # One token every 10 s: the third request is refused however slowly the first two ran.
+    limits = LimitsSettings(user_per_minute=0, address_per_minute=6, address_burst=2)
     settings = product_settings(kb.settings, url, data_dir=tmp_path, limits=limits)
     with app_client(kb, db, settings) as client:
         codes = [client.get("/api/me").status_code for _ in range(3)]
