@@ -18,6 +18,7 @@ re-validates and lists them:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -394,15 +395,20 @@ class _Snapshots:
             self._refit(key)
             return built.memory
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Until no refit runs (tests; a refit started meanwhile is waited for too)."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until no refit runs, a refit started meanwhile included, or ``timeout`` seconds
+        have passed. :returns: whether none runs."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
                 running = [t for t in self._fitting.values() if t.is_alive()]
             if not running:
-                return
+                return True
             for thread in running:
-                thread.join(timeout)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                thread.join(left)
 
     def _refit(self, key: tuple[str, str]) -> None:
         """Start fitting the weights of ``key``'s current entries, unless a fit runs (it starts
@@ -441,9 +447,10 @@ def memory_for(db: Database, kb: KnowledgeBase) -> QuestionMemory | None:
     return _SNAPSHOTS.get(db, kb)
 
 
-def wait_for_refit(timeout: float | None = None) -> None:
-    """Until the background refits of every memory have ended."""
-    _SNAPSHOTS.wait(timeout)
+def wait_for_refit(timeout: float | None = None) -> bool:
+    """Until the background refits of every memory have ended (or ``timeout`` seconds):
+    whether they have."""
+    return _SNAPSHOTS.wait(timeout)
 
 
 def build_memory(

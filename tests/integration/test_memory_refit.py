@@ -68,7 +68,7 @@ def test_new_entries_match_at_once_with_the_previous_weights_while_a_refit_runs(
     first = memory_for(db, kb)
     assert first is not None and len(first) == TOPICS * PER_TOPIC
     assert not first.model.fitted  # the prior stands in while the first fit runs
-    wait_for_refit(120)
+    assert wait_for_refit(120)
     fitted = memory_for(db, kb)
     assert fitted is not None and len(fitted) == TOPICS * PER_TOPIC and fitted.model.fitted
 
@@ -76,7 +76,7 @@ def test_new_entries_match_at_once_with_the_previous_weights_while_a_refit_runs(
     grown = memory_for(db, kb)
     assert grown is not None and len(grown) == TOPICS * PER_TOPIC + 1
     assert grown.model == fitted.model  # matched at once, with the weights it had
-    wait_for_refit(120)
+    assert wait_for_refit(120)
     refitted = memory_for(db, kb)
     assert refitted is not None and len(refitted) == len(grown)
     assert refitted.model.fitted and refitted.model.samples >= fitted.model.samples
