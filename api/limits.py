@@ -153,21 +153,21 @@ def _redis(settings: Settings) -> Any | None:
 def address_bucket(settings: Settings) -> Bucket:
     """The per-address bucket of one app (shared by the middleware and the identity check)."""
     limits = settings.limits
-    client = _redis(settings)
-    if client is not None:
-        name = f"{settings.redis_prefix}:rate:address"
-        return RedisBucket(client, name, limits.address_per_minute, limits.address_burst)
-    return TokenBucket(limits.address_per_minute, limits.address_burst)
+    return _bucket(settings, "address", limits.address_per_minute, limits.address_burst)
 
 
 def user_bucket(settings: Settings) -> Bucket:
     """The per-user bucket of one app."""
     limits = settings.limits
+    return _bucket(settings, "user", limits.user_per_minute, limits.user_burst)
+
+
+def _bucket(settings: Settings, kind: str, per_minute: int, burst: int) -> Bucket:
+    """Shared through Redis when ``KB_REDIS_URL`` is set, else this process's own."""
     client = _redis(settings)
     if client is not None:
-        name = f"{settings.redis_prefix}:rate:user"
-        return RedisBucket(client, name, limits.user_per_minute, limits.user_burst)
-    return TokenBucket(limits.user_per_minute, limits.user_burst)
+        return RedisBucket(client, f"{settings.redis_prefix}:rate:{kind}", per_minute, burst)
+    return TokenBucket(per_minute, burst)
 
 
 def retry_after(seconds: float) -> str:
