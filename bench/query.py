@@ -162,10 +162,10 @@ def throughput(
 
 def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Per question: the floor (embed + one search) and ``KnowledgeBase.ask`` stage timings."""
-    from kb.retrieval.embedders import build_embedders
+    from kb.retrieval.embedders import build_embedders, dense_queries
     from kb.retrieval.lang import detect_lang, other_lang
     from kb.retrieval.models import AccessFilter
-    from kb.retrieval.service import KnowledgeBase, dense_queries
+    from kb.retrieval.service import KnowledgeBase
     from kb.retrieval.settings import Settings
     from kb.retrieval.versions import overfetch
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from kb.retrieval.errors import KBError
-from kb.retrieval.models import sha256_text
+from kb.retrieval.models import DenseQuery, Lang, sha256_text
 from kb.retrieval.protocols import Embedder
 from kb.retrieval.settings import EmbedderSettings
 
@@ -340,3 +340,21 @@ def vector_dims(embedders: list[Embedder], title_vectors: bool) -> dict[str, int
     if title_vectors:
         dims.update({title_vector(e.name): e.dim for e in embedders})
     return dims
+
+
+def dense_queries(
+    name: str,
+    vector: list[float],
+    *,
+    title_vectors: bool,
+    cross_lang: Lang | None = None,
+    cross_lang_weight: float = 0.0,
+) -> list[DenseQuery]:
+    """The dense prefetches of one model's question vector: its text vector, its title vector,
+    and (``cross_lang`` set, weight above 0) its text vector over that language's chunks only."""
+    queries = [DenseQuery(name, vector)]
+    if title_vectors:
+        queries.append(DenseQuery(title_vector(name), vector))
+    if cross_lang is not None and cross_lang_weight > 0:
+        queries.append(DenseQuery(name, vector, lang=cross_lang, weight=cross_lang_weight))
+    return queries

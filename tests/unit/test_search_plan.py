@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from kb.retrieval.embedders import dense_queries
 from kb.retrieval.lang import other_lang
 from kb.retrieval.models import DenseQuery, Fusion, Lang
-from kb.retrieval.service import dense_queries
 
 
 def test_text_and_title_prefetches_then_the_other_language_one() -> None:
