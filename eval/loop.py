@@ -31,8 +31,15 @@ from typing import Any
 
 from kb.eval.datasets import DatasetError, EvalDataset, EvalQuestion, _jsonl, _question_from_record
 from kb.eval.index import DocKeys
-from kb.eval.metrics import Outcome, answered_at, answering_metrics, retrieval_metrics
-from kb.services.memory import memory_for
+from kb.eval.metrics import (
+    Outcome,
+    answered_at,
+    answering_metrics,
+    choose_threshold,
+    retrieval_metrics,
+    threshold_curve,
+)
+from kb.services.memory_read import memory_for
 
 HISTORY_FILE = "history.jsonl"
 STAFF_USER = "eval-staff"
@@ -113,7 +120,9 @@ class Simulation:
     documents: dict[str, str]
     """Gold key -> store document id."""
     noise: float
-    rng: random.Random
+    seed: int
+    """Each question's draws come from its own generator (this seed, its id and the draw's
+    purpose): one verdict that changes does not shift the noise of every later question."""
     actions: Counter[str] = field(default_factory=Counter)
     _asked: int = 0
 
@@ -143,7 +152,7 @@ class Simulation:
         user = f"asker-{self._asked}"
         action = "escalated"
         if response.status == "answered":
-            helpful = correct if not self._slip() else not correct
+            helpful = correct if not self._slip(q, "verdict") else not correct
             feedback.give_feedback(
                 self.db,
                 self.kb.embedders[0],
@@ -176,7 +185,7 @@ class Simulation:
         staff = Identity(
             user_id=STAFF_USER, groups=(), roles=("support", "admin"), department=None, via="eval"
         ).access
-        slip = self._slip()
+        slip = self._slip(q, "link")
         target = None if slip else self.gold_passage(q)
         if target is None and (slip or q.answerable):
             target = self.other_passage(q)
@@ -212,18 +221,22 @@ class Simulation:
     def other_passage(self, q: EvalQuestion) -> tuple[str, str] | None:
         """A passage of a random document that is not gold for ``q``."""
         others = sorted(k for k in self.documents if k not in set(q.gold_ids))
+        rng = self.rng(q, "other")
         for _ in range(10):
             if not others:
                 return None
-            doc = self.documents[self.rng.choice(others)]
+            doc = self.documents[rng.choice(others)]
             chunks = self.kb.store.document_chunks(doc)
             if chunks:
-                p = self.rng.choice(chunks)
+                p = rng.choice(chunks)
                 return p.chunk.document_id, p.chunk.point_id
         return None
 
-    def _slip(self) -> bool:
-        return self.noise > 0 and self.rng.random() < self.noise
+    def rng(self, q: EvalQuestion, purpose: str) -> random.Random:
+        return random.Random(f"{self.seed}:{q.id}:{purpose}")
+
+    def _slip(self, q: EvalQuestion, purpose: str) -> bool:
+        return self.noise > 0 and self.rng(q, purpose).random() < self.noise
 
 
 @contextmanager
@@ -316,7 +329,7 @@ def replay_and_ask(
             keys=keys.key,
             documents=document_keys(dataset, keys),
             noise=loop.noise,
-            rng=random.Random(loop.seed),
+            seed=loop.seed,
         )
         with product_gate(kb, threshold):
             for q in split.history:
@@ -330,6 +343,7 @@ def replay_and_ask(
             "without_history": {
                 "answering": answering_metrics(before, threshold),
                 "retrieval": retrieval_metrics(before),
+                "chosen_threshold": choose_threshold(threshold_curve(before)),
             },
             "history": {
                 "source": split.source,
@@ -339,6 +353,11 @@ def replay_and_ask(
                 "actions": replayed,
                 "memory_entries": len(memory) if memory is not None else 0,
                 "memory_model_fitted": bool(memory is not None and memory.model.fitted),
+                "memory_ranker": (
+                    memory.learning.to_dict()
+                    if memory is not None and memory.learning is not None
+                    else None
+                ),
                 "changed": changed_outcomes(before, outcomes, threshold),
             },
         }

@@ -24,7 +24,7 @@ from kb.retrieval.service import KnowledgeBase
 from kb.retrieval.settings import Settings
 from kb.retrieval.synonyms import SynonymTable
 from kb.retrieval.telemetry import record_ask
-from kb.services import memory, notifications
+from kb.services import memory, memory_read, notifications
 from kb.services.conversations import earlier_turns, ensure_conversation, new_conversation_id
 from kb.services.identity import Identity
 from kb.services.policy import guidelines_for, screen_or_refuse
@@ -107,7 +107,7 @@ def answer_question(
         acl=identity.acl,
         lang=plan.lang,
         synonyms=plan.synonyms,
-        memory=memory.memory_for(db, kb),
+        memory=memory_read.memory_for(db, kb),
     )
     return record_answer(
         kb,

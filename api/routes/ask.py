@@ -18,7 +18,7 @@ from kb.retrieval.answer import AnswerResult
 from kb.retrieval.errors import KBError
 from kb.retrieval.generate import Delta, Final, NewCitations
 from kb.services.ask import answer_question, plan_question, record_answer, screen_question
-from kb.services.memory import memory_for
+from kb.services.memory_read import memory_for
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pytest
 from kb.db.engine import Database
 from kb.db.models import MemoryEntry
 from kb.retrieval.service import KnowledgeBase
-from kb.services.memory import memory_for, wait_for_refit
+from kb.services.memory_read import memory_for, wait_for_refit
 
 pytestmark = pytest.mark.integration
 
