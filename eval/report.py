@@ -202,8 +202,17 @@ def _history_line(entry: Mapping[str, Any]) -> str:
     now, before = entry["answering"], entry["without_history"]["answering"]
     parts = [
         f"{key} {_fmt(before.get(key))} -> {_fmt(now.get(key))}"
-        for key in ("correct_deflection_rate", "wrong_answer_rate", "escalation_recall")
+        for key in ("correct_deflection_rate", "wrong_answer_rate", "escalation_recall", "auroc")
     ]
+    best_before = entry["without_history"].get("chosen_threshold") or {}
+    best_now = entry.get("chosen_threshold") or {}
+    if best_before or best_now:
+        target = (best_now or best_before).get("target_wrong_answer_rate")
+        parts.append(
+            f"correct at wrong <= {_fmt(target, 2)} (best threshold of each) "
+            f"{_fmt(best_before.get('correct_deflection_rate'))} -> "
+            f"{_fmt(best_now.get('correct_deflection_rate'))}"
+        )
     return (
         f"with history ({hist.get('questions')} questions, {hist.get('source')}, noise "
         f"{hist.get('feedback_noise')}, {hist.get('memory_entries')} memory entries): "
