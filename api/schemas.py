@@ -178,6 +178,28 @@ class MemoryEntryOut(BaseModel):
     updated_at: str
 
 
+class MemoryLearningOut(BaseModel):
+    """What the question memory has learned (issue 22): its entries and the ranker fitted on
+    them (docs/question-memory.md)."""
+
+    pairs: int
+    gaps: int
+    match_model_fitted: bool
+    """The match model's weights come from these entries (not the conservative prior)."""
+    ranker: Literal["learned", "too_few", "no_better", "off", "fitting"]
+    """``learned``: new questions are ordered (and, with ``answerability``, gated) by it;
+    ``too_few``: under ``min_questions``; ``no_better``: out of fold it did not beat the
+    search's own order; ``off``: ``support.memory_ranker`` is off; ``fitting``: not yet."""
+    questions: int
+    min_questions: int
+    answerability: bool
+    fused_first_right: float | None = None
+    """Out of fold (each fifth ranked by a model fitted on the others): share of the confirmed
+    questions whose document the search alone put first..."""
+    learned_first_right: float | None = None
+    """...and the learned ranker."""
+
+
 class PassageOut(BaseModel):
     """A passage found for the staff passage picker."""
 

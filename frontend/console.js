@@ -66,6 +66,11 @@ const i18n = translator({
     memoryEntries: "{n} entries.", noMemory: "Nothing confirmed yet. A helpful vote, a linked passage, a staff answer or a \"not covered\" mark adds an entry.",
     memoryFailed: "Could not load the confirmed answers: {e}", remove: "Remove", removing: "Removing…",
     removed: "Removed entry {id}: it no longer affects answers.",
+    learned_learned: "Learned from {n} confirmed questions: on confirmed questions it was not fitted on, the first passage is right {learned} of the time (search alone: {fused}).",
+    learned_too_few: "The ranker learns from {min} confirmed questions ({n} so far).",
+    learned_no_better: "Not used: on {n} confirmed questions it was not fitted on, it ranked no better than the search alone ({learned} against {fused}).",
+    learned_off: "Learning from confirmed questions is switched off (support.memory_ranker).",
+    learned_fitting: "Learning from the confirmed questions…",
     matchedPair: "matched a confirmed answer ({p})", matchedGap: "matched a question marked not covered ({p})",
     cardFromMemory: "Answered from confirmed answers",
   },
@@ -129,6 +134,11 @@ const i18n = translator({
     memoryEntries: "{n}件。", noMemory: "確認済みのものはまだありません。「役に立った」の評価、箇所の指定、担当者の回答、「回答なし」の登録で追加されます。",
     memoryFailed: "確認済みの回答を読み込めませんでした：{e}", remove: "削除", removing: "削除中…",
     removed: "項目{id}を削除しました。今後の回答には影響しません。",
+    learned_learned: "確認済みの質問{n}件から学習しました。学習に使っていない確認済みの質問で、最初の箇所が正しい割合は{learned}です（検索のみ：{fused}）。",
+    learned_too_few: "確認済みの質問が{min}件になると学習します（現在{n}件）。",
+    learned_no_better: "使用していません：学習に使っていない確認済みの質問{n}件で、検索のみより良い順位になりませんでした（{learned}、検索のみ{fused}）。",
+    learned_off: "確認済みの質問からの学習はオフです（support.memory_ranker）。",
+    learned_fitting: "確認済みの質問から学習しています…",
     matchedPair: "確認済みの回答に一致（{p}）", matchedGap: "回答なしの質問に一致（{p}）",
     cardFromMemory: "確認済みの回答から回答",
   },
@@ -366,6 +376,7 @@ async function loadMemory() {
     return;
   }
   say(memoryNote, entries.length ? t("memoryEntries", { n: entries.length }) : t("noMemory"));
+  loadLearning();
   memoryBody.replaceChildren(...entries.map((m) => el("tr", { "data-entry-id": m.id },
     el("td", {}, i18n.word("kind_", m.kind)),
     el("td", {}, `[${m.lang}] ${m.question}`),
@@ -375,6 +386,17 @@ async function loadMemory() {
     el("td", {}, when(m.created_at)),
     el("td", {}, m.state === "removed" ? "" : el("button", { type: "button", class: "danger",
       "aria-label": `${t("remove")} ${m.id}`, onclick: (ev) => removeEntry(ev.currentTarget, m) }, t("remove"))))));
+}
+/** What the confirmed answers taught: the learned ranker's state and its out-of-fold figures. */
+async function loadLearning() {
+  const line = document.getElementById("memory-learning");
+  try {
+    const l = await api("/api/memory/learning");
+    line.textContent = t(`learned_${l.ranker}`, { n: l.questions, min: l.min_questions,
+      learned: pct(l.learned_first_right ?? 0), fused: pct(l.fused_first_right ?? 0) });
+  } catch (err) {
+    line.textContent = errorText(err, t);
+  }
 }
 async function removeEntry(button, entry) {
   await busy(button, t("removing"), async () => {

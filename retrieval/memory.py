@@ -262,6 +262,11 @@ class QuestionMemory:
             self.model = model
         else:
             self.model = self._fit() if fit else MemoryModel()
+        self.ranker: Any = None
+        """The ranker learned from these confirmed questions (:class:`retrieval.domain.
+        DomainRanker`; set by :mod:`services.domain`), or ``None``: the search's own order."""
+        self.learning: Any = None
+        """What the last fit of that ranker found (:class:`retrieval.domain.Learning`)."""
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -120,6 +120,11 @@ def apply_recall(
 
     :param cited: the answer's passages (``ScoredChunk``), first is the answer's main one.
     """
+    # The ranker learned from the confirmed questions knows how often its first candidate is
+    # right here (retrieval.domain): that probability is the confidence.
+    learned = cited[0].signals.get("domain_p") if cited else None
+    if learned is not None:
+        confidence = features["domain_p"] = learned
     top = cited[0].chunk.point_id if cited else None
     hit = next((h for h in recall.hits if top in (h.chunk_id, h.moved_to)), None)
     features.update(

@@ -24,7 +24,12 @@ from kb.retrieval.answer import (
     ranker_features,
     vocabulary_features,
 )
-from kb.retrieval.embedders import EmbeddingCache, build_embedders, title_vector, vector_dims
+from kb.retrieval.embedders import (
+    EmbeddingCache,
+    build_embedders,
+    dense_queries,
+    vector_dims,
+)
 from kb.retrieval.errors import KBError
 from kb.retrieval.generate import (
     AskEvent,
@@ -63,24 +68,6 @@ QUERY_VECTORS = 256  # question vectors kept: the search and the question memory
 
 TERMS_CACHE = 20_000
 """Candidates whose terms the ranker keeps tokenised (cleared when full)."""
-
-
-def dense_queries(
-    name: str,
-    vector: list[float],
-    *,
-    title_vectors: bool,
-    cross_lang: Lang | None = None,
-    cross_lang_weight: float = 0.0,
-) -> list[DenseQuery]:
-    """The dense prefetches of one model's question vector: its text vector, its title vector,
-    and (``cross_lang`` set, weight above 0) its text vector over that language's chunks only."""
-    queries = [DenseQuery(name, vector)]
-    if title_vectors:
-        queries.append(DenseQuery(title_vector(name), vector))
-    if cross_lang is not None and cross_lang_weight > 0:
-        queries.append(DenseQuery(name, vector, lang=cross_lang, weight=cross_lang_weight))
-    return queries
 
 
 class KnowledgeBase:
@@ -168,8 +155,14 @@ class KnowledgeBase:
         acl: AccessFilter,
         top_k: int | None = None,
         lang: Lang | None = None,
+        memory: QuestionMemory | None = None,
+        rank: bool = True,
     ) -> tuple[list[ScoredChunk], dict[str, float]]:
         """Hybrid search; :returns: passages best first and per-stage timings in ms.
+
+        A second stage reorders the fused candidates: the ranker ``memory`` learned from this
+        knowledge base's confirmed questions (:mod:`retrieval.domain`) when it has one, else
+        the configured ranker; ``rank=False`` keeps the fused order (of as deep prefetches).
 
         Besides the dense and BM25 prefetches over every chunk, one dense prefetch searches only
         the chunks in the other language (``retrieval.cross_lang_weight``): the language the
@@ -196,20 +189,25 @@ class KnowledgeBase:
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
         t2 = time.perf_counter()
         k = top_k or cfg.top_k
-        ranker = self.ranker()
-        fetch = max(k, cfg.ranker_candidates) if ranker is not None else k
+        learned = memory.ranker if memory is not None and rank else None
+        ranker = self.ranker() if rank and learned is None else None
+        second = learned is not None or ranker is not None
+        fetch = max(k, cfg.ranker_candidates) if second else k
         passages = self.store.search(
             dense=dense,
             sparse=sparse,
             top_k=overfetch(fetch),
             acl=acl,
-            prefetch_k=max(cfg.prefetch_k, fetch) if ranker is not None else cfg.prefetch_k,
+            prefetch_k=max(cfg.prefetch_k, fetch) if second or not rank else cfg.prefetch_k,
             fusion=self.fusion(),
         )
         # Mid-replacement a document has points of two versions: show one (issue 5).
         passages = current_versions(passages)[:fetch]
         t3 = time.perf_counter()
-        if ranker is not None:
+        if learned is not None:
+            features = self.rank_features(question, passages, lang)
+            passages = learned.rank(passages, features, self.query_vector(question), acl)
+        elif ranker is not None:
             features = self.rank_features(question, passages, lang)
             passages = reorder(passages, ranker.scores(features), features)
         passages = passages[:k]
@@ -407,7 +405,7 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
-        passages, timings = self.search(question, acl=acl, lang=lang)
+        passages, timings = self.search(question, acl=acl, lang=lang, memory=memory)
         asked = asked or question
         vector = self.query_vector(asked) if memory is not None and self.embedders else []
         recall = recall_for(memory, vector, self.sparse.terms(asked), acl, passages)
@@ -419,7 +417,7 @@ class KnowledgeBase:
         if depth is not None and depth > len(passages):
             # Evaluation: the served passages, then a deeper search's others. Not one deeper
             # search: its longer prefetches would shift the fused scores the gate reads.
-            deep, _ = self.search(question, acl=acl, lang=lang, top_k=depth)
+            deep, _ = self.search(question, acl=acl, lang=lang, top_k=depth, memory=memory)
             seen = {p.chunk.point_id for p in passages}
             rest = [p for p in deep if p.chunk.point_id not in seen]
             retrieved = passages + rest[: depth - len(passages)]

@@ -184,6 +184,10 @@ class SupportSettings(BaseModel):
     fit grows with the square of the entries: about 1 s at 2,000). ``inline``: the next
     question waits for the refit, so every answer uses weights learned from every entry
     (``kb eval --history`` replays that way: its figures must not depend on timing)."""
+    memory_ranker: bool = True
+    """Learn a ranker from the confirmed questions (``retrieval.domain``): from 50 of them,
+    and only while it ranks questions it was not fitted on better than the search's own
+    order, it orders the candidates of every new question (the shipped ranker stands aside)."""
 
 
 class OidcSettings(BaseModel):

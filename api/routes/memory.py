@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from kb.api.deps import AuditDep, DBDep, KBDep, StaffDep
-from kb.api.schemas import MemoryEntryOut, PassageOut
+from kb.api.schemas import MemoryEntryOut, MemoryLearningOut, PassageOut
 from kb.retrieval.errors import KBError
 from kb.services import memory_admin as service
+from kb.services import memory_read
 
 router = APIRouter(prefix="/api/memory", tags=["memory"])
 
@@ -28,6 +29,13 @@ def list_entries(
         db, staff.access, state=None if state == "all" else state, kind=kind, limit=limit
     )
     return [MemoryEntryOut.model_validate(e) for e in entries]
+
+
+@router.get("/learning", response_model=MemoryLearningOut)
+def learning(_staff: StaffDep, db: DBDep, kb: KBDep) -> MemoryLearningOut:
+    """What the confirmed answers have taught: the ranker learned from them, and how it
+    ranks confirmed questions it was not fitted on against the search alone."""
+    return MemoryLearningOut.model_validate(memory_read.learning(db, kb))
 
 
 @router.delete("/{entry_id}", response_model=MemoryEntryOut)

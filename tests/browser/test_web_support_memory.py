@@ -4,6 +4,7 @@ answer is listed (and removable) under "Confirmed answers"."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -58,6 +59,10 @@ def test_link_a_queued_question_to_a_passage_and_see_it_confirmed(live_server, c
     row = page.locator("#memory tbody tr", has_text=QUESTION)
     expect(row).to_have_count(1)
     expect(row).to_contain_text("staff (linked)")
+    # One confirmed question teaches no ranker yet: the console says how many it needs (or,
+    # while the first background fit runs, that it is learning).
+    learning = re.compile(r"learns from 50 confirmed questions \(\d+ so far\)|Learning from")
+    expect(page.locator("#memory-learning")).to_contain_text(learning)
     shot(page, "30-console-confirmed-answers")
     row.locator("button.danger").click()
     expect(page.locator("#memory-note")).to_contain_text("Removed")

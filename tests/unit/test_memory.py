@@ -93,8 +93,9 @@ def test_leave_one_out_excludes_the_question_itself():
 
 
 class _Top:
-    def __init__(self, point: str) -> None:
+    def __init__(self, point: str, signals: dict[str, float] | None = None) -> None:
         self.chunk = type("C", (), {"point_id": point})()
+        self.signals = signals or {}
 
 
 def test_only_an_agreed_match_lifts_and_a_gap_lowers():
@@ -144,3 +145,15 @@ def test_the_model_is_fitted_from_the_memory_itself():
     assert close.hits[0].chunk_id == "c0" and close.hits[0].p > 0.8
     # Deterministic: the same entries give the same weights.
     assert QuestionMemory(entries).model == memory.model
+
+
+def test_the_learned_rankers_probability_is_the_confidence_before_the_memory():
+    """A first passage the memory's learned ranker scored (``domain_p``, retrieval/domain.py)
+    answers with that probability; an agreed match and a gap still act on it."""
+    features: dict[str, float] = {}
+    assert apply_recall(0.9, Recall(), [_Top("a", {"domain_p": 0.3})], features) == 0.3
+    assert features["domain_p"] == 0.3
+    staff = QuestionMemory([pair(1, vec(1, 0, 0), "a", staff=True)], fit=False)
+    recall = staff.match(Q, TERMS, EVERYONE)
+    recall.hits[0].p = 0.8
+    assert apply_recall(0.9, recall, [_Top("a", {"domain_p": 0.3})], {}) == 0.8

@@ -1,0 +1,384 @@
+"""A ranker learned from this knowledge base's own confirmed questions (issue 22).
+
+The shipped ranker (:mod:`retrieval.rerank`) learns from evaluation sets and does not carry to
+a knowledge base it never saw (docs/ranker.md). The questions a deployment's people confirm do:
+every pair (a question and the passage that answered it, from a thumbs-up, a staff link or a
+staff answer) says which of the search's candidates was right for a real question asked here.
+Once the memory holds :data:`MIN_QUESTIONS` of them, a small LightGBM lambdarank model is fitted
+over each confirmed question's fused candidates with the shipped ranker's features
+(:data:`retrieval.rerank.RANK_FEATURES`) plus what the memory knows of each candidate
+(:data:`MEMORY_RANK_FEATURES`), and it orders the candidates of every new question from then
+on. It is refitted with the memory, so every confirmed answer teaches it.
+
+Safeguards, as for the memory's matches (:mod:`retrieval.memory`):
+
+- the memory features read only **agreed** documents (one staff member, or two different
+  askers): one asker's thumbs-up moves nothing; it is one training example among many;
+- only active entries count (demoted, stale and removed ones are gone from the memory);
+- a candidate's memory features come only from entries whose passage the caller may read;
+- the model is kept only when, fitted on four fifths of the questions, it ranks the fifth
+  better than the fused order (5-fold, by question): a model that would not help is not used.
+
+Pure computation: :mod:`services.domain` gathers the examples (it searches each confirmed
+question again) and :meth:`retrieval.service.KnowledgeBase.search` applies the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from kb.retrieval.memory import MemoryEntry, fit_logistic
+from kb.retrieval.models import AccessFilter, ScoredChunk
+from kb.retrieval.rerank import RANK_FEATURES, reorder
+
+MEMORY_RANK_FEATURES = (
+    "memory_best",
+    "memory_lead",
+    "memory_nearest",
+    "memory_count",
+)
+"""Per candidate: the highest cosine of a confirmed question naming its document; how far that
+trails the closest confirmed question of all; whether the closest names it; how many close
+ones (cosine from :data:`CLOSE`) name it. Agreed documents only."""
+FEATURES = (*RANK_FEATURES, *MEMORY_RANK_FEATURES)
+ANSWER_FEATURES = (
+    "bias",
+    "score",
+    "margin",
+    "memory_best",
+    "memory_lead",
+    "memory_nearest",
+    "memory_count",
+    "dense",
+    "bm25_ratio",
+    "coverage_idf",
+    "missing_idf_max",
+    "fused",
+)
+"""The answerability model's inputs, of the candidate the learned ranker puts first: its score
+and lead over the second, its memory features, and the search's view of it."""
+MIN_ANSWERS = 30
+MIN_CLASS = 5
+"""Out-of-fold first candidates (and of each outcome) before the answerability is fitted."""
+MIN_QUESTIONS = 50
+"""Confirmed questions (with their document among the candidates) before a model is fitted."""
+CLOSE = 0.88
+FOLDS = 5
+SEED = 11
+ROUNDS = 100
+PARAMS: dict[str, Any] = {
+    "objective": "lambdarank",
+    "metric": "ndcg",
+    "learning_rate": 0.05,
+    # A few hundred questions: small trees and large leaves, or it memorises them.
+    "num_leaves": 7,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.9,
+    "lambda_l2": 1.0,
+    "num_threads": 1,
+    "deterministic": True,
+    "force_row_wise": True,
+    "seed": SEED,
+    "verbosity": -1,
+}
+
+Matrix = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One confirmed question searched again: its fused candidates' features, their
+    documents, and the document it was confirmed with."""
+
+    entry: MemoryEntry
+    features: Matrix
+    """:data:`retrieval.rerank.RANK_FEATURES` per candidate, in the fused order."""
+    documents: tuple[str, ...]
+    answer: str
+
+    @property
+    def labels(self) -> list[int]:
+        return [int(d == self.answer) for d in self.documents]
+
+
+class Evidence:
+    """The agreed pairs of a memory, as vectors per document, for :func:`memory_features`."""
+
+    def __init__(self, entries: Sequence[MemoryEntry]) -> None:
+        confirmers: dict[str, set[str]] = {}
+        staff: set[str] = set()
+        for e in entries:
+            if e.kind != "pair" or e.document_id is None:
+                continue
+            if e.staff:
+                staff.add(e.document_id)
+            elif e.confirmer:
+                confirmers.setdefault(e.document_id, set()).add(e.confirmer)
+        agreed = staff | {d for d, who in confirmers.items() if len(who) >= 2}
+        self.entries = [
+            e for e in entries if e.kind == "pair" and e.document_id in agreed and len(e.vector) > 0
+        ]
+        dims = {len(e.vector) for e in self.entries}
+        if self.entries and len(dims) == 1:
+            m = np.asarray([e.vector for e in self.entries], dtype=np.float32)
+            norms = np.linalg.norm(m, axis=1, keepdims=True)
+            self.matrix = m / np.where(norms == 0, 1, norms)
+        else:
+            self.entries, self.matrix = [], np.zeros((0, 0), dtype=np.float32)
+
+    def features(
+        self,
+        vector: Sequence[float],
+        documents: Sequence[str],
+        acl: AccessFilter,
+        *,
+        exclude: str | None = None,
+    ) -> Matrix:
+        """:data:`MEMORY_RANK_FEATURES` of each of ``documents`` for a question of ``vector``,
+        from the entries whose passage ``acl`` may read (``exclude``: leave out the entries of
+        that question, for training)."""
+        out = np.zeros((len(documents), len(MEMORY_RANK_FEATURES)))
+        out[:, 1] = 1.0
+        if not self.entries or len(vector) != self.matrix.shape[1]:
+            return out
+        v = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(v))
+        sims = self.matrix @ (v / norm if norm else v)
+        best: dict[str, float] = {}
+        close: dict[str, int] = {}
+        nearest, nearest_doc = 0.0, None
+        for sim, e in zip(sims.tolist(), self.entries, strict=True):
+            if (exclude is not None and e.query_id == exclude) or not acl.permits(e.groups):
+                continue
+            doc = e.document_id
+            assert doc is not None
+            if sim > best.get(doc, 0.0):
+                best[doc] = sim
+            if sim >= CLOSE:
+                close[doc] = close.get(doc, 0) + 1
+            if sim > nearest:
+                nearest, nearest_doc = sim, doc
+        for i, doc in enumerate(documents):
+            b = best.get(doc, 0.0)
+            out[i] = (b, nearest - b if b else 1.0, float(doc == nearest_doc), close.get(doc, 0))
+        return out
+
+
+def _train(examples: Sequence[Example], evidence: Evidence) -> Any:
+    import lightgbm
+
+    x = np.vstack([_rows(ex, evidence) for ex in examples])
+    y = np.concatenate([np.asarray(ex.labels) for ex in examples])
+    data = lightgbm.Dataset(
+        x, y, group=[len(ex.documents) for ex in examples], feature_name=list(FEATURES),
+        params={"verbose": -1},
+    )  # fmt: skip
+    return lightgbm.train(dict(PARAMS), data, num_boost_round=ROUNDS)
+
+
+def _rows(ex: Example, evidence: Evidence) -> Matrix:
+    """An example's features, its own question left out of the memory features."""
+    acl = AccessFilter(tuple(ex.entry.asker_groups))
+    mem = evidence.features(ex.entry.vector, ex.documents, acl, exclude=ex.entry.query_id)
+    return np.hstack([ex.features, mem])
+
+
+def _fold(ex: Example) -> int:
+    """The entry's fold, from its id: query ids are random, and the same confirmed answers
+    must be split the same way every time (a replayed history included)."""
+    return int(hashlib.sha256(str(ex.entry.id).encode()).hexdigest(), 16) % FOLDS
+
+
+def _first_right(order: Sequence[int], ex: Example) -> bool:
+    return bool(order) and ex.documents[order[0]] == ex.answer
+
+
+def _answer_row(rows: Matrix, scores: Sequence[float]) -> list[float]:
+    """:data:`ANSWER_FEATURES` of the first of the candidates ``rows`` scored ``scores``."""
+    order = _order(scores)
+    top = rows[order[0]]
+    lead = scores[order[0]] - scores[order[1]] if len(order) > 1 else 1.0
+    at = FEATURES.index
+    return [
+        1.0,
+        float(scores[order[0]]),
+        float(lead),
+        float(top[at("memory_best")]),
+        float(top[at("memory_lead")]),
+        float(top[at("memory_nearest")]),
+        float(np.log1p(top[at("memory_count")])),
+        float(top[at("dense")]),
+        float(top[at("bm25_ratio")]),
+        float(top[at("coverage_idf")]),
+        float(top[at("missing_idf_max")]),
+        float(top[at("fused")]),
+    ]
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + float(np.exp(-np.clip(z, -50.0, 50.0))))
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """The 5-fold check a fitted model must pass: first candidate right, by question."""
+
+    questions: int
+    fused: float
+    learned: float
+    answers: int = 0
+    """First candidates the answerability model was fitted on (pairs and gaps, out of fold)."""
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "questions": self.questions,
+            "fused_first_right": round(self.fused, 4),
+            "learned_first_right": round(self.learned, 4),
+            "answerability_questions": self.answers,
+        }
+
+
+class DomainRanker:
+    """The fitted model and the evidence its memory features read (thread-safe)."""
+
+    def __init__(
+        self,
+        booster: Any,
+        evidence: Evidence,
+        validation: Validation,
+        answerability: tuple[float, ...] | None = None,
+        lock: threading.Lock | None = None,
+    ) -> None:
+        self._booster = booster
+        self.evidence = evidence
+        self.validation = validation
+        self.answerability = answerability
+        """Logistic weights over :data:`ANSWER_FEATURES`: the probability that the first
+        candidate answers the question, or ``None`` (too few confirmed answers and gaps)."""
+        self._lock = lock or threading.Lock()
+
+    @classmethod
+    def fit(
+        cls, examples: Sequence[Example], entries: Sequence[MemoryEntry]
+    ) -> DomainRanker | None:
+        """:func:`learn`'s ranker: ``None`` when it was not kept."""
+        return learn(examples, entries).ranker
+
+    def with_evidence(self, evidence: Evidence) -> DomainRanker:
+        """The same model reading the memory features of other entries."""
+        return DomainRanker(
+            self._booster, evidence, self.validation, self.answerability, self._lock
+        )
+
+    def rank(
+        self,
+        passages: Sequence[ScoredChunk],
+        features: Matrix,
+        vector: Sequence[float],
+        acl: AccessFilter,
+    ) -> list[ScoredChunk]:
+        """``passages`` in the learned order (:func:`retrieval.rerank.reorder`); the first
+        carries signal ``domain_p``, the probability that it answers the question, when the
+        answerability is fitted."""
+        scores = self.scores(features, passages, vector, acl)
+        ranked = reorder(passages, scores, features)
+        if not ranked or self.answerability is None:
+            return ranked
+        rows = np.hstack(
+            [features, self.evidence.features(vector, [p.chunk.document_id for p in passages], acl)]
+        )
+        z = float(np.dot(self.answerability, _answer_row(rows, scores)))
+        top = ranked[0]
+        ranked[0] = ScoredChunk(top.chunk, top.score, {**top.signals, "domain_p": _sigmoid(z)})
+        return ranked
+
+    def scores(
+        self,
+        features: Matrix,
+        passages: Sequence[ScoredChunk],
+        vector: Sequence[float],
+        acl: AccessFilter,
+    ) -> list[float]:
+        """One score per candidate (``features``: their :data:`RANK_FEATURES`), higher is
+        better."""
+        if len(features) == 0:
+            return []
+        documents = [p.chunk.document_id for p in passages]
+        rows = np.hstack([features, self.evidence.features(vector, documents, acl)])
+        with self._lock:
+            out = self._booster.predict(rows, num_threads=1)
+        return [float(x) for x in np.asarray(out).ravel()]
+
+
+@dataclass(frozen=True, slots=True)
+class Learning:
+    """What the memory learned: the ranker, or why there is none."""
+
+    state: Literal["learned", "too_few", "no_better", "off"]
+    questions: int
+    """Confirmed questions whose document was among their candidates."""
+    validation: Validation | None = None
+    ranker: DomainRanker | None = None
+    entries: int = 0
+    """The pairs and gaps it was fitted from."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "questions": self.questions,
+            "min_questions": MIN_QUESTIONS,
+            "answerability": bool(self.ranker and self.ranker.answerability is not None),
+            **(self.validation.to_dict() if self.validation else {}),
+        }
+
+
+def learn(examples: Sequence[Example], entries: Sequence[MemoryEntry]) -> Learning:
+    """A model over ``examples`` (one per confirmed question; those whose document the search
+    no longer finds teach nothing and are left out), kept when there are at least
+    :data:`MIN_QUESTIONS` and, fitted on four fifths, it ranks the fifth better than the fused
+    order (each fifth in turn). The answerability model is fitted on those out-of-fold first
+    candidates, gaps included."""
+    useful = [ex for ex in examples if any(ex.labels) and len(ex.documents) > 1]
+    taught = sum(1 for e in entries if e.kind == "gap" or e.document_id)
+    if len(useful) < MIN_QUESTIONS:
+        return Learning("too_few", len(useful), entries=taught)
+    evidence = Evidence(entries)
+    fused = learned = 0
+    answer_x: list[list[float]] = []
+    answer_y: list[float] = []
+    for f in range(FOLDS):
+        train = [ex for ex in useful if _fold(ex) != f]
+        if not train:
+            continue
+        booster = _train(train, evidence)
+        # Every confirmed question of the fold, the gaps and the pairs whose document the
+        # search missed included: the answerability learns what a first candidate is worth.
+        for ex in (ex for ex in examples if _fold(ex) == f and ex.documents):
+            rows = _rows(ex, evidence)
+            scores = [float(x) for x in booster.predict(rows, num_threads=1)]
+            order = _order(scores)
+            answer_x.append(_answer_row(rows, scores))
+            answer_y.append(float(_first_right(order, ex)))
+            if any(ex.labels) and len(ex.documents) > 1:
+                fused += _first_right([0], ex)
+                learned += _first_right(order, ex)
+    validation = Validation(len(useful), fused / len(useful), learned / len(useful), len(answer_y))
+    if learned <= fused:
+        return Learning("no_better", len(useful), validation, entries=taught)
+    positives = sum(answer_y)
+    answerability = None
+    if len(answer_y) >= MIN_ANSWERS and min(positives, len(answer_y) - positives) >= MIN_CLASS:
+        answerability = fit_logistic(np.asarray(answer_x), np.asarray(answer_y))
+    ranker = DomainRanker(_train(useful, evidence), evidence, validation, answerability)
+    return Learning("learned", len(useful), validation, ranker, entries=taught)
+
+
+def _order(scores: Any) -> list[int]:
+    values = [float(s) for s in np.asarray(scores).ravel()]
+    return sorted(range(len(values)), key=lambda i: (-round(values[i], 9), i))
