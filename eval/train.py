@@ -37,25 +37,17 @@ from kb.eval.variants import apply_overrides
 from kb.retrieval.answer import FEATURES
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import AccessFilter
-from kb.retrieval.rerank import CANDIDATES, RANK_FEATURES, Ranker
+from kb.retrieval.rerank import CANDIDATES, LAMBDARANK, RANK_FEATURES, Ranker
 from kb.retrieval.settings import Settings
 
 SEED = 7
 FOLDS = 5
 PARAMS: dict[str, Any] = {
-    "objective": "lambdarank",
-    "metric": "ndcg",
+    **LAMBDARANK,
     "ndcg_eval_at": [1, 5, 10],
-    "learning_rate": 0.05,
     "num_leaves": 15,
     "min_data_in_leaf": 20,
-    "feature_fraction": 0.9,
-    "lambda_l2": 1.0,
-    "num_threads": 1,
-    "deterministic": True,
-    "force_row_wise": True,
     "seed": SEED,
-    "verbosity": -1,
 }
 ROUNDS = 300
 ANSWER_FEATURES = FEATURES

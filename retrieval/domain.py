@@ -35,7 +35,7 @@ import numpy as np
 
 from kb.retrieval.memory import MemoryEntry, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
-from kb.retrieval.rerank import RANK_FEATURES, reorder
+from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, reorder
 
 MEMORY_RANK_FEATURES = (
     "memory_best",
@@ -73,19 +73,11 @@ FOLDS = 5
 SEED = 11
 ROUNDS = 100
 PARAMS: dict[str, Any] = {
-    "objective": "lambdarank",
-    "metric": "ndcg",
-    "learning_rate": 0.05,
+    **LAMBDARANK,
     # A few hundred questions: small trees and large leaves, or it memorises them.
     "num_leaves": 7,
     "min_data_in_leaf": 40,
-    "feature_fraction": 0.9,
-    "lambda_l2": 1.0,
-    "num_threads": 1,
-    "deterministic": True,
-    "force_row_wise": True,
     "seed": SEED,
-    "verbosity": -1,
 }
 
 Matrix = np.ndarray[Any, np.dtype[np.float64]]

@@ -58,6 +58,19 @@ RANK_FEATURES = (
 )
 
 K1, B = 1.2, 0.75
+LAMBDARANK: dict[str, Any] = {
+    "objective": "lambdarank",
+    "metric": "ndcg",
+    "learning_rate": 0.05,
+    "feature_fraction": 0.9,
+    "lambda_l2": 1.0,
+    "num_threads": 1,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbosity": -1,
+}
+"""What every ranker here is fitted with (``kb train``'s and the memory's): one thread,
+deterministic; each adds its tree sizes and seed."""
 
 
 @dataclass(frozen=True, slots=True)
