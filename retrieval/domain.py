@@ -278,13 +278,11 @@ class DomainRanker:
         """``passages`` in the learned order (:func:`retrieval.rerank.reorder`); the first
         carries signal ``domain_p``, the probability that it answers the question, when the
         answerability is fitted."""
-        scores = self.scores(features, passages, vector, acl)
+        rows = self._rows(features, passages, vector, acl)
+        scores = self._predict(rows)
         ranked = reorder(passages, scores, features)
         if not ranked or self.answerability is None:
             return ranked
-        rows = np.hstack(
-            [features, self.evidence.features(vector, [p.chunk.document_id for p in passages], acl)]
-        )
         z = float(np.dot(self.answerability, _answer_row(rows, scores)))
         top = ranked[0]
         ranked[0] = ScoredChunk(top.chunk, top.score, {**top.signals, "domain_p": _sigmoid(z)})
@@ -299,10 +297,22 @@ class DomainRanker:
     ) -> list[float]:
         """One score per candidate (``features``: their :data:`RANK_FEATURES`), higher is
         better."""
-        if len(features) == 0:
-            return []
+        return self._predict(self._rows(features, passages, vector, acl))
+
+    def _rows(
+        self,
+        features: Matrix,
+        passages: Sequence[ScoredChunk],
+        vector: Sequence[float],
+        acl: AccessFilter,
+    ) -> Matrix:
+        """:data:`FEATURES` of the candidates: theirs and what the memory knows of each."""
         documents = [p.chunk.document_id for p in passages]
-        rows = np.hstack([features, self.evidence.features(vector, documents, acl)])
+        return np.hstack([features, self.evidence.features(vector, documents, acl)])
+
+    def _predict(self, rows: Matrix) -> list[float]:
+        if len(rows) == 0:
+            return []
         with self._lock:
             out = self._booster.predict(rows, num_threads=1)
         return [float(x) for x in np.asarray(out).ravel()]
@@ -312,7 +322,8 @@ class DomainRanker:
 class Learning:
     """What the memory learned: the ranker, or why there is none."""
 
-    state: Literal["learned", "too_few", "no_better", "off"]
+    state: Literal["learned", "too_few", "no_better", "off", "fitting"]
+    """``fitting``: the first fit has not ended yet (a background refit)."""
     questions: int
     """Confirmed questions whose document was among their candidates."""
     validation: Validation | None = None
@@ -330,6 +341,11 @@ class Learning:
         }
 
 
+def teaches(entry: MemoryEntry) -> bool:
+    """Whether ``entry`` is an example for the ranker: a pair with a document, or a gap."""
+    return entry.kind == "gap" or bool(entry.document_id)
+
+
 def learn(examples: Sequence[Example], entries: Sequence[MemoryEntry]) -> Learning:
     """A model over ``examples`` (one per confirmed question; those whose document the search
     no longer finds teach nothing and are left out), kept when there are at least
@@ -337,7 +353,7 @@ def learn(examples: Sequence[Example], entries: Sequence[MemoryEntry]) -> Learni
     order (each fifth in turn). The answerability model is fitted on those out-of-fold first
     candidates, gaps included."""
     useful = [ex for ex in examples if any(ex.labels) and len(ex.documents) > 1]
-    taught = sum(1 for e in entries if e.kind == "gap" or e.document_id)
+    taught = sum(map(teaches, entries))
     if len(useful) < MIN_QUESTIONS:
         return Learning("too_few", len(useful), entries=taught)
     evidence = Evidence(entries)

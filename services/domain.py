@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from kb.db.engine import Database
 from kb.db.models import MemoryEntry as EntryRow
-from kb.retrieval.domain import Evidence, Example, Learning
+from kb.retrieval.domain import Evidence, Example, Learning, teaches
 from kb.retrieval.domain import learn as retrieval_learn
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.memory import MemoryEntry, QuestionMemory
@@ -43,7 +43,7 @@ class Examples:
     ) -> list[Example]:
         """An example per pair and gap of ``entries`` (the most recent :data:`MAX_EXAMPLES`);
         a gap's answer is no document."""
-        pairs = [e for e in entries if e.kind == "gap" or e.document_id][-MAX_EXAMPLES:]
+        pairs = [e for e in entries if teaches(e)][-MAX_EXAMPLES:]
         with self._lock:
             missing = [e for e in pairs if e.id not in self._kept]
         texts: dict[int, tuple[str, str | None]] = {}
@@ -97,7 +97,7 @@ def learn(
     memory.ranker, memory.learning = None, Learning("off", 0)
     if not kb.settings.support.memory_ranker or not kb.embedders:
         return
-    taught = sum(1 for e in memory.entries if e.kind == "gap" or e.document_id)
+    taught = sum(map(teaches, memory.entries))
     last = previous.learning if previous is not None else None
     if last is not None and last.state in ("learned", "no_better"):
         if last.entries <= taught < last.entries + max(1, math.ceil(last.entries * REFIT_GROWTH)):

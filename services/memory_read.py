@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from kb.db.engine import Database
 from kb.db.models import MemoryEntry as EntryRow
 from kb.db.models import aware, utcnow
+from kb.retrieval.domain import Learning
 from kb.retrieval.memory import MemoryEntry, MemoryModel, QuestionMemory
 from kb.retrieval.service import KnowledgeBase
 from kb.services import domain
@@ -184,23 +185,14 @@ def build_memory(
 def learning(db: Database, kb: KnowledgeBase) -> dict[str, Any]:
     """What the memory has learned: its pairs and gaps, whether the match model is fitted,
     and the ranker's state with its out-of-fold figures (:class:`retrieval.domain.Learning`)."""
-    from kb.retrieval.domain import MIN_QUESTIONS
-
     memory = memory_for(db, kb)
     entries = memory.entries if memory is not None else []
     learned = memory.learning if memory is not None else None
-    ranker = (
-        learned.to_dict()
-        if learned is not None
-        else {"state": "fitting", "questions": 0, "min_questions": MIN_QUESTIONS,
-              "answerability": False}
-    )  # fmt: skip
-    state = ranker.pop("state")
-    ranker.pop("answerability_questions", None)
+    info = (learned or Learning("fitting", 0)).to_dict()
     return {
         "pairs": sum(1 for e in entries if e.kind == "pair"),
         "gaps": sum(1 for e in entries if e.kind == "gap"),
         "match_model_fitted": bool(memory is not None and memory.model.fitted),
-        "ranker": state,
-        **ranker,
+        "ranker": info.pop("state"),
+        **info,
     }

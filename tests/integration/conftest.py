@@ -59,6 +59,16 @@ def sample_kb(
     db.dispose()
 
 
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A fresh, migrated SQLite database of its own (the question-memory suites write entries
+    beside the shared sample knowledge base)."""
+    database = Database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
+    database.migrate()
+    yield database
+    database.dispose()
+
+
 @pytest.fixture(scope="session")
 def client(sample_kb: tuple[KnowledgeBase, Database, IngestReport]) -> Iterator[TestClient]:
     kb, db, _ = sample_kb

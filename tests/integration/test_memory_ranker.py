@@ -97,14 +97,6 @@ def corrected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Knowle
         yield kb, {Path(f.path).stem: f.document_id for f in report.files}
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'memory.sqlite3'}")
-    database.migrate()
-    yield database
-    database.dispose()
-
-
 @contextmanager
 def support(kb: KnowledgeBase, **changes: Any) -> Iterator[None]:
     saved = kb.settings

@@ -4,9 +4,6 @@ leave-one-out fit, yet matches new confirmed answers at once; ``support.memory_r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -19,14 +16,6 @@ pytestmark = pytest.mark.integration
 
 TOPICS = 12
 PER_TOPIC = 6
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def confirm(db: Database, kb: KnowledgeBase, rng: np.random.Generator, topic: int, n: int) -> None:
