@@ -198,6 +198,17 @@ class MemoryLearningOut(BaseModel):
     questions whose document the search alone put first..."""
     learned_first_right: float | None = None
     """...and the learned ranker."""
+    answer_probability: float | None = None
+    """The answerability's probability that answers (it reads as the configured confidence
+    threshold, ``retrieval.gate``)..."""
+    target_wrong_rate: float | None = None
+    """...chosen to hold this wrong-answer rate on the confirmed questions
+    (``support.memory_wrong_rate``, or the configured gate's rate on them)..."""
+    validated_answered: float | None = None
+    """...answering this share of them out of fold..."""
+    validated_wrong_rate: float | None = None
+    """...this often wrongly (one wrong answer added: a rate read at the threshold chosen on
+    the same questions is optimistic)."""
 
 
 class PassageOut(BaseModel):

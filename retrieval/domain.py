@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kb.retrieval.gate import Gate, choose_gate, wrong_rate
 from kb.retrieval.memory import MemoryEntry, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
 from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, reorder
@@ -93,6 +94,9 @@ class Example:
     """:data:`retrieval.rerank.RANK_FEATURES` per candidate, in the fused order."""
     documents: tuple[str, ...]
     answer: str
+    plain: tuple[float, str] | None = None
+    """The configured gate's view of the question without the memory: its confidence and the
+    document it would have answered from (what the learned gate is held to, :func:`learn`)."""
 
     @property
     def labels(self) -> list[int]:
@@ -245,6 +249,7 @@ class DomainRanker:
         evidence: Evidence,
         validation: Validation,
         answerability: tuple[float, ...] | None = None,
+        gate: Gate | None = None,
         lock: threading.Lock | None = None,
     ) -> None:
         self._booster = booster
@@ -253,6 +258,9 @@ class DomainRanker:
         self.answerability = answerability
         """Logistic weights over :data:`ANSWER_FEATURES`: the probability that the first
         candidate answers the question, or ``None`` (too few confirmed answers and gaps)."""
+        self.gate = gate
+        """Where that probability answers (:mod:`retrieval.gate`); ``None``: the probability
+        is the confidence as it is."""
         self._lock = lock or threading.Lock()
 
     @classmethod
@@ -265,7 +273,7 @@ class DomainRanker:
     def with_evidence(self, evidence: Evidence) -> DomainRanker:
         """The same model reading the memory features of other entries."""
         return DomainRanker(
-            self._booster, evidence, self.validation, self.answerability, self._lock
+            self._booster, evidence, self.validation, self.answerability, self.gate, self._lock
         )
 
     def rank(
@@ -277,7 +285,7 @@ class DomainRanker:
     ) -> list[ScoredChunk]:
         """``passages`` in the learned order (:func:`retrieval.rerank.reorder`); the first
         carries signal ``domain_p``, the probability that it answers the question, when the
-        answerability is fitted."""
+        answerability is fitted (:attr:`gate` says where it answers)."""
         rows = self._rows(features, passages, vector, acl)
         scores = self._predict(rows)
         ranked = reorder(passages, scores, features)
@@ -338,6 +346,7 @@ class Learning:
             "min_questions": MIN_QUESTIONS,
             "answerability": bool(self.ranker and self.ranker.answerability is not None),
             **(self.validation.to_dict() if self.validation else {}),
+            **(self.ranker.gate.to_dict() if self.ranker and self.ranker.gate else {}),
         }
 
 
@@ -346,20 +355,27 @@ def teaches(entry: MemoryEntry) -> bool:
     return entry.kind == "gap" or bool(entry.document_id)
 
 
-def learn(examples: Sequence[Example], entries: Sequence[MemoryEntry]) -> Learning:
+def learn(
+    examples: Sequence[Example],
+    entries: Sequence[MemoryEntry],
+    *,
+    threshold: float = 0.57,
+    target: float | None = None,
+) -> Learning:
     """A model over ``examples`` (one per confirmed question; those whose document the search
     no longer finds teach nothing and are left out), kept when there are at least
     :data:`MIN_QUESTIONS` and, fitted on four fifths, it ranks the fifth better than the fused
     order (each fifth in turn). The answerability model is fitted on those out-of-fold first
-    candidates, gaps included."""
+    candidates, gaps included, and answers from the probability (:func:`answer_gate`) that
+    holds the wrong-answer rate ``target`` on them, or, with ``target=None``, the rate the
+    configured gate (``threshold``: ``retrieval.confidence_threshold``) had on them."""
     useful = [ex for ex in examples if any(ex.labels) and len(ex.documents) > 1]
     taught = sum(map(teaches, entries))
     if len(useful) < MIN_QUESTIONS:
         return Learning("too_few", len(useful), entries=taught)
     evidence = Evidence(entries)
     fused = learned = 0
-    answer_x: list[list[float]] = []
-    answer_y: list[float] = []
+    answers: list[tuple[Example, list[float], bool]] = []
     for f in range(FOLDS):
         train = [ex for ex in useful if _fold(ex) != f]
         if not train:
@@ -371,20 +387,53 @@ def learn(examples: Sequence[Example], entries: Sequence[MemoryEntry]) -> Learni
             rows = _rows(ex, evidence)
             scores = [float(x) for x in booster.predict(rows, num_threads=1)]
             order = _order(scores)
-            answer_x.append(_answer_row(rows, scores))
-            answer_y.append(float(_first_right(order, ex)))
+            answers.append((ex, _answer_row(rows, scores), _first_right(order, ex)))
             if any(ex.labels) and len(ex.documents) > 1:
                 fused += _first_right([0], ex)
                 learned += _first_right(order, ex)
-    validation = Validation(len(useful), fused / len(useful), learned / len(useful), len(answer_y))
+    validation = Validation(len(useful), fused / len(useful), learned / len(useful), len(answers))
     if learned <= fused:
         return Learning("no_better", len(useful), validation, entries=taught)
-    positives = sum(answer_y)
-    answerability = None
-    if len(answer_y) >= MIN_ANSWERS and min(positives, len(answer_y) - positives) >= MIN_CLASS:
-        answerability = fit_logistic(np.asarray(answer_x), np.asarray(answer_y))
-    ranker = DomainRanker(_train(useful, evidence), evidence, validation, answerability)
+    positives = sum(right for _, _, right in answers)
+    answerability = gate = None
+    if len(answers) >= MIN_ANSWERS and min(positives, len(answers) - positives) >= MIN_CLASS:
+        x = np.asarray([row for _, row, _ in answers])
+        y = np.asarray([float(right) for _, _, right in answers])
+        answerability = fit_logistic(x, y)
+        gate = answer_gate([ex for ex, _, _ in answers], x, y, threshold, target)
+    ranker = DomainRanker(_train(useful, evidence), evidence, validation, answerability, gate)
     return Learning("learned", len(useful), validation, ranker, entries=taught)
+
+
+def answer_gate(
+    examples: Sequence[Example], x: Matrix, y: Matrix, threshold: float, target: float | None
+) -> Gate | None:
+    """The answerability's gate over ``examples``' out-of-fold first candidates (``x``: their
+    :data:`ANSWER_FEATURES`, ``y``: whether each was right), chosen on probabilities each
+    fitted without its question's fold (the ranker's folds). Without ``target``, the learned
+    gate must not answer these questions more wrongly than the configured one did (its
+    confidence at ``threshold``, and the document it would have answered from); ``None`` when
+    that gate answered none of them (the probability is then held to ``threshold`` as it is)."""
+    if target is None:
+        seen = [(ex.plain, ex.answer) for ex in examples if ex.plain is not None]
+        target = wrong_rate(
+            [confidence >= threshold for (confidence, _), _ in seen],
+            [bool(answer) and document == answer for (_, document), answer in seen],
+        )
+        if target is None:
+            return None
+    folds = np.asarray([_fold(ex) for ex in examples])
+    p = np.zeros(len(examples))
+    for f in range(FOLDS):
+        held = folds == f
+        if held.any():
+            rest = ~held
+            if rest.sum() and 0 < y[rest].sum() < rest.sum():
+                weights = fit_logistic(x[rest], y[rest])
+            else:
+                weights = fit_logistic(x, y)
+            p[held] = [_sigmoid(float(np.dot(weights, row))) for row in x[held]]
+    return choose_gate(p.tolist(), [bool(v) for v in y], target, threshold)
 
 
 def _order(scores: Any) -> list[int]:

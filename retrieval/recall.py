@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kb.retrieval.gate import Gate
 from kb.retrieval.memory import Hit, QuestionMemory, Recall
 from kb.retrieval.models import AccessFilter, ScoredChunk
 from kb.retrieval.protocols import VectorStore
@@ -45,7 +46,8 @@ def with_memory(
     """``passages`` with the ones the memory points to: a passage an agreed match more likely
     right than not vouches for moves up to where its fused score (over ``max_fused``) plus that
     probability puts it, read from the store when the search missed it (when ``acl`` may read
-    it; a hit whose passage is gone is marked ``stale``); the others keep the search's order."""
+    it; a hit whose passage is gone is marked ``stale``), never below where the search put it;
+    the others keep the search's order."""
     max_fused = max_fused or 1.0
     by_id = {p.chunk.point_id: p for p in passages}
     bonus: dict[str, float] = {}
@@ -74,9 +76,20 @@ def with_memory(
         key=lambda p: -(p.score / max_fused + p.signals["memory"]),
     )
     merged = [p for p in passages if p.chunk.point_id not in bonus]
+    # Up, never down: a passage a ranker put above others with higher fused scores stays
+    # above them (the fused score alone would demote the learned first passage it vouches for).
+    was = {p.chunk.point_id: i for i, p in enumerate(passages)}
     for p in moved:
         key = p.score / max_fused + p.signals["memory"]
-        at = next((i for i, q in enumerate(merged) if key > q.score / max_fused), len(merged))
+        at = next(
+            (
+                i
+                for i, q in enumerate(merged)
+                if key > q.score / max_fused
+                or was[q.chunk.point_id] > was.get(p.chunk.point_id, len(passages))
+            ),
+            len(merged),
+        )
         merged.insert(at, p)
     return merged
 
@@ -111,7 +124,11 @@ def confirmed_first(recall: Recall, passages: Sequence[Any], threshold: float) -
 
 
 def apply_recall(
-    confidence: float, recall: Recall, cited: Sequence[Any], features: dict[str, float]
+    confidence: float,
+    recall: Recall,
+    cited: Sequence[Any],
+    features: dict[str, float],
+    gate: Gate | None = None,
 ) -> float:
     """The confidence after the memory: an agreed match naming the first cited passage lifts
     it to the match's probability; a gap match that is more likely a gap than not
@@ -119,9 +136,13 @@ def apply_recall(
     is covered after all. Adds :data:`MEMORY_FEATURES` to ``features``.
 
     :param cited: the answer's passages (``ScoredChunk``), first is the answer's main one.
+    :param gate: where the memory's learned answerability answers; a first passage it scored
+        (signal ``domain_p``) has its probability, after the matches, mapped onto the
+        configured threshold's scale (:meth:`retrieval.gate.Gate.confidence`).
     """
     # The ranker learned from the confirmed questions knows how often its first candidate is
-    # right here (retrieval.domain): that probability is the confidence.
+    # right here (retrieval.domain): that probability is the confidence, and the matches act
+    # on it as on theirs; then it goes onto the configured gate's scale (retrieval.gate).
     learned = cited[0].signals.get("domain_p") if cited else None
     if learned is not None:
         confidence = features["domain_p"] = learned
@@ -140,4 +161,6 @@ def apply_recall(
     if gap is not None and gap.p >= GAP_LIKELY and gap.p > (hit.p if hit else 0.0):
         confidence *= 1.0 - gap.p
         recall.gap_applied, recall.lifted = True, None
+    if learned is not None and gate is not None:
+        confidence = gate.confidence(confidence)
     return confidence

@@ -368,7 +368,7 @@ class KnowledgeBase:
         # holds the thing under another name (an abbreviation it never prints).
         aliases = synonyms.aliases(question, self.sparse) if searched != question else set()
         # Confirmed questions are matched as asked (they were stored as asked, unexpanded).
-        result = self._extractive(
+        result = self.extractive(
             searched,
             acl=acl,
             lang=lang,
@@ -389,7 +389,7 @@ class KnowledgeBase:
         yield Delta(result.answer)
         yield Final(result)
 
-    def _extractive(
+    def extractive(
         self,
         question: str,
         *,
@@ -452,7 +452,8 @@ class KnowledgeBase:
             known |= aliases
         features.update(vocabulary_features(terms, known))
         confidence = self.confidence.score(features) if cited else 0.0
-        confidence = apply_recall(confidence, recall, cited, features)
+        gate = memory.ranker.gate if memory is not None and memory.ranker is not None else None
+        confidence = apply_recall(confidence, recall, cited, features, gate)
         t2 = time.perf_counter()
         timings["answer_ms"] = (t2 - t1) * 1000
         timings["total_ms"] = (t2 - t0) * 1000

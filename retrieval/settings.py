@@ -188,6 +188,11 @@ class SupportSettings(BaseModel):
     """Learn a ranker from the confirmed questions (``retrieval.domain``): from 50 of them,
     and only while it ranks questions it was not fitted on better than the search's own
     order, it orders the candidates of every new question (the shipped ranker stands aside)."""
+    memory_wrong_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The wrong-answer rate the learned ranker's answerability is held to on its confirmed
+    questions (out of fold): it answers from the probability that keeps it (``retrieval.gate``).
+    Unset: the rate the configured gate (``retrieval.confidence_threshold``) had on the same
+    questions, so the memory answers more where it can and never more wrongly."""
 
 
 class OidcSettings(BaseModel):

@@ -65,7 +65,7 @@ class Examples:
             for gone in [i for i in self._kept if i not in live]:
                 del self._kept[gone]
             return [
-                Example(e, kept.features, kept.documents, e.document_id or "")
+                Example(e, kept.features, kept.documents, e.document_id or "", kept.plain)
                 for e in pairs
                 if (kept := self._kept.get(e.id)) is not None
             ]
@@ -79,7 +79,10 @@ def _searched(kb: KnowledgeBase, entry: MemoryEntry, text: str, lang: str | None
     passages, _ = kb.search(text, acl=acl, top_k=top_k, lang=language, rank=False)  # type: ignore[arg-type]
     features = kb.rank_features(text, passages, language)  # type: ignore[arg-type]
     documents = tuple(p.chunk.document_id for p in passages)
-    return Example(entry, features, documents, entry.document_id or "")
+    # What the configured gate made of it, without the memory: the learned gate is held to it.
+    plain = kb.extractive(text, acl=acl, lang=language)  # type: ignore[arg-type]
+    first = plain.passages[0].chunk.document_id if plain.passages else ""
+    return Example(entry, features, documents, entry.document_id or "", (plain.confidence, first))
 
 
 def learn(
@@ -104,7 +107,10 @@ def learn(
             carry(previous, memory)
             return
     memory.learning = learned = retrieval_learn(
-        examples.for_entries(db, kb, memory.entries), memory.entries
+        examples.for_entries(db, kb, memory.entries),
+        memory.entries,
+        threshold=kb.settings.retrieval.confidence_threshold,
+        target=kb.settings.support.memory_wrong_rate,
     )
     memory.ranker = learned.ranker
 

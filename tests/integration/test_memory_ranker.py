@@ -183,6 +183,14 @@ def test_staff_corrections_teach_a_ranker_the_search_then_uses(
     assert all("ranker" in p.signals for p in found)  # the learned order, not the fused one
     # Fitted on the out-of-fold first candidates, the gaps included: a probability.
     assert shown["answerability"] and 0.5 < found[0].signals["domain_p"] <= 1.0
+    # It answers from the probability that holds the configured gate's wrong-answer rate on
+    # the same questions: the search alone answered each one it answered from an index page.
+    gate = memory.ranker.gate
+    assert gate is not None and gate.target == shown["target_wrong_rate"] == 1.0
+    assert round(gate.wrong, 4) == shown["validated_wrong_rate"] < 0.15
+    answer = kb.ask(question, acl=AccessFilter(), lang="en", memory=memory)
+    assert answer.features["domain_p"] == found[0].signals["domain_p"]
+    assert answer.confidence == pytest.approx(gate.confidence(answer.features["domain_p"]))
     plain, _ = kb.search(question, acl=AccessFilter(), lang="en")
     assert all("ranker" not in p.signals for p in plain)
 

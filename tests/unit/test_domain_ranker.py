@@ -13,7 +13,9 @@ from kb.retrieval.domain import (
     DomainRanker,
     Evidence,
     Example,
+    learn,
 )
+from kb.retrieval.gate import wrong_rate
 from kb.retrieval.memory import MemoryEntry
 from kb.retrieval.models import AccessFilter, Chunk, Location, ScoredChunk
 from kb.retrieval.rerank import RANK_FEATURES
@@ -86,6 +88,46 @@ def test_a_learnable_signal_is_learned_and_beats_the_fused_order_out_of_fold():
     passages = [passage(f"n{j}") for j in range(CANDIDATES)]
     scores = ranker.scores(x, passages, unit(rng), EVERYONE)
     assert int(np.argmax(scores)) == 4
+
+
+def mixed(n: int, seed: int = 3) -> list[Example]:
+    """Seven in ten questions learnable, the rest not (the learned first is then often
+    wrong); the configured gate answered two in three, right four times in five."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        right = int(rng.integers(0, CANDIDATES))
+        docs = tuple(f"doc-{i}-{j}" for j in range(CANDIDATES))
+        signal = right if i % 10 < 7 else int(rng.integers(0, CANDIDATES))
+        plain = (0.9 if i % 3 else 0.2, docs[right] if i % 5 else docs[0])
+        e = entry(i, unit(rng), docs[right])
+        out.append(Example(e, candidates(rng, signal), docs, docs[right], plain))
+    return out
+
+
+def test_the_learned_gate_is_held_to_the_configured_gates_wrong_rate():
+    """Without a target, the learned answerability answers from the probability that keeps
+    the wrong-answer rate the configured gate had on the same questions (out of fold); a
+    probability at that point reads as the configured threshold."""
+    exs = mixed(200)
+    ranker = learn(exs, [ex.entry for ex in exs], threshold=0.57).ranker
+    assert ranker is not None and ranker.answerability is not None
+    gate = ranker.gate
+    assert gate is not None and gate.threshold == 0.57
+    plain = [ex.plain for ex in exs if ex.plain is not None]
+    answered = [c >= 0.57 for c, _ in plain]
+    right = [d == ex.answer for ex, (_, d) in zip(exs, plain, strict=True)]
+    assert gate.target == wrong_rate(answered, right)
+    assert gate.wrong <= gate.target and 0.0 < gate.answered < 1.0
+    strict = learn(exs, [ex.entry for ex in exs], threshold=0.57, target=0.05).ranker
+    assert strict is not None and strict.gate is not None
+    assert strict.gate.probability > gate.probability
+    # A probability at the gate reads as the configured threshold.
+    assert gate.confidence(gate.probability) == pytest.approx(0.57)
+    # Nothing known of the configured gate: the probability is the confidence as it is.
+    bare = [Example(ex.entry, ex.features, ex.documents, ex.answer) for ex in exs]
+    unknown = learn(bare, [ex.entry for ex in bare], threshold=0.57).ranker
+    assert unknown is not None and unknown.gate is None
 
 
 def test_no_model_from_too_few_questions_or_from_noise():

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kb.retrieval.gate import Gate
 from kb.retrieval.memory import MemoryEntry, QuestionMemory, Recall
-from kb.retrieval.models import AccessFilter
-from kb.retrieval.recall import apply_recall
+from kb.retrieval.models import AccessFilter, Chunk, Location, ScoredChunk
+from kb.retrieval.recall import apply_recall, with_memory
 
 EVERYONE = AccessFilter()
 
@@ -157,3 +158,35 @@ def test_the_learned_rankers_probability_is_the_confidence_before_the_memory():
     recall = staff.match(Q, TERMS, EVERYONE)
     recall.hits[0].p = 0.8
     assert apply_recall(0.9, recall, [_Top("a", {"domain_p": 0.3})], {}) == 0.8
+    # With its gate (answer from 0.4, read as 0.57): the probabilities, the match's lift
+    # included, are compared on the probability scale and then mapped onto the threshold's.
+    gate = Gate(probability=0.4, threshold=0.57, target=0.2, answered=0.6, wrong=0.2)
+    top = [_Top("a", {"domain_p": 0.3})]
+    assert apply_recall(0.9, Recall(), top, {}, gate) == pytest.approx(0.3 * 0.57 / 0.4)
+    assert apply_recall(0.9, recall, top, {}, gate) == pytest.approx(gate.confidence(0.8))
+    assert apply_recall(0.42, Recall(), [_Top("a", {})], {}, gate) == 0.42  # not its answer
+
+
+def _passage(name: str, fused: float) -> ScoredChunk:
+    chunk = Chunk(
+        document_id=f"doc-{name}", version=1, index=0, text="t", title=name,
+        source_path=f"{name}.md", location=Location(), lang="en", start=0, end=1, groups=(),
+    )  # fmt: skip
+    return ScoredChunk(chunk=chunk, score=fused, signals={})
+
+
+def test_a_vouched_passage_moves_up_never_down():
+    """A ranker's order is not the fused one: the learned first passage, with a low fused
+    score, stays first when a match vouches for it; in the fused order it moves up."""
+    a, b, c = _passage("a", 1.0), _passage("b", 0.2), _passage("c", 0.5)
+    vouched = pair(1, vec(1, 0, 0), b.chunk.point_id, document_id="doc-b", staff=True)
+    recall = QuestionMemory([vouched], fit=False).match(Q, TERMS, EVERYONE)
+    recall.hits[0].p = 0.6
+
+    def merged(passages: list[ScoredChunk]) -> list[str]:
+        # Every vouched passage is among the found ones: the store is not read.
+        out = with_memory(passages, recall, EVERYONE, None, 1.0)  # type: ignore[arg-type]
+        return [p.chunk.title for p in out]
+
+    assert merged([b, a, c]) == ["b", "a", "c"]
+    assert merged([a, c, b]) == ["a", "b", "c"]
