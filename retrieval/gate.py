@@ -63,7 +63,7 @@ def wrong_rate(answered: Sequence[bool], right: Sequence[bool]) -> float | None:
 def choose_gate(
     probabilities: Sequence[float], right: Sequence[bool], target: float, threshold: float
 ) -> Gate:
-    """The lowest probability (the most answers) whose answers, out of fold, are wrong at most
+    """The lowest cut (the most answers) whose answers, out of fold, are wrong at most
     ``target`` of the time, counting one more wrong answer than they had (a rate read off a
     few hundred questions is optimistic at the threshold chosen on them). Nothing qualifies:
     the gate answers nothing above what it saw (probability 1)."""
@@ -78,5 +78,10 @@ def choose_gate(
             continue  # a threshold answers all of a tie or none of it
         rate = (wrong + 1) / (n + 1)
         if rate <= target:
-            best = Gate(probabilities[i], threshold, target, n / len(order), rate)
+            # Midway to the next probability: where exactly the cut falls between two
+            # questions' probabilities is not known, and a cut at either one would move with
+            # the slightest change in it.
+            below = probabilities[order[n]] if n < len(order) else probabilities[i]
+            cut = (probabilities[i] + below) / 2
+            best = Gate(cut, threshold, target, n / len(order), rate)
     return best or Gate(1.0, threshold, target, 0.0, 0.0)
