@@ -334,8 +334,10 @@ def replay_and_ask(
         with product_gate(kb, threshold):
             for q in split.history:
                 sim.step(q)
+            # Fitted as the product fits it, at the configured threshold: the learned gate is
+            # held to what that gate did (the test questions are asked with the gate open).
+            memory = memory_for(db, kb)
         replayed = dict(sim.actions)
-        memory = memory_for(db, kb)
         outcomes, details = ask_all(
             kb, test, keys=keys, progress=progress, depth=depth, memory=memory
         )
