@@ -263,13 +263,6 @@ class DomainRanker:
         is the confidence as it is."""
         self._lock = lock or threading.Lock()
 
-    @classmethod
-    def fit(
-        cls, examples: Sequence[Example], entries: Sequence[MemoryEntry]
-    ) -> DomainRanker | None:
-        """:func:`learn`'s ranker: ``None`` when it was not kept."""
-        return learn(examples, entries).ranker
-
     def with_evidence(self, evidence: Evidence) -> DomainRanker:
         """The same model reading the memory features of other entries."""
         return DomainRanker(
@@ -359,7 +352,7 @@ def learn(
     examples: Sequence[Example],
     entries: Sequence[MemoryEntry],
     *,
-    threshold: float = 0.57,
+    threshold: float,
     target: float | None = None,
 ) -> Learning:
     """A model over ``examples`` (one per confirmed question; those whose document the search

@@ -76,9 +76,14 @@ def examples(n: int, *, learnable: bool, seed: int = 0) -> list[Example]:
     return out
 
 
+def fitted(exs: list[Example]) -> DomainRanker | None:
+    """The ranker learned from ``exs`` (their entries as the memory), or ``None``."""
+    return learn(exs, [ex.entry for ex in exs], threshold=0.57).ranker
+
+
 def test_a_learnable_signal_is_learned_and_beats_the_fused_order_out_of_fold():
     exs = examples(120, learnable=True)
-    ranker = DomainRanker.fit(exs, [ex.entry for ex in exs])
+    ranker = fitted(exs)
     assert ranker is not None
     v = ranker.validation
     assert v.questions == 120 and v.learned > v.fused + 0.3
@@ -110,7 +115,7 @@ def test_the_learned_gate_is_held_to_the_configured_gates_wrong_rate():
     the wrong-answer rate the configured gate had on the same questions (out of fold); a
     probability at that point reads as the configured threshold."""
     exs = mixed(200)
-    ranker = learn(exs, [ex.entry for ex in exs], threshold=0.57).ranker
+    ranker = fitted(exs)
     assert ranker is not None and ranker.answerability is not None
     gate = ranker.gate
     assert gate is not None and gate.threshold == 0.57
@@ -126,21 +131,21 @@ def test_the_learned_gate_is_held_to_the_configured_gates_wrong_rate():
     assert gate.confidence(gate.probability) == pytest.approx(0.57)
     # Nothing known of the configured gate: the probability is the confidence as it is.
     bare = [Example(ex.entry, ex.features, ex.documents, ex.answer) for ex in exs]
-    unknown = learn(bare, [ex.entry for ex in bare], threshold=0.57).ranker
+    unknown = fitted(bare)
     assert unknown is not None and unknown.gate is None
 
 
 def test_no_model_from_too_few_questions_or_from_noise():
     few = examples(MIN_QUESTIONS - 1, learnable=True)
-    assert DomainRanker.fit(few, [ex.entry for ex in few]) is None
+    assert fitted(few) is None
     noise = examples(150, learnable=False, seed=3)
-    assert DomainRanker.fit(noise, [ex.entry for ex in noise]) is None
+    assert fitted(noise) is None
 
 
 def test_the_fit_is_deterministic():
     exs = examples(80, learnable=True, seed=5)
-    a = DomainRanker.fit(exs, [ex.entry for ex in exs])
-    b = DomainRanker.fit(exs, [ex.entry for ex in exs])
+    a = fitted(exs)
+    b = fitted(exs)
     assert a is not None and b is not None
     x = candidates(np.random.default_rng(1), 2)
     passages = [passage(f"d{j}") for j in range(CANDIDATES)]
@@ -195,7 +200,7 @@ def test_evidence_respects_groups_gaps_and_leaving_a_question_out():
 
 def test_new_evidence_applies_at_once():
     exs = examples(100, learnable=True, seed=8)
-    ranker = DomainRanker.fit(exs, [ex.entry for ex in exs])
+    ranker = fitted(exs)
     assert ranker is not None
     v = [1.0, *([0.0] * 15)]
     confirmed = entry(500, v, "doc-x")
