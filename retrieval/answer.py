@@ -237,8 +237,9 @@ def local_idf(question_terms: list[str], passage_terms: list[set[str]]) -> dict[
 
 def weighted_coverage(weights: dict[str, float], found: set[str]) -> float:
     """Share of the question's term weight that ``found`` contains."""
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
+    # fsum: exact, so the result does not depend on the dict's (hash-seeded) order.
+    total = math.fsum(weights.values())
+    return math.fsum(w for t, w in weights.items() if t in found) / total if total else 0.0
 
 
 def answer_features(

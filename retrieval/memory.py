@@ -356,8 +356,9 @@ class QuestionMemory:
         if not union:
             return 0.0
         weight = self._idf.get
-        inter = sum(weight(t, self._default_idf) for t in a & b)
-        return inter / sum(weight(t, self._default_idf) for t in union)
+        # fsum: exact, whatever order the sets' string hashing gives.
+        inter = math.fsum(weight(t, self._default_idf) for t in a & b)
+        return inter / math.fsum(weight(t, self._default_idf) for t in union)
 
     # -- learning from itself ------------------------------------------------------------
 

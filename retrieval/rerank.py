@@ -110,17 +110,20 @@ def candidate_features(
     qterms = set(question_terms)
     df = Counter(t for ct in terms for t in qterms if t in ct.body or t in ct.title)
     idf = {t: math.log(1 + n / (1 + df[t])) for t in qterms}
-    total_idf = sum(idf.values()) or 1.0
+    # math.fsum over sets and dicts: exact, so features do not depend on the order Python's
+    # per-process string hashing gives them (a last-bit difference can flip a tie).
+    total_idf = math.fsum(idf.values()) or 1.0
     lengths = [sum(ct.body.values()) for ct in terms]
     avg_len = (sum(lengths) / n) or 1.0
     bm25 = []
     for ct, length in zip(terms, lengths, strict=True):
-        score = 0.0
-        for t in qterms:
-            tf = ct.body.get(t, 0)
-            if tf:
-                score += idf[t] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_len))
-        bm25.append(score)
+        bm25.append(
+            math.fsum(
+                idf[t] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_len))
+                for t in qterms
+                if (tf := ct.body.get(t, 0))
+            )
+        )
     dense = [p.signals.get(f"dense:{dense_name}", 0.0) for p in passages]
     title = [p.signals.get(f"dense:{dense_name}_title", 0.0) for p in passages]
     fused = [p.score / max_fused if max_fused > 0 else p.score for p in passages]
@@ -147,9 +150,9 @@ def candidate_features(
                 bm25_r[i],
                 bm25[i] / best_bm25,
                 len(present) / len(qterms) if qterms else 0.0,
-                sum(idf[t] for t in present) / total_idf,
-                sum(idf[t] for t in qterms & ct.title) / total_idf,
-                sum(idf[t] for t in qterms & ct.question) / total_idf,
+                math.fsum(idf[t] for t in present) / total_idf,
+                math.fsum(idf[t] for t in qterms & ct.title) / total_idf,
+                math.fsum(idf[t] for t in qterms & ct.question) / total_idf,
                 max(missing, default=0.0) / (max(idf.values(), default=0.0) or 1.0),
                 float(len(qterms)),
                 1.0 if p.chunk.kind == "qa" else 0.0,

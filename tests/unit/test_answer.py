@@ -1,5 +1,7 @@
 """Extractive composition and the confidence model, on hand-made passages."""
 
+from itertools import permutations
+
 from kb.retrieval.answer import (
     ConfidenceModel,
     compose_extractive,
@@ -66,6 +68,18 @@ def test_local_idf_weighs_a_term_missing_from_every_passage_most():
     assert idf["chromebook"] > idf["print"] > idf["aster"]
     # Covering the product name but not the missing feature leaves most of the weight uncovered.
     assert weighted_coverage(idf, found[0]) < 0.6
+
+
+def test_coverage_is_the_same_whatever_order_the_terms_come_in():
+    """A question's terms are a set, whose order follows Python's per-process string hashing:
+    a plain float sum over them differs in the last bit from one process to the next, enough
+    to flip a tie in a ranking or a gate and make ``kb eval --history`` irreproducible."""
+    weights = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.7}
+    results = {
+        weighted_coverage({t: weights[t] for t in order}, {"a", "b", "c"})
+        for order in permutations(weights)
+    }
+    assert len(results) == 1
 
 
 def test_out_of_vocabulary_share_counts_terms_the_knowledge_base_lacks():
