@@ -97,6 +97,15 @@ class Example:
     plain: tuple[float, str] | None = None
     """The configured gate's view of the question without the memory: its confidence and the
     document it would have answered from (what the learned gate is held to, :func:`learn`)."""
+    cited: frozenset[str] = frozenset()
+    """The other documents of the answer an asker confirmed with a thumbs-up (a staff link or
+    answer names one document)."""
+
+    def answered_by(self, document: str) -> bool:
+        """Whether an answer from ``document`` is one the question's confirmer accepted: the
+        confirmed document, or another that the answer they confirmed cited (a thumbs-up is a
+        verdict on the answer, not on its first passage)."""
+        return bool(self.answer) and (document == self.answer or document in self.cited)
 
     @property
     def labels(self) -> list[int]:
@@ -380,7 +389,8 @@ def learn(
             rows = _rows(ex, evidence)
             scores = [float(x) for x in booster.predict(rows, num_threads=1)]
             order = _order(scores)
-            answers.append((ex, _answer_row(rows, scores), _first_right(order, ex)))
+            accepted = bool(order) and ex.answered_by(ex.documents[order[0]])
+            answers.append((ex, _answer_row(rows, scores), accepted))
             if any(ex.labels) and len(ex.documents) > 1:
                 fused += _first_right([0], ex)
                 learned += _first_right(order, ex)
@@ -408,10 +418,10 @@ def answer_gate(
     confidence at ``threshold``, and the document it would have answered from); ``None`` when
     that gate answered none of them (the probability is then held to ``threshold`` as it is)."""
     if target is None:
-        seen = [(ex.plain, ex.answer) for ex in examples if ex.plain is not None]
+        seen = [(ex.plain, ex) for ex in examples if ex.plain is not None]
         target = wrong_rate(
             [confidence >= threshold for (confidence, _), _ in seen],
-            [bool(answer) and document == answer for (_, document), answer in seen],
+            [ex.answered_by(document) for (_, document), ex in seen],
         )
         if target is None:
             return None

@@ -15,9 +15,11 @@ import threading
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kb.db.engine import Database
 from kb.db.models import MemoryEntry as EntryRow
+from kb.db.models import QueryLog
 from kb.retrieval.domain import Evidence, Example, Learning, teaches
 from kb.retrieval.domain import learn as retrieval_learn
 from kb.retrieval.lang import detect_lang
@@ -47,6 +49,7 @@ class Examples:
         with self._lock:
             missing = [e for e in pairs if e.id not in self._kept]
         texts: dict[int, tuple[str, str | None]] = {}
+        cited: dict[int, frozenset[str]] = {}
         if missing:
             with db.session() as s:
                 rows = s.execute(
@@ -54,24 +57,53 @@ class Examples:
                         EntryRow.id.in_([e.id for e in missing])
                     )
                 ).all()
+                cited = _cited(s, [e for e in missing if e.kind == "pair" and not e.staff])
             texts = {int(r[0]): (r[1], r[2]) for r in rows}
         found: dict[int, Example] = {}
         for e in missing:
             if e.id in texts:
-                found[e.id] = _searched(kb, e, *texts[e.id])
+                found[e.id] = _searched(kb, e, *texts[e.id], cited.get(e.id, frozenset()))
         with self._lock:
             self._kept.update(found)
             live = {e.id for e in pairs}
             for gone in [i for i in self._kept if i not in live]:
                 del self._kept[gone]
             return [
-                Example(e, kept.features, kept.documents, e.document_id or "", kept.plain)
+                Example(
+                    e, kept.features, kept.documents, e.document_id or "", kept.plain, kept.cited
+                )
                 for e in pairs
                 if (kept := self._kept.get(e.id)) is not None
             ]
 
 
-def _searched(kb: KnowledgeBase, entry: MemoryEntry, text: str, lang: str | None) -> Example:
+def _cited(s: Session, entries: Sequence[MemoryEntry]) -> dict[int, frozenset[str]]:
+    """The documents each asker-confirmed entry's answer cited besides its own (the query
+    log's citations). A thumbs-up confirms the answer, whichever of its passages held what the
+    asker needed: the memory's pair is the first one, but an answer from another is one the
+    asker accepted too (:meth:`retrieval.domain.Example.answered_by`)."""
+    ids = {e.query_id for e in entries if e.query_id}
+    if not ids:
+        return {}
+    rows = s.execute(select(QueryLog.id, QueryLog.citations).where(QueryLog.id.in_(ids))).all()
+    by_query = {
+        str(r[0]): frozenset(str(c["document_id"]) for c in r[1] or [] if c.get("document_id"))
+        for r in rows
+    }
+    return {
+        e.id: by_query[e.query_id] - {e.document_id or ""}
+        for e in entries
+        if e.query_id in by_query and e.document_id in by_query[e.query_id]
+    }
+
+
+def _searched(
+    kb: KnowledgeBase,
+    entry: MemoryEntry,
+    text: str,
+    lang: str | None,
+    cited: frozenset[str] = frozenset(),
+) -> Example:
     """``entry``'s question searched as its asker would (what they may read), fused order."""
     language = lang if lang in ("en", "ja") else detect_lang(text)
     acl = AccessFilter(tuple(entry.asker_groups))
@@ -82,7 +114,9 @@ def _searched(kb: KnowledgeBase, entry: MemoryEntry, text: str, lang: str | None
     # What the configured gate made of it, without the memory: the learned gate is held to it.
     plain = kb.extractive(text, acl=acl, lang=language)  # type: ignore[arg-type]
     first = plain.passages[0].chunk.document_id if plain.passages else ""
-    return Example(entry, features, documents, entry.document_id or "", (plain.confidence, first))
+    return Example(
+        entry, features, documents, entry.document_id or "", (plain.confidence, first), cited
+    )
 
 
 def learn(

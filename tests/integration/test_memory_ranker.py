@@ -25,6 +25,10 @@ from kb.ingest.pipeline import Ingestor, IngestReport
 from kb.retrieval.domain import DomainRanker
 from kb.retrieval.models import AccessFilter
 from kb.retrieval.service import KnowledgeBase
+from kb.services import feedback
+from kb.services.ask import answer_question
+from kb.services.domain import Examples
+from kb.services.identity import Identity
 from kb.services.memory_read import learning, memory_for, wait_for_refit
 from tests.integration._kb import open_kb, settings_for
 
@@ -199,6 +203,32 @@ def test_staff_corrections_teach_a_ranker_the_search_then_uses(
     before, after = first_right(kb, docs, None), first_right(kb, docs, memory)
     assert after > before
     assert after >= len(TOPICS) * len(NEW) - 2
+
+
+def test_a_thumbs_up_teaches_the_whole_answer_it_confirmed(
+    corrected: tuple[KnowledgeBase, dict], db: Database
+) -> None:
+    """An asker's thumbs-up confirms the answer: its first cited passage is the memory's pair,
+    and an answer from any other document it cited is one the asker accepted (the query log's
+    citations: what the learned gate counts right); a staff link names its one document."""
+    kb, docs = corrected
+    asker = Identity(user_id="asker-1", groups=(), roles=("employee",), department=None, via="test")
+    question = "reset badge printer amber key ribbon lamp"  # cites the index page, then P-0
+    response = answer_question(kb, db, asker, question, "en")
+    assert response.status == "answered" and len(response.citations) > 1
+    feedback.give_feedback(
+        db, kb.embedders[0], query_id=response.query_id, user_id="asker-1", helpful=True,
+        comment=None, threshold=kb.settings.support.group_similarity, kb=kb,
+    )  # fmt: skip
+    confirm(db, kb, "What are the steps to renew the parking permit?", docs["procedure-1"], 1)
+    memory = memory_for(db, kb)
+    assert memory is not None and len(memory) == 2
+    examples = {ex.entry.staff: ex for ex in Examples().for_entries(db, kb, memory.entries)}
+    cited = [c.document_id for c in response.citations]
+    thumbs = examples[False]
+    assert thumbs.answer == cited[0] and thumbs.cited == set(cited[1:]) - {cited[0]}
+    assert all(thumbs.answered_by(d) for d in cited) and not thumbs.answered_by("elsewhere")
+    assert examples[True].cited == frozenset()
 
 
 def test_the_switch_and_the_minimum_keep_the_searchs_order(

@@ -3,6 +3,8 @@ its 5-fold check, on synthetic candidates."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -133,6 +135,29 @@ def test_the_learned_gate_is_held_to_the_configured_gates_wrong_rate():
     bare = [Example(ex.entry, ex.features, ex.documents, ex.answer) for ex in exs]
     unknown = fitted(bare)
     assert unknown is not None and unknown.gate is None
+
+
+def test_an_answer_the_asker_confirmed_counts_right_whichever_passage_it_cited_first():
+    """A thumbs-up is a verdict on the answer: the learned gate and the configured gate it is
+    held to count an answer from any document the confirmed answer cited as right; the ranker
+    still learns the confirmed passage."""
+    exs = []
+    for ex in mixed(200):
+        docs = ex.documents
+        cited = frozenset({docs[0]}) if ex.entry.id % 2 else frozenset()
+        e = replace(ex.entry, staff=False, confirmer=f"asker-{ex.entry.id}")
+        exs.append(Example(e, ex.features, docs, ex.answer, ex.plain, cited))
+    one = exs[1]
+    assert one.answered_by(one.answer) and one.answered_by(one.documents[0])
+    assert not exs[0].answered_by(exs[0].documents[0]) or exs[0].answer == exs[0].documents[0]
+    assert one.labels.count(1) == 1  # the ranker's label: the confirmed document alone
+    ranker = fitted(exs)
+    assert ranker is not None and ranker.gate is not None
+    plain = [ex.plain for ex in exs if ex.plain is not None]
+    answered = [c >= 0.57 for c, _ in plain]
+    accepted = [ex.answered_by(d) for ex, (_, d) in zip(exs, plain, strict=True)]
+    first_only = [d == ex.answer for ex, (_, d) in zip(exs, plain, strict=True)]
+    assert ranker.gate.target == wrong_rate(answered, accepted) < wrong_rate(answered, first_only)
 
 
 def test_no_model_from_too_few_questions_or_from_noise():
