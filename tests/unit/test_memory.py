@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kb.retrieval.gate import Gate
-from kb.retrieval.memory import MemoryEntry, QuestionMemory, Recall
+from kb.retrieval.memory import FLOOR, MemoryEntry, QuestionMemory, Recall
 from kb.retrieval.models import AccessFilter, Chunk, Location, ScoredChunk
 from kb.retrieval.recall import apply_recall, with_memory
 
@@ -78,6 +78,29 @@ def test_a_gap_holds_only_for_callers_who_read_no_more_than_its_asker():
     assert memory.match(Q, TERMS, EVERYONE).gap is not None
     # A member of hr may read documents the gap's asker could not: it may be covered for them.
     assert memory.match(Q, TERMS, AccessFilter(("hr",))).gap is None
+
+
+def test_the_closest_confirmed_question_leads_and_the_others_trail():
+    close, near = vec(1, 0.02, 0.01), vec(1, 0.3, 0)
+    memory = QuestionMemory([pair(1, close, "a"), pair(2, near, "b")], fit=False)
+    hits = {h.chunk_id: h for h in memory.match(Q, TERMS, EVERYONE).hits}
+    gap = hits["a"].sim - hits["b"].sim
+    assert gap > 0
+    assert hits["a"].lead == pytest.approx(gap) and hits["b"].lead == pytest.approx(-gap)
+    assert hits["a"].features()[-2:] == [1.0, pytest.approx(10 * min(gap, 0.1))]
+    assert hits["b"].features()[-2] == 0.0
+    # Alone, a match leads by how far it is above the floor of matching at all.
+    alone = QuestionMemory([pair(1, near, "b")], fit=False).match(Q, TERMS, EVERYONE).hits[0]
+    assert alone.lead == pytest.approx(alone.sim - FLOOR)
+
+
+def test_a_closer_question_the_caller_may_not_read_does_not_count_against_a_match():
+    memory = QuestionMemory(
+        [pair(1, vec(1, 0.02, 0), "hr-only", groups=("hr",)), pair(2, vec(1, 0.3, 0), "b")],
+        fit=False,
+    )
+    (hit,) = memory.match(Q, TERMS, EVERYONE).hits
+    assert hit.chunk_id == "b" and hit.lead == pytest.approx(hit.sim - FLOOR)
 
 
 def test_far_questions_do_not_match():
