@@ -174,6 +174,7 @@ class Recall:
                 "chunk_id": h.chunk_id,
                 "document_id": h.document_id,
                 "sim": round(h.sim, 4),
+                "lead": round(h.lead, 4),
                 "p": round(h.p, 4),
                 "agreed": h.agreed,
                 "lifted": h.chunk_id == self.lifted,

@@ -89,6 +89,8 @@ def test_the_closest_confirmed_question_leads_and_the_others_trail():
     assert hits["a"].lead == pytest.approx(gap) and hits["b"].lead == pytest.approx(-gap)
     assert hits["a"].features()[-2:] == [1.0, pytest.approx(10 * min(gap, 0.1))]
     assert hits["b"].features()[-2] == 0.0
+    logged = {h["chunk_id"]: h["lead"] for h in memory.match(Q, TERMS, EVERYONE).to_log()}
+    assert logged == {"a": round(gap, 4), "b": round(-gap, 4)}
     # Alone, a match leads by how far it is above the floor of matching at all.
     alone = QuestionMemory([pair(1, near, "b")], fit=False).match(Q, TERMS, EVERYONE).hits[0]
     assert alone.lead == pytest.approx(alone.sim - FLOOR)
