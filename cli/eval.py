@@ -64,6 +64,14 @@ from kb.cli.common import load_settings
     help="Stream the test questions in order with feedback after each; plot the rates.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the replay.")
+@click.option(
+    "--splits",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="History splits measured (seeds SEED, SEED+1, ...); the report pools them and lists "
+    "each one's figures.",
+)
 def eval_command(
     datasets: tuple[Path, ...],
     out: Path,
@@ -78,6 +86,7 @@ def eval_command(
     feedback_noise: float,
     learning_curve: bool,
     seed: int,
+    splits: int,
 ) -> None:
     """Evaluate retrieval and answering on DATASETS (folders with corpus.jsonl and
     queries.jsonl, or cases files such as eval/cases/sample.jsonl); see docs/eval-datasets.md."""
@@ -103,6 +112,7 @@ def eval_command(
                 share=history_share,
                 noise=feedback_noise,
                 seed=seed,
+                splits=splits,
                 learning_curve=learning_curve,
             )
             if history or learning_curve

@@ -55,6 +55,12 @@ class LoopOptions:
     noise: float = 0.0
     """Share of simulated verdicts that are wrong."""
     seed: int = 0
+    splits: int = 1
+    """History splits measured (seeds ``seed`` to ``seed + splits - 1``): each replays its own
+    history and asks its own test questions, and the report pools their outcomes. One split's
+    figures move by several points with which questions fell on which side, and with the
+    replay's own course (what was escalated, and so confirmed by staff, depends on what the
+    memory had learned by then): a change is measured over several."""
     learning_curve: bool = False
     window: int = 25
     """Test questions per point of the learning curve."""
@@ -302,6 +308,16 @@ def learning_curve(
     return out
 
 
+def check_splits(dataset: EvalDataset, loop: LoopOptions) -> None:
+    """:raises DatasetError: for more than one split of a dataset whose ``history.jsonl`` is
+    its only one (or whose history is malformed)."""
+    if loop.splits > 1 and split_history(dataset, loop).source == HISTORY_FILE:
+        raise DatasetError(
+            f"{dataset.name}: its {HISTORY_FILE} is its one history split; measure it with "
+            "--splits 1"
+        )
+
+
 def replay_and_ask(
     kb: Any,
     dataset: EvalDataset,
@@ -312,12 +328,63 @@ def replay_and_ask(
     progress: bool,
     depth: int | None,
 ) -> tuple[list[Outcome], list[dict[str, Any]], dict[str, Any]]:
-    """Ask the test questions without memory, replay the history, ask them again with the
-    memory it built (and stream them with feedback for the learning curve).
+    """Per history split (:attr:`LoopOptions.splits`): ask the test questions without memory,
+    replay the history, ask them again with the memory it built (and, for the first split,
+    stream them with feedback for the learning curve).
 
-    :returns: the outcomes and details with history, and the report's ``without_history``,
-        ``history`` (and ``learning_curve``) entries.
+    :returns: the outcomes and details with history, every split's pooled (a detail names its
+        split's seed), and the report's ``without_history`` (pooled), ``history`` (the first
+        split's replay, and each split's figures under ``splits``) and ``learning_curve``
+        entries.
+    :raises DatasetError: see :func:`check_splits`.
     """
+    check_splits(dataset, loop)
+    before: list[Outcome] = []
+    outcomes: list[Outcome] = []
+    details: list[dict[str, Any]] = []
+    splits: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    for n in range(max(1, loop.splits)):
+        options = replace(loop, seed=loop.seed + n, learning_curve=loop.learning_curve and n == 0)
+        without, with_history, found, replayed = _replay_split(
+            kb, dataset, options, ask_all, threshold=threshold, progress=progress, depth=depth
+        )
+        before += without
+        outcomes += with_history
+        details += [{**d, "split": options.seed} for d in found]
+        splits.append(
+            {
+                "seed": options.seed,
+                "without_history": answering_metrics(without, threshold),
+                "answering": answering_metrics(with_history, threshold),
+                "memory_ranker": (replayed["history"].get("memory_ranker") or {}).get("state"),
+            }
+        )
+        if n == 0:
+            extra = replayed
+    extra["without_history"] = {
+        "answering": answering_metrics(before, threshold),
+        "retrieval": retrieval_metrics(before),
+        "chosen_threshold": choose_threshold(threshold_curve(before)),
+    }
+    if loop.splits > 1:
+        extra["history"]["splits"] = splits
+        extra["history"]["changed"] = changed_outcomes(before, outcomes, threshold)
+    return outcomes, details, extra
+
+
+def _replay_split(
+    kb: Any,
+    dataset: EvalDataset,
+    loop: LoopOptions,
+    ask_all: Callable[..., tuple[list[Outcome], list[dict[str, Any]]]],
+    *,
+    threshold: float,
+    progress: bool,
+    depth: int | None,
+) -> tuple[list[Outcome], list[Outcome], list[dict[str, Any]], dict[str, Any]]:
+    """One history split (``loop.seed``): the test outcomes without and with its history,
+    the details with it, and the report's ``history`` (and ``learning_curve``) entries."""
     split = split_history(dataset, loop)
     test = replace(dataset, questions=split.test)
     keys = DocKeys(dataset)
@@ -342,11 +409,6 @@ def replay_and_ask(
             kb, test, keys=keys, progress=progress, depth=depth, memory=memory
         )
         extra: dict[str, Any] = {
-            "without_history": {
-                "answering": answering_metrics(before, threshold),
-                "retrieval": retrieval_metrics(before),
-                "chosen_threshold": choose_threshold(threshold_curve(before)),
-            },
             "history": {
                 "source": split.source,
                 "questions": len(split.history),
@@ -372,7 +434,7 @@ def replay_and_ask(
                 "points": learning_curve(turns, split.test, loop.window),
                 "actions": dict(sim.actions),
             }
-    return outcomes, details, extra
+    return before, outcomes, details, extra
 
 
 def changed_outcomes(

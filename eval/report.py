@@ -213,8 +213,22 @@ def _history_line(entry: Mapping[str, Any]) -> str:
             f"{_fmt(best_before.get('correct_deflection_rate'))} -> "
             f"{_fmt(best_now.get('correct_deflection_rate'))}"
         )
+    splits = hist.get("splits") or []
+    if splits:
+        change = "; ".join(
+            f"seed {sp['seed']} "
+            + " ".join(
+                f"{_fmt(sp['without_history'].get(key))} -> {_fmt(sp['answering'].get(key))}"
+                for key in ("correct_deflection_rate", "wrong_answer_rate")
+            )
+            for sp in splits
+        )
+        parts.append(f"per split (correct, wrong): {change}")
+        where = f"{len(splits)} splits pooled, the first: "
+    else:
+        where = ""
     return (
-        f"with history ({hist.get('questions')} questions, {hist.get('source')}, noise "
+        f"with history ({where}{hist.get('questions')} questions, {hist.get('source')}, noise "
         f"{hist.get('feedback_noise')}, {hist.get('memory_entries')} memory entries): "
         + ", ".join(parts)
     )

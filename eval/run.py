@@ -56,7 +56,7 @@ from kb.eval.index import (
     index_summary,
     public_settings,
 )
-from kb.eval.loop import LoopOptions, replay_and_ask
+from kb.eval.loop import LoopOptions, check_splits, replay_and_ask
 from kb.eval.metrics import DEFAULT_WRONG_ANSWER_TARGET, Outcome, Status, answered_at, summarize
 from kb.eval.report import build_report, dataset_entry, render_summary, write_report
 from kb.eval.variants import (
@@ -354,7 +354,8 @@ def run_eval(
     :param compare_previous: also compare with the previous run over the same datasets.
     :param cache: where indexes live (default ``<out>/cache``).
     :param loop: replay each dataset's history first (``kb eval --history``, :mod:`eval.loop`).
-    :raises DatasetError: for a missing or malformed dataset.
+    :raises DatasetError: for a missing or malformed dataset, or several history splits of
+        one with a ``history.jsonl``.
     :raises EvalError: for duplicate dataset names or a bad variant.
     """
     datasets = [load_dataset(Path(p)) for p in paths]
@@ -365,6 +366,9 @@ def run_eval(
         raise DatasetError("no dataset given")
     for v in variants:
         apply_overrides(settings, v.overrides)
+    if loop is not None:
+        for dataset in datasets:
+            check_splits(dataset, loop)  # before anything is indexed
     backend = backend or Backend.default()
     cache = cache or out / "cache"
     started = utc_now()
