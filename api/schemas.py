@@ -209,6 +209,11 @@ class MemoryLearningOut(BaseModel):
     validated_wrong_rate: float | None = None
     """...this often wrongly (one wrong answer added: a rate read at the threshold chosen on
     the same questions is optimistic)."""
+    answerability_right: int | None = None
+    """Out of fold, how many confirmed questions that gate answered right..."""
+    configured_right: int | None = None
+    """...and how many the configured gate answered right without the memory: the learned gate
+    is used only when it answers at least as many (``answerability``)."""
 
 
 class PassageOut(BaseModel):

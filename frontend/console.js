@@ -68,6 +68,7 @@ const i18n = translator({
     removed: "Removed entry {id}: it no longer affects answers.",
     learned_learned: "Learned from {n} confirmed questions: on confirmed questions it was not fitted on, the first passage is right {learned} of the time (search alone: {fused}).",
     learned_gate: " It answers {answered} of them, {wrong} wrongly (held to {target}).",
+    learned_gate_dropped: " Its answer gate is not used: it would answer {learned} of them right, the product's own confidence {plain}.",
     learned_too_few: "The ranker learns from {min} confirmed questions ({n} so far).",
     learned_no_better: "Not used: on {n} confirmed questions it was not fitted on, it ranked no better than the search alone ({learned} against {fused}).",
     learned_off: "Learning from confirmed questions is switched off (support.memory_ranker).",
@@ -137,6 +138,7 @@ const i18n = translator({
     removed: "項目{id}を削除しました。今後の回答には影響しません。",
     learned_learned: "確認済みの質問{n}件から学習しました。学習に使っていない確認済みの質問で、最初の箇所が正しい割合は{learned}です（検索のみ：{fused}）。",
     learned_gate: "そのうち{answered}に回答し、誤答は{wrong}です（上限{target}）。",
+    learned_gate_dropped: "回答の判定には使っていません：正しく回答できるのは{learned}件で、製品の確信度では{plain}件です。",
     learned_too_few: "確認済みの質問が{min}件になると学習します（現在{n}件）。",
     learned_no_better: "使用していません：学習に使っていない確認済みの質問{n}件で、検索のみより良い順位になりませんでした（{learned}、検索のみ{fused}）。",
     learned_off: "確認済みの質問からの学習はオフです（support.memory_ranker）。",
@@ -399,6 +401,9 @@ async function loadLearning() {
     if (l.ranker === "learned" && l.target_wrong_rate != null) {
       line.textContent += t("learned_gate", { answered: pct(l.validated_answered),
         wrong: pct(l.validated_wrong_rate), target: pct(l.target_wrong_rate) });
+    } else if (l.ranker === "learned" && l.answerability_right != null && !l.answerability) {
+      line.textContent += t("learned_gate_dropped", { learned: l.answerability_right,
+        plain: l.configured_right });
     }
   } catch (err) {
     line.textContent = errorText(err, t);

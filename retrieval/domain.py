@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -239,6 +239,11 @@ class Validation:
     learned: float
     answers: int = 0
     """First candidates the answerability model was fitted on (pairs and gaps, out of fold)."""
+    gate_right: int = 0
+    """Of those, how many its gate answered right (out of fold)."""
+    configured_right: int = 0
+    """How many the configured gate answered right without the memory: the learned gate is
+    kept only when it answered at least as many (:func:`gate_helps`)."""
 
     def to_dict(self) -> dict[str, float | int]:
         return {
@@ -246,6 +251,8 @@ class Validation:
             "fused_first_right": round(self.fused, 4),
             "learned_first_right": round(self.learned, 4),
             "answerability_questions": self.answers,
+            "answerability_right": self.gate_right,
+            "configured_right": self.configured_right,
         }
 
 
@@ -370,7 +377,9 @@ def learn(
     order (each fifth in turn). The answerability model is fitted on those out-of-fold first
     candidates, gaps included, and answers from the probability (:func:`answer_gate`) that
     holds the wrong-answer rate ``target`` on them, or, with ``target=None``, the rate the
-    configured gate (``threshold``: ``retrieval.confidence_threshold``) had on them."""
+    configured gate (``threshold``: ``retrieval.confidence_threshold``) had on them. Both are
+    kept only when that gate answers at least as many of them right as the configured gate
+    did (:attr:`Validation.configured_right`); otherwise the configured confidence decides."""
     useful = [ex for ex in examples if any(ex.labels) and len(ex.documents) > 1]
     taught = sum(map(teaches, entries))
     if len(useful) < MIN_QUESTIONS:
@@ -394,7 +403,14 @@ def learn(
             if any(ex.labels) and len(ex.documents) > 1:
                 fused += _first_right([0], ex)
                 learned += _first_right(order, ex)
-    validation = Validation(len(useful), fused / len(useful), learned / len(useful), len(answers))
+    asked = [ex for ex, _, _ in answers]
+    validation = Validation(
+        len(useful),
+        fused / len(useful),
+        learned / len(useful),
+        len(answers),
+        configured_right=configured_right(asked, threshold),
+    )
     if learned <= fused:
         return Learning("no_better", len(useful), validation, entries=taught)
     positives = sum(right for _, _, right in answers)
@@ -403,9 +419,26 @@ def learn(
         x = np.asarray([row for _, row, _ in answers])
         y = np.asarray([float(right) for _, _, right in answers])
         answerability = fit_logistic(x, y)
-        gate = answer_gate([ex for ex, _, _ in answers], x, y, threshold, target)
+        gate = answer_gate(asked, x, y, threshold, target)
+        if gate is not None:
+            validation = replace(validation, gate_right=gate.right)
+            # Kept only if it helps, as the ranker: a gate that answers fewer of these
+            # questions right than the configured one did, at no more wrong answers, would
+            # cost answers on the questions to come (the configured confidence then decides).
+            if gate.right < validation.configured_right:
+                answerability = gate = None
     ranker = DomainRanker(_train(useful, evidence), evidence, validation, answerability, gate)
     return Learning("learned", len(useful), validation, ranker, entries=taught)
+
+
+def configured_right(examples: Sequence[Example], threshold: float) -> int:
+    """How many of ``examples`` the configured gate (its confidence at ``threshold``, without
+    the memory) answered right."""
+    return sum(
+        1
+        for ex in examples
+        if ex.plain is not None and ex.plain[0] >= threshold and ex.answered_by(ex.plain[1])
+    )
 
 
 def answer_gate(

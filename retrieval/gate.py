@@ -35,6 +35,8 @@ class Gate:
     """Share of the out-of-fold questions answered at :attr:`probability`."""
     wrong: float
     """Their wrong-answer rate (with one wrong answer added, see :func:`choose_gate`)."""
+    right: int = 0
+    """How many of them were right."""
 
     def confidence(self, p: float) -> float:
         """``p`` on the configured scale: :attr:`probability` becomes :attr:`threshold`,
@@ -84,5 +86,5 @@ def choose_gate(
             # the slightest change in it.
             below = probabilities[order[n]] if n < len(order) else probabilities[i]
             cut = (probabilities[i] + below) / 2
-            best = Gate(cut, threshold, target, n / len(order), rate)
+            best = Gate(cut, threshold, target, n / len(order), rate, n - wrong)
     return best or Gate(1.0, threshold, target, 0.0, 0.0)

@@ -25,6 +25,7 @@ from kb.retrieval.rerank import RANK_FEATURES
 EVERYONE = AccessFilter()
 BM25 = RANK_FEATURES.index("bm25_rank")
 FUSED = RANK_FEATURES.index("fused_rank")
+COVERAGE = RANK_FEATURES.index("coverage_idf")
 CANDIDATES = 8
 
 
@@ -99,16 +100,21 @@ def test_a_learnable_signal_is_learned_and_beats_the_fused_order_out_of_fold():
 
 def mixed(n: int, seed: int = 3) -> list[Example]:
     """Seven in ten questions learnable, the rest not (the learned first is then often
-    wrong); the configured gate answered two in three, right four times in five."""
+    wrong), and their candidates cover the question's rare words where the others' do not
+    (what the answerability can tell); the configured gate answered two in three, right four
+    times in five."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         right = int(rng.integers(0, CANDIDATES))
         docs = tuple(f"doc-{i}-{j}" for j in range(CANDIDATES))
-        signal = right if i % 10 < 7 else int(rng.integers(0, CANDIDATES))
+        learnable = i % 10 < 7
+        signal = right if learnable else int(rng.integers(0, CANDIDATES))
+        x = candidates(rng, signal)
+        x[:, COVERAGE] = float(learnable)
         plain = (0.9 if i % 3 else 0.2, docs[right] if i % 5 else docs[0])
         e = entry(i, unit(rng), docs[right])
-        out.append(Example(e, candidates(rng, signal), docs, docs[right], plain))
+        out.append(Example(e, x, docs, docs[right], plain))
     return out
 
 
@@ -135,6 +141,23 @@ def test_the_learned_gate_is_held_to_the_configured_gates_wrong_rate():
     bare = [Example(ex.entry, ex.features, ex.documents, ex.answer) for ex in exs]
     unknown = fitted(bare)
     assert unknown is not None and unknown.gate is None
+
+
+def test_a_learned_gate_that_answers_fewer_right_than_the_configured_one_is_not_kept():
+    """Kept only if it helps, as the ranker is: where the configured gate answered every
+    confirmed question right, no learned gate can hold its wrong-answer rate (none) over ten
+    answers, and answering nothing would cost every answer; the configured confidence decides."""
+    exs = [replace(ex, plain=(0.9, ex.answer)) for ex in mixed(200)]
+    learning = learn(exs, [ex.entry for ex in exs], threshold=0.57)
+    ranker = learning.ranker
+    assert ranker is not None  # the order is still learned
+    assert ranker.answerability is None and ranker.gate is None
+    shown = learning.to_dict()
+    assert shown["configured_right"] == 200 and shown["answerability_right"] == 0
+    assert not shown["answerability"]
+    # Where it answers more of them right, it is kept (and the figures say by how much).
+    kept = learn(mixed(200), [ex.entry for ex in mixed(200)], threshold=0.57).to_dict()
+    assert kept["answerability"] and kept["answerability_right"] >= kept["configured_right"]
 
 
 def test_an_answer_the_asker_confirmed_counts_right_whichever_passage_it_cited_first():
