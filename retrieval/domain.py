@@ -243,7 +243,7 @@ class Validation:
     """Of those, how many its gate answered right (out of fold)."""
     configured_right: int = 0
     """How many the configured gate answered right without the memory: the learned gate is
-    kept only when it answered at least as many (:func:`gate_helps`)."""
+    kept only when it answered at least as many (:func:`learn`)."""
 
     def to_dict(self) -> dict[str, float | int]:
         return {
