@@ -239,13 +239,13 @@ class Validation:
     learned: float
     answers: int = 0
     """First candidates the answerability model was fitted on (pairs and gaps, out of fold)."""
-    gate_right: int = 0
-    """Of those, how many its gate answered right (out of fold)."""
+    gate_right: int | None = None
+    """Of those, how many its gate answered right (out of fold; ``None``: no gate fitted)."""
     configured_right: int = 0
     """How many the configured gate answered right without the memory: the learned gate is
     kept only when it answered at least as many (:func:`learn`)."""
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         return {
             "questions": self.questions,
             "fused_first_right": round(self.fused, 4),
