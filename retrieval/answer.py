@@ -283,12 +283,26 @@ def compose_extractive(
     ingestion) is never quoted: the answer would hand the document's instruction to the user.
     ``confirmed``: people confirmed the first passage answers this need (issue 22): its
     sentences are quoted first, in order, whether or not they repeat the question's words.
+    A unit that a better passage also holds word for word (manuals repeat their boilerplate
+    from section to section) is quoted once, citing every passage that holds it.
     :returns: the answer text and the cited passages, numbered from 1 in order.
     """
     if not passages:
         return "", []
     terms = set(question_terms)
     scored: list[tuple[float, int, int, str]] = []
+    holders: dict[str, list[int]] = {}
+    """A unit's words (case and spacing aside) -> the ranks of the passages holding it."""
+
+    def add(score: float, rank: int, order: int, unit: str) -> None:
+        key = " ".join(unit.split()).casefold()
+        if key in holders:
+            if rank not in holders[key]:
+                holders[key].append(rank)  # quoted once, from the better passage
+            return
+        holders[key] = [rank]
+        scored.append((score, rank, order, unit))
+
     for rank, passage in enumerate(passages[:max_citations]):
         chunk = passage.chunk
         if chunk.kind == "qa":
@@ -297,29 +311,30 @@ def compose_extractive(
                 continue
             if hits or rank == 0:
                 # The whole answer, kept together (a Q&A answer is never cut).
-                scored.append((hits + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip()))
+                add(hits + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip())
             continue
         text = chunk.text
         for order, (s, e) in enumerate(sentence_spans(text)):
             sentence = text[s:e]
             hits = len(terms & set(encoder.terms(sentence)))
             if confirmed and rank == 0 and not find_instructions(sentence):
-                scored.append((1000.0 - order, rank, order, sentence))
+                add(1000.0 - order, rank, order, sentence)
                 continue
             if hits == 0 or find_instructions(sentence):
                 continue
             # Term hits dominate; earlier passages and earlier sentences break ties.
-            scored.append((hits - 0.3 * rank - 0.01 * order, rank, order, sentence))
+            add(hits - 0.3 * rank - 0.01 * order, rank, order, sentence)
     best = sorted(scored, key=lambda t: -t[0])[:max_sentences]
     if not best:
         return "", []
     best.sort(key=lambda t: (t[1], t[2]))
-    cited_ranks = sorted({rank for _, rank, _, _ in best})
+    sources = [holders[" ".join(unit.split()).casefold()] for _, _, _, unit in best]
+    cited_ranks = sorted({rank for ranks in sources for rank in ranks})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
-    # Every sentence carries its passage's marker, a Q&A answer's sentences too.
+    # Every sentence carries its passages' markers, a Q&A answer's sentences too.
     parts = [
-        f"{sentence} [{number[rank]}]"
-        for _, rank, _, unit in best
+        sentence + " " + "".join(f"[{number[rank]}]" for rank in ranks)
+        for (_, _, _, unit), ranks in zip(best, sources, strict=True)
         for sentence in split_sentences(unit)
     ]
     joiner = "" if passages[0].chunk.lang == "ja" else " "

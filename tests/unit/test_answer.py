@@ -117,3 +117,20 @@ def test_an_instruction_like_sentence_is_never_quoted():
     answer, cited = compose_extractive(terms, passages, enc, max_citations=3, max_sentences=4)
     assert answer == "The TN-340 toner cartridge yields 12,000 pages. [1]"
     assert [p.chunk.document_id for p in cited] == ["d0"]
+
+
+def test_a_sentence_two_passages_hold_is_quoted_once_citing_both():
+    # Manuals repeat boilerplate from section to section: the answer must not say it twice.
+    enc = BM25Encoder()
+    shared = "You can view a list of notifications for all events that occur on your TV."
+    passages = [
+        _passage(f"Notifications appear on the home screen. {shared}", index=0),
+        _passage(f"{shared}  Notifications can be deleted one by one.", index=1),
+    ]
+    terms = enc.terms("How do I view the list of notifications on my TV?")
+    answer, cited = compose_extractive(terms, passages, enc, max_citations=3, max_sentences=4)
+    assert answer.count("You can view a list of notifications") == 1
+    assert f"{shared} [1][2]" in answer
+    assert [p.chunk.document_id for p in cited] == ["d0", "d1"]
+    report = check_faithfulness(answer, {i + 1: p.chunk.text for i, p in enumerate(cited)})
+    assert report.score == 1.0
