@@ -219,19 +219,33 @@ class MemoryModel:
 
 def fit_logistic(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[float, ...]:
     """Ridge logistic regression by Newton's method (deterministic; the first column is the
-    unpenalised bias)."""
+    unpenalised bias), returned as weights over the raw features.
+
+    The penalty acts on standardised features. A feature that moves over a narrow range (a
+    cosine between 0.88 and 1, a fused score of a few hundredths) needs a large raw weight to
+    say anything, and a penalty on raw weights silenced it whatever it predicted: the match
+    model gave an agreed match about the same probability at cosine 0.90 and 0.98."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    mean[0], scale[0] = 0.0, 1.0
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = (x - mean) / scale
+    z[:, 0] = x[:, 0]
     w = np.zeros(x.shape[1])
     penalty = np.full(x.shape[1], RIDGE)
     penalty[0] = 1e-6
     for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -50, 50)))
-        grad = x.T @ (p - y) + penalty * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -50, 50)))
+        grad = z.T @ (p - y) + penalty * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty)
         step = np.linalg.solve(hess, grad)
         w -= step
         if float(np.max(np.abs(step))) < 1e-8:
             break
-    return tuple(float(v) for v in w)
+    raw = w / scale
+    raw[0] = w[0] - float(np.dot(w[1:], mean[1:] / scale[1:]))
+    return tuple(float(v) for v in raw)
 
 
 class QuestionMemory:

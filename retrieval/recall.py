@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kb.retrieval.domain import SEARCHED
 from kb.retrieval.gate import Gate
 from kb.retrieval.memory import Hit, QuestionMemory, Recall
 from kb.retrieval.models import AccessFilter, ScoredChunk
@@ -29,10 +30,15 @@ def recall_for(
     passages: list[ScoredChunk],
 ) -> Recall:
     """What the question memory holds for a question (nothing without one), given the
-    passages the search found for it."""
+    passages the search found for it. A match's rank is read from the search's own order,
+    as when its entries were confirmed (``services.memory`` searches without the memory):
+    the memory's learned ranker (signal :data:`~retrieval.domain.SEARCHED`) already puts the closest
+    confirmed question's passage first, and read from its order that agreement was counted
+    twice (agreed matches at p >= 0.8 were right 0.68-0.73 of the time on emanual_tv)."""
     if memory is None or not len(memory):
         return Recall()
-    ranked = list(dict.fromkeys(p.chunk.document_id for p in passages))
+    order = sorted(range(len(passages)), key=lambda i: passages[i].signals.get(SEARCHED, i))
+    ranked = list(dict.fromkeys(passages[i].chunk.document_id for i in order))
     return memory.match(vector, terms, acl, ranked=ranked)
 
 

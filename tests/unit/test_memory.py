@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kb.retrieval.domain import SEARCHED
 from kb.retrieval.gate import Gate
-from kb.retrieval.memory import FLOOR, MemoryEntry, QuestionMemory, Recall
+from kb.retrieval.memory import FLOOR, MemoryEntry, QuestionMemory, Recall, fit_logistic
 from kb.retrieval.models import AccessFilter, Chunk, Location, ScoredChunk
-from kb.retrieval.recall import apply_recall, with_memory
+from kb.retrieval.recall import apply_recall, recall_for, with_memory
 
 EVERYONE = AccessFilter()
 
@@ -215,3 +216,36 @@ def test_a_vouched_passage_moves_up_never_down():
 
     assert merged([b, a, c]) == ["b", "a", "c"]
     assert merged([a, c, b]) == ["a", "b", "c"]
+
+
+def test_the_fit_hears_a_feature_that_moves_over_a_narrow_range():
+    # Cosines of confirmed questions sit between 0.88 and 1: the same need asked again is at
+    # 0.97, a neighbour of the same domain at 0.90. A penalty on raw weights flattened this
+    # to p of about 0.5 everywhere; on standardised features the fit follows it.
+    rng = np.random.default_rng(0)
+    sim = rng.uniform(0.88, 1.0, 400)
+    right = rng.uniform(size=400) < 1 / (1 + np.exp(-(sim - 0.94) * 80))
+    x = np.column_stack([np.ones(400), sim, np.full(400, 0.3)])  # with a constant column
+    w = fit_logistic(x, right.astype(float))
+    p = 1 / (1 + np.exp(-(w[0] + w[1] * np.array([0.90, 0.98]) + w[2] * 0.3)))
+    assert p[0] < 0.15 and p[1] > 0.85
+    # Returned over the raw features: the mean probability is the share of right answers.
+    fitted = 1 / (1 + np.exp(-(x @ np.asarray(w))))
+    assert abs(float(fitted.mean()) - float(right.mean())) < 0.01
+
+
+def test_a_match_reads_the_searchs_order_not_the_learned_rankers():
+    """The memory's learned ranker put b first because a confirmed question names it; the
+    match must read where the search put b (second), as its entries were fitted on, or that
+    one confirmed question counts twice."""
+    a, b = _passage("a", 1.0), _passage("b", 0.5)
+    learned = [
+        ScoredChunk(b.chunk, b.score, {SEARCHED: 1.0}),
+        ScoredChunk(a.chunk, a.score, {SEARCHED: 0.0}),
+    ]
+    memory = QuestionMemory(
+        [pair(1, vec(1, 0, 0), b.chunk.point_id, document_id="doc-b", staff=True)], fit=False
+    )
+    assert recall_for(memory, Q, sorted(TERMS), EVERYONE, learned).hits[0].rank == 1
+    # Without a learned ranker the passages are in the search's order as they come.
+    assert recall_for(memory, Q, sorted(TERMS), EVERYONE, [b, a]).hits[0].rank == 0
