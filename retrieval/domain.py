@@ -63,7 +63,8 @@ ANSWER_FEATURES = (
     "fused",
 )
 """The answerability model's inputs, of the candidate the learned ranker puts first: its score
-and lead over the second, its memory features, and the search's view of it."""
+and lead over the second (in standard deviations of the question's candidates' scores), its
+memory features, and the search's view of it."""
 SEARCHED = "searched_rank"
 """Signal of each passage the learned ranker ordered: its place in the search's order."""
 MIN_ANSWERS = 30
@@ -210,11 +211,15 @@ def _answer_row(rows: Matrix, scores: Sequence[float]) -> list[float]:
     """:data:`ANSWER_FEATURES` of the first of the candidates ``rows`` scored ``scores``."""
     order = _order(scores)
     top = rows[order[0]]
-    lead = scores[order[0]] - scores[order[1]] if len(order) > 1 else 1.0
+    # Within the question's candidates: a booster's raw scores drift in scale from one fit to
+    # the next (the out-of-fold ones the answerability is fitted on, the full one it reads).
+    spread = float(np.std(scores)) or 1.0
+    mean = float(np.mean(scores))
+    lead = (scores[order[0]] - scores[order[1]]) / spread if len(order) > 1 else 1.0
     at = FEATURES.index
     return [
         1.0,
-        float(scores[order[0]]),
+        float((scores[order[0]] - mean) / spread),
         float(lead),
         float(top[at("memory_best")]),
         float(top[at("memory_lead")]),

@@ -15,6 +15,7 @@ from kb.retrieval.domain import (
     DomainRanker,
     Evidence,
     Example,
+    _answer_row,
     learn,
 )
 from kb.retrieval.gate import wrong_rate
@@ -257,3 +258,15 @@ def test_new_evidence_applies_at_once():
     assert with_it.evidence.features(v, ["doc-x"], EVERYONE)[0, 0] == pytest.approx(1.0)
     assert without.evidence.features(v, ["doc-x"], EVERYONE)[0, 0] == 0.0
     assert len(FEATURES) == len(RANK_FEATURES) + len(MEMORY_RANK_FEATURES)
+
+
+def test_the_answerability_reads_the_ranker_scores_within_the_question():
+    # The answerability is fitted on out-of-fold boosters' scores and reads the full booster's:
+    # raw lambdarank scores drift in scale from one fit to the next, so it reads where the
+    # first candidate stands among the question's candidates, not the raw score.
+    rows = np.zeros((4, len(FEATURES)))
+    scores = [0.2, 1.4, -0.3, 0.5]
+    row = _answer_row(rows, scores)
+    for a, b in ((3.0, 0.0), (0.5, -2.0)):
+        assert _answer_row(rows, [a * x + b for x in scores]) == pytest.approx(row)
+    assert row[2] == pytest.approx((1.4 - 0.5) / float(np.std(scores)))
