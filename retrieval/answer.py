@@ -290,18 +290,16 @@ def compose_extractive(
     if not passages:
         return "", []
     terms = set(question_terms)
-    scored: list[tuple[float, int, int, str]] = []
+    scored: list[tuple[float, int, int, str, list[int]]] = []
     holders: dict[str, list[int]] = {}
     """A unit's words (case and spacing aside) -> the ranks of the passages holding it."""
 
     def add(score: float, rank: int, order: int, unit: str) -> None:
-        key = " ".join(unit.split()).casefold()
-        if key in holders:
-            if rank not in holders[key]:
-                holders[key].append(rank)  # quoted once, from the better passage
-            return
-        holders[key] = [rank]
-        scored.append((score, rank, order, unit))
+        ranks = holders.setdefault(" ".join(unit.split()).casefold(), [])
+        if not ranks:
+            scored.append((score, rank, order, unit, ranks))
+        if rank not in ranks:
+            ranks.append(rank)  # quoted once, from the better passage
 
     for rank, passage in enumerate(passages[:max_citations]):
         chunk = passage.chunk
@@ -328,13 +326,12 @@ def compose_extractive(
     if not best:
         return "", []
     best.sort(key=lambda t: (t[1], t[2]))
-    sources = [holders[" ".join(unit.split()).casefold()] for _, _, _, unit in best]
-    cited_ranks = sorted({rank for ranks in sources for rank in ranks})
+    cited_ranks = sorted({rank for *_, ranks in best for rank in ranks})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
     # Every sentence carries its passages' markers, a Q&A answer's sentences too.
     parts = [
         sentence + " " + "".join(f"[{number[rank]}]" for rank in ranks)
-        for (_, _, _, unit), ranks in zip(best, sources, strict=True)
+        for _, _, _, unit, ranks in best
         for sentence in split_sentences(unit)
     ]
     joiner = "" if passages[0].chunk.lang == "ja" else " "

@@ -230,8 +230,7 @@ def fit_logistic(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[floa
     scale = x.std(axis=0)
     mean[0], scale[0] = 0.0, 1.0
     scale = np.where(scale > 1e-9, scale, 1.0)
-    z = (x - mean) / scale
-    z[:, 0] = x[:, 0]
+    z = (x - mean) / scale  # the bias column stays 1
     w = np.zeros(x.shape[1])
     penalty = np.full(x.shape[1], RIDGE)
     penalty[0] = 1e-6

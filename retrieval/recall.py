@@ -31,9 +31,9 @@ def recall_for(
 ) -> Recall:
     """What the question memory holds for a question (nothing without one), given the
     passages the search found for it. A match's rank is read from the search's own order,
-    as when its entries were confirmed (``services.memory`` searches without the memory):
-    the memory's learned ranker (signal :data:`~retrieval.domain.SEARCHED`) already puts the closest
-    confirmed question's passage first, and read from its order that agreement was counted
+    as when its entries were confirmed (``services.memory`` searches without the memory).
+    The memory's learned ranker (signal :data:`~retrieval.domain.SEARCHED`) already puts the
+    closest confirmed question's passage first: read from its order, that agreement counted
     twice (agreed matches at p >= 0.8 were right 0.68-0.73 of the time on emanual_tv)."""
     if memory is None or not len(memory):
         return Recall()
