@@ -53,13 +53,13 @@ PAIR_FEATURES = (
     "bias", "sim", "kw", "askers", "staff", "agreed", "age", "top", "ranked", "rank_gain",
     "nearest", "lead",
 )  # fmt: skip
-GAP_FEATURES = ("bias", "sim", "kw", "staff")
+GAP_FEATURES = ("bias", "sim", "kw", "staff", "nearest", "lead")
 
 PRIOR: dict[str, tuple[float, ...]] = {
     # A new memory: a match lifts an answer only when it is nearly the same question
     # (cosine 0.95 gives 0.5 for an agreed match) and its words agree.
     "pair": (-58.0, 60.0, 1.0, 0.2, 0.5, 0.5, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0),
-    "gap": (-58.5, 60.0, 1.0, 0.5),
+    "gap": (-58.5, 60.0, 1.0, 0.5, 0.0, 0.0),
 }
 
 
@@ -150,9 +150,21 @@ class GapHit:
     entry_ids: list[int]
     p: float = 0.0
     """Probability that the question is not covered either."""
+    lead: float = 0.0
+    """How far the gap is ahead of the closest confirmed pair the caller may read (negative:
+    behind it; no pair: ahead of :data:`FLOOR`). A question closer to a confirmed answer than
+    to a confirmed gap is far more often covered: on emanual_tv, gaps behind a pair lowered the
+    confidence of 13 questions whose first passage was right and of 3 out of scope."""
 
     def features(self) -> list[float]:
-        return [1.0, self.sim, self.kw, float(self.staff)]
+        return [
+            1.0,
+            self.sim,
+            self.kw,
+            float(self.staff),
+            float(self.lead > 0),
+            10.0 * max(-0.1, min(0.1, self.lead)),
+        ]
 
 
 @dataclass(slots=True)
@@ -190,6 +202,7 @@ class Recall:
                     "entries": self.gap.entry_ids,
                     "sim": round(self.gap.sim, 4),
                     "p": round(self.gap.p, 4),
+                    "lead": round(self.gap.lead, 4),
                     "applied": self.gap_applied,
                 }
             )
@@ -322,6 +335,7 @@ class QuestionMemory:
         hits: dict[str, Hit] = {}
         askers: dict[str, set[str]] = {}
         gap: GapHit | None = None
+        nearest_pair = FLOOR
         for i in order:
             sim = float(sims[i])
             if sim < FLOOR:
@@ -340,6 +354,7 @@ class QuestionMemory:
                 continue
             if e.chunk_id is None or e.document_id is None or not acl.permits(e.groups):
                 continue
+            nearest_pair = max(nearest_pair, sim)
             hit = hits.get(e.chunk_id)
             if hit is None:
                 if len(hits) >= limit:
@@ -372,6 +387,7 @@ class QuestionMemory:
             hit.rank = order_of.get(hit.document_id)
             hit.p = self.model.p_pair(hit)
         if gap is not None:
+            gap.lead = gap.sim - nearest_pair
             gap.p = self.model.p_gap(gap)
         return Recall(sorted(hits.values(), key=lambda h: -h.p), gap)
 

@@ -81,6 +81,66 @@ def test_a_gap_holds_only_for_callers_who_read_no_more_than_its_asker():
     assert memory.match(Q, TERMS, AccessFilter(("hr",))).gap is None
 
 
+def test_a_gap_behind_a_closer_confirmed_answer_trails_it():
+    pair_near = vec(1, 0.02, 0)
+    gap_entry = MemoryEntry(id=2, kind="gap", vector=vec(1, 0.3, 0), terms=TERMS)
+    memory = QuestionMemory([pair(1, pair_near, "a"), gap_entry], fit=False)
+    recall = memory.match(Q, TERMS, EVERYONE)
+    assert recall.gap is not None
+    assert recall.gap.lead == pytest.approx(recall.gap.sim - recall.hits[0].sim)
+    assert recall.gap.lead < 0
+    # A pair the caller may not read is no answer for them: the gap leads.
+    hidden = QuestionMemory([pair(1, pair_near, "a", groups=("hr",)), gap_entry], fit=False)
+    gap = hidden.match(Q, TERMS, EVERYONE).gap
+    assert gap is not None and gap.lead == pytest.approx(gap.sim - FLOOR)
+
+
+def test_the_gap_model_learns_that_a_closer_confirmed_answer_means_covered():
+    """Questions of one domain sit near gaps whether they are covered or not (every question
+    here has its closest gap at about 0.95); what tells them apart is whether a confirmed
+    answer is closer still. The fitted gap model must hear that."""
+    rng = np.random.default_rng(5)
+    dim = 64
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v)
+
+    def away(v: np.ndarray, cos: float) -> np.ndarray:
+        o = rng.normal(size=dim)
+        o = unit(o - (o @ v) * v)
+        return unit(v + np.sqrt(1 / cos**2 - 1) * o)
+
+    entries: list[MemoryEntry] = []
+    covered: list[np.ndarray] = []
+    gaps: list[np.ndarray] = []
+    for c in range(12):  # covered topics: three staff answers, a gap at 0.95 beside them
+        base = unit(rng.normal(size=dim))
+        covered.append(base)
+        for k in range(3):
+            entries.append(
+                pair(len(entries), list(unit(base + 0.015 * rng.normal(size=dim))), f"c{c}",
+                     staff=True, query_id=f"c{c}-{k}")
+            )  # fmt: skip
+        entries.append(MemoryEntry(len(entries), "gap", list(away(base, 0.95)), TERMS, staff=True))
+    for _ in range(12):  # topics not covered: two gaps at 0.95 from each other
+        base = unit(rng.normal(size=dim))
+        first = away(base, 0.975)
+        gaps.append(first)
+        entries.append(MemoryEntry(len(entries), "gap", list(first), TERMS, staff=True))
+        entries.append(MemoryEntry(len(entries), "gap", list(away(first, 0.95)), TERMS, staff=True))
+    memory = QuestionMemory(entries)
+    assert memory.model.fitted
+
+    def p_gap(v: np.ndarray) -> float:
+        gap = memory.match(list(v), TERMS, EVERYONE).gap
+        assert gap is not None and 0.93 < gap.sim < 0.99
+        return gap.p
+
+    near_answer = [p_gap(unit(b + 0.01 * rng.normal(size=dim))) for b in covered]
+    near_gap = [p_gap(away(g, 0.95)) for g in gaps]
+    assert max(near_answer) < 0.3 and min(near_gap) > 0.7
+
+
 def test_the_closest_confirmed_question_leads_and_the_others_trail():
     close, near = vec(1, 0.02, 0.01), vec(1, 0.3, 0)
     memory = QuestionMemory([pair(1, close, "a"), pair(2, near, "b")], fit=False)
