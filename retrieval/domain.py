@@ -390,9 +390,8 @@ def learn(
     :data:`MIN_QUESTIONS` and, fitted on four fifths, it ranks the fifth better than the fused
     order (each fifth in turn). The answerability model is fitted on those out-of-fold first
     candidates, gaps included, and answers from the probability (:func:`answer_gate`) that
-    holds the wrong-answer rate ``target`` on them, or, with ``target=None``, gives no more
-    wrong answers than the configured gate (``threshold``: ``retrieval.confidence_threshold``)
-    gave on them. Both are
+    holds the wrong-answer rate ``target`` on them, or, with ``target=None``, the rate the
+    configured gate (``threshold``: ``retrieval.confidence_threshold``) had on them. Both are
     kept only when that gate answers at least as many of them right as the configured gate
     did (:attr:`Validation.configured_right`); otherwise the configured confidence decides."""
     useful = [ex for ex in examples if any(ex.labels) and len(ex.documents) > 1]
@@ -462,23 +461,17 @@ def answer_gate(
     """The answerability's gate over ``examples``' out-of-fold first candidates (``x``: their
     :data:`ANSWER_FEATURES`, ``y``: whether each was right), chosen on probabilities each
     fitted without its question's fold (the ranker's folds). Without ``target``, the learned
-    gate must not answer more of these questions wrongly than the configured one did (its
+    gate must not answer these questions more wrongly than the configured one did (its
     confidence at ``threshold``, and the document it would have answered from); ``None`` when
     that gate answered none of them (the probability is then held to ``threshold`` as it is)."""
-    max_wrong = None
     if target is None:
         seen = [(ex.plain, ex) for ex in examples if ex.plain is not None]
-        answered = [confidence >= threshold for (confidence, _), _ in seen]
-        right = [ex.answered_by(document) for (_, document), ex in seen]
-        target = wrong_rate(answered, right)
+        target = wrong_rate(
+            [confidence >= threshold for (confidence, _), _ in seen],
+            [ex.answered_by(document) for (_, document), ex in seen],
+        )
         if target is None:
             return None
-        # No more wrong answers than the configured gate gave, not merely its rate: at the
-        # same rate, a gate that answers more also answers more wrongly. And that rate, read
-        # off these questions by their confirmers' verdicts, was 0.25-0.27 on emanual_tv's
-        # histories against 0.20 on its test questions: held to it, the learned gate
-        # answered the test questions more wrongly than the product did without history.
-        max_wrong = sum(a and not r for a, r in zip(answered, right, strict=True))
     folds = np.asarray([_fold(ex) for ex in examples])
     p = np.zeros(len(examples))
     for f in range(FOLDS):
@@ -490,7 +483,7 @@ def answer_gate(
             else:
                 weights = fit_logistic(x, y)
             p[held] = [_sigmoid(float(np.dot(weights, row))) for row in x[held]]
-    return choose_gate(p.tolist(), [bool(v) for v in y], target, threshold, max_wrong=max_wrong)
+    return choose_gate(p.tolist(), [bool(v) for v in y], target, threshold)
 
 
 def _order(scores: Any) -> list[int]:

@@ -64,18 +64,12 @@ def wrong_rate(answered: Sequence[bool], right: Sequence[bool]) -> float | None:
 
 
 def choose_gate(
-    probabilities: Sequence[float],
-    right: Sequence[bool],
-    target: float,
-    threshold: float,
-    *,
-    max_wrong: int | None = None,
+    probabilities: Sequence[float], right: Sequence[bool], target: float, threshold: float
 ) -> Gate:
     """The lowest cut (the most answers) whose answers, out of fold, are wrong at most
     ``target`` of the time, counting one more wrong answer than they had (a rate read off a
-    few hundred questions is optimistic at the threshold chosen on them); with ``max_wrong``,
-    the lowest cut with at most that many wrong answers instead (``target`` is then only
-    reported). Nothing qualifies: the gate answers nothing above what it saw (probability 1)."""
+    few hundred questions is optimistic at the threshold chosen on them). Nothing qualifies:
+    the gate answers nothing above what it saw (probability 1)."""
     order = sorted(range(len(probabilities)), key=lambda i: -probabilities[i])
     best: Gate | None = None
     wrong = 0
@@ -86,7 +80,7 @@ def choose_gate(
         if n < len(order) and probabilities[order[n]] == probabilities[i]:
             continue  # a threshold answers all of a tie or none of it
         rate = (wrong + 1) / (n + 1)
-        if (rate <= target) if max_wrong is None else (wrong <= max_wrong):
+        if rate <= target:
             # Midway to the next probability: where exactly the cut falls between two
             # questions' probabilities is not known, and a cut at either one would move with
             # the slightest change in it.

@@ -191,9 +191,8 @@ class SupportSettings(BaseModel):
     memory_wrong_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     """The wrong-answer rate the learned ranker's answerability is held to on its confirmed
     questions (out of fold): it answers from the probability that keeps it (``retrieval.gate``).
-    Unset: no more wrong answers on the same questions than the configured gate
-    (``retrieval.confidence_threshold``) gave, so the memory answers more where it can and
-    never more wrongly (held to that gate's rate instead, it answered more and more wrongly)."""
+    Unset: the rate the configured gate (``retrieval.confidence_threshold``) had on the same
+    questions, so the memory answers more where it can and never more wrongly."""
 
 
 class OidcSettings(BaseModel):
