@@ -135,9 +135,14 @@ class Hit:
             float(self.rank == 0),
             float(self.rank is not None),
             1.0 / (1 + self.rank) if self.rank is not None else 0.0,
-            float(self.lead > 0),
-            10.0 * max(-0.1, min(0.1, self.lead)),
+            *_lead_features(self.lead),
         ]
+
+
+def _lead_features(lead: float) -> tuple[float, float]:
+    """A match's ``nearest`` and ``lead`` features: whether it is the closest entry of its kind,
+    and by how much it leads (or trails) the closest other one, within +-0.1."""
+    return float(lead > 0), 10.0 * max(-0.1, min(0.1, lead))
 
 
 @dataclass(slots=True)
@@ -162,8 +167,7 @@ class GapHit:
             self.sim,
             self.kw,
             float(self.staff),
-            float(self.lead > 0),
-            10.0 * max(-0.1, min(0.1, self.lead)),
+            *_lead_features(self.lead),
         ]
 
 
@@ -335,7 +339,6 @@ class QuestionMemory:
         hits: dict[str, Hit] = {}
         askers: dict[str, set[str]] = {}
         gap: GapHit | None = None
-        nearest_pair = FLOOR
         for i in order:
             sim = float(sims[i])
             if sim < FLOOR:
@@ -354,7 +357,6 @@ class QuestionMemory:
                 continue
             if e.chunk_id is None or e.document_id is None or not acl.permits(e.groups):
                 continue
-            nearest_pair = max(nearest_pair, sim)
             hit = hits.get(e.chunk_id)
             if hit is None:
                 if len(hits) >= limit:
@@ -387,7 +389,7 @@ class QuestionMemory:
             hit.rank = order_of.get(hit.document_id)
             hit.p = self.model.p_pair(hit)
         if gap is not None:
-            gap.lead = gap.sim - nearest_pair
+            gap.lead = gap.sim - sims_of[0]  # the closest pair found (the first is kept)
             gap.p = self.model.p_gap(gap)
         return Recall(sorted(hits.values(), key=lambda h: -h.p), gap)
 
