@@ -63,6 +63,12 @@ PRIOR: dict[str, tuple[float, ...]] = {
 }
 
 
+PRIOR_GAP_RATE = 0.1
+"""The gap rate :data:`PRIOR`'s gap weights stand for: a new memory reads a likely gap match as
+strong evidence (a match at p 0.87, a nearly identical question staff marked not covered,
+takes a confidence of 0.9 to 0.13)."""
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryEntry:
     """One confirmed question (its vector and terms, never its text)."""
@@ -155,6 +161,9 @@ class GapHit:
     entry_ids: list[int]
     p: float = 0.0
     """Probability that the question is not covered either."""
+    base: float = PRIOR_GAP_RATE
+    """The model's base rate (:attr:`MemoryModel.gap_rate`): ``p`` above it is evidence of a
+    gap, ``p`` at it says nothing."""
     lead: float = 0.0
     """How far the gap is ahead of the closest confirmed pair the caller may read (negative:
     behind it; no pair: ahead of :data:`FLOOR`). A question closer to a confirmed answer than
@@ -207,6 +216,7 @@ class Recall:
                     "sim": round(self.gap.sim, 4),
                     "p": round(self.gap.p, 4),
                     "lead": round(self.gap.lead, 4),
+                    "base": round(self.gap.base, 4),
                     "applied": self.gap_applied,
                 }
             )
@@ -226,6 +236,11 @@ class MemoryModel:
     gap: tuple[float, ...] = PRIOR["gap"]
     fitted: bool = False
     samples: int = 0
+    gap_rate: float = PRIOR_GAP_RATE
+    """Share of gaps among the confirmed questions the gap model was fitted on (each matched
+    against the others, those with a gap match): what a gap match of average evidence says.
+    :func:`retrieval.recall.apply_recall` lowers a confidence by how much a match's
+    probability exceeds it."""
 
     def p_pair(self, hit: Hit) -> float:
         return _sigmoid(sum(w * x for w, x in zip(self.pair, hit.features(), strict=True)))
@@ -390,7 +405,7 @@ class QuestionMemory:
             hit.p = self.model.p_pair(hit)
         if gap is not None:
             gap.lead = gap.sim - sims_of[0]  # the closest pair found (the first is kept)
-            gap.p = self.model.p_gap(gap)
+            gap.p, gap.base = self.model.p_gap(gap), self.model.gap_rate
         return Recall(sorted(hits.values(), key=lambda h: -h.p), gap)
 
     def overlap(self, a: frozenset[str], b: frozenset[str]) -> float:
@@ -434,7 +449,10 @@ class QuestionMemory:
         pair = _fit_or(pair_x, pair_y, PRIOR["pair"])
         gap = _fit_or(gap_x, gap_y, PRIOR["gap"])
         fitted = pair is not PRIOR["pair"] or gap is not PRIOR["gap"]
-        return MemoryModel(pair=pair, gap=gap, fitted=fitted, samples=len(pair_y) + len(gap_y))
+        rate = sum(gap_y) / len(gap_y) if gap is not PRIOR["gap"] else PRIOR_GAP_RATE
+        return MemoryModel(
+            pair=pair, gap=gap, fitted=fitted, samples=len(pair_y) + len(gap_y), gap_rate=rate
+        )
 
     def _left_out(self, i: int) -> Recall:
         """Entry ``i`` matched against the others, as its asker would have been (what they may

@@ -7,9 +7,17 @@ import pytest
 
 from kb.retrieval.domain import SEARCHED
 from kb.retrieval.gate import Gate
-from kb.retrieval.memory import FLOOR, MemoryEntry, QuestionMemory, Recall, fit_logistic
+from kb.retrieval.memory import (
+    FLOOR,
+    PRIOR_GAP_RATE,
+    MemoryEntry,
+    MemoryModel,
+    QuestionMemory,
+    Recall,
+    fit_logistic,
+)
 from kb.retrieval.models import AccessFilter, Chunk, Location, ScoredChunk
-from kb.retrieval.recall import apply_recall, recall_for, with_memory
+from kb.retrieval.recall import apply_recall, lowered_by_gap, recall_for, with_memory
 
 EVERYONE = AccessFilter()
 
@@ -139,6 +147,10 @@ def test_the_gap_model_learns_that_a_closer_confirmed_answer_means_covered():
     near_answer = [p_gap(unit(b + 0.01 * rng.normal(size=dim))) for b in covered]
     near_gap = [p_gap(away(g, 0.95)) for g in gaps]
     assert max(near_answer) < 0.3 and min(near_gap) > 0.7
+    # Its base rate: the share of gaps among the entries that met a gap (each against the
+    # others): the 36 answers meet the gap beside them, the 24 uncovered gaps each other; the
+    # 12 gaps beside an answer meet no other gap.
+    assert memory.model.gap_rate == pytest.approx(24 / 60)
 
 
 def test_the_closest_confirmed_question_leads_and_the_others_trail():
@@ -205,6 +217,30 @@ def test_only_an_agreed_match_lifts_and_a_gap_lowers():
     assert apply_recall(0.9, recall, [_Top("a")], {}) < 0.1
     assert recall.gap_applied
     assert Recall().to_log() == []
+
+
+def test_a_gap_match_weighs_against_what_the_search_found():
+    """A likely gap lowers the confidence by its likelihood ratio against the gap model's base
+    rate, not to ``1 - p``: a search that found a convincing answer keeps it against a gap
+    match of middling strength; a middling answer does not; a match no likelier than the
+    base rate changes nothing, and nothing is raised."""
+    assert lowered_by_gap(0.94, 0.8, 0.4) == pytest.approx(0.7231, abs=1e-4)  # 0.94 * 0.2: 0.19
+    assert lowered_by_gap(0.71, 0.84, 0.4) < 0.4
+    assert lowered_by_gap(0.9, 0.4, 0.4) == 0.9
+    assert lowered_by_gap(0.2, 0.3, 0.4) == 0.2
+    assert lowered_by_gap(0.9, 1.0, 0.4) == 0.0 and lowered_by_gap(0.0, 0.9, 0.4) == 0.0
+    # The order of confidences is kept: the gate still reads one scale.
+    values = [lowered_by_gap(c, 0.75, 0.3) for c in (0.1, 0.5, 0.8, 0.99)]
+    assert values == sorted(values)
+
+    gap = MemoryEntry(id=2, kind="gap", vector=vec(1, 0, 0), terms=TERMS, staff=True)
+    recall = QuestionMemory([gap], fit=False).match(Q, TERMS, EVERYONE)
+    assert recall.gap is not None and recall.gap.base == PRIOR_GAP_RATE
+    fitted = MemoryModel(fitted=True, gap_rate=0.45)
+    recall = QuestionMemory([gap], model=fitted).match(Q, TERMS, EVERYONE)
+    assert recall.gap is not None and recall.gap.base == 0.45
+    p = recall.gap.p
+    assert apply_recall(0.9, recall, [_Top("a")], {}) == pytest.approx(lowered_by_gap(0.9, p, 0.45))
 
 
 def test_the_model_is_fitted_from_the_memory_itself():
