@@ -165,7 +165,9 @@ def apply_recall(
     if hit is not None and hit.agreed and hit.p > confidence:
         confidence, recall.lifted = hit.p, hit.chunk_id
     gap = recall.gap
-    if gap is not None and gap.p >= GAP_LIKELY and gap.p > (hit.p if hit else 0.0):
+    # A gap at or under its model's base rate says nothing (a memory mostly of gaps can have
+    # one above GAP_LIKELY): it is not applied, and a lift stands.
+    if gap is not None and gap.p >= GAP_LIKELY and gap.p > max(gap.base, hit.p if hit else 0.0):
         confidence = lowered_by_gap(confidence, gap.p, gap.base)
         recall.gap_applied, recall.lifted = True, None
     if learned is not None and gate is not None:

@@ -241,6 +241,11 @@ def test_a_gap_match_weighs_against_what_the_search_found():
     assert recall.gap is not None and recall.gap.base == 0.45
     p = recall.gap.p
     assert apply_recall(0.9, recall, [_Top("a")], {}) == pytest.approx(lowered_by_gap(0.9, p, 0.45))
+    assert recall.gap_applied
+    # A memory mostly of gaps: a match no likelier than its base rate is not applied at all.
+    mostly = QuestionMemory([gap], model=MemoryModel(fitted=True, gap_rate=0.999))
+    recall = mostly.match(Q, TERMS, EVERYONE)
+    assert apply_recall(0.9, recall, [_Top("a")], {}) == 0.9 and not recall.gap_applied
 
 
 def test_the_model_is_fitted_from_the_memory_itself():
