@@ -171,13 +171,7 @@ class GapHit:
     confidence of 13 questions whose first passage was right and of 3 out of scope."""
 
     def features(self) -> list[float]:
-        return [
-            1.0,
-            self.sim,
-            self.kw,
-            float(self.staff),
-            *_lead_features(self.lead),
-        ]
+        return [1.0, self.sim, self.kw, float(self.staff), *_lead_features(self.lead)]
 
 
 @dataclass(slots=True)

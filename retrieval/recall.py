@@ -185,9 +185,9 @@ def lowered_by_gap(confidence: float, p: float, base: float) -> float:
     emanual_tv history splits, gaps took 31 right answers (most at confidences above 0.8)
     under the threshold, for 17 out-of-scope and 5 wrong answers escalated; with the ratio, 15
     for 13 and 3 (docs/question-memory.md, Figures)."""
-    if p <= base or confidence <= 0.0:
+    if p >= 1.0:
+        return 0.0
+    if p <= base or not 0.0 < confidence < 1.0:
         return confidence
-    if confidence >= 1.0 or p >= 1.0:
-        return 0.0 if p >= 1.0 else confidence
     odds = confidence / (1.0 - confidence) * (1.0 - p) / p * base / (1.0 - base)
     return odds / (1.0 + odds)
