@@ -15,6 +15,7 @@ weights and the default threshold come from ``kb eval`` on the development sets
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -262,6 +263,38 @@ def vocabulary_features(question_terms: list[str], known: set[str]) -> dict[str,
     document holds counts as unknown and the confidence says nothing about that document."""
     terms = set(question_terms)
     return {"oov": len(terms - known) / len(terms) if terms else 0.0}
+
+
+def gate_features(
+    terms: list[str],
+    passages: list[ScoredChunk],
+    answer: str,
+    cited: list[ScoredChunk],
+    sparse: SparseEncoder,
+    present: Callable[[set[str]], set[str]],
+    *,
+    dense_name: str,
+    max_fused: float,
+    aliases: set[str] | None = None,
+) -> dict[str, float]:
+    """The confidence model's inputs for ``answer`` (citing ``cited``), composed from
+    ``passages`` for a question of ``terms``: the passages' scores and coverage, the answer's
+    coverage, and the share of the question's words the knowledge base knows (``present``:
+    which of the words no passage holds it has elsewhere; ``aliases``: words known as another's
+    synonym, counted when it knows some other word)."""
+    # Each passage is tokenised once; every coverage feature reads these sets.
+    found = [set(sparse.terms(p.chunk.embed_text)) for p in passages]
+    features = confidence_features(terms, passages, found, dense_name, max_fused=max_fused)
+    features.update(ranker_features(passages))
+    # A Q&A entry answers through its question too: count the question's terms as covered.
+    covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])
+    features.update(answer_features(terms, set(sparse.terms(covered)), local_idf(terms, found)))
+    in_passages = set(terms) & set().union(*found)
+    known = in_passages | present(set(terms) - in_passages)
+    if aliases and known - aliases:
+        known |= aliases
+    features.update(vocabulary_features(terms, known))
+    return features
 
 
 def compose_extractive(

@@ -16,13 +16,9 @@ from kb.retrieval.answer import (
     AnswerResult,
     Citation,
     ConfidenceModel,
-    answer_features,
     cite,
     compose_extractive,
-    confidence_features,
-    local_idf,
-    ranker_features,
-    vocabulary_features,
+    gate_features,
 )
 from kb.retrieval.embedders import (
     EmbeddingCache,
@@ -423,13 +419,6 @@ class KnowledgeBase:
             retrieved = passages + rest[: depth - len(passages)]
         t1 = time.perf_counter()
         terms = self.sparse.terms(question)
-        dense_name = self.embedders[0].name if self.embedders and cfg.use_dense else ""
-        # Each passage is tokenised once; every coverage feature reads these sets.
-        found = [set(self.sparse.terms(p.chunk.embed_text)) for p in passages]
-        features = confidence_features(
-            terms, passages, found, dense_name, max_fused=self._max_fused()
-        )
-        features.update(ranker_features(passages))
         answer, cited = compose_extractive(
             terms,
             passages,
@@ -438,20 +427,32 @@ class KnowledgeBase:
             max_sentences=cfg.max_answer_sentences,
             confirmed=confirmed_first(recall, passages, MEMORY_CANDIDATE),
         )
-        # A Q&A entry answers through its question too: count the question's terms as covered.
-        covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])
-        features.update(
-            answer_features(terms, set(self.sparse.terms(covered)), local_idf(terms, found))
-        )
-        # A term in a retrieved passage is known; the store is asked only about the others,
-        # which are rare or absent, so their posting lists are short.
-        in_passages = set(terms) & set().union(*found)
-        ids = {term_id(t): t for t in set(terms) - in_passages}
-        known = in_passages | {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
-        if aliases and known - aliases:
-            known |= aliases
-        features.update(vocabulary_features(terms, known))
-        confidence = self.confidence.score(features) if cited else 0.0
+        # The confidence model was fitted on the search's order: where the memory's learned
+        # order comes without its own answerability, the search's own answer is what is judged
+        # (read on the learned order, the model escalated right answers; question-memory.md).
+        judged, judged_answer, judged_cited = passages, answer, cited
+        if memory is not None and memory.ranker is not None and memory.ranker.answerability is None:
+            judged, _ = self.search(question, acl=acl, lang=lang)
+            judged_answer, judged_cited = compose_extractive(
+                terms,
+                judged,
+                self.sparse,
+                max_citations=cfg.max_citations,
+                max_sentences=cfg.max_answer_sentences,
+            )
+
+        def present(rest: set[str]) -> set[str]:
+            # A term in a retrieved passage is known; the store is asked only about the
+            # others, which are rare or absent, so their posting lists are short.
+            ids = {term_id(t): t for t in rest}
+            return {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
+
+        features = gate_features(
+            terms, judged, judged_answer, judged_cited, self.sparse, present,
+            dense_name=self.embedders[0].name if self.embedders and cfg.use_dense else "",
+            max_fused=self._max_fused(), aliases=aliases,
+        )  # fmt: skip
+        confidence = self.confidence.score(features) if cited and judged_cited else 0.0
         gate = memory.ranker.gate if memory is not None and memory.ranker is not None else None
         confidence = apply_recall(confidence, recall, cited, features, gate)
         t2 = time.perf_counter()

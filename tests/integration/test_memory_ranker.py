@@ -12,6 +12,7 @@ ranker is not kept.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -203,6 +204,39 @@ def test_staff_corrections_teach_a_ranker_the_search_then_uses(
     before, after = first_right(kb, docs, None), first_right(kb, docs, memory)
     assert after > before
     assert after >= len(TOPICS) * len(NEW) - 2
+
+
+def test_without_its_answerability_the_learned_order_quotes_and_the_search_decides(
+    corrected: tuple[KnowledgeBase, dict], db: Database
+) -> None:
+    """A learned ranker whose answerability was not kept (it answered fewer confirmed
+    questions right than the configured gate): the answer quotes the learned order, and
+    whether it answers is what the configured confidence makes of the search's own order, as
+    without the memory (read on the learned order, it escalated right answers)."""
+    kb, docs = corrected
+    link_all(db, kb, docs)
+    with support(kb, memory_refit="inline"):
+        memory = memory_for(db, kb)
+    assert memory is not None and memory.ranker is not None
+    ranker = copy.copy(memory.ranker)
+    ranker.answerability = ranker.gate = None
+    bare = copy.copy(memory)
+    bare.ranker = ranker
+    inputs = set(kb.settings.retrieval.confidence_weights)
+    moved = 0
+    for i, (verb, thing, _) in enumerate(TOPICS):
+        question = NEW[1].format(v=verb, t=thing)
+        plain = kb.extractive(question, acl=EVERYONE, lang="en")
+        learned = kb.extractive(question, acl=EVERYONE, lang="en", memory=bare)
+        assert "domain_p" not in learned.features
+        assert {k: learned.features[k] for k in inputs} == {k: plain.features[k] for k in inputs}
+        if not learned.memory or not any(
+            m.get("lifted") or m.get("applied") for m in learned.memory
+        ):
+            assert learned.confidence == pytest.approx(plain.confidence)
+        assert learned.passages[0].chunk.document_id == docs[f"procedure-{i}"]
+        moved += plain.passages[0].chunk.document_id != docs[f"procedure-{i}"]
+    assert moved >= len(TOPICS) // 2  # the search alone put the index page first
 
 
 def test_a_thumbs_up_teaches_the_whole_answer_it_confirmed(
