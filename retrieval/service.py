@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter
@@ -419,27 +420,20 @@ class KnowledgeBase:
             retrieved = passages + rest[: depth - len(passages)]
         t1 = time.perf_counter()
         terms = self.sparse.terms(question)
-        answer, cited = compose_extractive(
-            terms,
-            passages,
-            self.sparse,
+        compose = functools.partial(
+            compose_extractive,
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
-            confirmed=confirmed_first(recall, passages, MEMORY_CANDIDATE),
         )
+        confirmed = confirmed_first(recall, passages, MEMORY_CANDIDATE)
+        answer, cited = compose(terms, passages, self.sparse, confirmed=confirmed)
         # The confidence model was fitted on the search's order: where the memory's learned
         # order comes without its own answerability, the search's own answer is what is judged
         # (read on the learned order, the model escalated right answers; question-memory.md).
         judged, judged_answer, judged_cited = passages, answer, cited
         if memory is not None and memory.ranker is not None and memory.ranker.answerability is None:
             judged, _ = self.search(question, acl=acl, lang=lang)
-            judged_answer, judged_cited = compose_extractive(
-                terms,
-                judged,
-                self.sparse,
-                max_citations=cfg.max_citations,
-                max_sentences=cfg.max_answer_sentences,
-            )
+            judged_answer, judged_cited = compose(terms, judged, self.sparse)
 
         def present(rest: set[str]) -> set[str]:
             # A term in a retrieved passage is known; the store is asked only about the
