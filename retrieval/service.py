@@ -398,7 +398,9 @@ class KnowledgeBase:
         asked: str | None = None,
     ) -> AnswerResult:
         """Retrieval, the extractive answer and the confidence gate, all over the served
-        passages (``retrieval.top_k``); ``depth`` only appends deeper ones for evaluation."""
+        passages (``retrieval.top_k``), except that the gate reads the search's own passages
+        where the memory's learned order has no answerability; ``depth`` only appends deeper
+        ones for evaluation."""
         t0 = time.perf_counter()
         cfg = self.settings.retrieval
         lang = lang or detect_lang(question)
