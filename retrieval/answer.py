@@ -39,6 +39,8 @@ FEATURES = (
     "coverage_idf",
     "answer_coverage_idf",
     "oov",
+    "fused_top",
+    "fused_margin",
     "rank_top",
     "rank_margin",
     "top_missing_idf",
@@ -167,6 +169,7 @@ def confidence_features(
     passages: list[ScoredChunk],
     passage_terms: list[set[str]],
     dense_name: str,
+    max_rrf: float = 1.0,
     max_fused: float = 1.0,
 ) -> dict[str, float]:
     """Signals of how well the passages answer the question. ``passage_terms`` holds the terms
@@ -177,9 +180,13 @@ def confidence_features(
     - ``coverage_any``: share found in any returned passage. A term found nowhere (a product or
       feature the documents never mention) is the clearest sign of a question out of scope;
     - ``is_qa``: the best passage is a Q&A entry;
-    - ``agreement``: the best passage's fused score over ``max_fused``, the score of a passage
-      ranked first by every retriever: 1.0 when dense and BM25 retrieval agree on it;
+    - ``agreement``: the best passage's reciprocal-rank fused score (its ``rrf`` signal, its
+      score where it has none) over ``max_rrf``, the score of a passage ranked first by every
+      retriever: 1.0 when dense and BM25 retrieval agree on it, whatever fusion ordered them;
     - ``margin``: its lead over the second passage, on the same scale;
+    - ``fused_top``, ``fused_margin``: the same two read off the fused score itself, over
+      ``max_fused`` (with ``minmax`` fusion: how far ahead of the rest each prefetch scored it;
+      with ``rrf`` they repeat ``agreement`` and ``margin``);
     - ``cos_margin``: its cosine minus the best cosine among the other passages;
     - ``coverage_idf``: ``coverage`` with terms weighted by :func:`local_idf`.
     """
@@ -191,11 +198,15 @@ def confidence_features(
     key = f"dense:{dense_name}"
     cosine = top.signals.get(key, 0.0)
     idf = local_idf(question_terms, found)
-    second = passages[1].score if len(passages) > 1 else 0.0
+    first = top.signals.get("rrf", top.score)
+    second = passages[1].signals.get("rrf", passages[1].score) if len(passages) > 1 else 0.0
     other_cos = max((p.signals.get(key, 0.0) for p in passages[1:]), default=0.0)
+    next_fused = passages[1].score if len(passages) > 1 else 0.0
     return {
-        "agreement": top.score / max_fused if max_fused > 0 else 0.0,
-        "margin": (top.score - second) / max_fused if max_fused > 0 else 0.0,
+        "agreement": first / max_rrf if max_rrf > 0 else 0.0,
+        "margin": (first - second) / max_rrf if max_rrf > 0 else 0.0,
+        "fused_top": top.score / max_fused if max_fused > 0 else 0.0,
+        "fused_margin": (top.score - next_fused) / max_fused if max_fused > 0 else 0.0,
         "cos_margin": cosine - other_cos,
         "cosine": cosine,
         "coverage": len(terms & found[0]) / len(terms) if terms else 0.0,
@@ -274,6 +285,7 @@ def gate_features(
     present: Callable[[set[str]], set[str]],
     *,
     dense_name: str,
+    max_rrf: float,
     max_fused: float,
     aliases: set[str] | None = None,
 ) -> dict[str, float]:
@@ -284,7 +296,9 @@ def gate_features(
     synonym, counted when it knows some other word)."""
     # Each passage is tokenised once; every coverage feature reads these sets.
     found = [set(sparse.terms(p.chunk.embed_text)) for p in passages]
-    features = confidence_features(terms, passages, found, dense_name, max_fused=max_fused)
+    features = confidence_features(
+        terms, passages, found, dense_name, max_rrf=max_rrf, max_fused=max_fused
+    )
     features.update(ranker_features(passages))
     # A Q&A entry answers through its question too: count the question's terms as covered.
     covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])

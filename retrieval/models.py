@@ -266,23 +266,42 @@ class DenseQuery:
     lang: Lang | None = None
     """Search only chunks in this language (the cross-language prefetch); ``None``: all."""
     weight: float | None = None
-    """This prefetch's RRF weight; ``None``: the fusion's ``dense_weight``."""
+    """This prefetch's fusion weight; ``None``: the fusion's ``dense_weight``."""
+
+
+FusionMethod = Literal["minmax", "rrf"]
 
 
 @dataclass(frozen=True, slots=True)
 class Fusion:
-    """Weighted reciprocal rank fusion as Qdrant computes it (Edge and server alike): a passage at
-    ``rank`` (from 0) in a prefetch of weight ``w`` gains ``1 / (k - 1 + (rank + 1) / w)``, the
-    classic ``1 / (k + rank)`` at ``w = 1``. A weight below 1 stretches the ranks rather than
-    scaling the score (the contract tests pin this)."""
+    """How the prefetches' hits combine into one ranking, with each prefetch's weight.
+
+    ``rrf`` (the default): weighted reciprocal rank fusion as Qdrant computes it (Edge and
+    server alike): a passage at ``rank`` (from 0) in a prefetch of weight ``w`` gains
+    ``1 / (k - 1 + (rank + 1) / w)``, the classic ``1 / (k + rank)`` at ``w = 1``. A weight below
+    1 stretches the ranks rather than scaling the score (the contract tests pin this).
+
+    ``minmax``: each prefetch's scores are min-max normalised over its own hits (its best 1, its
+    last 0), weighted and summed; a passage a prefetch did not return gains nothing from it. A
+    score-aware fusion reads how far apart the scores are, which rank fusion throws away: when
+    BM25 finds one section far ahead and the dense neighbours are all about as close, the
+    section stays first (docs/experiments.md, "Score-aware fusion")."""
 
     k: int = 2
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
+    method: FusionMethod = "rrf"
 
     def gain(self, rank: int, weight: float) -> float:
-        """What a prefetch of ``weight`` adds to the fused score of its passage at ``rank``."""
+        """What a prefetch of ``weight`` adds to the reciprocal-rank fused score of its passage
+        at ``rank``."""
         return 1.0 / (self.k - 1 + (rank + 1) / weight) if weight > 0 else 0.0
+
+    def best(self, weight: float) -> float:
+        """What a prefetch of ``weight`` adds to the fused score of the passage it ranks first."""
+        if self.method == "rrf":
+            return self.gain(0, weight)
+        return max(weight, 0.0)
 
 
 DEFAULT_FUSION = Fusion()

@@ -99,7 +99,8 @@ class VectorStore(Protocol):
         document_ids: Sequence[str] | None = None,
         fusion: Fusion = DEFAULT_FUSION,
     ) -> list[ScoredChunk]:
-        """Hybrid search fused inside Qdrant with (weighted) reciprocal rank fusion.
+        """Hybrid search: each prefetch's hits fused by ``fusion`` (score-aware min-max
+        fusion, or weighted reciprocal rank fusion inside Qdrant).
 
         :param dense: query vectors, one prefetch each.
         :param sparse: BM25 query vector, one more prefetch (skipped when ``None`` or empty).
@@ -107,7 +108,8 @@ class VectorStore(Protocol):
         :param acl: the caller's groups; keyword-only with no default on purpose.
         :param prefetch_k: candidates each prefetch contributes to fusion.
         :param document_ids: restrict to these documents (``None`` means all).
-        :param fusion: RRF ``k`` and the weights of the dense and the sparse prefetches.
+        :param fusion: the method, the weights of the dense and the sparse prefetches (and
+            RRF's ``k``).
         :returns: passages best first; ``signals`` holds each dense vector's cosine to the query.
         """
         ...

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -446,7 +447,7 @@ class KnowledgeBase:
         features = gate_features(
             terms, judged, judged_answer, judged_cited, self.sparse, present,
             dense_name=self.embedders[0].name if self.embedders and cfg.use_dense else "",
-            max_fused=self._max_fused(), aliases=aliases,
+            max_rrf=self._max_fused(rrf=True), max_fused=self._max_fused(), aliases=aliases,
         )  # fmt: skip
         confidence = self.confidence.score(features) if cited and judged_cited else 0.0
         gate = memory.ranker.gate if memory is not None and memory.ranker is not None else None
@@ -479,18 +480,18 @@ class KnowledgeBase:
         )
 
     def fusion(self) -> Fusion:
-        """The configured reciprocal rank fusion."""
+        """The configured fusion of the prefetches."""
         cfg = self.settings.retrieval
-        return Fusion(k=cfg.rrf_k, dense_weight=cfg.dense_weight, sparse_weight=cfg.bm25_weight)
+        return Fusion(cfg.rrf_k, cfg.dense_weight, cfg.bm25_weight, cfg.fusion)
 
-    def _max_fused(self) -> float:
-        """Fused score of a passage ranked first by every prefetch over all languages (the
-        cross-language prefetch aside, which the question's own language can never top)."""
+    def _max_fused(self, rrf: bool = False) -> float:
+        """Fused score (by rank with ``rrf``) of a passage ranked first by every prefetch over
+        all languages (the cross-language prefetch aside: the question's language tops it)."""
         cfg = self.settings.retrieval
-        fusion = self.fusion()
+        fusion = replace(self.fusion(), method="rrf") if rrf else self.fusion()
         n_dense = len(self.embedders) * (2 if self.settings.embedder.title_vectors else 1)
-        dense = n_dense * fusion.gain(0, cfg.dense_weight) if cfg.use_dense else 0.0
-        return dense + (fusion.gain(0, cfg.bm25_weight) if cfg.use_bm25 else 0.0)
+        dense = n_dense * fusion.best(cfg.dense_weight) if cfg.use_dense else 0.0
+        return dense + (fusion.best(cfg.bm25_weight) if cfg.use_bm25 else 0.0)
 
     def _citation(self, n: int, passage: ScoredChunk) -> Citation:
         return cite(n, passage, self.settings.public_base_url)

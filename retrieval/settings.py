@@ -65,6 +65,8 @@ class EmbedderSettings(BaseModel):
 
 
 TRAINED_ANSWERABILITY = Path(__file__).resolve().parent / "trained" / "answerability.json"
+MINMAX_CONFIDENCE = Path(__file__).resolve().parent / "trained" / "confidence-minmax.json"
+"""The confidence model fitted on min-max fusion's order (``answerability = "minmax"``)."""
 
 
 class RetrievalSettings(BaseModel):
@@ -73,11 +75,13 @@ class RetrievalSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _trained_answerability(cls, data: Any) -> Any:
-        """Take the confidence settings from ``answerability`` when it names a model file."""
+        """Take the confidence settings from ``answerability`` when it names a model file (and
+        the fusion, when the file names the one it was fitted on)."""
         if not isinstance(data, dict) or data.get("answerability", "settings") == "settings":
             return data
         choice = str(data["answerability"])
-        path = TRAINED_ANSWERABILITY if choice == "builtin" else Path(choice)
+        named = {"builtin": TRAINED_ANSWERABILITY, "minmax": MINMAX_CONFIDENCE}
+        path = named.get(choice) or Path(choice)
         try:
             trained = json.loads(path.read_text(encoding="utf-8"))
             filled = {
@@ -85,6 +89,8 @@ class RetrievalSettings(BaseModel):
                 "confidence_bias": float(trained["bias"]),
                 "confidence_weights": dict(trained["weights"]),
             }
+            if "fusion" in trained:
+                filled["fusion"] = str(trained["fusion"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"retrieval.answerability: cannot read {path} ({exc})") from exc
         return {**data, **filled}
@@ -117,8 +123,10 @@ class RetrievalSettings(BaseModel):
     answerability: str = "settings"
     """Where the confidence model comes from: ``settings`` (the ``confidence_*`` settings),
     ``builtin`` (the answerability model ``kb train`` shipped with the ranker,
-    ``retrieval/trained/answerability.json``) or a path to an ``answerability.json``; a model
-    file replaces the ``confidence_*`` settings."""
+    ``retrieval/trained/answerability.json``), ``minmax`` (the confidence model fitted on
+    min-max fusion, ``retrieval/trained/confidence-minmax.json``, which also sets
+    ``fusion = "minmax"``) or a path to such a file; a model file replaces the
+    ``confidence_*`` settings."""
     ranker: str = "off"
     """The second-stage ranker over the fused candidates (issue 21, ``retrieval/rerank.py``):
     ``off`` (the fused order, the default until the learned models meet their targets:
@@ -129,11 +137,20 @@ class RetrievalSettings(BaseModel):
     chunk_size: int = 320
     """Target chunk size in tokens (cl100k)."""
     chunk_overlap: int = 40
+    fusion: Literal["rrf", "minmax"] = "rrf"
+    """How the prefetches' hits combine: ``rrf`` (weighted reciprocal rank fusion inside Qdrant)
+    or ``minmax`` (each prefetch's scores min-max normalised over its hits, weighted and summed:
+    the better order on every evaluation set). The default confidence model was fitted on
+    ``rrf``; ``answerability = "minmax"`` turns on both min-max fusion and the confidence model
+    fitted on it (docs/experiments.md, "Score-aware fusion")."""
     rrf_k: int = 2
+    """RRF's ``k`` (``fusion = "rrf"`` only)."""
     dense_weight: float = 0.4
+    """Weight of each dense prefetch (the text and the title vector) in fusion."""
     bm25_weight: float = 1.0
+    """Weight of the BM25 prefetch in fusion."""
     cross_lang_weight: float = Field(default=0.4, ge=0.0)
-    """RRF weight of one more dense prefetch, over the chunks in the other language than the
+    """Fusion weight of one more dense prefetch, over the chunks in the other language than the
     question's (0 turns it off). BM25 and the dense neighbours favour the question's own
     language, so a manual written only in the other language never ranked; with this it does
     (docs/experiments.md, "Cross-language retrieval")."""

@@ -6,7 +6,7 @@ qdrant-client); everything that decides *what* is stored or returned lives here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -86,9 +86,11 @@ def to_scored(
     score: float,
     vectors: Mapping[str, Any] | None,
     dense: Sequence[DenseQuery],
+    rrf: float | None = None,
 ) -> ScoredChunk:
-    """A fused hit as a passage: ``rrf`` is the fused score, ``dense:<name>`` each cosine."""
-    signals = {"rrf": float(score)}
+    """A fused hit as a passage: ``fused`` is the fused score, ``rrf`` its reciprocal-rank score
+    (``score`` itself when ``rrf`` is not given: fused by rank), ``dense:<name>`` each cosine."""
+    signals = {"fused": float(score), "rrf": float(score if rrf is None else rrf)}
     for query in dense:
         stored = (vectors or {}).get(query.name)
         if stored is not None:
@@ -113,9 +115,58 @@ def in_chunk_order(payloads: Sequence[Mapping[str, Any] | None]) -> list[ScoredC
 
 
 def fusion_weights(fusion: Fusion, dense: Sequence[DenseQuery], with_sparse: bool) -> list[float]:
-    """RRF weights in prefetch order: the dense prefetches, then the sparse one."""
+    """Fusion weights in prefetch order: the dense prefetches, then the sparse one."""
     weights = [fusion.dense_weight if q.weight is None else q.weight for q in dense]
     return weights + ([fusion.sparse_weight] if with_sparse else [])
+
+
+def min_max_fuse(
+    fusion: Fusion, weights: Sequence[float], hits: Sequence[Sequence[Any]], limit: int
+) -> list[tuple[Any, float, float]]:
+    """Score-aware fusion (``Fusion.method == "minmax"``) of the prefetches' hits (points with an
+    ``id`` and a ``score``), best first: each prefetch's scores min-max normalised over its own
+    hits (best 1, last 0; all 1 when they are equal), weighted and summed. A passage a prefetch
+    did not return gains nothing from it, as it would at that prefetch's last place.
+
+    :returns: the best ``limit`` as ``(id, fused score, reciprocal-rank score)``, by fused score,
+        then by id (a deterministic order for equal scores). The reciprocal-rank score is what
+        ``rrf`` fusion with the same weights would give (``Fusion.gain``): the confidence reads
+        from it how far the prefetches agree on a passage."""
+    fused: dict[Any, float] = {}
+    ranks: dict[Any, float] = {}
+    for weight, ranked in zip(weights, hits, strict=True):
+        if weight <= 0 or not ranked:
+            continue
+        low, high = min(h.score for h in ranked), max(h.score for h in ranked)
+        span = high - low
+        for rank, hit in enumerate(ranked):
+            gain = weight * ((hit.score - low) / span if span > 0 else 1.0)
+            fused[hit.id] = fused.get(hit.id, 0.0) + gain
+            ranks[hit.id] = ranks.get(hit.id, 0.0) + fusion.gain(rank, weight)
+    best = sorted(fused.items(), key=lambda item: (-round(item[1], 9), str(item[0])))[:limit]
+    return [(point, score, ranks[point]) for point, score in best]
+
+
+def min_max_search(
+    fusion: Fusion,
+    weights: Sequence[float],
+    hits: Sequence[Sequence[Any]],
+    retrieve: Callable[[list[Any]], Iterable[Any]],
+    dense: Sequence[DenseQuery],
+    top_k: int,
+) -> list[ScoredChunk]:
+    """The best ``top_k`` passages by :func:`min_max_fuse` of the prefetches' ``hits``, read with
+    ``retrieve`` (an adapter's points by id, with payloads and vectors); a point gone since it
+    was found drops."""
+    best = min_max_fuse(fusion, weights, hits, top_k + TIE_MARGIN)
+    by_id = {r.id: r for r in retrieve([point for point, _, _ in best])}
+    passages = []
+    for point, score, rrf in best:
+        record = by_id.get(point)
+        if record is not None:
+            vectors = record.vector if isinstance(record.vector, dict) else None
+            passages.append(to_scored(record.payload, score, vectors, dense, rrf))
+    return settle(passages, top_k)
 
 
 def vector_names(dense: Sequence[DenseQuery]) -> list[str]:

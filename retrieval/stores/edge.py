@@ -65,6 +65,7 @@ from kb.retrieval.stores._common import (
     has_terms,
     in_chunk_order,
     mean_vector,
+    min_max_search,
     restricted_groups,
     settle,
     to_scored,
@@ -251,16 +252,25 @@ class EdgeStore:
         shard = self._readable()
         if not prefetches or shard is None:
             return []
+        weights = fusion_weights(fusion, dense, with_sparse)
+        names = vector_names(dense) if dense else False
+        if fusion.method == "minmax":  # each prefetch on its own, in one planned batch
+            requests = [
+                qe.QueryRequest(limit=p.limit, query=p.query, filter=p.filter, with_payload=False)
+                for p in prefetches
+            ]
+            with self._errors("search"):
+                found = shard.query_batch(qe.QueryBatchRequest(requests))
+                read = lambda ids: shard.retrieve(ids, True, names)  # noqa: E731
+                return min_max_search(fusion, weights, found, read, dense, top_k)
         request = qe.QueryRequest(
             limit=top_k + TIE_MARGIN,
             prefetches=prefetches,
             # The stub types ``query`` as ``Fusion`` but Edge wants a ``Fusion.Rrf`` instance.
-            query=qe.Fusion.Rrf(  # type: ignore[arg-type]
-                k=fusion.k, weights=fusion_weights(fusion, dense, with_sparse)
-            ),
+            query=qe.Fusion.Rrf(k=fusion.k, weights=weights),  # type: ignore[arg-type]
             filter=flt,
             with_payload=True,
-            with_vector=vector_names(dense) if dense else False,
+            with_vector=names,
         )
         with self._errors("search"):
             hits = shard.query(request)

@@ -40,6 +40,7 @@ from kb.retrieval.stores._common import (
     has_terms,
     in_chunk_order,
     mean_vector,
+    min_max_search,
     restricted_groups,
     settle,
     to_scored,
@@ -230,19 +231,35 @@ class QdrantServerStore:
             )
         if not prefetches:
             return []
+        weights = fusion_weights(fusion, dense, with_sparse)
+        names = vector_names(dense) if dense else False
         with self._call("search") as client:
             if not self._has_collection(client):
                 return []
+            if fusion.method == "minmax":  # each prefetch on its own, in one batch
+                requests = [
+                    models.QueryRequest(
+                        query=p.query, using=p.using, filter=p.filter, limit=p.limit
+                    )
+                    for p in prefetches
+                ]
+                batches = client.query_batch_points(self.collection, requests=requests)
+                found = [batch.points for batch in batches]
+
+                def read(ids: list[Any]) -> list[models.Record]:
+                    return client.retrieve(
+                        self.collection, ids=ids, with_payload=True, with_vectors=names
+                    )
+
+                return min_max_search(fusion, weights, found, read, dense, top_k)
             response = client.query_points(
                 self.collection,
                 prefetch=prefetches,
-                query=models.RrfQuery(
-                    rrf=models.Rrf(k=fusion.k, weights=fusion_weights(fusion, dense, with_sparse))
-                ),
+                query=models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=weights)),
                 query_filter=flt,
                 limit=top_k + TIE_MARGIN,
                 with_payload=True,
-                with_vectors=vector_names(dense) if dense else False,
+                with_vectors=names,
             )
         return settle(
             [

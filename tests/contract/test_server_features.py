@@ -92,7 +92,10 @@ def recorded(tmp_path: Path) -> Iterator[Recorder]:
             top_k=3,
             acl=acl,
             document_ids=["manual"],
-            fusion=Fusion(k=2, dense_weight=0.4, sparse_weight=1.0),
+            fusion=Fusion(k=2, dense_weight=0.4, sparse_weight=1.0, method="rrf"),
+        )
+        store.search(
+            dense=dense, sparse=sparse(wifi=1.0), top_k=3, acl=acl, fusion=Fusion(method="minmax")
         )
         store.search(dense=dense, sparse=None, top_k=3, acl=acl)
         store.present_terms([1, 2], acl=acl)
@@ -111,7 +114,8 @@ def recorded(tmp_path: Path) -> Iterator[Recorder]:
 
 def test_every_request_feature_is_known_and_in_the_pinned_server(recorded: Recorder) -> None:
     used = recorded.features()
-    assert {"call:query_points", "Rrf.weights", "call:facet", "Modifier.idf"} <= used
+    assert {"call:query_points", "Rrf.weights", "call:query_batch_points", "call:facet"} <= used
+    assert "Modifier.idf" in used
     unknown = sorted(used - FEATURES.keys())
     assert not unknown, (
         f"the server adapter now uses {unknown}: add each to server_features.FEATURES with the "

@@ -11,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,8 @@ from kb.retrieval.stores.server import QdrantServerStore
 from tests.contract.helpers import DIMS, embed, make_chunk, sparse, term_id, unit, vectors
 
 ANYONE = AccessFilter()
+RRF = Fusion(method="rrf")
+MINMAX = Fusion(method="minmax")
 HR = AccessFilter(groups=("hr",))
 StoreFactory = Callable[[], VectorStore]
 
@@ -149,17 +152,54 @@ class VectorStoreContract:
         assert len(hits) == 5
         stored = {(e.chunk.document_id, e.chunk.index): e.dense for e in corpus()}
         for hit in hits:
-            assert set(hit.signals) == {"rrf", "dense:e5", "dense:use"}
-            assert hit.signals["rrf"] == hit.score
+            assert set(hit.signals) == {"fused", "rrf", "dense:e5", "dense:use"}
+            assert hit.signals["fused"] == hit.signals["rrf"] == hit.score
             for q in query:
                 v = np.asarray(stored[(hit.chunk.document_id, hit.chunk.index)][q.name])
                 expected = float(np.dot(q.vector, v) / np.linalg.norm(q.vector) / np.linalg.norm(v))
                 assert hit.signals[f"dense:{q.name}"] == pytest.approx(expected, abs=1e-5)
 
+    def test_min_max_fusion_normalises_each_prefetch_over_its_hits(
+        self, filled: VectorStore
+    ) -> None:
+        # One prefetch of weight w: its best passage scores w, its last 0, the rest in between
+        # by their cosine.
+        query = [DenseQuery("e5", vectors("faq:h1:0")["e5"], weight=0.4)]
+        hits = filled.search(dense=query, sparse=None, top_k=10, acl=ANYONE, fusion=MINMAX)
+        assert len(hits) == 4 and ids(hits)[0] == ("faq", 0)  # the HR chunk is not readable
+        cosines = [h.signals["dense:e5"] for h in hits]
+        low, high = min(cosines), max(cosines)
+        expected = [0.4 * (c - low) / (high - low) for c in cosines]
+        assert [h.score for h in hits] == pytest.approx(expected, abs=1e-5)
+        assert hits[0].score == pytest.approx(0.4) and hits[-1].score == pytest.approx(0.0)
+
+    def test_min_max_fusion_adds_the_weighted_prefetches(self, filled: VectorStore) -> None:
+        # The FAQ chunk is the dense prefetch's best and the only "zebra" chunk: 0.4 + 1.0.
+        # A chunk no prefetch's best gains less; one the sparse prefetch never returned gains
+        # nothing from it.
+        query = [DenseQuery("e5", vectors("faq:h1:0")["e5"])]
+        fusion = Fusion(dense_weight=0.4, sparse_weight=1.0, method="minmax")
+        hits = filled.search(
+            dense=query, sparse=sparse(zebra=1.0), top_k=10, acl=ANYONE, fusion=fusion
+        )
+        assert ids(hits)[0] == ("faq", 0)
+        assert hits[0].score == pytest.approx(1.4)
+        assert all(h.score <= 0.4 + 1e-6 for h in hits[1:])
+        # Each passage also carries the score rank fusion with the same weights gives it.
+        by_rank = filled.search(
+            dense=query,
+            sparse=sparse(zebra=1.0),
+            top_k=10,
+            acl=ANYONE,
+            fusion=replace(fusion, method="rrf"),
+        )
+        rrf = {ids([h])[0]: h.score for h in by_rank}
+        assert {ids([h])[0]: h.signals["rrf"] for h in hits} == pytest.approx(rrf)
+
     def test_rrf_constant_is_shared(self, filled: VectorStore) -> None:
         # One prefetch: the best passage scores 1 / (k + 0) with Qdrant's k = 2 everywhere.
         query = [DenseQuery("e5", vectors("faq:h1:0")["e5"])]
-        hits = filled.search(dense=query, sparse=None, top_k=2, acl=ANYONE)
+        hits = filled.search(dense=query, sparse=None, top_k=2, acl=ANYONE, fusion=RRF)
         assert ids(hits)[0] == ("faq", 0)
         assert hits[0].score == pytest.approx(0.5)
         assert hits[1].score == pytest.approx(1 / 3)
@@ -169,9 +209,8 @@ class VectorStoreContract:
         self, filled: VectorStore, weight: float
     ) -> None:
         query = [DenseQuery("e5", vectors("faq:h1:0")["e5"], weight=weight)]
-        hits = filled.search(dense=query, sparse=None, top_k=3, acl=ANYONE)
-        fusion = Fusion()
-        assert [h.score for h in hits] == pytest.approx([fusion.gain(r, weight) for r in range(3)])
+        hits = filled.search(dense=query, sparse=None, top_k=3, acl=ANYONE, fusion=RRF)
+        assert [h.score for h in hits] == pytest.approx([RRF.gain(r, weight) for r in range(3)])
 
     def test_sparse_term_match_lifts_a_document(self, filled: VectorStore) -> None:
         query = [DenseQuery("e5", vectors("manual:h1:0")["e5"])]
@@ -189,7 +228,7 @@ class VectorStoreContract:
         query = sparse(common=1.0, rare=1.0)
         hits = store.search(dense=[], sparse=query, top_k=6, acl=ANYONE)
         assert ids(hits)[:2] == [("rare-light", 0), ("common-heavy", 0)]
-        assert all(set(h.signals) == {"rrf"} for h in hits)
+        assert all(set(h.signals) == {"fused", "rrf"} for h in hits)
 
     def test_empty_sparse_vector_is_skipped(self, filled: VectorStore) -> None:
         empty = sparse()
@@ -212,17 +251,20 @@ class VectorStoreContract:
         )
         exact = vectors("manual:h1:0")["e5"]
         only_ja = [DenseQuery("e5", exact, lang="ja", weight=0.25)]
-        hits = filled.search(dense=only_ja, sparse=None, top_k=5, acl=ANYONE)
+        hits = filled.search(dense=only_ja, sparse=None, top_k=5, acl=ANYONE, fusion=RRF)
         assert ids(hits) == [("handbuch", 0)]  # the English chunks and the HR one never enter
         # Its own weight: 1 / (k - 1 + (rank + 1) / w) with k = 2, rank 0, w = 0.25.
-        assert hits[0].score == pytest.approx(Fusion().gain(0, 0.25)) == pytest.approx(0.2)
+        assert hits[0].score == pytest.approx(RRF.gain(0, 0.25)) == pytest.approx(0.2)
+        # The same weight in min-max fusion: its one passage is its best.
+        hits = filled.search(dense=only_ja, sparse=None, top_k=5, acl=ANYONE, fusion=MINMAX)
+        assert ids(hits) == [("handbuch", 0)] and hits[0].score == pytest.approx(0.25)
         hits = filled.search(dense=only_ja, sparse=None, top_k=5, acl=HR)
         assert {d for d, _ in ids(hits)} == {"handbuch", "hr-ja"}
         both = [DenseQuery("e5", exact), *only_ja]
         hits = filled.search(dense=both, sparse=None, top_k=10, acl=ANYONE)
         assert ids(hits)[0] == ("manual", 0)
         assert ("handbuch", 0) in ids(hits)
-        assert set(hits[0].signals) == {"rrf", "dense:e5"}
+        assert set(hits[0].signals) == {"fused", "rrf", "dense:e5"}
 
     def test_language_centroid_averages_one_language_over_every_group(
         self, filled: VectorStore

@@ -228,3 +228,28 @@ def test_the_same_files_ingested_again_elsewhere_answer_alike(tmp_path):
             assert (a.status, a.answer) == (b.status, b.answer), case["id"]
             assert [c.chunk_id for c in a.citations] == [c.chunk_id for c in b.citations]
             assert a.confidence == pytest.approx(b.confidence, abs=1e-3), case["id"]
+
+
+def test_min_max_fusion_keeps_first_the_section_bm25_scores_far_ahead(sample_kb):
+    # Issue 21, item 4. Only the English user guide's specification table gives the MF-3400's
+    # width, depth and height. Rank fusion puts the Japanese guide first: the dense neighbours
+    # agree on it, and ranks do not say that BM25 scored the table far ahead of everything.
+    # Min-max fusion reads the scores (retrieval.fusion = "minmax", docs/experiments.md).
+    kb, _, _ = sample_kb
+    question = "What are the width, depth and height of the Aster MF-3400?"
+    saved = kb.settings
+    first = {}
+    try:
+        for method in ("rrf", "minmax"):
+            retrieval = saved.retrieval.model_copy(update={"fusion": method})
+            kb.settings = saved.model_copy(update={"retrieval": retrieval})
+            passages, _ = kb.search(question, acl=AccessFilter())
+            first[method] = passages[0]
+    finally:
+        kb.settings = saved
+    assert first["minmax"].chunk.source_path.endswith("aster-mf3400-user-guide.pdf")
+    assert first["rrf"].chunk.source_path.endswith("aster-mf3400-guide-ja.docx")
+    # Both carry the reciprocal-rank score the confidence reads its agreement from.
+    assert first["rrf"].signals["rrf"] == first["rrf"].score
+    assert first["minmax"].signals["fused"] == first["minmax"].score
+    assert first["minmax"].signals["rrf"] not in (0.0, first["minmax"].score)

@@ -1,12 +1,18 @@
-"""What the ask path asks the store for: the dense prefetches and the fusion's arithmetic."""
+"""What the ask path asks the store for: the dense prefetches, the fusion's arithmetic and the
+confidence model fitted with it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from kb.retrieval.answer import FEATURES
 from kb.retrieval.embedders import dense_queries
 from kb.retrieval.lang import other_lang
 from kb.retrieval.models import DenseQuery, Fusion, Lang
+from kb.retrieval.settings import MINMAX_CONFIDENCE, RetrievalSettings
 
 
 def test_text_and_title_prefetches_then_the_other_language_one() -> None:
@@ -39,3 +45,25 @@ def test_fusion_gain_is_classic_rrf_at_weight_one_and_stretches_ranks_below() ->
     # Weight 0.5: rank r counts as rank 2r + 1 would at weight 1 (k - 1 + (r + 1) / w).
     assert [fusion.gain(r, 0.5) for r in range(3)] == pytest.approx([1 / 3, 1 / 5, 1 / 7])
     assert fusion.gain(0, 0.0) == 0.0
+
+
+def test_what_a_prefetch_gives_the_passage_it_ranks_first() -> None:
+    assert Fusion(method="rrf").best(0.4) == Fusion().gain(0, 0.4) == pytest.approx(1 / 3.5)
+    assert Fusion(method="minmax").best(0.4) == 0.4  # its best normalises to 1
+
+
+def test_the_min_max_confidence_model_comes_with_its_fusion(tmp_path: Path) -> None:
+    default = RetrievalSettings()
+    assert default.fusion == "rrf" and "fused_top" not in default.confidence_weights
+    fitted = json.loads(MINMAX_CONFIDENCE.read_text(encoding="utf-8"))
+    chosen = RetrievalSettings(answerability="minmax")
+    assert chosen.fusion == "minmax"
+    assert chosen.confidence_threshold == fitted["threshold"]
+    assert chosen.confidence_weights == fitted["weights"]
+    assert set(chosen.confidence_weights) <= set(FEATURES)
+    # A model file that names no fusion keeps the configured one.
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"bias": -1.0, "weights": {"cosine": 2.0}, "threshold": 0.5}))
+    assert RetrievalSettings(answerability=str(own)).fusion == "rrf"
+    with pytest.raises(ValueError, match="retrieval.answerability: cannot read"):
+        RetrievalSettings(answerability=str(tmp_path / "missing.json"))
