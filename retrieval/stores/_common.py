@@ -6,7 +6,7 @@ qdrant-client); everything that decides *what* is stored or returned lives here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -151,21 +151,19 @@ def min_max_search(
     fusion: Fusion,
     weights: Sequence[float],
     hits: Sequence[Sequence[Any]],
-    retrieve: Callable[[list[Any]], Iterable[Any]],
     dense: Sequence[DenseQuery],
     top_k: int,
 ) -> list[ScoredChunk]:
-    """The best ``top_k`` passages by :func:`min_max_fuse` of the prefetches' ``hits``, read with
-    ``retrieve`` (an adapter's points by id, with payloads and vectors); a point gone since it
-    was found drops."""
+    """The best ``top_k`` passages by :func:`min_max_fuse` of the prefetches' ``hits`` (points
+    with their payloads and vectors, as the batch returned them: no second read that a
+    re-ingestion could race)."""
     best = min_max_fuse(fusion, weights, hits, top_k + TIE_MARGIN)
-    by_id = {r.id: r for r in retrieve([point for point, _, _ in best])}
+    by_id = {h.id: h for batch in hits for h in batch}
     passages = []
     for point, score, rrf in best:
-        record = by_id.get(point)
-        if record is not None:
-            vectors = record.vector if isinstance(record.vector, dict) else None
-            passages.append(to_scored(record.payload, score, vectors, dense, rrf))
+        hit = by_id[point]
+        vectors = hit.vector if isinstance(hit.vector, dict) else None
+        passages.append(to_scored(hit.payload, score, vectors, dense, rrf))
     return settle(passages, top_k)
 
 

@@ -255,14 +255,14 @@ class EdgeStore:
         weights = fusion_weights(fusion, dense, with_sparse)
         names = vector_names(dense) if dense else False
         if fusion.method == "minmax":  # each prefetch on its own, in one planned batch
+            read: dict[str, Any] = {"with_payload": True, "with_vector": names}
             requests = [
-                qe.QueryRequest(limit=p.limit, query=p.query, filter=p.filter, with_payload=False)
+                qe.QueryRequest(limit=p.limit, query=p.query, filter=p.filter, **read)
                 for p in prefetches
             ]
             with self._errors("search"):
                 found = shard.query_batch(qe.QueryBatchRequest(requests))
-                read = lambda ids: shard.retrieve(ids, True, names)  # noqa: E731
-                return min_max_search(fusion, weights, found, read, dense, top_k)
+            return min_max_search(fusion, weights, found, dense, top_k)
         request = qe.QueryRequest(
             limit=top_k + TIE_MARGIN,
             prefetches=prefetches,

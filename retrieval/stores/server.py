@@ -239,19 +239,18 @@ class QdrantServerStore:
             if fusion.method == "minmax":  # each prefetch on its own, in one batch
                 requests = [
                     models.QueryRequest(
-                        query=p.query, using=p.using, filter=p.filter, limit=p.limit
+                        query=p.query,
+                        using=p.using,
+                        filter=p.filter,
+                        limit=p.limit,
+                        with_payload=True,
+                        with_vector=names,
                     )
                     for p in prefetches
                 ]
                 batches = client.query_batch_points(self.collection, requests=requests)
                 found = [batch.points for batch in batches]
-
-                def read(ids: list[Any]) -> list[models.Record]:
-                    return client.retrieve(
-                        self.collection, ids=ids, with_payload=True, with_vectors=names
-                    )
-
-                return min_max_search(fusion, weights, found, read, dense, top_k)
+                return min_max_search(fusion, weights, found, dense, top_k)
             response = client.query_points(
                 self.collection,
                 prefetch=prefetches,

@@ -33,7 +33,6 @@ FEATURES: dict[str, tuple[Version, str]] = {
     "call:set_payload": ((1, 0, 0), "set payload by filter"),
     "call:count": ((1, 0, 0), "exact count"),
     "call:scroll": ((1, 0, 0), "scroll with a filter"),
-    "call:retrieve": ((1, 0, 0), "points by id (POST /points)"),
     "call:query_points": ((1, 10, 0), "Query API (/points/query)"),
     "call:query_batch_points": ((1, 10, 0), "batch Query API (/points/query/batch)"),
     "call:facet": ((1, 12, 0), "facet counts (/facet)"),
