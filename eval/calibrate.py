@@ -117,8 +117,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("datasets", nargs="+", type=Path)
     parser.add_argument("--cache", type=Path, default=Path("eval-runs/cache"))
     parser.add_argument("--rows", type=Path, help="also write the per-question rows (JSON lines)")
+    parser.add_argument(
+        "--features",
+        help="comma-separated features to fit (default: those the configured model weighs); "
+        f"any of {', '.join(FEATURES)}",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
+    features = (
+        [f.strip() for f in args.features.split(",") if f.strip()]
+        if args.features
+        else list(settings.retrieval.confidence_weights)
+    )
+    unknown = sorted(set(features) - set(FEATURES))
+    if unknown:
+        parser.error(f"--features: unknown feature(s) {', '.join(unknown)}")
     groups = []
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(args.rows.open("w", encoding="utf-8")) if args.rows else None
@@ -128,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for r in rows:
                 if out is not None:
                     out.write(json.dumps(r, ensure_ascii=False) + "\n")
-    model = fit_confidence(groups)
+    model = fit_confidence(groups, features=features)
     print(  # noqa: T201 - the command's output
         json.dumps(
             {

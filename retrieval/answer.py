@@ -41,6 +41,8 @@ FEATURES = (
     "oov",
     "fused_top",
     "fused_margin",
+    "minmax_top",
+    "minmax_margin",
     "rank_top",
     "rank_margin",
     "top_missing_idf",
@@ -171,6 +173,7 @@ def confidence_features(
     dense_name: str,
     max_rrf: float = 1.0,
     max_fused: float = 1.0,
+    max_minmax: float = 1.0,
 ) -> dict[str, float]:
     """Signals of how well the passages answer the question. ``passage_terms`` holds the terms
     of each passage's ``embed_text``, computed once by the caller.
@@ -187,8 +190,15 @@ def confidence_features(
     - ``fused_top``, ``fused_margin``: the same two read off the fused score itself, over
       ``max_fused`` (with ``minmax`` fusion: how far ahead of the rest each prefetch scored it;
       with ``rrf`` they repeat ``agreement`` and ``margin``);
+    - ``minmax_top``: its ``minmax`` signal (each retriever's score min-max normalised over its
+      own hits, weighted and summed) over ``max_minmax``: 1.0 when every retriever scored it
+      best. Unlike rank fusion it reads how far ahead of the rest a retriever scored it;
+    - ``minmax_margin``: its lead, on the same scale, over the best ``minmax`` of the others;
     - ``cos_margin``: its cosine minus the best cosine among the other passages;
     - ``coverage_idf``: ``coverage`` with terms weighted by :func:`local_idf`.
+
+    A lone passage leads by nothing: its margins are 0, not its whole score (a knowledge base
+    of one document would otherwise read as a far stronger answer than calibration ever saw).
     """
     if not passages:
         return dict.fromkeys(FEATURES, 0.0)
@@ -198,15 +208,19 @@ def confidence_features(
     key = f"dense:{dense_name}"
     cosine = top.signals.get(key, 0.0)
     idf = local_idf(question_terms, found)
+    rivals = passages[1:] or passages[:1]
     first = top.signals.get("rrf", top.score)
-    second = passages[1].signals.get("rrf", passages[1].score) if len(passages) > 1 else 0.0
-    other_cos = max((p.signals.get(key, 0.0) for p in passages[1:]), default=0.0)
-    next_fused = passages[1].score if len(passages) > 1 else 0.0
+    second = rivals[0].signals.get("rrf", rivals[0].score)
+    other_cos = max(p.signals.get(key, 0.0) for p in rivals)
+    best_minmax = top.signals.get("minmax", 0.0)
+    other_minmax = max(p.signals.get("minmax", 0.0) for p in rivals)
     return {
-        "agreement": first / max_rrf if max_rrf > 0 else 0.0,
-        "margin": (first - second) / max_rrf if max_rrf > 0 else 0.0,
-        "fused_top": top.score / max_fused if max_fused > 0 else 0.0,
-        "fused_margin": (top.score - next_fused) / max_fused if max_fused > 0 else 0.0,
+        "agreement": _share(first, max_rrf),
+        "margin": _share(first - second, max_rrf),
+        "fused_top": _share(top.score, max_fused),
+        "fused_margin": _share(top.score - rivals[0].score, max_fused),
+        "minmax_top": _share(best_minmax, max_minmax),
+        "minmax_margin": _share(best_minmax - other_minmax, max_minmax),
         "cos_margin": cosine - other_cos,
         "cosine": cosine,
         "coverage": len(terms & found[0]) / len(terms) if terms else 0.0,
@@ -214,6 +228,10 @@ def confidence_features(
         "is_qa": 1.0 if top.chunk.kind == "qa" else 0.0,
         "coverage_idf": weighted_coverage(idf, found[0]),
     }
+
+
+def _share(value: float, scale: float) -> float:
+    return value / scale if scale > 0 else 0.0
 
 
 def ranker_features(passages: list[ScoredChunk]) -> dict[str, float]:
@@ -287,6 +305,7 @@ def gate_features(
     dense_name: str,
     max_rrf: float,
     max_fused: float,
+    max_minmax: float,
     aliases: set[str] | None = None,
 ) -> dict[str, float]:
     """The confidence model's inputs for ``answer`` (citing ``cited``), composed from
@@ -297,8 +316,9 @@ def gate_features(
     # Each passage is tokenised once; every coverage feature reads these sets.
     found = [set(sparse.terms(p.chunk.embed_text)) for p in passages]
     features = confidence_features(
-        terms, passages, found, dense_name, max_rrf=max_rrf, max_fused=max_fused
-    )
+        terms, passages, found, dense_name,
+        max_rrf=max_rrf, max_fused=max_fused, max_minmax=max_minmax,
+    )  # fmt: skip
     features.update(ranker_features(passages))
     # A Q&A entry answers through its question too: count the question's terms as covered.
     covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])

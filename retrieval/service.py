@@ -22,12 +22,7 @@ from kb.retrieval.answer import (
     compose_extractive,
     gate_features,
 )
-from kb.retrieval.embedders import (
-    EmbeddingCache,
-    build_embedders,
-    dense_queries,
-    vector_dims,
-)
+from kb.retrieval.embedders import EmbeddingCache, build_embedders, dense_queries, vector_dims
 from kb.retrieval.errors import KBError
 from kb.retrieval.generate import (
     AskEvent,
@@ -40,7 +35,15 @@ from kb.retrieval.generate import (
 from kb.retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
 from kb.retrieval.llm import LLM, build_llm
 from kb.retrieval.memory import QuestionMemory
-from kb.retrieval.models import AccessFilter, Chunk, DenseQuery, Fusion, Lang, ScoredChunk
+from kb.retrieval.models import (
+    AccessFilter,
+    Chunk,
+    DenseQuery,
+    Fusion,
+    FusionMethod,
+    Lang,
+    ScoredChunk,
+)
 from kb.retrieval.protocols import Embedder, VectorStore
 from kb.retrieval.recall import (
     MEMORY_CANDIDATE,
@@ -49,13 +52,7 @@ from kb.retrieval.recall import (
     recall_for,
     with_memory,
 )
-from kb.retrieval.rerank import (
-    DEFAULT_RANKER,
-    CandidateTerms,
-    Ranker,
-    candidate_features,
-    reorder,
-)
+from kb.retrieval.rerank import DEFAULT_RANKER, CandidateTerms, Ranker, candidate_features, reorder
 from kb.retrieval.settings import Settings
 from kb.retrieval.sparse import BM25Encoder, term_id
 from kb.retrieval.synonyms import EMPTY, SynonymTable
@@ -447,7 +444,8 @@ class KnowledgeBase:
         features = gate_features(
             terms, judged, judged_answer, judged_cited, self.sparse, present,
             dense_name=self.embedders[0].name if self.embedders and cfg.use_dense else "",
-            max_rrf=self._max_fused(rrf=True), max_fused=self._max_fused(), aliases=aliases,
+            max_rrf=self._max_fused("rrf"), max_fused=self._max_fused(),
+            max_minmax=self._max_fused("minmax"), aliases=aliases,
         )  # fmt: skip
         confidence = self.confidence.score(features) if cited and judged_cited else 0.0
         gate = memory.ranker.gate if memory is not None and memory.ranker is not None else None
@@ -484,11 +482,12 @@ class KnowledgeBase:
         cfg = self.settings.retrieval
         return Fusion(cfg.rrf_k, cfg.dense_weight, cfg.bm25_weight, cfg.fusion)
 
-    def _max_fused(self, rrf: bool = False) -> float:
-        """Fused score (by rank with ``rrf``) of a passage ranked first by every prefetch over
-        all languages (the cross-language prefetch aside: the question's language tops it)."""
+    def _max_fused(self, method: FusionMethod | None = None) -> float:
+        """Fused score (by ``method``; the configured fusion's by default) of a passage ranked
+        first by every prefetch over all languages (the cross-language prefetch aside: the
+        question's language tops it)."""
         cfg = self.settings.retrieval
-        fusion = replace(self.fusion(), method="rrf") if rrf else self.fusion()
+        fusion = replace(self.fusion(), method=method) if method else self.fusion()
         n_dense = len(self.embedders) * (2 if self.settings.embedder.title_vectors else 1)
         dense = n_dense * fusion.best(cfg.dense_weight) if cfg.use_dense else 0.0
         return dense + (fusion.best(cfg.bm25_weight) if cfg.use_bm25 else 0.0)

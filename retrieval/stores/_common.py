@@ -86,11 +86,12 @@ def to_scored(
     score: float,
     vectors: Mapping[str, Any] | None,
     dense: Sequence[DenseQuery],
-    rrf: float | None = None,
+    fused: Mapping[str, float] | None = None,
 ) -> ScoredChunk:
-    """A fused hit as a passage: ``fused`` is the fused score, ``rrf`` its reciprocal-rank score
-    (``score`` itself when ``rrf`` is not given: fused by rank), ``dense:<name>`` each cosine."""
-    signals = {"fused": float(score), "rrf": float(score if rrf is None else rrf)}
+    """A fused hit as a passage: signal ``fused`` is ``score``, the score that ordered it;
+    ``fused`` adds each fusion's own score (``rrf``, ``minmax``: :func:`fuse`); ``dense:<name>``
+    is each cosine."""
+    signals = {"fused": float(score), **(fused or {})}
     for query in dense:
         stored = (vectors or {}).get(query.name)
         if stored is not None:
@@ -120,50 +121,52 @@ def fusion_weights(fusion: Fusion, dense: Sequence[DenseQuery], with_sparse: boo
     return weights + ([fusion.sparse_weight] if with_sparse else [])
 
 
-def min_max_fuse(
+def fuse(
     fusion: Fusion, weights: Sequence[float], hits: Sequence[Sequence[Any]], limit: int
-) -> list[tuple[Any, float, float]]:
-    """Score-aware fusion (``Fusion.method == "minmax"``) of the prefetches' hits (points with an
-    ``id`` and a ``score``), best first: each prefetch's scores min-max normalised over its own
-    hits (best 1, last 0; all 1 when they are equal), weighted and summed. A passage a prefetch
-    did not return gains nothing from it, as it would at that prefetch's last place.
+) -> list[tuple[Any, dict[str, float]]]:
+    """Both fusions of the prefetches' hits (points with an ``id`` and a ``score``, each list
+    best first), computed from one set of hits:
 
-    :returns: the best ``limit`` as ``(id, fused score, reciprocal-rank score)``, by fused score,
-        then by id (a deterministic order for equal scores). The reciprocal-rank score is what
-        ``rrf`` fusion with the same weights would give (``Fusion.gain``): the confidence reads
-        from it how far the prefetches agree on a passage."""
-    fused: dict[Any, float] = {}
-    ranks: dict[Any, float] = {}
+    - ``rrf``: weighted reciprocal rank fusion, as Qdrant computes it (``Fusion.gain``);
+    - ``minmax``: each prefetch's scores min-max normalised over its own hits (best 1, last 0;
+      all 1 when they are equal), weighted and summed. A passage a prefetch did not return gains
+      nothing from it, as it would at that prefetch's last place.
+
+    :returns: the best ``limit`` as ``(id, {"rrf": score, "minmax": score})``, ordered by
+        ``fusion.method``'s score, then by id (a deterministic order for equal scores). The
+        other score is kept: the confidence reads both, whichever ordered the passages."""
+    scores: dict[Any, dict[str, float]] = {}
     for weight, ranked in zip(weights, hits, strict=True):
         if weight <= 0 or not ranked:
             continue
         low, high = min(h.score for h in ranked), max(h.score for h in ranked)
         span = high - low
         for rank, hit in enumerate(ranked):
-            gain = weight * ((hit.score - low) / span if span > 0 else 1.0)
-            fused[hit.id] = fused.get(hit.id, 0.0) + gain
-            ranks[hit.id] = ranks.get(hit.id, 0.0) + fusion.gain(rank, weight)
-    best = sorted(fused.items(), key=lambda item: (-round(item[1], 9), str(item[0])))[:limit]
-    return [(point, score, ranks[point]) for point, score in best]
+            entry = scores.setdefault(hit.id, {"rrf": 0.0, "minmax": 0.0})
+            entry["rrf"] += fusion.gain(rank, weight)
+            entry["minmax"] += weight * ((hit.score - low) / span if span > 0 else 1.0)
+    method = fusion.method
+    best = sorted(scores.items(), key=lambda item: (-round(item[1][method], 9), str(item[0])))
+    return best[:limit]
 
 
-def min_max_search(
+def fused_search(
     fusion: Fusion,
     weights: Sequence[float],
     hits: Sequence[Sequence[Any]],
     dense: Sequence[DenseQuery],
     top_k: int,
 ) -> list[ScoredChunk]:
-    """The best ``top_k`` passages by :func:`min_max_fuse` of the prefetches' ``hits`` (points
-    with their payloads and vectors, as the batch returned them: no second read that a
-    re-ingestion could race)."""
-    best = min_max_fuse(fusion, weights, hits, top_k + TIE_MARGIN)
+    """The best ``top_k`` passages by :func:`fuse` of the prefetches' ``hits`` (points with
+    their payloads and vectors, as one batch returned them: no second read that a re-ingestion
+    could race). Each carries both fusions' scores as signals."""
+    best = fuse(fusion, weights, hits, top_k + TIE_MARGIN)
     by_id = {h.id: h for batch in hits for h in batch}
     passages = []
-    for point, score, rrf in best:
+    for point, scores in best:
         hit = by_id[point]
         vectors = hit.vector if isinstance(hit.vector, dict) else None
-        passages.append(to_scored(hit.payload, score, vectors, dense, rrf))
+        passages.append(to_scored(hit.payload, scores[fusion.method], vectors, dense, scores))
     return settle(passages, top_k)
 
 

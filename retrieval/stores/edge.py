@@ -55,20 +55,17 @@ from kb.retrieval.stores._common import (
     FACET_LIMIT,
     KEYWORD_INDEXES,
     SPARSE_NAME,
-    TIE_MARGIN,
     UPSERT_BATCH,
     batched,
     check_dense,
     dims_mismatch,
+    fused_search,
     fusion_weights,
     group_values,
     has_terms,
     in_chunk_order,
     mean_vector,
-    min_max_search,
     restricted_groups,
-    settle,
-    to_scored,
     vector_names,
 )
 
@@ -237,52 +234,29 @@ class EdgeStore:
             )
         flt = qe.Filter(must=must)
         limit = max(prefetch_k, top_k)
-        prefetches = [
-            qe.Prefetch(
-                limit=limit,
+        names = vector_names(dense) if dense else False
+        read: dict[str, Any] = {"limit": limit, "with_payload": True, "with_vector": names}
+        # Each retriever (a prefetch) on its own, in one planned batch; the fusion runs here
+        # (``fuse``), so that every passage carries both fusions' scores for the confidence.
+        requests = [
+            qe.QueryRequest(
                 query=qe.Query.Nearest(q.vector, using=q.name),
                 filter=flt if q.lang is None else qe.Filter(must=[*must, _lang(q.lang)]),
+                **read,
             )
             for q in dense
         ]
         with_sparse = sparse is not None and has_terms(sparse)
         if sparse is not None and with_sparse:
             query = qe.Query.Nearest(_sparse(sparse), using=SPARSE_NAME)
-            prefetches.append(qe.Prefetch(limit=limit, query=query, filter=flt))
+            requests.append(qe.QueryRequest(query=query, filter=flt, **read))
         shard = self._readable()
-        if not prefetches or shard is None:
+        if not requests or shard is None:
             return []
         weights = fusion_weights(fusion, dense, with_sparse)
-        names = vector_names(dense) if dense else False
-        if fusion.method == "minmax":  # each prefetch on its own, in one planned batch
-            read: dict[str, Any] = {"with_payload": True, "with_vector": names}
-            requests = [
-                qe.QueryRequest(limit=p.limit, query=p.query, filter=p.filter, **read)
-                for p in prefetches
-            ]
-            with self._errors("search"):
-                found = shard.query_batch(qe.QueryBatchRequest(requests))
-            return min_max_search(fusion, weights, found, dense, top_k)
-        request = qe.QueryRequest(
-            limit=top_k + TIE_MARGIN,
-            prefetches=prefetches,
-            # The stub types ``query`` as ``Fusion`` but Edge wants a ``Fusion.Rrf`` instance.
-            query=qe.Fusion.Rrf(k=fusion.k, weights=weights),  # type: ignore[arg-type]
-            filter=flt,
-            with_payload=True,
-            with_vector=names,
-        )
         with self._errors("search"):
-            hits = shard.query(request)
-        return settle(
-            [
-                to_scored(
-                    h.payload, h.score, h.vector if isinstance(h.vector, dict) else None, dense
-                )
-                for h in hits
-            ],
-            top_k,
-        )
+            found = shard.query_batch(qe.QueryBatchRequest(requests))
+        return fused_search(fusion, weights, found, dense, top_k)
 
     def access_groups(self) -> set[str]:
         """See :meth:`VectorStore.access_groups`."""

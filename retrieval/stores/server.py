@@ -30,20 +30,17 @@ from kb.retrieval.stores._common import (
     FACET_LIMIT,
     KEYWORD_INDEXES,
     SPARSE_NAME,
-    TIE_MARGIN,
     UPSERT_BATCH,
     batched,
     check_dense,
     dims_mismatch,
+    fused_search,
     fusion_weights,
     group_values,
     has_terms,
     in_chunk_order,
     mean_vector,
-    min_max_search,
     restricted_groups,
-    settle,
-    to_scored,
     vector_names,
 )
 from kb.retrieval.stores.server_features import too_old_message
@@ -214,61 +211,33 @@ class QdrantServerStore:
             must.append(models.FieldCondition(key="document_id", match=match))
         flt = models.Filter(must=must)
         limit = max(prefetch_k, top_k)
-        prefetches = [
-            models.Prefetch(
+        names = vector_names(dense) if dense else False
+        read: dict[str, Any] = {"limit": limit, "with_payload": True, "with_vector": names}
+        # Each retriever (a prefetch) on its own, in one batch; the fusion runs here (``fuse``),
+        # so that every passage carries both fusions' scores for the confidence.
+        requests = [
+            models.QueryRequest(
                 query=q.vector,
                 using=q.name,
-                limit=limit,
                 filter=flt if q.lang is None else models.Filter(must=[*must, _lang(q.lang)]),
+                **read,
             )
             for q in dense
         ]
         with_sparse = sparse is not None and has_terms(sparse)
         if sparse is not None and with_sparse:
             vector = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
-            prefetches.append(
-                models.Prefetch(query=vector, using=SPARSE_NAME, limit=limit, filter=flt)
-            )
-        if not prefetches:
+            query = models.QueryRequest(query=vector, using=SPARSE_NAME, filter=flt, **read)
+            requests.append(query)
+        if not requests:
             return []
         weights = fusion_weights(fusion, dense, with_sparse)
-        names = vector_names(dense) if dense else False
         with self._call("search") as client:
             if not self._has_collection(client):
                 return []
-            if fusion.method == "minmax":  # each prefetch on its own, in one batch
-                requests = [
-                    models.QueryRequest(
-                        query=p.query,
-                        using=p.using,
-                        filter=p.filter,
-                        limit=p.limit,
-                        with_payload=True,
-                        with_vector=names,
-                    )
-                    for p in prefetches
-                ]
-                batches = client.query_batch_points(self.collection, requests=requests)
-                found = [batch.points for batch in batches]
-                return min_max_search(fusion, weights, found, dense, top_k)
-            response = client.query_points(
-                self.collection,
-                prefetch=prefetches,
-                query=models.RrfQuery(rrf=models.Rrf(k=fusion.k, weights=weights)),
-                query_filter=flt,
-                limit=top_k + TIE_MARGIN,
-                with_payload=True,
-                with_vectors=names,
-            )
-        return settle(
-            [
-                to_scored(
-                    p.payload, p.score, p.vector if isinstance(p.vector, dict) else None, dense
-                )
-                for p in response.points
-            ],
-            top_k,
-        )
+            batches = client.query_batch_points(self.collection, requests=requests)
+        found = [batch.points for batch in batches]
+        return fused_search(fusion, weights, found, dense, top_k)
 
     def access_groups(self) -> set[str]:
         """See :meth:`VectorStore.access_groups`."""

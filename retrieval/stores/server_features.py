@@ -33,7 +33,6 @@ FEATURES: dict[str, tuple[Version, str]] = {
     "call:set_payload": ((1, 0, 0), "set payload by filter"),
     "call:count": ((1, 0, 0), "exact count"),
     "call:scroll": ((1, 0, 0), "scroll with a filter"),
-    "call:query_points": ((1, 10, 0), "Query API (/points/query)"),
     "call:query_batch_points": ((1, 10, 0), "batch Query API (/points/query/batch)"),
     "call:facet": ((1, 12, 0), "facet counts (/facet)"),
     "call:info": ((1, 0, 0), "server version (GET /)"),
@@ -62,11 +61,6 @@ FEATURES: dict[str, tuple[Version, str]] = {
     "MatchValue": ((1, 0, 0), "exact match"),
     "MatchAny": ((1, 0, 0), "match any of several values (access groups)"),
     # Query API.
-    "Prefetch": ((1, 10, 0), "prefetch (hybrid queries)"),
-    "Prefetch.query": ((1, 10, 0), "prefetch by vector"),
-    "Prefetch.using": ((1, 10, 0), "prefetch on a named vector"),
-    "Prefetch.filter": ((1, 10, 0), "filtered prefetch"),
-    "Prefetch.limit": ((1, 10, 0), "prefetch limit"),
     "QueryRequest": ((1, 10, 0), "batch query requests"),
     "QueryRequest.query": ((1, 10, 0), "query by vector"),
     "QueryRequest.using": ((1, 10, 0), "query on a named vector"),
@@ -74,10 +68,6 @@ FEATURES: dict[str, tuple[Version, str]] = {
     "QueryRequest.limit": ((1, 10, 0), "query limit"),
     "QueryRequest.with_payload": ((1, 10, 0), "query without payload"),
     "QueryRequest.with_vector": ((1, 10, 0), "query without vectors"),
-    "RrfQuery": ((1, 16, 0), "parametrized RRF query (rrf: {k})"),
-    "Rrf": ((1, 16, 0), "parametrized RRF"),
-    "Rrf.k": ((1, 16, 0), "RRF constant k"),
-    "Rrf.weights": ((1, 17, 0), "weighted RRF (a weight per prefetch)"),
 }
 """Feature -> (first server version that has it, what it is)."""
 

@@ -114,7 +114,8 @@ def recorded(tmp_path: Path) -> Iterator[Recorder]:
 
 def test_every_request_feature_is_known_and_in_the_pinned_server(recorded: Recorder) -> None:
     used = recorded.features()
-    assert {"call:query_points", "Rrf.weights", "call:query_batch_points", "call:facet"} <= used
+    assert {"call:query_batch_points", "call:facet"} <= used
+    assert "call:query_points" not in used  # fusion runs in the service, from one batch
     assert "Modifier.idf" in used
     unknown = sorted(used - FEATURES.keys())
     assert not unknown, (
@@ -127,22 +128,22 @@ def test_every_request_feature_is_known_and_in_the_pinned_server(recorded: Recor
 
 
 def test_the_required_version_is_the_newest_feature_and_compose_has_it() -> None:
-    assert REQUIRED == (1, 17, 0)  # weighted RRF (Rrf.weights)
+    assert REQUIRED == (1, 12, 0)  # facet counts (the access groups)
     assert pinned_server() >= REQUIRED
 
 
 def test_too_old_server_message_names_the_missing_features() -> None:
-    message = too_old_message("http://qdrant:6333", "1.16.3")
+    message = too_old_message("http://qdrant:6333", "1.11.3")
     assert message is not None
-    assert "1.16.3" in message and "1.17.0" in message and "weighted RRF" in message
-    assert too_old_message("http://qdrant:6333", "1.17.0") is None
+    assert "1.11.3" in message and "1.12.0" in message and "facet counts" in message
+    assert too_old_message("http://qdrant:6333", "1.12.0") is None
     assert too_old_message("http://qdrant:6333", "v1.20.1") is None
     assert too_old_message("http://qdrant:6333", "dev") is None  # unknown build: let it try
-    assert server_features.missing((1, 16, 9)) == ["weighted RRF (a weight per prefetch) (1.17.0)"]
+    assert server_features.missing((1, 11, 9)) == ["facet counts (/facet) (1.12.0)"]
 
 
 class _FakeQdrant(BaseHTTPRequestHandler):
-    version = "1.16.3"
+    version = "1.11.3"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         body = json.dumps({"title": "qdrant", "version": self.version, "commit": "x"}).encode()
@@ -162,7 +163,7 @@ def test_store_refuses_a_server_too_old_at_first_use() -> None:
     thread.start()
     store = QdrantServerStore(url=f"http://127.0.0.1:{httpd.server_address[1]}")
     try:
-        with pytest.raises(StoreError, match=r"runs 1\.16\.3, older than 1\.17\.0.*weighted RRF"):
+        with pytest.raises(StoreError, match=r"runs 1\.11\.3, older than 1\.12\.0.*facet counts"):
             store.count()
     finally:
         store.close()

@@ -152,7 +152,7 @@ class VectorStoreContract:
         assert len(hits) == 5
         stored = {(e.chunk.document_id, e.chunk.index): e.dense for e in corpus()}
         for hit in hits:
-            assert set(hit.signals) == {"fused", "rrf", "dense:e5", "dense:use"}
+            assert set(hit.signals) == {"fused", "rrf", "minmax", "dense:e5", "dense:use"}
             assert hit.signals["fused"] == hit.signals["rrf"] == hit.score
             for q in query:
                 v = np.asarray(stored[(hit.chunk.document_id, hit.chunk.index)][q.name])
@@ -195,6 +195,10 @@ class VectorStoreContract:
         )
         rrf = {ids([h])[0]: h.score for h in by_rank}
         assert {ids([h])[0]: h.signals["rrf"] for h in hits} == pytest.approx(rrf)
+        # And rank fusion's passages carry their min-max score, which the confidence reads.
+        minmax = {ids([h])[0]: h.score for h in hits}
+        assert {ids([h])[0]: h.signals["minmax"] for h in by_rank} == pytest.approx(minmax)
+        assert by_rank[0].signals["minmax"] == pytest.approx(1.4)
 
     def test_rrf_constant_is_shared(self, filled: VectorStore) -> None:
         # One prefetch: the best passage scores 1 / (k + 0) with Qdrant's k = 2 everywhere.
@@ -228,7 +232,7 @@ class VectorStoreContract:
         query = sparse(common=1.0, rare=1.0)
         hits = store.search(dense=[], sparse=query, top_k=6, acl=ANYONE)
         assert ids(hits)[:2] == [("rare-light", 0), ("common-heavy", 0)]
-        assert all(set(h.signals) == {"fused", "rrf"} for h in hits)
+        assert all(set(h.signals) == {"fused", "rrf", "minmax"} for h in hits)
 
     def test_empty_sparse_vector_is_skipped(self, filled: VectorStore) -> None:
         empty = sparse()
@@ -264,7 +268,7 @@ class VectorStoreContract:
         hits = filled.search(dense=both, sparse=None, top_k=10, acl=ANYONE)
         assert ids(hits)[0] == ("manual", 0)
         assert ("handbuch", 0) in ids(hits)
-        assert set(hits[0].signals) == {"fused", "rrf", "dense:e5"}
+        assert set(hits[0].signals) == {"fused", "rrf", "minmax", "dense:e5"}
 
     def test_language_centroid_averages_one_language_over_every_group(
         self, filled: VectorStore

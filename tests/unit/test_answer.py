@@ -1,10 +1,14 @@
 """Extractive composition and the confidence model, on hand-made passages."""
 
+from dataclasses import replace
 from itertools import permutations
+
+import pytest
 
 from kb.retrieval.answer import (
     ConfidenceModel,
     compose_extractive,
+    confidence_features,
     local_idf,
     vocabulary_features,
     weighted_coverage,
@@ -86,6 +90,39 @@ def test_out_of_vocabulary_share_counts_terms_the_knowledge_base_lacks():
     terms = ["aster", "print", "chromebook", "aster"]
     assert vocabulary_features(terms, {"aster", "print", "toner"}) == {"oov": 1 / 3}
     assert vocabulary_features([], set()) == {"oov": 0.0}
+
+
+def _signalled(passage, *, rrf, minmax, cos):
+    return replace(passage, signals={"rrf": rrf, "minmax": minmax, "dense:e5": cos})
+
+
+def test_min_max_features_read_the_first_passage_and_its_lead_over_the_best_other():
+    passages = [
+        _signalled(_passage("Replace the toner.", index=0), rrf=0.9, minmax=1.2, cos=0.85),
+        _signalled(_passage("Toner colours.", index=1), rrf=0.6, minmax=0.3, cos=0.80),
+        _signalled(_passage("Toner recycling.", index=2), rrf=0.5, minmax=0.6, cos=0.70),
+    ]
+    terms = [{"toner"}, {"toner"}, {"toner"}]
+    features = confidence_features(
+        ["toner"], passages, terms, "e5", max_rrf=1.8, max_fused=1.8, max_minmax=2.4
+    )
+    assert features["minmax_top"] == pytest.approx(0.5)
+    assert features["minmax_margin"] == pytest.approx((1.2 - 0.6) / 2.4)  # the best rival
+    assert features["agreement"] == pytest.approx(0.5)
+    assert features["margin"] == pytest.approx((0.9 - 0.6) / 1.8)
+    assert features["cos_margin"] == pytest.approx(0.05)
+
+
+def test_a_lone_passage_leads_by_nothing():
+    # A one-document knowledge base returns one passage: its margins must not be its whole
+    # score, which calibration never saw and which would read as no answer at all.
+    lone = [_signalled(_passage("Replace the toner.", index=0), rrf=0.9, minmax=1.2, cos=0.85)]
+    features = confidence_features(
+        ["toner"], lone, [{"toner"}], "e5", max_rrf=1.8, max_fused=1.8, max_minmax=2.4
+    )
+    assert features["minmax_top"] == pytest.approx(0.5) and features["cosine"] == 0.85
+    for lead in ("margin", "fused_margin", "minmax_margin", "cos_margin"):
+        assert features[lead] == 0.0, lead
 
 
 def test_confidence_rises_with_each_positive_signal():

@@ -74,6 +74,15 @@ def test_main_prints_the_settings_and_writes_rows(
     rows_file = tmp_path / "rows.jsonl"
     main([str(folder), "--cache", str(tmp_path / "cache"), "--rows", str(rows_file)])
     printed = json.loads(capsys.readouterr().out)
-    assert set(printed["KB_RETRIEVAL__CONFIDENCE_WEIGHTS"]) == set(FEATURES)
+    # The features the configured model weighs, refitted.
+    assert printed["KB_RETRIEVAL__CONFIDENCE_WEIGHTS"].keys() == (
+        Settings().retrieval.confidence_weights.keys()
+    )
     assert isinstance(printed["KB_RETRIEVAL__CONFIDENCE_BIAS"], float)
     assert len(rows_file.read_text(encoding="utf-8").splitlines()) == 3
+    main([str(folder), "--cache", str(tmp_path / "cache"), "--features", "cosine,minmax_top"])
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed["KB_RETRIEVAL__CONFIDENCE_WEIGHTS"]) == {"cosine", "minmax_top"}
+    with pytest.raises(SystemExit):
+        main([str(folder), "--cache", str(tmp_path / "cache"), "--features", "cosine,colour"])
+    assert "unknown feature(s) colour" in capsys.readouterr().err
