@@ -178,7 +178,7 @@ def test_widget_lets_the_server_read_the_questions_language(live_server, context
     expect(page.locator("kb-widget")).to_have_attribute("lang", "en")
     page.locator("kb-widget button.launcher").click()
     with page.expect_response(lambda r: r.url.endswith("/api/ask") and r.ok) as answered:
-        turn = ask_in_widget(page, "トナーの交換方法は？")
+        turn = ask_in_widget(page, "トナーカートリッジを交換するには？")
     # The English widget sends no language: the question is Japanese, and answered as such.
     assert asks and "lang" not in asks[-1], asks
     assert answered.value.json()["lang"] == "ja"
