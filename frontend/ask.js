@@ -10,7 +10,7 @@ const i18n = translator({
   en: {
     docTitle: "Ask the knowledge base", brand: "Knowledge base", title: "Ask the knowledge base", ask: "Ask",
     asking: "Asking…", label: "Your question", conversation: "Conversation",
-    placeholder: "e.g. How do I replace the toner? / トナーの交換方法は？",
+    placeholder: "e.g. How do I replace the toner? / トナーカートリッジを交換するには？",
     hint: "Ask about our products in English or Japanese. Every answer cites its sources; if the documents don't answer it, your question goes to the support team.",
     enterHint: "Enter sends; Shift+Enter starts a new line.",
     sources: "Sources", confidence: "confidence", error: "Something went wrong",
@@ -29,7 +29,7 @@ const i18n = translator({
   ja: {
     docTitle: "ナレッジベースに質問する", brand: "ナレッジベース", title: "ナレッジベースに質問する", ask: "質問する",
     asking: "質問中…", label: "質問", conversation: "会話",
-    placeholder: "例：トナーの交換方法は？ / How do I replace the toner?",
+    placeholder: "例：トナーカートリッジを交換するには？ / How do I replace the toner?",
     hint: "製品について日本語または英語で質問してください。回答には必ず出典が付きます。資料で回答できない質問はサポート担当者に引き継がれます。",
     enterHint: "Enterで送信、Shift+Enterで改行します。",
     sources: "出典", confidence: "確信度", error: "エラーが発生しました",

@@ -100,7 +100,8 @@ class VectorStore(Protocol):
         fusion: Fusion = DEFAULT_FUSION,
     ) -> list[ScoredChunk]:
         """Hybrid search: each prefetch's hits fused by ``fusion`` (score-aware min-max
-        fusion, or weighted reciprocal rank fusion inside Qdrant).
+        fusion, or weighted reciprocal rank fusion as Qdrant computes it); every passage carries
+        both fusions' scores (signals ``rrf`` and ``minmax``).
 
         :param dense: query vectors, one prefetch each.
         :param sparse: BM25 query vector, one more prefetch (skipped when ``None`` or empty).

@@ -144,11 +144,12 @@ class RetrievalSettings(BaseModel):
     """Target chunk size in tokens (cl100k)."""
     chunk_overlap: int = 40
     fusion: Literal["rrf", "minmax"] = "rrf"
-    """How the prefetches' hits combine: ``rrf`` (weighted reciprocal rank fusion inside Qdrant)
-    or ``minmax`` (each prefetch's scores min-max normalised over its hits, weighted and summed:
-    the better order on every evaluation set). The default confidence model was fitted on
-    ``rrf``; ``answerability = "minmax"`` turns on both min-max fusion and the confidence model
-    fitted on it (docs/experiments.md, "Score-aware fusion")."""
+    """How the prefetches' hits are ordered: ``rrf`` (weighted reciprocal rank fusion) or
+    ``minmax`` (each prefetch's scores min-max normalised over its hits, weighted and summed:
+    the better order on every evaluation set). Both are computed for every search, in the
+    service, and the confidence reads both; the default confidence model was fitted on the
+    ``rrf`` order, and ``answerability = "minmax"`` turns on both min-max order and the
+    confidence model fitted on it (docs/experiments.md, "Score-aware fusion")."""
     rrf_k: int = 2
     """RRF's ``k`` (``fusion = "rrf"`` only)."""
     dense_weight: float = 0.4

@@ -35,7 +35,7 @@ const T = {
     confidence: "confidence", dev: "development identity",
     generated: "written by the assistant, checked against the sources", extractive: "quoted from the sources",
     escalatedMeta: "passed to the support team", asking: "Asking…", rateLabel: "Was this answer helpful?",
-    templates: ["How do I replace the toner?", "How do I connect the printer to Wi-Fi?",
+    templates: ["How do I replace the toner?", "How do I connect the Aster to Wi-Fi?",
                 "What are the support desk hours?"],
   },
   ja: {
@@ -56,7 +56,7 @@ const T = {
     confidence: "確信度", dev: "開発用ID",
     generated: "アシスタントが作成（出典で確認済み）", extractive: "出典からの引用",
     escalatedMeta: "サポート担当者に引き継ぎ", asking: "質問中…", rateLabel: "この回答は役に立ちましたか？",
-    templates: ["トナーの交換方法は？", "プリンターをWi-Fiに接続するには？", "サポート窓口の受付時間は？"],
+    templates: ["トナーカートリッジを交換するには？", "プリンターをWi-Fiに接続するには？", "サポート窓口の受付時間は？"],
   },
 };
 

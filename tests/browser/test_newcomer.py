@@ -214,7 +214,7 @@ def test_every_page_follows_the_browser_locale_and_the_switch(live_server, brows
         page.locator(".lang-switch button[data-lang=ja]").click()
         expect(page.locator("#ask-button")).to_have_text("質問する")
         expect(page.locator("#question")).to_have_attribute(
-            "placeholder", "例：トナーの交換方法は？ / How do I replace the toner?"
+            "placeholder", "例：トナーカートリッジを交換するには？ / How do I replace the toner?"
         )
         # The demo's switch changes the widget's interface too.
         page.goto(f"{live_server}/demo")
@@ -357,7 +357,7 @@ def test_every_page_fits_a_phone_and_logs_no_errors(live_server, browser, locale
             if path == "/":
                 _ask_on_page(page, "How do I replace the toner?")
             if path == "/demo":
-                ask_in_widget(page, "トナーの交換方法は？")
+                ask_in_widget(page, "トナーカートリッジを交換するには？")
             if path == "/console":
                 page.locator("#tab-analytics").click()
                 expect(page.locator("#charts figure").first).to_be_visible()

@@ -30,7 +30,7 @@ SIZES = {
     "desktop-en": ({"width": 1280, "height": 800}, "en-US"),
     "mobile-ja": ({"width": 375, "height": 740}, "ja-JP"),
 }
-QUESTIONS = {"en-US": "How do I replace the toner?", "ja-JP": "トナーの交換方法は？"}
+QUESTIONS = {"en-US": "How do I replace the toner?", "ja-JP": "トナーカートリッジを交換するには？"}
 
 
 def _seed(context: Any, base: str) -> None:

@@ -182,7 +182,7 @@ def test_japanese_phone_width_and_evaluation_page(live_server, browser):
         page.locator("kb-widget").evaluate("e => e.setAttribute('lang', 'ja')")
         page.locator("kb-widget button.launcher").click()
         expect(page.locator("kb-widget .head h2")).to_have_text("ナレッジベース")
-        turn = ask_in_widget(page, "トナーの交換方法は？")
+        turn = ask_in_widget(page, "トナーカートリッジを交換するには？")
         expect(turn.locator("button.more")).to_have_text("まだ解決しない")
         panel = page.locator("kb-widget section.panel").bounding_box()
         assert panel and panel["width"] <= 375, panel
