@@ -86,12 +86,12 @@ def to_scored(
     score: float,
     vectors: Mapping[str, Any] | None,
     dense: Sequence[DenseQuery],
-    fused: Mapping[str, float] | None = None,
+    scores: Mapping[str, float] | None = None,
 ) -> ScoredChunk:
-    """A fused hit as a passage: signal ``fused`` is ``score``, the score that ordered it;
-    ``fused`` adds each fusion's own score (``rrf``, ``minmax``: :func:`fuse`); ``dense:<name>``
-    is each cosine."""
-    signals = {"fused": float(score), **(fused or {})}
+    """A fused hit as a passage. Signals: ``fused``, the ``score`` that ordered it; each
+    fusion's own score from ``scores`` (``rrf``, ``minmax``: :func:`fuse`); ``dense:<name>``,
+    each cosine."""
+    signals = {"fused": float(score), **(scores or {})}
     for query in dense:
         stored = (vectors or {}).get(query.name)
         if stored is not None:
