@@ -54,6 +54,7 @@ from kb.retrieval.recall import (
 )
 from kb.retrieval.rerank import DEFAULT_RANKER, CandidateTerms, Ranker, candidate_features, reorder
 from kb.retrieval.settings import Settings
+from kb.retrieval.shape import procedure_answer
 from kb.retrieval.sparse import BM25Encoder, term_id
 from kb.retrieval.synonyms import EMPTY, SynonymTable
 from kb.retrieval.telemetry import record_search
@@ -465,6 +466,9 @@ class KnowledgeBase:
                 timings_ms=timings,
                 memory=recall.to_log(),
             )
+        # Asked how: the procedure, whole and in order (not when people confirmed a passage).
+        steps = procedure_answer(question, terms, lang, passages[: cfg.max_citations], self.sparse)
+        answer, cited = (steps if steps and not confirmed else None) or (answer, cited)
         return AnswerResult(
             status="answered",
             answer=answer,

@@ -1,0 +1,112 @@
+"""How an answer reads (issue 21, item 7): asked how, the procedure whole and in order, in the
+question's language. Hand-made passages, the real BM25 tokenizer."""
+
+from kb.retrieval.faithfulness import check_faithfulness
+from kb.retrieval.models import Chunk, Location, ScoredChunk
+from kb.retrieval.shape import asks_how, procedure, procedure_answer
+from kb.retrieval.sparse import BM25Encoder
+
+ENC = BM25Encoder()
+
+PDF_STEPS = (
+    "When toner runs low, the panel shows W-101.\n\n"
+    "1 Open the front cover.\n\n"
+    "2 The cartridges are installed from left to right. Push the release lever\n\n"
+    "of the empty cartridge and pull it out.\n\n"
+    "3 Close the front cover. The machine calibrates for about 40 seconds.\n\n"
+    "Keep used cartridges away from children."
+)
+JA_STEPS = (
+    "トナーが残り少なくなると W-101 が表示されます。\n"
+    "1. 前カバーを開けます。\n"
+    "2. 空になったカートリッジのレバーを押して引き出します。\n"
+    "3. 前カバーを閉じます。"
+)
+
+
+def _passage(text, *, heading=("Toner",), lang="en", index=0, doc="guide", kind="text"):
+    chunk = Chunk(
+        document_id=f"{doc}{index}",
+        version=1,
+        index=index,
+        text=text,
+        title="Guide",
+        source_path=f"{doc}.pdf",
+        location=Location(heading_path=heading),
+        lang=lang,
+        start=0,
+        end=len(text),
+        groups=(),
+        kind=kind,
+    )
+    return ScoredChunk(chunk=chunk, score=1.0 / (index + 1))
+
+
+def _shape(question, passages, lang="en"):
+    return procedure_answer(question, ENC.terms(question), lang, passages, ENC)
+
+
+def test_a_numbered_procedure_is_read_in_order_with_its_broken_lines_joined():
+    steps = procedure(PDF_STEPS, "en")
+    assert [s.number for s in steps] == [1, 2, 3]
+    assert steps[1].text == (
+        "2 The cartridges are installed from left to right. Push the release lever "
+        "of the empty cartridge and pull it out."
+    )
+    # The note after the last finished step is not a step.
+    assert "children" not in steps[-1].text
+    assert [s.text for s in procedure(JA_STEPS, "ja")] == [
+        "1. 前カバーを開けます。",
+        "2. 空になったカートリッジのレバーを押して引き出します。",
+        "3. 前カバーを閉じます。",
+    ]
+
+
+def test_section_numbers_and_single_numbers_are_not_procedures():
+    assert procedure("1.1 Overview\n1.2 Safety\nRead this first.", "en") == []
+    assert procedure("1 sheet of paper is fed at a time.", "en") == []
+    assert procedure("3 Close the cover.\n4 Wait.", "en") == []  # a procedure's second half
+
+
+def test_how_to_questions_in_both_languages():
+    for question in (
+        "How do I replace the toner?",
+        "What are the steps to reset the network settings?",
+        "トナーの交換方法は？",
+        "トナーカートリッジを交換するには？",
+        "Wi-Fi の設定手順を教えてください",
+    ):
+        assert asks_how(question), question
+    for question in ("What does W-101 mean?", "How many sheets does tray 1 hold?", "受付時間は？"):
+        assert not asks_how(question), question
+
+
+def test_a_how_to_question_gets_the_whole_procedure_in_order_and_faithful():
+    guide = _passage(PDF_STEPS, heading=("Maintenance", "Replacing a toner cartridge"))
+    other = _passage("Toner cartridges are sold in packs of two.", index=1, doc="price")
+    answer, cited = _shape("How do I replace the toner cartridge?", [guide, other])
+    assert cited == [guide]
+    lines = answer.split("\n")
+    assert [line.split(" ")[0] for line in lines] == ["1", "2", "3"]
+    assert lines[1].endswith("pull it out. [1]") and "W-101" not in answer
+    assert check_faithfulness(answer, {1: guide.chunk.text}).score == 1.0
+
+
+def test_the_procedure_in_the_questions_language_and_about_the_question_wins():
+    waste = _passage(
+        "1 Open the inner waste toner cover.\n2 Pull the waste toner box out.",
+        heading=("Maintenance", "Replacing the waste toner box"),
+    )
+    cartridge = _passage(PDF_STEPS, heading=("Maintenance", "Replacing a toner cartridge"), index=1)
+    japanese = _passage(JA_STEPS, heading=("トナーカートリッジを交換する",), lang="ja", index=2)
+    answer, cited = _shape("How do I replace the toner cartridge?", [waste, japanese, cartridge])
+    assert cited == [cartridge] and answer.startswith("1 Open the front cover.")
+    answer, cited = _shape("トナーカートリッジを交換するには？", [cartridge, japanese], "ja")
+    assert cited == [japanese] and answer.startswith("1. 前カバーを開けます。")
+
+
+def test_a_question_that_asks_for_a_fact_keeps_the_composed_answer():
+    guide = _passage(PDF_STEPS, heading=("Replacing a toner cartridge",))
+    assert _shape("What does W-101 mean?", [guide]) is None
+    # Asked how, but no procedure holds any of its words.
+    assert _shape("How do I reset the network?", [guide]) is None
