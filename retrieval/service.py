@@ -467,7 +467,7 @@ class KnowledgeBase:
                 memory=recall.to_log(),
             )
         # Asked how: the procedure, whole and in order (not when people confirmed a passage).
-        steps = procedure_answer(question, terms, lang, passages[: cfg.max_citations], self.sparse)
+        steps = procedure_answer(question, terms, passages[: cfg.max_citations], self.sparse)
         answer, cited = (steps if steps and not confirmed else None) or (answer, cited)
         return AnswerResult(
             status="answered",

@@ -1,7 +1,7 @@
 """How an extractive answer reads (issue 21, item 7): asked how to do something, the answer is
-the procedure that does it, quoted whole with its steps in order, from one passage in the
-question's language where the best passages have one, instead of the sentences that repeat the
-question's words most (which quoted warnings and the second step out of order).
+the procedure that does it, quoted whole with its steps in order from one passage, instead of
+the sentences that repeat the question's words most (which quoted warnings and the second step
+out of order, with the other language's guide beside them).
 
 The confidence is computed before this, on the answer as :func:`retrieval.answer.
 compose_extractive` scores it (its coverage of the question is what the model was fitted on);
@@ -73,19 +73,20 @@ def procedure(text: str, lang: Lang) -> list[Step]:
 def procedure_answer(
     question: str,
     terms: list[str],
-    lang: Lang,
     passages: list[ScoredChunk],
     encoder: SparseEncoder,
 ) -> tuple[str, list[ScoredChunk]] | None:
     """The answer to show for ``question``, or ``None`` to keep the composed one: for a
-    question asking how to do something, when one of ``passages`` (the best few) holds
-    a numbered procedure that holds some of the question's terms (in its steps or headings),
-    that procedure, whole and in order, each step on its own line with its citation.
+    question asking how to do something, when one of ``passages`` (the best few) from the
+    best passage's document holds a numbered procedure that holds some of the question's terms
+    (in its steps or headings), that procedure, whole and in order, each step on its own line
+    with its citation.
 
-    Of several, the one in the question's language; then the one holding most of the
-    question's terms; then the one whose headings are most about the question ("Replacing a
-    toner cartridge" over "Replacing the waste toner box" for "How do I replace the toner?");
-    then the better ranked.
+    Of several, the one holding most of the question's terms; then the one whose headings are
+    most about the question ("Replacing a toner cartridge" over "Replacing the waste toner
+    box" for "How do I replace the toner?"); then the better ranked. Only the best passage's
+    document: another's procedure that shares a word ("PIN" in a secure-print procedure, asked
+    for the service mode's PIN, which the best passage gives) is about something else.
 
     Dropping, from every answer, the other passages' sentences that add no question term and
     the other language's passages was measured too, and not adopted: it cut the answers citing
@@ -97,6 +98,8 @@ def procedure_answer(
         return None
     found = []
     for rank, passage in enumerate(passages):
+        if passage.chunk.document_id != passages[0].chunk.document_id:
+            continue  # another document's procedure that shares a word is another subject
         steps = procedure(passage.chunk.text, passage.chunk.lang)
         if not steps or find_instructions(passage.chunk.text):
             continue
@@ -105,7 +108,7 @@ def procedure_answer(
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0
         if covered > 0:
-            found.append(((passage.chunk.lang == lang, covered, on_topic, -rank), steps, passage))
+            found.append(((covered, on_topic, -rank), steps, passage))
     if not found:
         return None
     _, steps, passage = max(found, key=lambda item: item[0])

@@ -26,7 +26,7 @@ JA_STEPS = (
 
 def _passage(text, *, heading=("Toner",), lang="en", index=0, doc="guide", kind="text"):
     chunk = Chunk(
-        document_id=f"{doc}{index}",
+        document_id=doc,
         version=1,
         index=index,
         text=text,
@@ -42,8 +42,8 @@ def _passage(text, *, heading=("Toner",), lang="en", index=0, doc="guide", kind=
     return ScoredChunk(chunk=chunk, score=1.0 / (index + 1))
 
 
-def _shape(question, passages, lang="en"):
-    return procedure_answer(question, ENC.terms(question), lang, passages, ENC)
+def _shape(question, passages):
+    return procedure_answer(question, ENC.terms(question), passages, ENC)
 
 
 def test_a_numbered_procedure_is_read_in_order_with_its_broken_lines_joined():
@@ -92,17 +92,23 @@ def test_a_how_to_question_gets_the_whole_procedure_in_order_and_faithful():
     assert check_faithfulness(answer, {1: guide.chunk.text}).score == 1.0
 
 
-def test_the_procedure_in_the_questions_language_and_about_the_question_wins():
+def test_of_the_best_documents_procedures_the_one_about_the_question_wins():
     waste = _passage(
         "1 Open the inner waste toner cover.\n2 Pull the waste toner box out.",
         heading=("Maintenance", "Replacing the waste toner box"),
     )
     cartridge = _passage(PDF_STEPS, heading=("Maintenance", "Replacing a toner cartridge"), index=1)
-    japanese = _passage(JA_STEPS, heading=("トナーカートリッジを交換する",), lang="ja", index=2)
+    japanese = _passage(JA_STEPS, heading=("トナーカートリッジを交換する",), lang="ja", doc="ja")
     answer, cited = _shape("How do I replace the toner cartridge?", [waste, japanese, cartridge])
     assert cited == [cartridge] and answer.startswith("1 Open the front cover.")
-    answer, cited = _shape("トナーカートリッジを交換するには？", [cartridge, japanese], "ja")
+    answer, cited = _shape("トナーカートリッジを交換するには？", [japanese, cartridge])
     assert cited == [japanese] and answer.startswith("1. 前カバーを開けます。")
+
+
+def test_another_documents_procedure_that_shares_a_word_is_not_quoted():
+    runbook = _passage("The service mode PIN is the serial number's last four digits.", doc="rb")
+    secure = _passage("1. Choose Secure Print and enter a PIN.\n2. Tap Print.", index=1)
+    assert _shape("How do I get the service mode PIN?", [runbook, secure]) is None
 
 
 def test_a_question_that_asks_for_a_fact_keeps_the_composed_answer():
