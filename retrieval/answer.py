@@ -39,8 +39,6 @@ FEATURES = (
     "coverage_idf",
     "answer_coverage_idf",
     "oov",
-    "fused_top",
-    "fused_margin",
     "minmax_top",
     "minmax_margin",
     "rank_top",
@@ -172,7 +170,6 @@ def confidence_features(
     passage_terms: list[set[str]],
     dense_name: str,
     max_rrf: float = 1.0,
-    max_fused: float = 1.0,
     max_minmax: float = 1.0,
 ) -> dict[str, float]:
     """Signals of how well the passages answer the question. ``passage_terms`` holds the terms
@@ -187,9 +184,6 @@ def confidence_features(
       score where it has none) over ``max_rrf``, the score of a passage ranked first by every
       retriever: 1.0 when dense and BM25 retrieval agree on it, whatever fusion ordered them;
     - ``margin``: its lead over the second passage, on the same scale;
-    - ``fused_top``, ``fused_margin``: the same two read off the fused score itself, over
-      ``max_fused`` (with ``minmax`` fusion: how far ahead of the rest each prefetch scored it;
-      with ``rrf`` they repeat ``agreement`` and ``margin``);
     - ``minmax_top``: its ``minmax`` signal (each retriever's score min-max normalised over its
       own hits, weighted and summed) over ``max_minmax``: 1.0 when every retriever scored it
       best. Unlike rank fusion it reads how far ahead of the rest a retriever scored it;
@@ -217,8 +211,6 @@ def confidence_features(
     return {
         "agreement": _share(first, max_rrf),
         "margin": _share(first - second, max_rrf),
-        "fused_top": _share(top.score, max_fused),
-        "fused_margin": _share(top.score - rivals[0].score, max_fused),
         "minmax_top": _share(best_minmax, max_minmax),
         "minmax_margin": _share(best_minmax - other_minmax, max_minmax),
         "cos_margin": cosine - other_cos,
@@ -304,7 +296,6 @@ def gate_features(
     *,
     dense_name: str,
     max_rrf: float,
-    max_fused: float,
     max_minmax: float,
     aliases: set[str] | None = None,
 ) -> dict[str, float]:
@@ -316,9 +307,8 @@ def gate_features(
     # Each passage is tokenised once; every coverage feature reads these sets.
     found = [set(sparse.terms(p.chunk.embed_text)) for p in passages]
     features = confidence_features(
-        terms, passages, found, dense_name,
-        max_rrf=max_rrf, max_fused=max_fused, max_minmax=max_minmax,
-    )  # fmt: skip
+        terms, passages, found, dense_name, max_rrf=max_rrf, max_minmax=max_minmax
+    )
     features.update(ranker_features(passages))
     # A Q&A entry answers through its question too: count the question's terms as covered.
     covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])

@@ -445,8 +445,7 @@ class KnowledgeBase:
         features = gate_features(
             terms, judged, judged_answer, judged_cited, self.sparse, present,
             dense_name=self.embedders[0].name if self.embedders and cfg.use_dense else "",
-            max_rrf=self._max_fused("rrf"), max_fused=self._max_fused(),
-            max_minmax=self._max_fused("minmax"), aliases=aliases,
+            max_rrf=self._max_fused("rrf"), max_minmax=self._max_fused("minmax"), aliases=aliases,
         )  # fmt: skip
         confidence = self.confidence.score(features) if cited and judged_cited else 0.0
         gate = memory.ranker.gate if memory is not None and memory.ranker is not None else None
@@ -466,9 +465,9 @@ class KnowledgeBase:
                 timings_ms=timings,
                 memory=recall.to_log(),
             )
-        # Asked how: the procedure, whole and in order (not when people confirmed a passage).
-        steps = procedure_answer(question, terms, passages[: cfg.max_citations], self.sparse)
-        answer, cited = (steps if steps and not confirmed else None) or (answer, cited)
+        if not confirmed:  # asked how: the procedure, whole and in order
+            steps = procedure_answer(question, terms, passages[: cfg.max_citations], self.sparse)
+            answer, cited = steps or (answer, cited)
         return AnswerResult(
             status="answered",
             answer=answer,

@@ -103,9 +103,7 @@ def test_min_max_features_read_the_first_passage_and_its_lead_over_the_best_othe
         _signalled(_passage("Toner recycling.", index=2), rrf=0.5, minmax=0.6, cos=0.70),
     ]
     terms = [{"toner"}, {"toner"}, {"toner"}]
-    features = confidence_features(
-        ["toner"], passages, terms, "e5", max_rrf=1.8, max_fused=1.8, max_minmax=2.4
-    )
+    features = confidence_features(["toner"], passages, terms, "e5", max_rrf=1.8, max_minmax=2.4)
     assert features["minmax_top"] == pytest.approx(0.5)
     assert features["minmax_margin"] == pytest.approx((1.2 - 0.6) / 2.4)  # the best rival
     assert features["agreement"] == pytest.approx(0.5)
@@ -117,11 +115,9 @@ def test_a_lone_passage_leads_by_nothing():
     # A one-document knowledge base returns one passage: its margins must not be its whole
     # score, which calibration never saw and which would read as no answer at all.
     lone = [_signalled(_passage("Replace the toner.", index=0), rrf=0.9, minmax=1.2, cos=0.85)]
-    features = confidence_features(
-        ["toner"], lone, [{"toner"}], "e5", max_rrf=1.8, max_fused=1.8, max_minmax=2.4
-    )
+    features = confidence_features(["toner"], lone, [{"toner"}], "e5", max_rrf=1.8, max_minmax=2.4)
     assert features["minmax_top"] == pytest.approx(0.5) and features["cosine"] == 0.85
-    for lead in ("margin", "fused_margin", "minmax_margin", "cos_margin"):
+    for lead in ("margin", "minmax_margin", "cos_margin"):
         assert features[lead] == 0.0, lead
 
 

@@ -54,8 +54,8 @@ def test_what_a_prefetch_gives_the_passage_it_ranks_first() -> None:
 
 def test_the_min_max_confidence_model_comes_with_its_fusion(tmp_path: Path) -> None:
     default = RetrievalSettings()
-    assert default.fusion == "rrf" and "fused_top" not in default.confidence_weights
     fitted = json.loads(MINMAX_CONFIDENCE.read_text(encoding="utf-8"))
+    assert default.fusion == "rrf" and default.confidence_weights != fitted["weights"]
     chosen = RetrievalSettings(answerability="minmax")
     assert chosen.fusion == "minmax"
     assert chosen.confidence_threshold == fitted["threshold"]
