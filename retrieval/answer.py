@@ -22,7 +22,7 @@ from typing import Any, Literal
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
-from kb.retrieval.text import sentence_spans, split_sentences
+from kb.retrieval.text import sentence_joiner, sentence_spans, split_sentences
 
 Status = Literal["answered", "escalated"]
 Mode = Literal["extractive", "generated"]
@@ -385,14 +385,16 @@ def compose_extractive(
     best.sort(key=lambda t: (t[1], t[2]))
     cited_ranks = sorted({rank for *_, ranks in best for rank in ranks})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
-    # Every sentence carries its passages' markers, a Q&A answer's sentences too.
-    parts = [
-        sentence + " " + "".join(f"[{number[rank]}]" for rank in ranks)
-        for _, _, _, unit, ranks in best
-        for sentence in split_sentences(unit)
-    ]
-    joiner = "" if passages[0].chunk.lang == "ja" else " "
-    return joiner.join(parts), [passages[r] for r in cited_ranks]
+    lang = passages[0].chunk.lang
+    parts = [quote(unit, [number[rank] for rank in ranks], lang) for _, _, _, unit, ranks in best]
+    return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
+
+
+def quote(unit: str, numbers: list[int], lang: str) -> str:
+    """``unit`` quoted with the markers of the passages ``numbers`` after each of its
+    sentences (a Q&A answer's too): ``"Open the cover. [1] Pull it out. [1]"``."""
+    markers = "".join(f"[{n}]" for n in numbers)
+    return sentence_joiner(lang).join(f"{s} {markers}" for s in split_sentences(unit))
 
 
 def cite(n: int, passage: ScoredChunk, base_url: str) -> Citation:

@@ -52,6 +52,7 @@ from kb.retrieval.injection import neutralize
 from kb.retrieval.llm import LLM, Message
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.settings import LLMSettings
+from kb.retrieval.text import sentence_joiner
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 
@@ -283,7 +284,7 @@ def _gap(gap: str, lang: Lang) -> str:
     breaks = plain.count("\n")
     if breaks:
         return "\n" * min(breaks, 2)
-    return "" if lang == "ja" else " "
+    return sentence_joiner(lang)
 
 
 # --- the whole flow -------------------------------------------------------------------------

@@ -11,12 +11,12 @@ shaping changes what is quoted, never whether the question is answered.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from kb.retrieval.answer import quote
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
-from kb.retrieval.text import split_sentences
+from kb.retrieval.text import sentence_joiner
 
 MAX_STEPS = 12
 """Steps quoted at most; a longer procedure is cut (its passage is cited for the rest)."""
@@ -25,48 +25,38 @@ _STEP = re.compile(r"^\s*(\d{1,2})(?:[.)．）]\s*(?!\d)|\s+)(\S.*)$")
 """A numbered step: "1. Open ...", "1 Open ..." (PDF text), "1．前カバーを...", "2) ...";
 not "1.1 Overview" (a section number)."""
 
-_HOW = {
-    "en": re.compile(
+_HOW = (
+    re.compile(
         r"\bhow (?:do|can|should|would|to|does)\b|\bsteps?\b|\bprocedure\b|\binstructions?\b"
         r"|\bwhat should (?:i|we) do\b",
         re.IGNORECASE,
     ),
-    "ja": re.compile(r"方法|手順|やり方|仕方|どうすれば|どうやって|どのように|には[？?]?\s*$"),
-}
+    re.compile(r"方法|手順|やり方|仕方|どうすれば|どうやって|どのように|には[？?]?\s*$"),
+)
 """Questions that ask for a procedure."""
 
 _ENDS = (".", "。", "!", "！", "?", "？", ":", "：")
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One numbered step of a procedure: its number and its text (continuation lines joined)."""
-
-    number: int
-    text: str
-
-
 def asks_how(question: str) -> bool:
     """Whether ``question`` asks how to do something (English or Japanese wording)."""
-    return any(pattern.search(question.strip()) for pattern in _HOW.values())
+    return any(pattern.search(question.strip()) for pattern in _HOW)
 
 
-def procedure(text: str, lang: Lang) -> list[Step]:
-    """The numbered procedure in ``text``: steps numbered 1, 2, 3 ... in order, each with the
-    lines that continue it (a PDF breaks a step's sentence over lines). Empty when ``text``
+def procedure(text: str, lang: Lang) -> list[str]:
+    """The numbered procedure in ``text``: its steps, numbered 1, 2, 3 ... in order, each with
+    the lines that continue it (a PDF breaks a step's sentence over lines). Empty when ``text``
     holds no such run of at least two steps from 1."""
-    joiner = "" if lang == "ja" else " "
-    steps: list[Step] = []
+    steps: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         found = _STEP.match(stripped)
         if found and int(found.group(1)) == len(steps) + 1:
-            steps.append(Step(len(steps) + 1, stripped))
-        elif stripped and steps and not found and not steps[-1].text.endswith(_ENDS):
+            steps.append(stripped)
+        elif stripped and steps and not found and not steps[-1].endswith(_ENDS):
             # An unfinished step goes on on the next line; a line after a finished one (a
             # note, the text after the procedure) is not part of it.
-            last = steps[-1]
-            steps[-1] = Step(last.number, last.text + joiner + stripped)
+            steps[-1] += sentence_joiner(lang) + stripped
     return steps if len(steps) >= 2 else []
 
 
@@ -103,7 +93,7 @@ def procedure_answer(
         steps = procedure(passage.chunk.text, passage.chunk.lang)
         if not steps or find_instructions(passage.chunk.text):
             continue
-        said = set(encoder.terms(" ".join(step.text for step in steps)))
+        said = set(encoder.terms(" ".join(steps)))
         heading = set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0
@@ -112,12 +102,5 @@ def procedure_answer(
     if not found:
         return None
     _, steps, passage = max(found, key=lambda item: item[0])
-    return _quote_steps(steps[:MAX_STEPS], passage), [passage]
-
-
-def _quote_steps(steps: list[Step], passage: ScoredChunk) -> str:
-    joiner = "" if passage.chunk.lang == "ja" else " "
-    lines = [
-        joiner.join(f"{sentence} [1]" for sentence in split_sentences(step.text)) for step in steps
-    ]
-    return "\n".join(lines)
+    lines = [quote(step, [1], passage.chunk.lang) for step in steps[:MAX_STEPS]]
+    return "\n".join(lines), [passage]

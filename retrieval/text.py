@@ -39,6 +39,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def sentence_joiner(lang: str) -> str:
+    """What goes between two sentences quoted one after another: a space in English, nothing
+    in Japanese."""
+    return "" if lang == "ja" else " "
+
+
 def split_sentences(text: str) -> list[str]:
     """The sentences of ``text`` (Japanese and English), in order."""
     return [text[s:e] for s, e in sentence_spans(text)]
