@@ -151,7 +151,8 @@ class RetrievalSettings(BaseModel):
     ``rrf`` order, and ``answerability = "minmax"`` turns on both min-max order and the
     confidence model fitted on it (docs/experiments.md, "Score-aware fusion")."""
     rrf_k: int = 2
-    """RRF's ``k`` (``fusion = "rrf"`` only)."""
+    """RRF's ``k``: the reciprocal-rank score orders the passages with ``fusion = "rrf"``, and
+    the confidence's ``agreement`` reads it whatever the fusion."""
     dense_weight: float = 0.4
     """Weight of each dense prefetch (the text and the title vector) in fusion."""
     bm25_weight: float = 1.0
