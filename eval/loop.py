@@ -358,10 +358,14 @@ def replay_and_ask(
                 "without_history": answering_metrics(without, threshold),
                 "answering": answering_metrics(with_history, threshold),
                 "memory_ranker": (replayed["history"].get("memory_ranker") or {}).get("state"),
+                "headroom": replayed["history"]["headroom"],
             }
         )
         if n == 0:
             extra = replayed
+    extra["history"]["headroom"] = headroom(
+        [sp["headroom"] for sp in splits], before, outcomes, threshold
+    )
     extra["without_history"] = {
         "answering": answering_metrics(before, threshold),
         "retrieval": retrieval_metrics(before),
@@ -423,6 +427,9 @@ def _replay_split(
                     else None
                 ),
                 "changed": changed_outcomes(before, outcomes, threshold),
+                "headroom": headroom(
+                    [shared_gold(split.history, split.test)], before, outcomes, threshold
+                ),
             },
         }
         if loop.learning_curve:
@@ -435,6 +442,41 @@ def _replay_split(
                 "actions": dict(sim.actions),
             }
     return before, outcomes, details, extra
+
+
+def shared_gold(history: Sequence[EvalQuestion], test: Sequence[EvalQuestion]) -> dict[str, int]:
+    """How many answerable test questions share a gold document with an answerable history
+    question (``shared``), of how many (``answerable``): only those can be answered from a
+    confirmed question's passage."""
+    seen = {g for q in history if q.answerable for g in q.gold_ids}
+    answerable = [q for q in test if q.answerable]
+    shared = sum(1 for q in answerable if seen.intersection(q.gold_ids))
+    return {"shared": shared, "answerable": len(answerable)}
+
+
+def headroom(
+    counts: Sequence[dict[str, Any]],
+    before: Sequence[Outcome],
+    after: Sequence[Outcome],
+    threshold: float,
+) -> dict[str, Any]:
+    """What the loop could give, beside what it gave: the share of answerable test questions
+    that share a gold document with the history (``counts``: :func:`shared_gold` of each
+    split), and the correct deflection with history at the best threshold whose wrong-answer
+    rate is no higher than without it at ``threshold`` (read on the test questions
+    themselves: what a perfect choice of gate would give, not a figure the product reaches)."""
+    shared = sum(int(c["shared"]) for c in counts)
+    answerable = sum(int(c["answerable"]) for c in counts)
+    wrong = answering_metrics(before, threshold)["wrong_answer_rate"]
+    best = choose_threshold(threshold_curve(after), wrong) if wrong is not None else None
+    return {
+        "shared": shared,
+        "answerable": answerable,
+        "shared_gold": round(shared / answerable, 6) if answerable else None,
+        "without_wrong_rate": wrong,
+        "best_gate_correct": best["correct_deflection_rate"] if best else None,
+        "best_gate_threshold": best["threshold"] if best else None,
+    }
 
 
 def changed_outcomes(

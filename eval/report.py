@@ -213,6 +213,14 @@ def _history_line(entry: Mapping[str, Any]) -> str:
             f"{_fmt(best_before.get('correct_deflection_rate'))} -> "
             f"{_fmt(best_now.get('correct_deflection_rate'))}"
         )
+    room = hist.get("headroom") or {}
+    if room.get("answerable"):
+        parts.append(
+            f"headroom: {room['shared']} of {room['answerable']} answerable test questions share "
+            f"a gold document with the history; the best gate at the wrong-answer rate without "
+            f"it ({_fmt(room.get('without_wrong_rate'))}) answers "
+            f"{_fmt(room.get('best_gate_correct'))} correctly"
+        )
     splits = hist.get("splits") or []
     if splits:
         change = "; ".join(

@@ -80,6 +80,12 @@ def test_two_history_splits_are_replayed_and_pooled(tmp_path):
     without = entry["without_history"]["answering"]["correct_deflection_rate"]
     assert without == pytest.approx(pooled("without_history"))
     assert "2 splits pooled" in run.summary and "seed 4" in run.summary
+    # What the loop could give: the splits' test questions whose gold a history question shares.
+    room = entry["history"]["headroom"]
+    assert room["answerable"] == sum(answerable)
+    assert room["shared"] == sum(s["headroom"]["shared"] for s in splits) <= room["answerable"]
+    assert room["without_wrong_rate"] == entry["without_history"]["answering"]["wrong_answer_rate"]
+    assert f"headroom: {room['shared']} of {room['answerable']}" in run.summary
 
 
 def test_a_history_file_is_one_split(tmp_path):

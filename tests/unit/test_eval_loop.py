@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kb.eval.datasets import DatasetError, EvalQuestion, load_dataset
-from kb.eval.loop import LoopOptions, Turn, learning_curve, split_history
+from kb.eval.loop import LoopOptions, Turn, headroom, learning_curve, shared_gold, split_history
+from kb.eval.metrics import Outcome
 
 
 def _folder(tmp_path: Path, n: int, history: int = 0) -> Path:
@@ -70,3 +71,39 @@ def test_the_learning_curve_counts_per_window():
     assert first["wrong_answer_rate"] == pytest.approx(1 / 2)
     assert first["deflection_rate"] == pytest.approx(2 / 4)
     assert points[1]["correct_deflection_rate"] == 1.0 and points[1]["wrong_answer_rate"] == 0.0
+
+
+def test_the_headroom_counts_shared_gold_and_reads_the_best_gate_at_the_old_wrong_rate():
+    """What the loop could give: the test questions whose gold document a history question
+    shares, and the right answers with history at the best threshold that answers no more
+    wrongly than the product did without it."""
+    history = [
+        EvalQuestion(id="h0", text="t", answerable=True, gold_ids=("a",)),
+        EvalQuestion(id="h1", text="t", answerable=False, gold_ids=("b",)),
+    ]
+    test = [
+        EvalQuestion(id="q0", text="t", answerable=True, gold_ids=("a", "c")),
+        EvalQuestion(id="q1", text="t", answerable=True, gold_ids=("b",)),
+        EvalQuestion(id="q2", text="t", answerable=True, gold_ids=("c",)),
+        EvalQuestion(id="q3", text="t", answerable=False),
+    ]
+    counts = shared_gold(history, test)
+    # An unanswerable history question teaches no document.
+    assert counts == {"shared": 1, "answerable": 3}
+
+    def outcome(q: EvalQuestion, cited: str, confidence: float) -> Outcome:
+        return Outcome(q, ranked=(cited,), cited=(cited,), confidence=confidence, status="answered")
+
+    # Without history at 0.5: q0 right, q2 wrong: half the answers wrong.
+    before = [outcome(test[0], "a", 0.9), outcome(test[1], "x", 0.1), outcome(test[2], "x", 0.6),
+              outcome(test[3], "x", 0.2)]  # fmt: skip
+    # With history the product answers all four at 0.5 (two wrong of four); a gate at 0.7
+    # would answer q3 wrongly too, one at 0.8 answers q0 and q1, both right (ties go to the
+    # higher threshold).
+    after = [outcome(test[0], "a", 0.9), outcome(test[1], "b", 0.8), outcome(test[2], "x", 0.6),
+             outcome(test[3], "x", 0.7)]  # fmt: skip
+    room = headroom([counts], before, after, 0.5)
+    assert room["shared_gold"] == pytest.approx(1 / 3) and room["without_wrong_rate"] == 0.5
+    assert room["best_gate_correct"] == pytest.approx(2 / 3)
+    assert room["best_gate_threshold"] == 0.8
+    assert headroom([counts, counts], before, after, 0.5)["answerable"] == 6
