@@ -217,8 +217,10 @@ def _history_line(entry: Mapping[str, Any]) -> str:
     if room.get("answerable"):
         parts.append(
             f"headroom: {room['shared']} of {room['answerable']} answerable test questions share "
-            f"a gold document with the history; the best gate at the wrong-answer rate without "
-            f"it ({_fmt(room.get('without_wrong_rate'))}) answers "
+            f"a gold document with the history (gold first {room.get('first_without')} -> "
+            f"{room.get('first_with')}, among the first three {room.get('top3_without')}, cited "
+            f"with history {room.get('cited_with')}); the best gate at the wrong-answer rate "
+            f"without it ({_fmt(room.get('without_wrong_rate'))}) answers "
             f"{_fmt(room.get('best_gate_correct'))} correctly"
         )
     splits = hist.get("splits") or []

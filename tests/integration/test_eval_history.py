@@ -86,6 +86,8 @@ def test_two_history_splits_are_replayed_and_pooled(tmp_path):
     assert room["shared"] == sum(s["headroom"]["shared"] for s in splits) <= room["answerable"]
     assert room["without_wrong_rate"] == entry["without_history"]["answering"]["wrong_answer_rate"]
     assert f"headroom: {room['shared']} of {room['answerable']}" in run.summary
+    assert room["first_without"] <= room["top3_without"] <= room["shared"]
+    assert room["first_with"] <= room["shared"] and room["cited_with"] <= room["shared"]
 
 
 def test_a_history_file_is_one_split(tmp_path):

@@ -87,9 +87,8 @@ def test_the_headroom_counts_shared_gold_and_reads_the_best_gate_at_the_old_wron
         EvalQuestion(id="q2", text="t", answerable=True, gold_ids=("c",)),
         EvalQuestion(id="q3", text="t", answerable=False),
     ]
-    counts = shared_gold(history, test)
     # An unanswerable history question teaches no document.
-    assert counts == {"shared": 1, "answerable": 3}
+    assert shared_gold(history, test)["shared"] == 1
 
     def outcome(q: EvalQuestion, cited: str, confidence: float) -> Outcome:
         return Outcome(q, ranked=(cited,), cited=(cited,), confidence=confidence, status="answered")
@@ -102,6 +101,12 @@ def test_the_headroom_counts_shared_gold_and_reads_the_best_gate_at_the_old_wron
     # higher threshold).
     after = [outcome(test[0], "a", 0.9), outcome(test[1], "b", 0.8), outcome(test[2], "x", 0.6),
              outcome(test[3], "x", 0.7)]  # fmt: skip
+    counts = shared_gold(history, test, before, after)
+    # q0 shares gold "a" with h0: first with and without history, cited with it.
+    assert counts == {
+        "shared": 1, "answerable": 3, "first_without": 1, "top3_without": 1, "first_with": 1,
+        "cited_with": 1,
+    }  # fmt: skip
     room = headroom([counts], before, after, 0.5)
     assert room["shared_gold"] == pytest.approx(1 / 3) and room["without_wrong_rate"] == 0.5
     assert room["best_gate_correct"] == pytest.approx(2 / 3)
