@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kb.eval.datasets import DatasetError, EvalQuestion, load_dataset
-from kb.eval.loop import LoopOptions, Turn, headroom, learning_curve, shared_gold, split_history
+from kb.eval.headroom import headroom, shared_gold
+from kb.eval.loop import LoopOptions, Turn, learning_curve, split_history
 from kb.eval.metrics import Outcome
 
 
