@@ -5,17 +5,12 @@ at the wrong-answer rate the product had without it (docs/question-memory.md).""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kb.eval.datasets import EvalQuestion
-from kb.eval.metrics import (
-    Outcome,
-    answering_metrics,
-    choose_threshold,
-    dedupe,
-    threshold_curve,
-)
+from kb.eval.metrics import Outcome, choose_threshold, dedupe, hit_at_k, threshold_curve
 
 
 def shared_gold(
@@ -37,43 +32,43 @@ def shared_gold(
     def count(outcomes: Sequence[Outcome], right: Callable[[Outcome], bool]) -> int:
         return sum(1 for o in outcomes if o.question.id in shared and right(o))
 
-    def first(o: Outcome) -> bool:
-        return bool(o.ranked) and o.ranked[0] in o.question.gold_ids
-
-    def top3(o: Outcome) -> bool:
-        return bool(set(dedupe(o.ranked)[:3]) & set(o.question.gold_ids))
+    def within(k: int) -> Callable[[Outcome], bool]:
+        return lambda o: bool(hit_at_k(dedupe(o.ranked), o.question.gold_ids, k))
 
     return {
         "shared": len(shared),
         "answerable": len(answerable),
-        "first_without": count(before, first),
-        "top3_without": count(before, top3),
-        "first_with": count(after, first),
+        "first_without": count(before, within(1)),
+        "top3_without": count(before, within(3)),
+        "first_with": count(after, within(1)),
         "cited_with": count(after, lambda o: o.cites_gold),
     }
 
 
 def headroom(
-    counts: Sequence[dict[str, Any]],
-    before: Sequence[Outcome],
+    counts: Sequence[Mapping[str, int]],
+    without_wrong_rate: float | None,
     after: Sequence[Outcome],
-    threshold: float,
 ) -> dict[str, Any]:
     """What the loop could give, beside what it gave: the share of answerable test questions
     that share a gold document with the history and where their gold documents stood
     (``counts``: :func:`shared_gold` of each split, summed), and the correct deflection with
-    history at the best threshold whose wrong-answer rate is no higher than without it at
-    ``threshold`` (read on the test questions themselves: what a perfect choice of gate would
-    give, not a figure the product reaches)."""
-    keys = ("shared", "answerable", "first_without", "top3_without", "first_with", "cited_with")
-    pooled = {k: sum(int(c.get(k, 0)) for c in counts) for k in keys}
+    history (``after``) at the best threshold whose wrong-answer rate is no higher than
+    ``without_wrong_rate``, the product's without history (read on the test questions
+    themselves: what a perfect choice of gate would give, not a figure the product reaches)."""
+    pooled: Counter[str] = Counter()
+    for c in counts:
+        pooled.update(c)
     shared, answerable = pooled["shared"], pooled["answerable"]
-    wrong = answering_metrics(before, threshold)["wrong_answer_rate"]
-    best = choose_threshold(threshold_curve(after), wrong) if wrong is not None else None
+    best = (
+        choose_threshold(threshold_curve(after), without_wrong_rate)
+        if without_wrong_rate is not None
+        else None
+    )
     return {
         **pooled,
         "shared_gold": round(shared / answerable, 6) if answerable else None,
-        "without_wrong_rate": wrong,
+        "without_wrong_rate": without_wrong_rate,
         "best_gate_correct": best["correct_deflection_rate"] if best else None,
         "best_gate_threshold": best["threshold"] if best else None,
     }

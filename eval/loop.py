@@ -344,6 +344,7 @@ def replay_and_ask(
     outcomes: list[Outcome] = []
     details: list[dict[str, Any]] = []
     splits: list[dict[str, Any]] = []
+    counts: list[dict[str, int]] = []
     extra: dict[str, Any] = {}
     for n in range(max(1, loop.splits)):
         options = replace(loop, seed=loop.seed + n, learning_curve=loop.learning_curve and n == 0)
@@ -353,10 +354,15 @@ def replay_and_ask(
         before += without
         outcomes += with_history
         details += [{**d, "split": options.seed} for d in found]
+        counts.append(replayed["history"]["headroom"])  # shared_gold's, for the pooled figure
+        without_split = answering_metrics(without, threshold)
+        replayed["history"]["headroom"] = headroom(
+            [counts[-1]], without_split["wrong_answer_rate"], with_history
+        )
         splits.append(
             {
                 "seed": options.seed,
-                "without_history": answering_metrics(without, threshold),
+                "without_history": without_split,
                 "answering": answering_metrics(with_history, threshold),
                 "memory_ranker": (replayed["history"].get("memory_ranker") or {}).get("state"),
                 "headroom": replayed["history"]["headroom"],
@@ -364,11 +370,10 @@ def replay_and_ask(
         )
         if n == 0:
             extra = replayed
-    extra["history"]["headroom"] = headroom(
-        [sp["headroom"] for sp in splits], before, outcomes, threshold
-    )
+    without_all = answering_metrics(before, threshold)
+    extra["history"]["headroom"] = headroom(counts, without_all["wrong_answer_rate"], outcomes)
     extra["without_history"] = {
-        "answering": answering_metrics(before, threshold),
+        "answering": without_all,
         "retrieval": retrieval_metrics(before),
         "chosen_threshold": choose_threshold(threshold_curve(before)),
     }
@@ -428,12 +433,8 @@ def _replay_split(
                     else None
                 ),
                 "changed": changed_outcomes(before, outcomes, threshold),
-                "headroom": headroom(
-                    [shared_gold(split.history, split.test, before, outcomes)],
-                    before,
-                    outcomes,
-                    threshold,
-                ),
+                # Completed by replay_and_ask, which has the without-history figures.
+                "headroom": shared_gold(split.history, split.test, before, outcomes),
             },
         }
         if loop.learning_curve:

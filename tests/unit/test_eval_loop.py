@@ -10,7 +10,7 @@ import pytest
 from kb.eval.datasets import DatasetError, EvalQuestion, load_dataset
 from kb.eval.headroom import headroom, shared_gold
 from kb.eval.loop import LoopOptions, Turn, learning_curve, split_history
-from kb.eval.metrics import Outcome
+from kb.eval.metrics import Outcome, answering_metrics
 
 
 def _folder(tmp_path: Path, n: int, history: int = 0) -> Path:
@@ -108,8 +108,8 @@ def test_the_headroom_counts_shared_gold_and_reads_the_best_gate_at_the_old_wron
         "shared": 1, "answerable": 3, "first_without": 1, "top3_without": 1, "first_with": 1,
         "cited_with": 1,
     }  # fmt: skip
-    room = headroom([counts], before, after, 0.5)
+    room = headroom([counts], answering_metrics(before, 0.5)["wrong_answer_rate"], after)
     assert room["shared_gold"] == pytest.approx(1 / 3) and room["without_wrong_rate"] == 0.5
     assert room["best_gate_correct"] == pytest.approx(2 / 3)
     assert room["best_gate_threshold"] == 0.8
-    assert headroom([counts, counts], before, after, 0.5)["answerable"] == 6
+    assert headroom([counts, counts], 0.5, after)["answerable"] == 6
