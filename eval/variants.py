@@ -29,10 +29,18 @@ DEFAULT_VARIANT = Variant("default")
 
 def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     """A validated copy of ``settings`` with dotted keys replaced (environment not re-read).
+    A target wrong-answer rate derives the confidence threshold again (``retrieval.calibration``).
 
     :raises EvalError: for a key that is not a setting or a value that does not validate.
     """
     data = settings.model_dump()
+    if (
+        overrides.get("answer.target_wrong_rate") is not None
+        and "retrieval.confidence_threshold" not in overrides
+    ):
+        # The threshold the base settings derived (or were given) yields to the variant's
+        # target unless the variant sets it too.
+        del data["retrieval"]["confidence_threshold"]
     for dotted, value in overrides.items():
         *parents, last = dotted.split(".")
         node = data

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kb.retrieval.calibration import AnswerSettings, calibrated_threshold
+
 EmbedderName = Literal["e5", "use", "minilm", "hash"]
 
 
@@ -100,32 +102,33 @@ class RetrievalSettings(BaseModel):
     max_citations: int = 3
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.543
-    """Answer at or above this confidence, escalate below."""
-    confidence_bias: float = -9.477
+    """Answer at or above this confidence, escalate below. A model file (``answerability``)
+    brings its own; with ``answer.target_wrong_rate`` set, the calibration gives it unless this
+    is set too."""
+    confidence_bias: float = -8.296
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 7.529,
-            "coverage": 4.608,
-            "coverage_any": -2.697,
-            "is_qa": -0.565,
-            "agreement": 13.328,
-            "margin": -7.408,
-            "cos_margin": -6.255,
-            "answer_coverage": -1.697,
-            "coverage_idf": -4.455,
-            "answer_coverage_idf": 4.797,
-            "oov": -3.179,
-            "minmax_top": -5.949,
-            "minmax_margin": 5.392,
+            "cosine": 6.585,
+            "coverage": 4.858,
+            "coverage_any": -3.019,
+            "is_qa": -0.487,
+            "agreement": 13.126,
+            "margin": -7.441,
+            "cos_margin": -2.731,
+            "answer_coverage": -2.333,
+            "coverage_idf": -4.236,
+            "answer_coverage_idf": 5.086,
+            "oov": -3.373,
+            "minmax_top": -5.906,
+            "minmax_margin": 5.357,
         }
     )
     """Logistic confidence model over the answer's signals (``retrieval/answer.py``), fitted
     with ``python -m kb.eval.calibrate`` on the three evaluation sets, each weighted equally, on
     rank fusion's order; it reads the first passage's min-max fused score and lead too
-    (``minmax_top``, ``minmax_margin``). The threshold escalates 26 of the sample's 28
-    unanswerable questions, midway between the 26th and the 27th (docs/experiments.md, "The
-    confidence reads the scores"). With the learned ranker on, use the model trained with it
-    (``answerability``)."""
+    (``minmax_top``, ``minmax_margin``). ``--write`` gave the out-of-fold calibration its
+    threshold is read from (``answer``, docs/confidence.md). With the learned ranker on, use the
+    model trained with it (``answerability``)."""
     answerability: str = "settings"
     """Where the confidence model comes from: ``settings`` (the ``confidence_*`` settings),
     ``builtin`` (the answerability model ``kb train`` shipped with the ranker,
@@ -414,6 +417,7 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = QdrantSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
     guidelines: GuidelineSettings = GuidelineSettings()
     support: SupportSettings = SupportSettings()
     llm: LLMSettings = LLMSettings()
@@ -451,6 +455,15 @@ class Settings(BaseSettings):
     the rest are counted in the next recorded entry (``suppressed``). 0: every one."""
     api_docs: bool = True
     """Serve ``/docs`` (from the packaged page, never a CDN) and ``/openapi.json``."""
+
+    @model_validator(mode="after")
+    def _threshold_from_target(self) -> Settings:
+        """``retrieval.confidence_threshold`` from ``answer.target_wrong_rate`` when neither it
+        nor a model file (``retrieval.answerability``) sets it."""
+        threshold = calibrated_threshold(self.retrieval, self.answer)
+        if threshold is not None:
+            self.retrieval = self.retrieval.model_copy(update={"confidence_threshold": threshold})
+        return self
 
     def allowed_roots(self) -> list[Path]:
         """The folders ``POST /api/ingest`` may read, resolved."""

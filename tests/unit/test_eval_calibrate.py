@@ -12,6 +12,7 @@ import pytest
 from kb.eval.calibrate import collect, fit_confidence, main
 from kb.eval.datasets import load_dataset
 from kb.retrieval.answer import FEATURES
+from kb.retrieval.calibration import load_calibration
 from kb.retrieval.settings import EmbedderSettings, Settings
 
 
@@ -80,6 +81,14 @@ def test_main_prints_the_settings_and_writes_rows(
     )
     assert isinstance(printed["KB_RETRIEVAL__CONFIDENCE_BIAS"], float)
     assert len(rows_file.read_text(encoding="utf-8").splitlines()) == 3
+    written = tmp_path / "calibration.json"
+    main([str(folder), "--cache", str(tmp_path / "cache"), "--write", str(written)])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["KB_ANSWER__CALIBRATION"] == str(written)
+    calibration = load_calibration(written)
+    assert calibration.bias == printed["KB_RETRIEVAL__CONFIDENCE_BIAS"]
+    assert [len(p) for p in calibration.sets.values()] == [3]  # every question, one set
+    assert printed["threshold_at_target_wrong_rate"]["0.1"] == calibration.threshold(0.1)
     main([str(folder), "--cache", str(tmp_path / "cache"), "--features", "cosine,minmax_top"])
     printed = json.loads(capsys.readouterr().out)
     assert set(printed["KB_RETRIEVAL__CONFIDENCE_WEIGHTS"]) == {"cosine", "minmax_top"}

@@ -26,6 +26,7 @@ from kb.eval.run import (
     run_eval,
 )
 from kb.ingest.sources import document_id_for
+from kb.retrieval.calibration import SHIPPED, load_calibration
 from kb.retrieval.models import AccessFilter
 from kb.retrieval.settings import EmbedderSettings, RetrievalSettings, Settings
 
@@ -368,6 +369,20 @@ def test_apply_overrides_validates(tmp_path: Path) -> None:
         apply_overrides(base, {"nope.top_k": 1})
     with pytest.raises(EvalError, match="invalid override"):
         apply_overrides(base, {"embedder.models": ["no-such-model"]})
+
+
+def test_a_target_override_derives_the_threshold_again(tmp_path: Path) -> None:
+    base = _settings(tmp_path)
+    strict = apply_overrides(base, {"answer.target_wrong_rate": 0.1})
+    shipped = load_calibration(SHIPPED)
+    assert strict.retrieval.confidence_threshold == shipped.threshold(0.1)
+    assert apply_overrides(strict, {"retrieval.top_k": 9}).retrieval.confidence_threshold == (
+        shipped.threshold(0.1)
+    )
+    both = {"answer.target_wrong_rate": 0.1, "retrieval.confidence_threshold": 0.6}
+    assert apply_overrides(base, both).retrieval.confidence_threshold == 0.6
+    kept = apply_overrides(base, {"answer.target_wrong_rate": None})
+    assert kept.retrieval.confidence_threshold == base.retrieval.confidence_threshold == 0.5
 
 
 def test_eval_settings_never_use_the_configured_store(tmp_path: Path) -> None:
