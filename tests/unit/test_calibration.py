@@ -35,14 +35,33 @@ def test_the_lowest_threshold_whose_mean_wrong_rate_is_at_most_the_target() -> N
         threshold_for({"a": []}, 0.1)
 
 
-def test_kb_train_chooses_its_threshold_by_the_same_rule() -> None:
+def _brute_force(scored: list[tuple[str, float, bool, bool]], target: float) -> float:
+    """The rule read literally: every candidate threshold, every set's rate recounted."""
+    names = sorted({d for d, *_ in scored})
+    for t in sorted({round(s, 4) for _d, s, _p, _a in scored}):
+        rates = []
+        for name in names:
+            answered = [p for d, s, p, _a in scored if d == name and s >= t]
+            rates.append(sum(not p for p in answered) / len(answered) if answered else 0.0)
+        if sum(rates) / len(rates) <= target:
+            return t
+    return 1.0
+
+
+def test_kb_train_and_the_settings_choose_by_the_same_rule() -> None:
     rng = random.Random(3)
-    scored = [(name, rng.random(), rng.random() < 0.7, True) for name in "xyz" for _ in range(60)]
+    scored = [
+        (name, round(rng.random(), rng.choice([2, 6])), rng.random() < 0.7, True)
+        for name in "xyz"
+        for _ in range(60)
+    ]  # some scores tie, some fall between two 4-decimal candidates
     sets: dict[str, list[tuple[float, bool]]] = {}
     for name, score, positive, _ in scored:
         sets.setdefault(name, []).append((score, positive))
-    for target in (0.05, 0.2, 0.3):
-        assert choose_threshold(scored, target) == threshold_for(sets, target)
+    for target in (0.0, 0.05, 0.2, 0.3, 0.6):
+        expected = _brute_force(scored, target)
+        assert choose_threshold(scored, target) == expected
+        assert threshold_for(sets, target) == expected
 
 
 def _labelled(rng: random.Random, n: int, shift: float) -> list[tuple[str, dict[str, float], bool]]:
