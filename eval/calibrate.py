@@ -191,10 +191,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(args.rows.open("w", encoding="utf-8")) if args.rows else None
         for path in args.datasets:
-            rows = collect(load_dataset(path), settings, cache=args.cache)
-            sets[rows[0]["dataset"] if rows else path.name] = [
-                (r["id"], r["features"], r["positive"]) for r in rows
-            ]
+            dataset = load_dataset(path)
+            rows = collect(dataset, settings, cache=args.cache)
+            sets[dataset.name] = [(r["id"], r["features"], r["positive"]) for r in rows]
             for r in rows:
                 if out is not None:
                     out.write(json.dumps(r, ensure_ascii=False) + "\n")
