@@ -483,7 +483,8 @@ class KnowledgeBase:
     def fusion(self) -> Fusion:
         """The configured fusion of the prefetches."""
         cfg = self.settings.retrieval
-        return Fusion(cfg.rrf_k, cfg.dense_weight, cfg.bm25_weight, cfg.fusion)
+        weights = (cfg.dense_weight, cfg.bm25_weight)
+        return Fusion(cfg.rrf_k, *weights, cfg.fusion, cfg.section_dense_scale)
 
     def _max_fused(self, method: FusionMethod | None = None) -> float:
         """Fused score (by ``method``; the configured fusion's by default) of a passage ranked

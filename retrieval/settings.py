@@ -78,7 +78,7 @@ class RetrievalSettings(BaseModel):
     @classmethod
     def _trained_answerability(cls, data: Any) -> Any:
         """Take the confidence settings from ``answerability`` when it names a model file (and
-        the fusion, when the file names the one it was fitted on)."""
+        the fusion and its section weighting, when the file names those it was fitted on)."""
         if not isinstance(data, dict) or data.get("answerability", "settings") == "settings":
             return data
         choice = str(data["answerability"])
@@ -93,6 +93,8 @@ class RetrievalSettings(BaseModel):
             }
             if "fusion" in trained:
                 filled["fusion"] = str(trained["fusion"])
+            if "section_dense_scale" in trained:
+                filled["section_dense_scale"] = float(trained["section_dense_scale"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"retrieval.answerability: cannot read {path} ({exc})") from exc
         return {**data, **filled}
@@ -160,6 +162,10 @@ class RetrievalSettings(BaseModel):
     """Weight of each dense prefetch (the text and the title vector) in fusion."""
     bm25_weight: float = 1.0
     """Weight of the BM25 prefetch in fusion."""
+    section_dense_scale: float = Field(default=1.0, ge=0.0)
+    """Min-max fusion: scales the same-language dense prefetches' weight for passages that are
+    not Q&A entries (e5 matches a question to a question far better than to a long section;
+    ``answerability = "minmax"`` sets 0.25: docs/experiments.md, "Dense weight by kind")."""
     cross_lang_weight: float = Field(default=0.4, ge=0.0)
     """Fusion weight of one more dense prefetch, over the chunks in the other language than the
     question's (0 turns it off). BM25 and the dense neighbours favour the question's own

@@ -122,7 +122,11 @@ def fusion_weights(fusion: Fusion, dense: Sequence[DenseQuery], with_sparse: boo
 
 
 def fuse(
-    fusion: Fusion, weights: Sequence[float], hits: Sequence[Sequence[Any]], limit: int
+    fusion: Fusion,
+    weights: Sequence[float],
+    hits: Sequence[Sequence[Any]],
+    limit: int,
+    dense: Sequence[DenseQuery] = (),
 ) -> list[tuple[Any, dict[str, float]]]:
     """Both fusions of the prefetches' hits (points with an ``id`` and a ``score``, each list
     best first), computed from one set of hits:
@@ -132,22 +136,34 @@ def fuse(
       all 1 when they are equal), weighted and summed. A passage a prefetch did not return gains
       nothing from it, as it would at that prefetch's last place.
 
+    The first prefetches are the ``dense`` ones. Those in the question's language (no ``lang``
+    of their own) weigh ``fusion.section_dense_scale`` times their weight for a passage that is
+    not a Q&A entry (its ``kind`` payload).
+
     :returns: the best ``limit`` as ``(id, {"rrf": score, "minmax": score})``, ordered by
         ``fusion.method``'s score, then by id (a deterministic order for equal scores). The
         other score is kept: the confidence reads both, whichever ordered the passages."""
     scores: dict[Any, dict[str, float]] = {}
-    for weight, ranked in zip(weights, hits, strict=True):
+    scale = fusion.section_dense_scale
+    for i, (weight, ranked) in enumerate(zip(weights, hits, strict=True)):
         if weight <= 0 or not ranked:
             continue
         low, high = min(h.score for h in ranked), max(h.score for h in ranked)
         span = high - low
+        scaled = i < len(dense) and dense[i].lang is None and scale != 1.0
         for rank, hit in enumerate(ranked):
+            w = weight * scale if scaled and _kind(hit) != "qa" else weight
             entry = scores.setdefault(hit.id, {"rrf": 0.0, "minmax": 0.0})
             entry["rrf"] += fusion.gain(rank, weight)
-            entry["minmax"] += weight * ((hit.score - low) / span if span > 0 else 1.0)
+            entry["minmax"] += w * ((hit.score - low) / span if span > 0 else 1.0)
     method = fusion.method
     best = sorted(scores.items(), key=lambda item: (-round(item[1][method], 9), str(item[0])))
     return best[:limit]
+
+
+def _kind(hit: Any) -> str | None:
+    payload = getattr(hit, "payload", None)
+    return payload.get("kind") if isinstance(payload, Mapping) else None
 
 
 def fused_search(
@@ -160,7 +176,7 @@ def fused_search(
     """The best ``top_k`` passages by :func:`fuse` of the prefetches' ``hits`` (points with
     their payloads and vectors, as one batch returned them: no second read that a re-ingestion
     could race). Each carries both fusions' scores as signals."""
-    best = fuse(fusion, weights, hits, top_k + TIE_MARGIN)
+    best = fuse(fusion, weights, hits, top_k + TIE_MARGIN, dense=dense)
     by_id = {h.id: h for batch in hits for h in batch}
     passages = []
     for point, scores in best:

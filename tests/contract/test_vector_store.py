@@ -200,6 +200,34 @@ class VectorStoreContract:
         assert {ids([h])[0]: h.signals["minmax"] for h in by_rank} == pytest.approx(minmax)
         assert by_rank[0].signals["minmax"] == pytest.approx(1.4)
 
+    def test_section_dense_scale_weighs_sections_not_qa_entries(self, store: VectorStore) -> None:
+        # The scale multiplies the same-language dense prefetch's min-max share of a passage
+        # that is not a Q&A entry; a Q&A entry's share, the other-language prefetch's share and
+        # the rank-fusion score stay as they were.
+        manual = [embed(make_chunk("manual", i)) for i in range(2)]
+        faqs = [
+            embed(replace(make_chunk(f"faq{i}"), kind="qa", question="Wi-Fi?")) for i in range(2)
+        ]
+        japanese = embed(make_chunk("ja", lang="ja"))
+        store.upsert([*manual, *faqs, japanese])
+
+        def search(query: DenseQuery, scale: float) -> dict[tuple[str, int], ScoredChunk]:
+            fusion = Fusion(method="minmax", section_dense_scale=scale)
+            hits = store.search(dense=[query], sparse=None, top_k=10, acl=ANYONE, fusion=fusion)
+            return {ids([h])[0]: h for h in hits}
+
+        same = DenseQuery("e5", vectors("manual:h1:1")["e5"], weight=0.4)
+        plain, scaled = search(same, 1.0), search(same, 0.25)
+        everyone = {("manual", 0), ("manual", 1), ("faq0", 0), ("faq1", 0), ("ja", 0)}
+        assert set(plain) == set(scaled) == everyone
+        assert plain[("manual", 1)].score == pytest.approx(0.4)  # the prefetch's best
+        for key, hit in plain.items():
+            factor = 1.0 if key[0].startswith("faq") else 0.25
+            assert scaled[key].score == pytest.approx(factor * hit.score, abs=1e-6)
+            assert scaled[key].signals["rrf"] == pytest.approx(hit.signals["rrf"])
+        other = DenseQuery("e5", vectors("manual:h1:1")["e5"], weight=0.4, lang="ja")
+        assert search(other, 0.25)[("ja", 0)].score == pytest.approx(0.4)
+
     def test_rrf_constant_is_shared(self, filled: VectorStore) -> None:
         # One prefetch: the best passage scores 1 / (k + 0) with Qdrant's k = 2 everywhere.
         query = [DenseQuery("e5", vectors("faq:h1:0")["e5"])]

@@ -58,6 +58,7 @@ def test_the_min_max_confidence_model_comes_with_its_fusion(tmp_path: Path) -> N
     assert default.fusion == "rrf" and default.confidence_weights != fitted["weights"]
     chosen = RetrievalSettings(answerability="minmax")
     assert chosen.fusion == "minmax"
+    assert default.section_dense_scale == 1.0 and chosen.section_dense_scale == 0.25
     assert chosen.confidence_threshold == fitted["threshold"]
     assert chosen.confidence_weights == fitted["weights"]
     assert set(chosen.confidence_weights) <= set(FEATURES)
@@ -65,5 +66,6 @@ def test_the_min_max_confidence_model_comes_with_its_fusion(tmp_path: Path) -> N
     own = tmp_path / "own.json"
     own.write_text(json.dumps({"bias": -1.0, "weights": {"cosine": 2.0}, "threshold": 0.5}))
     assert RetrievalSettings(answerability=str(own)).fusion == "rrf"
+    assert RetrievalSettings(answerability=str(own)).section_dense_scale == 1.0
     with pytest.raises(ValueError, match="retrieval.answerability: cannot read"):
         RetrievalSettings(answerability=str(tmp_path / "missing.json"))
