@@ -292,7 +292,8 @@ class Fusion:
     sparse_weight: float = 1.0
     method: FusionMethod = "rrf"
     section_dense_scale: float = 1.0
-    """Scales the dense prefetches' weights for a passage that is not a Q&A entry."""
+    """``minmax``: scales the same-language dense prefetches' weights for a passage that is not
+    a Q&A entry (rank fusion's score is left as it is)."""
 
     def gain(self, rank: int, weight: float) -> float:
         """What a prefetch of ``weight`` adds to the reciprocal-rank fused score of its passage

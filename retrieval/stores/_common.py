@@ -136,9 +136,10 @@ def fuse(
       all 1 when they are equal), weighted and summed. A passage a prefetch did not return gains
       nothing from it, as it would at that prefetch's last place.
 
-    The first prefetches are the ``dense`` ones. Those in the question's language (no ``lang``
-    of their own) weigh ``fusion.section_dense_scale`` times their weight for a passage that is
-    not a Q&A entry (its ``kind`` payload).
+    The first prefetches are the ``dense`` ones. In the min-max score, those in the question's
+    language (no ``lang`` of their own) weigh ``fusion.section_dense_scale`` times their weight
+    for a passage that is not a Q&A entry (its ``kind`` payload); the other-language prefetch
+    is the only one that finds a manual in the other language and keeps its weight.
 
     :returns: the best ``limit`` as ``(id, {"rrf": score, "minmax": score})``, ordered by
         ``fusion.method``'s score, then by id (a deterministic order for equal scores). The
