@@ -482,9 +482,8 @@ class KnowledgeBase:
 
     def fusion(self) -> Fusion:
         """The configured fusion of the prefetches."""
-        cfg = self.settings.retrieval
-        weights = (cfg.dense_weight, cfg.bm25_weight)
-        return Fusion(cfg.rrf_k, *weights, cfg.fusion, cfg.section_dense_scale)
+        r = self.settings.retrieval
+        return Fusion(r.rrf_k, r.dense_weight, r.bm25_weight, r.fusion, r.section_dense_scale)
 
     def _max_fused(self, method: FusionMethod | None = None) -> float:
         """Fused score (by ``method``; the configured fusion's by default) of a passage ranked

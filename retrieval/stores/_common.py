@@ -126,7 +126,7 @@ def fuse(
     weights: Sequence[float],
     hits: Sequence[Sequence[Any]],
     limit: int,
-    dense: Sequence[DenseQuery] = (),
+    dense: Sequence[DenseQuery],
 ) -> list[tuple[Any, dict[str, float]]]:
     """Both fusions of the prefetches' hits (points with an ``id`` and a ``score``, each list
     best first), computed from one set of hits:
@@ -177,7 +177,7 @@ def fused_search(
     """The best ``top_k`` passages by :func:`fuse` of the prefetches' ``hits`` (points with
     their payloads and vectors, as one batch returned them: no second read that a re-ingestion
     could race). Each carries both fusions' scores as signals."""
-    best = fuse(fusion, weights, hits, top_k + TIE_MARGIN, dense=dense)
+    best = fuse(fusion, weights, hits, top_k + TIE_MARGIN, dense)
     by_id = {h.id: h for batch in hits for h in batch}
     passages = []
     for point, scores in best:
