@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.eval.datasets import DatasetError, EvalDataset, EvalQuestion, _jsonl, _question_from_record
+from kb.eval.gain import history_gain
 from kb.eval.headroom import headroom, shared_gold
 from kb.eval.index import DocKeys
 from kb.eval.metrics import (
@@ -372,6 +373,7 @@ def replay_and_ask(
             extra = replayed
     without_all = answering_metrics(before, threshold)
     extra["history"]["headroom"] = headroom(counts, without_all["wrong_answer_rate"], outcomes)
+    extra["history"]["gain"] = history_gain(before, outcomes, threshold)
     extra["without_history"] = {
         "answering": without_all,
         "retrieval": retrieval_metrics(before),

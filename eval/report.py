@@ -213,6 +213,13 @@ def _history_line(entry: Mapping[str, Any]) -> str:
             f"{_fmt(best_before.get('correct_deflection_rate'))} -> "
             f"{_fmt(best_now.get('correct_deflection_rate'))}"
         )
+    gain = hist.get("gain") or {}
+    if gain.get("questions"):
+        parts.append(
+            f"change ({round(100 * gain['level'])}% interval, {gain['questions']} questions "
+            "resampled): "
+            + ", ".join(f"{key} {_change(gain.get(key) or {})}" for key in _GAIN_KEYS)
+        )
     room = hist.get("headroom") or {}
     if room.get("answerable"):
         parts.append(
@@ -242,6 +249,18 @@ def _history_line(entry: Mapping[str, Any]) -> str:
         f"{hist.get('feedback_noise')}, {hist.get('memory_entries')} memory entries): "
         + ", ".join(parts)
     )
+
+
+_GAIN_KEYS = ("correct_deflection_rate", "wrong_answer_rate")
+
+
+def _change(entry: Mapping[str, Any]) -> str:
+    """A change with its interval: ``+0.074 [+0.041, +0.108]``."""
+    change, interval = entry.get("change"), entry.get("interval")
+    if change is None:
+        return "-"
+    text = f"{change:+.3f}"
+    return text + (f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "")
 
 
 def _generation_line(gen: Mapping[str, Any]) -> str:

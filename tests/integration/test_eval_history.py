@@ -77,7 +77,8 @@ def test_two_history_splits_are_replayed_and_pooled(tmp_path):
         return sum(right) / sum(answerable)
 
     assert entry["answering"]["correct_deflection_rate"] == pytest.approx(pooled("answering"))
-    without = entry["without_history"]["answering"]["correct_deflection_rate"]
+    without_all = entry["without_history"]["answering"]
+    without = without_all["correct_deflection_rate"]
     assert without == pytest.approx(pooled("without_history"))
     assert "2 splits pooled" in run.summary and "seed 4" in run.summary
     # What the loop could give: the splits' test questions whose gold a history question shares.
@@ -88,6 +89,16 @@ def test_two_history_splits_are_replayed_and_pooled(tmp_path):
     assert f"headroom: {room['shared']} of {room['answerable']}" in run.summary
     assert room["first_without"] <= room["top3_without"] <= room["shared"]
     assert room["first_with"] <= room["shared"] and room["cited_with"] <= room["shared"]
+    # The change on the same test questions, with its interval (a question per draw).
+    gain = entry["history"]["gain"]
+    for key in ("correct_deflection_rate", "wrong_answer_rate"):
+        change = gain[key]["change"]
+        if change is not None:
+            assert change == pytest.approx(entry["answering"][key] - without_all[key], abs=1e-5)
+            low, high = gain[key]["interval"]
+            assert low <= change <= high
+    assert gain["questions"] == len({d["id"] for d in lines})
+    assert "95% interval" in run.summary
 
 
 def test_a_history_file_is_one_split(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kb.eval.datasets import DatasetError, EvalQuestion, load_dataset
+from kb.eval.gain import history_gain
 from kb.eval.headroom import headroom, shared_gold
 from kb.eval.loop import LoopOptions, Turn, learning_curve, split_history
 from kb.eval.metrics import Outcome, answering_metrics
@@ -113,3 +114,73 @@ def test_the_headroom_counts_shared_gold_and_reads_the_best_gate_at_the_old_wron
     assert room["best_gate_correct"] == pytest.approx(2 / 3)
     assert room["best_gate_threshold"] == 0.8
     assert headroom([counts, counts], 0.5, after)["answerable"] == 6
+
+
+# --- the change and its interval (eval/gain.py) ----------------------------------------------
+
+
+def _outcome(qid: str, *, right: bool, answered: bool = True, answerable: bool = True) -> Outcome:
+    question = EvalQuestion(
+        id=qid, text="t", gold_ids=("d1",) if answerable else (), answerable=answerable
+    )
+    cited = ("d1",) if right else ("d2",)
+    return Outcome(
+        question, cited=cited, confidence=0.9, status="answered" if answered else "escalated"
+    )
+
+
+def test_the_change_is_the_pooled_figures_difference_with_an_interval_around_it():
+    before = [_outcome(f"q{i}", right=i < 10, answered=i < 14) for i in range(40)]
+    after = [_outcome(f"q{i}", right=i < 16, answered=i < 18) for i in range(40)]
+    gain = history_gain(before, after, 0.5)
+    was, now = answering_metrics(before, 0.5), answering_metrics(after, 0.5)
+    for key in ("correct_deflection_rate", "wrong_answer_rate"):
+        change = gain[key]["change"]
+        assert change == pytest.approx(now[key] - was[key])
+        low, high = gain[key]["interval"]
+        assert low < change < high  # 40 questions leave room either way
+    assert gain["correct_deflection_rate"]["change"] == pytest.approx(0.15)
+    assert gain["questions"] == 40 and gain["level"] == 0.95
+    assert history_gain(before, after, 0.5) == gain  # a fixed seed: the same interval
+
+
+def test_no_change_has_no_spread_and_a_change_on_every_question_is_certain():
+    same = [_outcome(f"q{i}", right=i % 2 == 0) for i in range(20)]
+    assert history_gain(same, same, 0.5)["correct_deflection_rate"] == {
+        "change": 0.0,
+        "interval": [0.0, 0.0],
+    }
+    wrong = [_outcome(f"q{i}", right=False) for i in range(20)]
+    right = [_outcome(f"q{i}", right=True) for i in range(20)]
+    gain = history_gain(wrong, right, 0.5)
+    assert gain["correct_deflection_rate"] == {"change": 1.0, "interval": [1.0, 1.0]}
+    assert gain["wrong_answer_rate"] == {"change": -1.0, "interval": [-1.0, -1.0]}
+
+
+def test_a_question_in_several_splits_is_drawn_as_one():
+    # One question gained in three splits is one piece of evidence, not three: a draw without
+    # it, about a third of them, shows no change at all (the pooled figure weighs it thrice).
+    base = [_outcome(f"q{i}", right=i < 5) for i in range(20)]
+    once = [*base, _outcome("x", right=False)]
+    gained = [*base, _outcome("x", right=True)]
+    thrice_before = [*base, *[_outcome("x", right=False)] * 3]
+    thrice_after = [*base, *[_outcome("x", right=True)] * 3]
+    one = history_gain(once, gained, 0.5)
+    three = history_gain(thrice_before, thrice_after, 0.5)
+    assert one["questions"] == three["questions"] == 21
+    assert three["correct_deflection_rate"]["change"] == pytest.approx(3 / 23, abs=1e-6)
+    assert one["correct_deflection_rate"]["interval"][0] == 0.0
+    assert three["correct_deflection_rate"]["interval"][0] == 0.0
+
+
+def test_an_unanswerable_answered_counts_wrong_and_nothing_answered_has_no_rate():
+    before = [_outcome("u", right=False, answerable=False)]
+    after = [_outcome("u", right=False, answered=False, answerable=False)]
+    gain = history_gain(before, after, 0.5)
+    assert gain["correct_deflection_rate"] == {"change": None, "interval": None}
+    assert gain["wrong_answer_rate"] == {"change": None, "interval": None}
+
+
+def test_outcomes_of_other_questions_are_refused():
+    with pytest.raises(ValueError, match="paired"):
+        history_gain([_outcome("a", right=True)], [_outcome("b", right=True)], 0.5)
