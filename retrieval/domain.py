@@ -384,6 +384,7 @@ def learn(
     *,
     threshold: float,
     target: float | None = None,
+    learn_gate: bool = True,
 ) -> Learning:
     """A model over ``examples`` (one per confirmed question; those whose document the search
     no longer finds teach nothing and are left out), kept when there are at least
@@ -393,7 +394,8 @@ def learn(
     holds the wrong-answer rate ``target`` on them, or, with ``target=None``, the rate the
     configured gate (``threshold``: ``retrieval.confidence_threshold``) had on them. Both are
     kept only when that gate answers at least as many of them right as the configured gate
-    did (:attr:`Validation.configured_right`); otherwise the configured confidence decides."""
+    did (:attr:`Validation.configured_right`); otherwise, or with ``learn_gate=False``, the
+    configured confidence decides."""
     useful = [ex for ex in examples if any(ex.labels) and len(ex.documents) > 1]
     taught = sum(map(teaches, entries))
     if len(useful) < MIN_QUESTIONS:
@@ -429,7 +431,8 @@ def learn(
         return Learning("no_better", len(useful), validation, entries=taught)
     positives = sum(right for _, _, right in answers)
     answerability = gate = None
-    if len(answers) >= MIN_ANSWERS and min(positives, len(answers) - positives) >= MIN_CLASS:
+    enough = len(answers) >= MIN_ANSWERS and min(positives, len(answers) - positives) >= MIN_CLASS
+    if learn_gate and enough:
         x = np.asarray([row for _, row, _ in answers])
         y = np.asarray([float(right) for _, _, right in answers])
         answerability = fit_logistic(x, y)

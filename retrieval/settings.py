@@ -222,11 +222,13 @@ class SupportSettings(BaseModel):
     """Learn a ranker from the confirmed questions (``retrieval.domain``): from 50 of them,
     and only while it ranks questions it was not fitted on better than the search's own
     order, it orders the candidates of every new question (the shipped ranker stands aside)."""
+    memory_answerability: bool = False
+    """Also learn when to answer from the confirmed questions (``retrieval.domain``). Off, the
+    configured confidence decides on the search's own order: the learned gate raised the
+    manual's wrong-answer rate (docs/question-memory.md, "The learned gate, opt-in")."""
     memory_wrong_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    """The wrong-answer rate the learned ranker's answerability is held to on its confirmed
-    questions (out of fold): it answers from the probability that keeps it (``retrieval.gate``).
-    Unset: the rate the configured gate (``retrieval.confidence_threshold``) had on the same
-    questions, so the memory answers more where it can and never more wrongly."""
+    """The wrong-answer rate the learned answerability is held to on the confirmed questions
+    (out of fold; ``retrieval.gate``). Unset: the configured gate's rate on them."""
 
 
 class OidcSettings(BaseModel):

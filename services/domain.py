@@ -145,6 +145,7 @@ def learn(
         memory.entries,
         threshold=kb.settings.retrieval.confidence_threshold,
         target=kb.settings.support.memory_wrong_rate,
+        learn_gate=kb.settings.support.memory_answerability,
     )
     memory.ranker = learned.ranker
 

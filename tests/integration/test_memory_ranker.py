@@ -12,7 +12,6 @@ ranker is not kept.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,7 +172,7 @@ def test_staff_corrections_teach_a_ranker_the_search_then_uses(
     kb, docs = corrected
     link_all(db, kb, docs)
     mark_gaps(db, kb)
-    with support(kb, memory_refit="inline"):
+    with support(kb, memory_refit="inline", memory_answerability=True):
         memory = memory_for(db, kb)
         shown = learning(db, kb)  # what the console shows staff
     assert memory is not None and isinstance(memory.ranker, DomainRanker)
@@ -209,19 +208,20 @@ def test_staff_corrections_teach_a_ranker_the_search_then_uses(
 def test_without_its_answerability_the_learned_order_quotes_and_the_search_decides(
     corrected: tuple[KnowledgeBase, dict], db: Database
 ) -> None:
-    """A learned ranker whose answerability was not kept (it answered fewer confirmed
-    questions right than the configured gate): the answer quotes the learned order, and
-    whether it answers is what the configured confidence makes of the search's own order, as
-    without the memory (read on the learned order, it escalated right answers)."""
+    """By default (``support.memory_answerability`` off) the learned ranker comes without an
+    answerability, as one whose answerability was not kept does: the answer quotes the learned
+    order, and whether it answers is what the configured confidence makes of the search's own
+    order, as without the memory (read on the learned order, it escalated right answers)."""
     kb, docs = corrected
     link_all(db, kb, docs)
+    mark_gaps(db, kb)
     with support(kb, memory_refit="inline"):
         memory = memory_for(db, kb)
+        shown = learning(db, kb)
     assert memory is not None and memory.ranker is not None
-    ranker = copy.copy(memory.ranker)
-    ranker.answerability = ranker.gate = None
-    bare = copy.copy(memory)
-    bare.ranker = ranker
+    assert memory.ranker.answerability is None and memory.ranker.gate is None
+    assert shown["ranker"] == "learned" and not shown["answerability"]
+    bare = memory
     inputs = set(kb.settings.retrieval.confidence_weights)
     moved = 0
     for i, (verb, thing, _) in enumerate(TOPICS):
