@@ -4,6 +4,7 @@ titles and source URLs, never server paths (issue 20)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -50,8 +51,11 @@ def test_ingest_reads_only_below_the_knowledge_base_folder(tmp_path: Path) -> No
         assert run["status"] == "finished"
         # The links out of the folder were not read: only lobby.md went in.
         assert [f["path"] for f in run["files"]] == ["lobby.md"]
-        asked = client.post("/api/ask", json={"question": "What is the vault code?"})
-        assert "4711" not in asked.text
+        asked = client.post("/api/ask", json={"question": "What is the vault code?"}).json()
+        # What the employee is shown (the query and conversation ids are random hex, which
+        # held "4711" once in a CI run).
+        shown = {k: v for k, v in asked.items() if k not in ("query_id", "conversation_id")}
+        assert asked["status"] == "escalated" and "4711" not in json.dumps(shown)
 
         listed = client.get("/api/documents", headers=EMPLOYEE)
         assert listed.status_code == 200 and str(tmp_path) not in listed.text
