@@ -24,7 +24,10 @@ SEED = 0
 LEVEL = 0.95
 
 Matrix = np.ndarray[Any, np.dtype[np.float64]]
-_COLUMNS = ("answerable", "right_0", "right_1", "answered_0", "answered_1", "wrong_0", "wrong_1")
+COLUMNS = ("answerable", "right_0", "right_1", "answered_0", "answered_1", "wrong_0", "wrong_1")
+"""What one question counts for, without (``_0``) and with (``_1``) history: right answers
+over answerable questions, wrong answers over answered ones (as ``answering_metrics``)."""
+_AT = {name: i for i, name in enumerate(COLUMNS)}
 
 
 def history_gain(
@@ -44,7 +47,7 @@ def history_gain(
     for b, a in zip(before, after, strict=True):
         if b.question.id != a.question.id:
             raise ValueError(f"question {b.question.id} is paired with {a.question.id}")
-        row = clusters.setdefault(b.question.id, np.zeros(len(_COLUMNS)))
+        row = clusters.setdefault(b.question.id, np.zeros(len(COLUMNS)))
         row += _counts(b, a, threshold)
     out: dict[str, Any] = {"questions": len(clusters), "resamples": resamples, "level": LEVEL}
     if not clusters:
@@ -72,24 +75,24 @@ def history_gain(
 
 def _counts(before: Outcome, after: Outcome, threshold: float | None) -> Matrix:
     answerable = before.question.answerable
-    row = [float(answerable)]
-    for o in (before, after):
-        row.append(float(answerable and answered_at(o, threshold) and o.cites_gold))
-    for o in (before, after):
-        row.append(float(answered_at(o, threshold)))
-    for o in (before, after):
-        row.append(float(answered_at(o, threshold) and not o.cites_gold))
-    # Columns in _COLUMNS order: answerable, right without/with, answered, wrong.
-    return np.asarray(row)
+    pair = (before, after)
+    answered = [answered_at(o, threshold) for o in pair]
+    right = [answerable and answered_at(o, threshold) and o.cites_gold for o in pair]
+    wrong = [answered_at(o, threshold) and not o.cites_gold for o in pair]
+    return np.asarray([answerable, *right, *answered, *wrong], dtype=np.float64)
 
 
 def _ratio(num: Matrix, den: Matrix) -> Matrix:
     return np.asarray(np.where(den > 0, num / np.where(den > 0, den, 1), np.nan))
 
 
+def _rate(t: Matrix, num: str, den: str) -> Matrix:
+    return _ratio(t[:, _AT[num]], t[:, _AT[den]])
+
+
 def _correct(t: Matrix) -> Matrix:
-    return _ratio(t[:, 2], t[:, 0]) - _ratio(t[:, 1], t[:, 0])
+    return _rate(t, "right_1", "answerable") - _rate(t, "right_0", "answerable")
 
 
 def _wrong(t: Matrix) -> Matrix:
-    return _ratio(t[:, 6], t[:, 4]) - _ratio(t[:, 5], t[:, 3])
+    return _rate(t, "wrong_1", "answered_1") - _rate(t, "wrong_0", "answered_0")

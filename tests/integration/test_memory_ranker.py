@@ -221,13 +221,12 @@ def test_without_its_answerability_the_learned_order_quotes_and_the_search_decid
     assert memory is not None and memory.ranker is not None
     assert memory.ranker.answerability is None and memory.ranker.gate is None
     assert shown["ranker"] == "learned" and not shown["answerability"]
-    bare = memory
     inputs = set(kb.settings.retrieval.confidence_weights)
     moved = 0
     for i, (verb, thing, _) in enumerate(TOPICS):
         question = NEW[1].format(v=verb, t=thing)
         plain = kb.extractive(question, acl=EVERYONE, lang="en")
-        learned = kb.extractive(question, acl=EVERYONE, lang="en", memory=bare)
+        learned = kb.extractive(question, acl=EVERYONE, lang="en", memory=memory)
         assert "domain_p" not in learned.features
         assert {k: learned.features[k] for k in inputs} == {k: plain.features[k] for k in inputs}
         if not learned.memory or not any(
