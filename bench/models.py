@@ -25,27 +25,28 @@ DATASETS = (
 VARIANTS = ("dense-e5", "dense-use", 'e5+use:embedder.models=["e5","use"]')
 
 RECORDED: list[dict[str, Any]] = [
-    # docs/experiments.md, runs 20261128T212338Z / 20261128T215306Z (commit 84d6bd2), and the
-    # "Measured but not made the default" paragraph; dense-use from docs/../STACK.md's script.
-    {"dataset": "emanual_tv", "variant": "hybrid e5 (default)", "ndcg@10": 0.745,
-     "mrr@10": 0.677, "recall@5": 0.866, "ask_ms": "~40"},
-    {"dataset": "emanual_tv", "variant": "dense e5", "ndcg@10": 0.567, "mrr@10": 0.493,
-     "recall@5": 0.694},
-    {"dataset": "emanual_tv", "variant": "dense USE", "ndcg@10": 0.509, "mrr@10": 0.432},
-    {"dataset": "emanual_tv", "variant": "hybrid e5+USE", "mrr@10": 0.636, "recall@5": 0.834,
-     "ask_ms": "340-610"},
+    # `python -m bench --only models --run-eval`, kb eval run 20261205T184747Z (commit c06fe85),
+    # after USE got its thread counts (ask p50 with e5+USE 55-93 ms; 340-610 ms before).
+    {"dataset": "emanual_tv", "variant": "hybrid e5 (default)", "ndcg@10": 0.747,
+     "mrr@10": 0.682, "recall@5": 0.857, "ask_ms": 44},
+    {"dataset": "emanual_tv", "variant": "dense e5", "ndcg@10": 0.566, "mrr@10": 0.496,
+     "recall@5": 0.676, "ask_ms": 38},
+    {"dataset": "emanual_tv", "variant": "dense USE", "ndcg@10": 0.535, "mrr@10": 0.458,
+     "recall@5": 0.633, "ask_ms": 24},
+    {"dataset": "emanual_tv", "variant": "hybrid e5+USE", "ndcg@10": 0.715, "mrr@10": 0.646,
+     "recall@5": 0.854, "ask_ms": 55},
     {"dataset": "localgovfaq_ja", "variant": "hybrid e5 (default)", "ndcg@10": 0.646,
-     "mrr@10": 0.630, "recall@5": 0.724, "ask_ms": "~40"},
+     "mrr@10": 0.629, "recall@5": 0.724, "ask_ms": 78},
     {"dataset": "localgovfaq_ja", "variant": "dense e5", "ndcg@10": 0.594, "mrr@10": 0.572,
-     "recall@5": 0.659},
-    {"dataset": "localgovfaq_ja", "variant": "dense USE", "ndcg@10": 0.505, "mrr@10": 0.484},
-    {"dataset": "localgovfaq_ja", "variant": "hybrid e5+USE", "ndcg@10": 0.674, "mrr@10": 0.660,
-     "recall@5": 0.750, "ask_ms": "340-610"},
+     "recall@5": 0.659, "ask_ms": 69},
+    {"dataset": "localgovfaq_ja", "variant": "dense USE", "ndcg@10": 0.570, "mrr@10": 0.545,
+     "recall@5": 0.627, "ask_ms": 52},
+    {"dataset": "localgovfaq_ja", "variant": "hybrid e5+USE", "ndcg@10": 0.674, "mrr@10": 0.661,
+     "recall@5": 0.751, "ask_ms": 93},
 ]  # fmt: skip
 RECORDED_SOURCE = (
-    "recorded figures (docs/experiments.md, kb eval runs 20261128T212338Z and 20261128T215306Z;"
-    " dense USE from the stack notes' script): no kb eval run with model variants in"
-    " eval-runs/history.jsonl"
+    "recorded figures (kb eval run 20261205T184747Z, docs/experiments.md): no kb eval run"
+    " with model variants in eval-runs/history.jsonl"
 )
 
 
