@@ -38,12 +38,13 @@ from kb.retrieval.answer import FEATURES
 from kb.retrieval.calibration import threshold_for
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import AccessFilter
-from kb.retrieval.rerank import CANDIDATES, LAMBDARANK, RANK_FEATURES, Ranker
+from kb.retrieval.rerank import CANDIDATES, LAMBDARANK, RANK_FEATURES, Ranker, monotone
 from kb.retrieval.settings import Settings
 
 SEED = 7
 PARAMS: dict[str, Any] = {
     **LAMBDARANK,
+    **monotone(RANK_FEATURES),
     "ndcg_eval_at": [1, 5, 10],
     "num_leaves": 15,
     "min_data_in_leaf": 20,

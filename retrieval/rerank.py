@@ -73,6 +73,39 @@ LAMBDARANK: dict[str, Any] = {
 deterministic; each adds its tree sizes and seed."""
 
 
+MONOTONE: dict[str, int] = {
+    "fused": 1,
+    "fused_rank": -1,
+    "dense": 1,
+    "dense_rank": -1,
+    "dense_gap": -1,
+    "title_dense": 1,
+    "title_dense_rank": -1,
+    "bm25": 1,
+    "bm25_rank": -1,
+    "bm25_ratio": 1,
+    "coverage": 1,
+    "coverage_idf": 1,
+    "title_coverage_idf": 1,
+    "qa_question_coverage_idf": 1,
+    "missing_idf_max": -1,
+    "lang_match": 1,
+    "doc_best_rank": -1,
+}
+"""The direction each feature may move a candidate's score, other things equal (1: up, -1:
+down; absent: either): a closer, better-ranked, better-covered candidate never scores lower.
+Constraining the trees so cuts what a ranker fitted on one kind of knowledge base loses on
+another (docs/ranker.md, "Monotone features")."""
+
+
+def monotone(names: Sequence[str]) -> dict[str, Any]:
+    """LightGBM parameters constraining features ``names`` (in model order) by :data:`MONOTONE`."""
+    return {
+        "monotone_constraints": [MONOTONE.get(n, 0) for n in names],
+        "monotone_constraints_method": "advanced",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class CandidateTerms:
     """One candidate's terms: body (with counts) and short field (title, heading, Q&A question)."""

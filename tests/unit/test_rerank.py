@@ -18,6 +18,7 @@ from kb.eval.train import collect_candidates, fold_of, train, train_ranker
 from kb.retrieval.models import Chunk, Location, ScoredChunk
 from kb.retrieval.rerank import (
     DEFAULT_RANKER,
+    MONOTONE,
     RANK_FEATURES,
     CandidateTerms,
     Ranker,
@@ -90,6 +91,22 @@ def test_the_shipped_model_loads_and_orders_deterministically() -> None:
     passages = [_passage(i, "x", score=0.1, dense=0.1) for i in range(20)]
     ordered = reorder(passages, first)
     assert [p.signals["ranker"] for p in ordered] == sorted(first, reverse=True)
+
+
+def _assert_monotone(ranker: Ranker) -> None:
+    """Raising a feature of :data:`MONOTONE` alone never moves a score the other way."""
+    x = np.random.default_rng(5).random((200, len(RANK_FEATURES)))
+    x[:, RANK_FEATURES.index("fused_rank")] *= 50
+    base = np.asarray(ranker.scores(x))
+    for name, direction in MONOTONE.items():
+        up = x.copy()
+        up[:, RANK_FEATURES.index(name)] += 0.3 * abs(up[:, RANK_FEATURES.index(name)]).max()
+        moved = (np.asarray(ranker.scores(up)) - base) * direction
+        assert moved.min() >= -1e-9, f"raising {name} moved a score against its direction"
+
+
+def test_the_shipped_model_never_ranks_a_better_candidate_lower() -> None:
+    _assert_monotone(Ranker.load(DEFAULT_RANKER))
 
 
 def test_a_model_of_other_features_is_refused() -> None:
@@ -174,6 +191,7 @@ def test_training_is_reproducible_and_learns_what_the_labels_say(tiny_sets) -> N
     assert len(rows) == 86 and all(r.features.shape[1] == len(RANK_FEATURES) for r in rows)
     assert sum(1 for r in rows if any(r.labels)) >= 70  # BM25 finds most gold documents
     assert train_ranker(rows, rounds=30) == train_ranker(rows, rounds=30)
+    _assert_monotone(Ranker(train_ranker(rows, rounds=30)))
     assert {fold_of(f"alpha/{r.question.id}") for r in rows} == set(range(5))
 
 
