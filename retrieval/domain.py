@@ -36,7 +36,7 @@ import numpy as np
 from kb.retrieval.gate import Gate, choose_gate, wrong_rate
 from kb.retrieval.memory import MemoryEntry, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
-from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, reorder
+from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, monotone, reorder
 
 MEMORY_RANK_FEATURES = (
     "memory_best",
@@ -82,6 +82,7 @@ PARAMS: dict[str, Any] = {
     "num_leaves": 7,
     "min_data_in_leaf": 40,
     "seed": SEED,
+    **monotone(FEATURES),
 }
 
 Matrix = np.ndarray[Any, np.dtype[np.float64]]

@@ -91,6 +91,10 @@ MONOTONE: dict[str, int] = {
     "missing_idf_max": -1,
     "lang_match": 1,
     "doc_best_rank": -1,
+    "memory_best": 1,
+    "memory_lead": -1,
+    "memory_nearest": 1,
+    "memory_count": 1,
 }
 """The direction each feature may move a candidate's score, other things equal (1: up, -1:
 down; absent: either): a closer, better-ranked, better-covered candidate never scores lower.

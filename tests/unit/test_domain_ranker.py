@@ -21,7 +21,7 @@ from kb.retrieval.domain import (
 from kb.retrieval.gate import wrong_rate
 from kb.retrieval.memory import MemoryEntry
 from kb.retrieval.models import AccessFilter, Chunk, Location, ScoredChunk
-from kb.retrieval.rerank import RANK_FEATURES
+from kb.retrieval.rerank import MONOTONE, RANK_FEATURES
 
 EVERYONE = AccessFilter()
 BM25 = RANK_FEATURES.index("bm25_rank")
@@ -97,6 +97,25 @@ def test_a_learnable_signal_is_learned_and_beats_the_fused_order_out_of_fold():
     passages = [passage(f"n{j}") for j in range(CANDIDATES)]
     scores = ranker.scores(x, passages, unit(rng), EVERYONE)
     assert int(np.argmax(scores)) == 4
+
+
+def test_a_better_candidate_never_scores_lower():
+    """The learned ranker keeps the shipped one's constraints (retrieval.rerank.MONOTONE):
+    raising a constrained search feature alone never moves a score the other way."""
+    ranker = fitted(examples(120, learnable=True))
+    assert ranker is not None
+    rng = np.random.default_rng(5)
+    vector = unit(rng)
+    passages = [passage(f"n{j}") for j in range(CANDIDATES)]
+    x = rng.uniform(size=(CANDIDATES, len(RANK_FEATURES))) * 4
+    base = np.asarray(ranker.scores(x, passages, vector, EVERYONE))
+    for name, direction in MONOTONE.items():
+        if name not in RANK_FEATURES:
+            continue
+        up = x.copy()
+        up[:, RANK_FEATURES.index(name)] += 2.0
+        moved = (np.asarray(ranker.scores(up, passages, vector, EVERYONE)) - base) * direction
+        assert moved.min() >= -1e-9, name
 
 
 def mixed(n: int, seed: int = 3) -> list[Example]:
