@@ -98,6 +98,7 @@ MONOTONE: dict[str, int] = {
 }
 """The direction each feature may move a candidate's score, other things equal (1: up, -1:
 down; absent: either): a closer, better-ranked, better-covered candidate never scores lower.
+The ``memory_*`` features are the question memory's ranker's own (``retrieval.domain``).
 Constraining the trees so cuts what a ranker fitted on one kind of knowledge base loses on
 another (docs/ranker.md, "Monotone features")."""
 
