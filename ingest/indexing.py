@@ -319,8 +319,11 @@ class Indexer:
                 )
         t0 = time.perf_counter()
         self.kb.store.upsert(embedded)
-        # New points are in; only now remove the previous version's.
-        self.kb.store.delete_document(sf.document_id, keep_hash=content_hash)
+        # New points are in; only now remove the previous version's (and, when the same content
+        # was cut into fewer chunks, the old cut's points the new ones did not overwrite).
+        self.kb.store.delete_document(
+            sf.document_id, keep_hash=content_hash, keep_chunks=len(chunks)
+        )
         report.timed("upsert", time.perf_counter() - t0)
         return chunks
 

@@ -129,8 +129,12 @@ class VectorStore(Protocol):
         """
         ...
 
-    def delete_document(self, document_id: str, *, keep_hash: str | None = None) -> None:
-        """Delete a document's points; with ``keep_hash``, all but that version's."""
+    def delete_document(
+        self, document_id: str, *, keep_hash: str | None = None, keep_chunks: int | None = None
+    ) -> None:
+        """Delete a document's points; with ``keep_hash``, all but that version's, and with
+        ``keep_chunks`` too, that version's from chunk index ``keep_chunks`` on (the same
+        content indexed again in fewer chunks: the rest are the old cut's)."""
         ...
 
     def set_groups(self, document_id: str, groups: Sequence[str]) -> None:

@@ -188,17 +188,25 @@ class EdgeStore:
                     shard.update(qe.UpdateOperation.upsert_points(points))
         return len(chunks)
 
-    def delete_document(self, document_id: str, *, keep_hash: str | None = None) -> None:
+    def delete_document(
+        self, document_id: str, *, keep_hash: str | None = None, keep_chunks: int | None = None
+    ) -> None:
         """See :meth:`VectorStore.delete_document`."""
         must_not: list[qe.ConditionType] | None = None
+        filters = []
         if keep_hash is not None:
-            must_not = [qe.FieldCondition(key="doc_hash", match=qe.MatchValue(value=keep_hash))]
-        flt = qe.Filter(must=[_document(document_id)], must_not=must_not)
+            kept = qe.FieldCondition(key="doc_hash", match=qe.MatchValue(value=keep_hash))
+            must_not = [kept]
+            if keep_chunks is not None:
+                beyond = qe.FieldCondition(key="chunk_index", range=qe.RangeFloat(gte=keep_chunks))
+                filters.append(qe.Filter(must=[_document(document_id), kept, beyond]))
+        filters.insert(0, qe.Filter(must=[_document(document_id)], must_not=must_not))
         with self._lock:
             shard = self._readable()
             if shard is not None:
                 with self._errors("delete"):
-                    shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+                    for flt in filters:
+                        shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
 
     def set_groups(self, document_id: str, groups: Sequence[str]) -> None:
         """See :meth:`VectorStore.set_groups`."""

@@ -163,19 +163,26 @@ class QdrantServerStore:
                 client.upsert(self.collection, points=points, wait=True)
         return len(chunks)
 
-    def delete_document(self, document_id: str, *, keep_hash: str | None = None) -> None:
+    def delete_document(
+        self, document_id: str, *, keep_hash: str | None = None, keep_chunks: int | None = None
+    ) -> None:
         """See :meth:`VectorStore.delete_document`."""
         must_not: list[models.Condition] | None = None
+        filters = []
         if keep_hash is not None:
-            must_not = [
-                models.FieldCondition(key="doc_hash", match=models.MatchValue(value=keep_hash))
-            ]
-        selector = models.FilterSelector(
-            filter=models.Filter(must=[_document(document_id)], must_not=must_not)
-        )
+            kept = models.FieldCondition(key="doc_hash", match=models.MatchValue(value=keep_hash))
+            must_not = [kept]
+            if keep_chunks is not None:
+                beyond = models.FieldCondition(
+                    key="chunk_index", range=models.Range(gte=keep_chunks)
+                )
+                filters.append(models.Filter(must=[_document(document_id), kept, beyond]))
+        filters.insert(0, models.Filter(must=[_document(document_id)], must_not=must_not))
         with self._call("delete") as client:
             if self._has_collection(client):
-                client.delete(self.collection, points_selector=selector, wait=True)
+                for flt in filters:
+                    selector = models.FilterSelector(filter=flt)
+                    client.delete(self.collection, points_selector=selector, wait=True)
 
     def set_groups(self, document_id: str, groups: Sequence[str]) -> None:
         """See :meth:`VectorStore.set_groups`."""

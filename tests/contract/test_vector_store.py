@@ -136,6 +136,20 @@ class VectorStoreContract:
         store.delete_document("doc", keep_hash="new")
         assert [p.chunk.doc_hash for p in store.document_chunks("doc")] == ["new", "new"]
 
+    def test_the_same_content_cut_into_fewer_chunks_leaves_no_old_points(
+        self, store: VectorStore
+    ) -> None:
+        # A re-index of unchanged content with larger chunks: the new points overwrite the old
+        # ones of the same index (same id), the old cut's others must go too, or searchers
+        # (which show a document's lowest version) would see only them.
+        old = [embed(make_chunk("doc", i, doc_hash="h")) for i in range(5)]
+        store.upsert(old)
+        new = [embed(replace(make_chunk("doc", i, doc_hash="h"), version=2)) for i in range(2)]
+        store.upsert(new)
+        store.delete_document("doc", keep_hash="h", keep_chunks=2)
+        kept = store.document_chunks("doc")
+        assert [(p.chunk.index, p.chunk.version) for p in kept] == [(0, 2), (1, 2)]
+
     # -- search ------------------------------------------------------------------------------
 
     def test_dense_search_finds_exact_vector_first(self, filled: VectorStore) -> None:

@@ -114,6 +114,36 @@ def test_reindex_parses_unchanged_files_again_and_keeps_answering(runner_env, fo
 
 
 @pytest.mark.slow
+def test_reindex_with_larger_chunks_leaves_only_the_new_cut(runner_env, tmp_path):
+    # The same bytes cut into fewer chunks: the old cut's extra points carry the same content
+    # hash and an older version; left behind, they were all a search showed of the document.
+    docs = tmp_path / "long"
+    docs.mkdir()
+    steps = [f"Step {n}: check tray {n} and the roller marked R{n} first." for n in range(1, 41)]
+    (docs / "guide.md").write_text("# Paper path\n\n" + " ".join(steps) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    small = {**runner_env, "KB_RETRIEVAL__CHUNK_SIZE": "60", "KB_RETRIEVAL__CHUNK_OVERLAP": "10"}
+    first = runner.invoke(main, ["ingest", str(docs), "--json"], env=small)
+    assert first.exit_code == 0, first.output
+    large = {**runner_env, "KB_RETRIEVAL__CHUNK_SIZE": "400", "KB_RETRIEVAL__CHUNK_OVERLAP": "40"}
+    again = runner.invoke(main, ["ingest", str(docs), "--reindex", "--json"], env=large)
+    assert again.exit_code == 0, again.output
+    (before,), (after,) = (json.loads(r.output)["files"] for r in (first, again))
+    assert after["outcome"] == "updated" and 1 < after["chunks"] < before["chunks"]
+    from kb.retrieval.settings import Settings
+    from kb.retrieval.stores import open_store
+
+    store = open_store(Settings(data_dir=Path(runner_env["KB_DATA_DIR"])))
+    try:
+        kept = store.document_chunks(after["document_id"])
+    finally:
+        store.close()
+    assert len(kept) == after["chunks"] and {p.chunk.version for p in kept} == {2}
+    asked = runner.invoke(main, ["ask", "What is marked R37?", "--json"], env=large)
+    assert "R37" in json.loads(asked.output)["answer"]
+
+
+@pytest.mark.slow
 def test_recreate_rebuilds_an_index_built_with_other_vectors(runner_env, folder):
     runner = CliRunner()
     assert runner.invoke(main, ["ingest", str(folder)], env=runner_env).exit_code == 0
