@@ -33,6 +33,7 @@ from kb.db.engine import Database
 from kb.db.models import DocumentRecord, DocumentVersion, utcnow
 from kb.ingest.catalog import file_hash, stale_analyzer
 from kb.ingest.chunk import Chunker
+from kb.ingest.recut import follow_recut
 from kb.ingest.runs import FileResult, IngestReport, Outcome
 from kb.ingest.sources import SourceFile
 from kb.retrieval.embedders import break_title_ties, embed_cached, title_vector
@@ -299,6 +300,9 @@ class Indexer:
         if not chunks:
             raise ParseError("no text to index")
         embedded = self.embed(chunks, report)
+        # The same content cut again (kb ingest --reindex): its confirmed pairs follow it.
+        same = rec is not None and rec.hash == content_hash
+        old = [p.chunk for p in self.kb.store.document_chunks(sf.document_id)] if same else []
         if rec is None:
             # Catalogued before any point is written, so a run killed mid-write leaves a
             # ``pending`` entry the next run can clean up, never points nobody knows of.
@@ -324,6 +328,7 @@ class Indexer:
         self.kb.store.delete_document(
             sf.document_id, keep_hash=content_hash, keep_chunks=len(chunks)
         )
+        follow_recut(self.db, old, chunks)
         report.timed("upsert", time.perf_counter() - t0)
         return chunks
 

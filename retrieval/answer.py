@@ -321,6 +321,24 @@ def gate_features(
     return features
 
 
+def citable(passages: list[ScoredChunk], limit: int, per_document: int) -> list[ScoredChunk]:
+    """The best ``limit`` passages, in order, at most ``per_document`` of them from one document
+    (0: no cap). Small chunks put several pieces of one section at the top; the cap lets the
+    next document be quoted and cited instead of a third piece of the same one."""
+    if per_document <= 0:
+        return passages[:limit]
+    chosen: list[ScoredChunk] = []
+    taken: dict[str, int] = {}
+    for p in passages:
+        if len(chosen) == limit:
+            break
+        doc = p.chunk.document_id
+        if taken.get(doc, 0) < per_document:
+            taken[doc] = taken.get(doc, 0) + 1
+            chosen.append(p)
+    return chosen
+
+
 def compose_extractive(
     question_terms: list[str],
     passages: list[ScoredChunk],
@@ -329,13 +347,16 @@ def compose_extractive(
     max_citations: int,
     max_sentences: int,
     confirmed: bool = False,
+    per_document: int = 0,
 ) -> tuple[str, list[ScoredChunk]]:
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
-    Units are the sentences of text passages and whole Q&A answers (a Q&A entry is matched on
-    its question and answer together and is never cut). Units from the best ``max_citations``
-    passages are scored by the question terms they contain, the better passage first on ties;
-    the best ``max_sentences`` are kept. A passage with no chosen unit is not cited. A unit that
+    Units are the sentences of text passages, whole Q&A answers (a Q&A entry is matched on its
+    question and answer together and is never cut) and whole sheet rows (a record's cells:
+    "Price (JPY excl. tax): 19800" is not two sentences). Units from the best ``max_citations``
+    passages (at most ``per_document`` from one document: :func:`citable`) are scored by the
+    question terms they contain, the better passage first on ties; the best ``max_sentences``
+    are kept. A passage with no chosen unit is not cited. A unit that
     reads like an instruction to a model (:mod:`retrieval.injection`, flagged on its document at
     ingestion) is never quoted: the answer would hand the document's instruction to the user.
     ``confirmed``: people confirmed the first passage answers this need (issue 22): its
@@ -344,6 +365,7 @@ def compose_extractive(
     from section to section) is quoted once, citing every passage that holds it.
     :returns: the answer text and the cited passages, numbered from 1 in order.
     """
+    passages = citable(passages, max_citations, per_document)
     if not passages:
         return "", []
     terms = set(question_terms)
@@ -358,9 +380,9 @@ def compose_extractive(
         if rank not in ranks:
             ranks.append(rank)  # quoted once, from the better passage
 
-    for rank, passage in enumerate(passages[:max_citations]):
+    for rank, passage in enumerate(passages):
         chunk = passage.chunk
-        if chunk.kind == "qa":
+        if chunk.kind == "qa" or chunk.location.row is not None:  # an entry, a sheet's record
             hits = len(terms & set(encoder.terms(chunk.embed_text)))
             if find_instructions(chunk.text):
                 continue
@@ -386,14 +408,21 @@ def compose_extractive(
     cited_ranks = sorted({rank for *_, ranks in best for rank in ranks})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
     lang = passages[0].chunk.lang
-    parts = [quote(unit, [number[rank] for rank in ranks], lang) for _, _, _, unit, ranks in best]
+    record = {r for r, p in enumerate(passages) if p.chunk.location.row is not None}
+    parts = [
+        quote(unit, [number[r] for r in ranks], lang, whole=ranks[0] in record)
+        for _, _, _, unit, ranks in best
+    ]
     return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
 
 
-def quote(unit: str, numbers: list[int], lang: str) -> str:
+def quote(unit: str, numbers: list[int], lang: str, *, whole: bool = False) -> str:
     """``unit`` quoted with the markers of the passages ``numbers`` after each of its
-    sentences (a Q&A answer's too): ``"Open the cover. [1] Pull it out. [1]"``."""
+    sentences (a Q&A answer's too): ``"Open the cover. [1] Pull it out. [1]"``; after the
+    whole of it when ``whole`` is set (a sheet's row: a record, not sentences)."""
     markers = "".join(f"[{n}]" for n in numbers)
+    if whole:
+        return f"{unit} {markers}"
     return sentence_joiner(lang).join(f"{s} {markers}" for s in split_sentences(unit))
 
 

@@ -104,7 +104,6 @@ class KnowledgeBase:
     @classmethod
     def open(cls, settings: Settings, *, recreate: bool = False) -> KnowledgeBase:
         """Open the configured store and models (models load lazily, or in :meth:`warm_up`).
-
         :param recreate: drop the collection and every point in it first, then create it for
             the configured embedders and quantization (``kb ingest --recreate``).
         """
@@ -425,20 +424,19 @@ class KnowledgeBase:
             compose_extractive,
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
+            per_document=cfg.citations_per_document,
         )
         confirmed = confirmed_first(recall, passages, MEMORY_CANDIDATE)
         answer, cited = compose(terms, passages, self.sparse, confirmed=confirmed)
-        # The confidence model was fitted on the search's order: where the memory's learned
-        # order comes without its own answerability, the search's own answer is what is judged
-        # (read on the learned order, the model escalated right answers; question-memory.md).
+        # The confidence was fitted on the search's order: without the memory ranker's own
+        # answerability, the search's own answer is judged (docs/question-memory.md).
         judged, judged_answer, judged_cited = passages, answer, cited
         if memory is not None and memory.ranker is not None and memory.ranker.answerability is None:
             judged, _ = self.search(question, acl=acl, lang=lang)
             judged_answer, judged_cited = compose(terms, judged, self.sparse)
 
         def present(rest: set[str]) -> set[str]:
-            # A term in a retrieved passage is known; the store is asked only about the
-            # others, which are rare or absent, so their posting lists are short.
+            # A retrieved passage's terms are known; the store is asked about the rare rest.
             ids = {term_id(t): t for t in rest}
             return {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
 
@@ -466,15 +464,17 @@ class KnowledgeBase:
                 memory=recall.to_log(),
             )
         if not confirmed:  # asked how: the procedure, whole and in order
-            steps = procedure_answer(question, terms, passages[: cfg.max_citations], self.sparse)
+            best = passages[: cfg.max_citations]  # the procedure is the first document's
+            steps = procedure_answer(question, terms, best, self.sparse, self.store.document_chunks)
             answer, cited = steps or (answer, cited)
+        read = {p.chunk.point_id: p for p in cited}  # a procedure's passage: its whole section
         return AnswerResult(
             status="answered",
             answer=answer,
             citations=[self._citation(i + 1, p) for i, p in enumerate(cited)],
             confidence=confidence,
             lang=lang,
-            passages=retrieved,
+            passages=[read.get(p.chunk.point_id, p) for p in retrieved],
             features=features,
             timings_ms=timings,
             memory=recall.to_log(),

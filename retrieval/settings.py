@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kb.retrieval.calibration import AnswerSettings, calibrated_threshold
+from kb.retrieval.presets import FITTED_ON, model_settings
 
 EmbedderName = Literal["e5", "use", "minilm", "hash"]
 
@@ -66,42 +67,25 @@ class EmbedderSettings(BaseModel):
     """A sentence-transformers model already on disk (a company's own); adds vector ``st``."""
 
 
-TRAINED_ANSWERABILITY = Path(__file__).resolve().parent / "trained" / "answerability.json"
-MINMAX_CONFIDENCE = Path(__file__).resolve().parent / "trained" / "confidence-minmax.json"
-"""The confidence model fitted on min-max fusion's order (``answerability = "minmax"``)."""
-
-
 class RetrievalSettings(BaseModel):
     """Search and answer tuning; defaults come from the measurements in docs/experiments.md."""
 
     @model_validator(mode="before")
     @classmethod
     def _trained_answerability(cls, data: Any) -> Any:
-        """Take the confidence settings from ``answerability`` when it names a model file (and
-        the fusion and its section weighting, when the file names those it was fitted on)."""
+        """Take the confidence settings from ``answerability`` when it names a model file, and
+        what it was fitted on (:mod:`retrieval.presets`)."""
         if not isinstance(data, dict) or data.get("answerability", "settings") == "settings":
             return data
-        choice = str(data["answerability"])
-        named = {"builtin": TRAINED_ANSWERABILITY, "minmax": MINMAX_CONFIDENCE}
-        path = named.get(choice) or Path(choice)
-        try:
-            trained = json.loads(path.read_text(encoding="utf-8"))
-            filled = {
-                "confidence_threshold": float(trained["threshold"]),
-                "confidence_bias": float(trained["bias"]),
-                "confidence_weights": dict(trained["weights"]),
-            }
-            if "fusion" in trained:
-                filled["fusion"] = str(trained["fusion"])
-            if "section_dense_scale" in trained:
-                filled["section_dense_scale"] = float(trained["section_dense_scale"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"retrieval.answerability: cannot read {path} ({exc})") from exc
-        return {**data, **filled}
+        kinds = {key: type(cls.model_fields[key].default) for key in FITTED_ON}
+        return {**data, **model_settings(str(data["answerability"]), kinds)}
 
     top_k: int = 8
     prefetch_k: int = 40
     max_citations: int = 3
+    citations_per_document: int = Field(default=0, ge=0)
+    """At most this many cited passages from one document (0: no limit); the next best passage
+    of another document takes the place (docs/experiments.md, "smaller chunks")."""
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.543
     """Answer at or above this confidence, escalate below. A model file (``answerability``)
@@ -126,18 +110,15 @@ class RetrievalSettings(BaseModel):
         }
     )
     """Logistic confidence model over the answer's signals (``retrieval/answer.py``), fitted
-    with ``python -m kb.eval.calibrate`` on the three evaluation sets, each weighted equally, on
-    rank fusion's order; it reads the first passage's min-max fused score and lead too
-    (``minmax_top``, ``minmax_margin``). ``--write`` gave the out-of-fold calibration its
-    threshold is read from (``answer``, docs/confidence.md). With the learned ranker on, use the
-    model trained with it (``answerability``)."""
+    with ``python -m kb.eval.calibrate`` on the three evaluation sets (each weighted equally)
+    with the default chunking; ``--write`` gave the calibration the threshold is read from
+    (``answer``, docs/confidence.md). A model file (``answerability``) brings its own."""
     answerability: str = "settings"
     """Where the confidence model comes from: ``settings`` (the ``confidence_*`` settings),
     ``builtin`` (the answerability model ``kb train`` shipped with the ranker,
-    ``retrieval/trained/answerability.json``), ``minmax`` (the confidence model fitted on
-    min-max fusion, ``retrieval/trained/confidence-minmax.json``, which also sets
-    ``fusion = "minmax"``) or a path to such a file; a model file replaces the
-    ``confidence_*`` settings."""
+    ``retrieval/trained/answerability.json``), ``minmax`` (the one fitted on min-max fusion),
+    ``small-chunks`` (the one fitted on 96-token chunks, for manuals) or a path to such a file.
+    A model file replaces the ``confidence_*`` settings and sets what it was fitted on."""
     ranker: str = "off"
     """The second-stage ranker over the fused candidates (issue 21, ``retrieval/rerank.py``):
     ``off`` (the fused order, the default until the learned models meet their targets:
@@ -146,15 +127,14 @@ class RetrievalSettings(BaseModel):
     ranker_candidates: int = Field(default=50, ge=1, le=500)
     """How many fused candidates the ranker reorders."""
     chunk_size: int = 320
-    """Target chunk size in tokens (cl100k)."""
+    """Target chunk size in tokens (cl100k); ``answerability = "small-chunks"`` sets 96 (docs/
+    experiments.md, "smaller chunks"). A change takes effect at ``kb ingest --reindex``."""
     chunk_overlap: int = 40
     fusion: Literal["rrf", "minmax"] = "rrf"
     """How the prefetches' hits are ordered: ``rrf`` (weighted reciprocal rank fusion) or
-    ``minmax`` (each prefetch's scores min-max normalised over its hits, weighted and summed:
-    the better order on every evaluation set). Both are computed for every search, in the
-    service, and the confidence reads both; the default confidence model was fitted on the
-    ``rrf`` order, and ``answerability = "minmax"`` turns on both min-max order and the
-    confidence model fitted on it (docs/experiments.md, "Score-aware fusion")."""
+    ``minmax`` (scores min-max normalised per prefetch, weighted, summed). Both are computed
+    for every search and the confidence reads both; ``answerability = "minmax"`` turns on
+    min-max order and its confidence model (docs/experiments.md, "Score-aware fusion")."""
     rrf_k: int = 2
     """RRF's ``k``: the reciprocal-rank score orders the passages with ``fusion = "rrf"``, and
     the confidence's ``agreement`` reads it whatever the fusion."""
@@ -180,8 +160,7 @@ class RetrievalSettings(BaseModel):
     (docs/experiments.md, "Language-neutral question vectors")."""
     use_dense: bool = True
     """Add the dense prefetches (off for the BM25-only evaluation variant)."""
-    use_bm25: bool = True
-    """Add the BM25 sparse prefetch to fusion (off for dense-only evaluation variants)."""
+    use_bm25: bool = True  # the BM25 prefetch (off for dense-only evaluation variants)
 
 
 class GuidelineSettings(BaseModel):

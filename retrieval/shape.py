@@ -11,6 +11,8 @@ shaping changes what is quoted, never whether the question is answered.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from kb.retrieval.answer import quote
 from kb.retrieval.injection import find_instructions
@@ -65,6 +67,7 @@ def procedure_answer(
     terms: list[str],
     passages: list[ScoredChunk],
     encoder: SparseEncoder,
+    document_chunks: Callable[[str], list[ScoredChunk]] | None = None,
 ) -> tuple[str, list[ScoredChunk]] | None:
     """The answer to show for ``question``, or ``None`` to keep the composed one: for a
     question asking how to do something, when one of ``passages`` (the best few) from the
@@ -82,14 +85,21 @@ def procedure_answer(
     the other language's passages was measured too, and not adopted: it cut the answers citing
     an expected document by 0.03-0.07, the right passage being often the second one cited
     (docs/experiments.md, "Answer shape").
+
+    ``document_chunks`` (the store's chunks of a document, in order): each passage is read as
+    its whole section (:func:`whole_section`), so that a procedure that chunking cut is
+    quoted from its first step to its last.
     """
     qterms = set(terms)
     if not qterms or not asks_how(question):
         return None
+    first = passages[0].chunk.document_id
+    siblings = document_chunks(first) if document_chunks is not None else []
     found = []
-    for rank, passage in enumerate(passages):
-        if passage.chunk.document_id != passages[0].chunk.document_id:
+    for rank, hit in enumerate(passages):
+        if hit.chunk.document_id != first:
             continue  # another document's procedure that shares a word is another subject
+        passage = whole_section(hit, siblings)
         steps = procedure(passage.chunk.text, passage.chunk.lang)
         if not steps or find_instructions(passage.chunk.text):
             continue
@@ -104,3 +114,52 @@ def procedure_answer(
     _, steps, passage = max(found, key=lambda item: item[0])
     lines = [quote(step, [1], passage.chunk.lang) for step in steps[:MAX_STEPS]]
     return "\n".join(lines), [passage]
+
+
+def whole_section(passage: ScoredChunk, siblings: Sequence[ScoredChunk]) -> ScoredChunk:
+    """``passage`` holding the text of its whole section: the run of consecutive chunks of its
+    document (``siblings``, in chunk order) at the same place, of the same kind, access groups
+    and version, joined where their offsets in the document overlap. The passage itself when it
+    is the section's only chunk, or when the chunks' texts do not join (the offsets are off)."""
+    here = passage.chunk
+
+    def same(c: ScoredChunk) -> bool:
+        o = c.chunk
+        mine = (here.location, here.kind, here.groups, here.doc_hash, here.version)
+        return (o.location, o.kind, o.groups, o.doc_hash, o.version) == mine
+
+    at = next((i for i, c in enumerate(siblings) if c.chunk.point_id == here.point_id), None)
+    if at is None:
+        return passage
+
+    def joins(a: int, b: int) -> bool:  # consecutive chunks of one section
+        consecutive = siblings[b].chunk.index == siblings[a].chunk.index + 1
+        return consecutive and same(siblings[a]) and same(siblings[b])
+
+    lo, hi = at, at
+    while lo > 0 and joins(lo - 1, lo):
+        lo -= 1
+    while hi + 1 < len(siblings) and joins(hi, hi + 1):
+        hi += 1
+    if lo == hi:
+        return passage
+    run = [c.chunk for c in siblings[lo : hi + 1]]
+    text, end = run[0].text, run[0].end
+    for c in run[1:]:
+        if c.start >= end:  # the splitter trimmed the whitespace between them
+            text += _between(c.start - end, c.text) + c.text
+        elif c.end > end and text.endswith(c.text[: end - c.start]):
+            text += c.text[end - c.start :]
+        elif c.end > end:
+            return passage  # the offsets do not say how the texts join
+        end = max(end, c.end)
+    whole = replace(here, text=text, start=run[0].start, end=end)
+    return replace(passage, chunk=whole)
+
+
+def _between(gap: int, after: str) -> str:
+    """What stood in a gap of ``gap`` characters the splitter trimmed before the text
+    ``after``: nothing, a line break (before a step, or more than one character), a space."""
+    if gap == 0:
+        return ""
+    return "\n" if gap > 1 or _STEP.match(after.partition("\n")[0]) else " "

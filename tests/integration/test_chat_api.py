@@ -72,6 +72,7 @@ def test_a_question_and_its_follow_up(sdk) -> None:
     content = first.choices[0].message.content
     kb = first.model_extra["kb"]
     assert kb["status"] == "answered" and PATHS[kb["citations"][0]["document_id"]] == PRICES
+    assert "19800" in content  # the price list's row is quoted whole, its price with it
     assert "[1]" in content and "Sources:" in content and kb["citations"][0]["title"] in content
     follow = sdk.chat.completions.create(
         model="kb",
@@ -96,7 +97,7 @@ def test_streaming_ends_with_done_and_matches(sdk, base_url) -> None:
         extension = (chunk.model_extra or {}).get("kb") or extension
     assert finish == "stop" and len(pieces) > 3
     assert PATHS[extension["citations"][0]["document_id"]] == PRICES
-    assert "Sources:" in "".join(pieces)
+    assert "19800" in "".join(pieces) and "Sources:" in "".join(pieces)
     raw = httpx.post(f"{base_url}/chat/completions", json={"model": "kb", "messages": q,
                      "stream": True}, headers={"X-User-Id": "sdk"}, timeout=60)  # fmt: skip
     assert raw.text.rstrip().endswith("data: [DONE]")

@@ -7,6 +7,7 @@ import pytest
 
 from kb.retrieval.answer import (
     ConfidenceModel,
+    citable,
     compose_extractive,
     confidence_features,
     local_idf,
@@ -49,6 +50,23 @@ def test_every_sentence_of_the_answer_is_cited_and_faithful_to_its_passage():
     assert [p.chunk.document_id for p in cited] == ["d0", "d1"]  # the Wi-Fi passage says nothing
     report = check_faithfulness(answer, {i + 1: p.chunk.text for i, p in enumerate(cited)})
     assert report.score == 1.0 and report.sentences
+
+
+def test_the_per_document_cap_lets_the_next_document_be_cited():
+    # Small chunks put three pieces of one section first; capped at two per document, the
+    # fourth passage (another document) takes the third place, in the search's order.
+    pieces = [
+        replace(
+            _passage(f"Piece {i}.", index=i),
+            chunk=replace(_passage(f"Piece {i}.", index=i).chunk, document_id="d0"),
+        )
+        for i in range(3)
+    ]
+    other = _passage("Other.", index=3)
+    chosen = citable([*pieces, other], 3, 2)
+    assert chosen == [pieces[0], pieces[1], other]
+    assert citable([*pieces, other], 3, 0) == pieces  # 0: no cap
+    assert citable(pieces, 3, 2) == pieces[:2]  # no other document: fewer, never a third piece
 
 
 def test_a_qa_answer_is_kept_whole_and_each_of_its_sentences_cited():
@@ -167,3 +185,22 @@ def test_a_sentence_two_passages_hold_is_quoted_once_citing_both():
     assert [p.chunk.document_id for p in cited] == ["d0", "d1"]
     report = check_faithfulness(answer, {i + 1: p.chunk.text for i, p in enumerate(cited)})
     assert report.score == 1.0
+
+
+def test_a_sheet_row_is_quoted_whole_as_one_record():
+    # "Price (JPY excl. tax): 19800" read as sentences cut the price off its label and, with
+    # no question term in "tax): 19800", dropped it from the answer.
+    enc = BM25Encoder()
+    row = _passage(
+        "Part number: TN-340C; Item: Toner cartridge cyan; Price (JPY excl. tax): 19800",
+        kind="text",
+    )
+    row = replace(row, chunk=replace(row.chunk, location=Location(sheet="Prices", row=4)))
+    answer, cited = compose_extractive(
+        enc.terms("What does the cyan toner cartridge cost?"),
+        [row],
+        enc,
+        max_citations=3,
+        max_sentences=4,
+    )
+    assert answer == f"{row.chunk.text} [1]" and cited == [row]

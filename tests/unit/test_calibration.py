@@ -18,7 +18,8 @@ from kb.retrieval.calibration import (
     load_calibration,
     threshold_for,
 )
-from kb.retrieval.settings import TRAINED_ANSWERABILITY, RetrievalSettings, Settings
+from kb.retrieval.presets import TRAINED_ANSWERABILITY
+from kb.retrieval.settings import RetrievalSettings, Settings
 
 
 def test_the_lowest_threshold_whose_mean_wrong_rate_is_at_most_the_target() -> None:

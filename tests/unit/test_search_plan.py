@@ -12,7 +12,8 @@ from kb.retrieval.answer import FEATURES
 from kb.retrieval.embedders import dense_queries
 from kb.retrieval.lang import other_lang
 from kb.retrieval.models import DenseQuery, Fusion, Lang
-from kb.retrieval.settings import MINMAX_CONFIDENCE, RetrievalSettings
+from kb.retrieval.presets import MINMAX_CONFIDENCE, SMALL_CHUNKS
+from kb.retrieval.settings import RetrievalSettings
 
 
 def test_text_and_title_prefetches_then_the_other_language_one() -> None:
@@ -67,5 +68,25 @@ def test_the_min_max_confidence_model_comes_with_its_fusion(tmp_path: Path) -> N
     own.write_text(json.dumps({"bias": -1.0, "weights": {"cosine": 2.0}, "threshold": 0.5}))
     assert RetrievalSettings(answerability=str(own)).fusion == "rrf"
     assert RetrievalSettings(answerability=str(own)).section_dense_scale == 1.0
+    assert RetrievalSettings(answerability=str(own)).chunk_size == default.chunk_size
     with pytest.raises(ValueError, match="retrieval.answerability: cannot read"):
         RetrievalSettings(answerability=str(tmp_path / "missing.json"))
+
+
+def test_a_model_file_brings_the_chunking_it_was_fitted_on() -> None:
+    # Each shipped model's threshold means what it meant on the chunks it was fitted on:
+    # choosing the file searches those chunks (after kb ingest --reindex).
+    default = RetrievalSettings()
+    assert (default.chunk_size, default.chunk_overlap, default.citations_per_document) == (
+        320,
+        40,
+        0,
+    )
+    for choice in ("builtin", "minmax"):
+        chosen = RetrievalSettings(answerability=choice)
+        assert (chosen.chunk_size, chosen.chunk_overlap) == (320, 40), choice
+    small = RetrievalSettings(answerability="small-chunks")
+    fitted = json.loads(SMALL_CHUNKS.read_text(encoding="utf-8"))
+    assert (small.chunk_size, small.chunk_overlap, small.citations_per_document) == (96, 20, 1)
+    assert small.confidence_threshold == fitted["threshold"] != default.confidence_threshold
+    assert small.confidence_weights == fitted["weights"] and small.fusion == default.fusion

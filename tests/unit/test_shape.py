@@ -1,8 +1,9 @@
 """How an answer reads (issue 21, item 7): asked how, the procedure whole and in order, in the
 question's language. Hand-made passages, the real BM25 tokenizer."""
 
+from kb.ingest.chunk import Chunker
 from kb.retrieval.faithfulness import check_faithfulness
-from kb.retrieval.models import Chunk, Location, ScoredChunk
+from kb.retrieval.models import Chunk, Location, ParsedDocument, ScoredChunk, Section
 from kb.retrieval.shape import asks_how, procedure, procedure_answer
 from kb.retrieval.sparse import BM25Encoder
 
@@ -116,3 +117,49 @@ def test_a_question_that_asks_for_a_fact_keeps_the_composed_answer():
     assert _shape("What does W-101 mean?", [guide]) is None
     # Asked how, but no procedure holds any of its words.
     assert _shape("How do I reset the network?", [guide]) is None
+
+
+def test_a_procedure_that_chunking_cut_is_quoted_whole_from_its_section():
+    # Small chunks split a long procedure: the best passage holds its middle steps only. Read
+    # as its whole section (the document's consecutive chunks at the same heading), the answer
+    # is the procedure from step 1 to the last, and the next section is not part of it.
+    steps = [
+        f"{n}. {verb} the {part} and check that the {part} indicator shows green before going on."
+        for n, (verb, part) in enumerate(
+            [
+                ("Open", "cover"),
+                ("Release", "lever"),
+                ("Remove", "drum"),
+                ("Insert", "toner"),
+                ("Lock", "lever"),
+                ("Close", "cover"),
+            ],  # fmt: skip
+            start=1,
+        )
+    ]
+    body = "Replace the toner as follows.\n" + "\n".join(steps)
+    heading = Location(heading_path=("Maintenance", "Replacing the toner"))
+    after = "Store spare toner away from sunlight."
+    text = f"{body}\n\n{after}"
+    sections = [
+        Section(text=body, location=heading, start=0),
+        Section(text=after, location=Location(heading_path=("Storage",)), start=len(body) + 2),
+    ]
+    doc = ParsedDocument(title="Guide", sections=sections, lang="en", text=text)
+    chunks = Chunker(chunk_size=40, chunk_overlap=8).chunk(
+        doc, document_id="guide", source_path="guide.pdf", groups=(), version=1, doc_hash="h"
+    )
+    in_order = [ScoredChunk(chunk=c, score=0.0) for c in chunks]
+    middle = next(p for p in in_order if "Insert the toner" in p.chunk.text)
+    assert not middle.chunk.text.startswith("Replace") and len(chunks) > 3
+    question = "How do I insert the toner?"
+    # Without the document's chunks, the middle piece is no procedure from step 1.
+    assert _shape(question, [middle]) is None
+    answer, cited = procedure_answer(
+        question, ENC.terms(question), [middle], ENC, lambda doc_id: in_order
+    )
+    lines = answer.split("\n")
+    assert [line.split(" ")[0] for line in lines] == ["1.", "2.", "3.", "4.", "5.", "6."]
+    assert "sunlight" not in answer and len(cited) == 1
+    assert cited[0].chunk.point_id == middle.chunk.point_id  # cites the passage found
+    assert check_faithfulness(answer, {1: cited[0].chunk.text}).score == 1.0
