@@ -94,6 +94,8 @@ def procedure_answer(
     if not qterms or not asks_how(question):
         return None
     first = passages[0].chunk.document_id
+    # One read of the document (1-2 ms for a 90-chunk manual): a passage without a step may
+    # be the introduction of a section whose steps the next chunk holds.
     siblings = document_chunks(first) if document_chunks is not None else []
     found = []
     for rank, hit in enumerate(passages):
@@ -122,10 +124,10 @@ def whole_section(passage: ScoredChunk, siblings: Sequence[ScoredChunk]) -> Scor
     and version, joined where their offsets in the document overlap. The passage itself when it
     is the section's only chunk, or when the chunks' texts do not join (the offsets are off)."""
     here = passage.chunk
+    mine = (here.location, here.kind, here.groups, here.doc_hash, here.version)
 
     def same(c: ScoredChunk) -> bool:
         o = c.chunk
-        mine = (here.location, here.kind, here.groups, here.doc_hash, here.version)
         return (o.location, o.kind, o.groups, o.doc_hash, o.version) == mine
 
     at = next((i for i, c in enumerate(siblings) if c.chunk.point_id == here.point_id), None)

@@ -192,15 +192,12 @@ class EdgeStore:
         self, document_id: str, *, keep_hash: str | None = None, keep_chunks: int | None = None
     ) -> None:
         """See :meth:`VectorStore.delete_document`."""
-        must_not: list[qe.ConditionType] | None = None
-        filters = []
-        if keep_hash is not None:
-            kept = qe.FieldCondition(key="doc_hash", match=qe.MatchValue(value=keep_hash))
-            must_not = [kept]
-            if keep_chunks is not None:
-                beyond = qe.FieldCondition(key="chunk_index", range=qe.RangeFloat(gte=keep_chunks))
-                filters.append(qe.Filter(must=[_document(document_id), kept, beyond]))
-        filters.insert(0, qe.Filter(must=[_document(document_id)], must_not=must_not))
+        doc = _document(document_id)
+        kept = qe.FieldCondition(key="doc_hash", match=qe.MatchValue(value=keep_hash or ""))
+        filters = [qe.Filter(must=[doc], must_not=[kept] if keep_hash is not None else None)]
+        if keep_hash is not None and keep_chunks is not None:
+            beyond = qe.FieldCondition(key="chunk_index", range=qe.RangeFloat(gte=keep_chunks))
+            filters.append(qe.Filter(must=[doc, kept, beyond]))
         with self._lock:
             shard = self._readable()
             if shard is not None:

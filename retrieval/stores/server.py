@@ -167,17 +167,13 @@ class QdrantServerStore:
         self, document_id: str, *, keep_hash: str | None = None, keep_chunks: int | None = None
     ) -> None:
         """See :meth:`VectorStore.delete_document`."""
-        must_not: list[models.Condition] | None = None
-        filters = []
-        if keep_hash is not None:
-            kept = models.FieldCondition(key="doc_hash", match=models.MatchValue(value=keep_hash))
-            must_not = [kept]
-            if keep_chunks is not None:
-                beyond = models.FieldCondition(
-                    key="chunk_index", range=models.Range(gte=keep_chunks)
-                )
-                filters.append(models.Filter(must=[_document(document_id), kept, beyond]))
-        filters.insert(0, models.Filter(must=[_document(document_id)], must_not=must_not))
+        doc = _document(document_id)
+        kept = models.FieldCondition(key="doc_hash", match=models.MatchValue(value=keep_hash or ""))
+        must_not: list[models.Condition] | None = [kept] if keep_hash is not None else None
+        filters = [models.Filter(must=[doc], must_not=must_not)]
+        if keep_hash is not None and keep_chunks is not None:
+            beyond = models.FieldCondition(key="chunk_index", range=models.Range(gte=keep_chunks))
+            filters.append(models.Filter(must=[doc, kept, beyond]))
         with self._call("delete") as client:
             if self._has_collection(client):
                 for flt in filters:

@@ -163,3 +163,39 @@ def test_a_procedure_that_chunking_cut_is_quoted_whole_from_its_section():
     assert "sunlight" not in answer and len(cited) == 1
     assert cited[0].chunk.point_id == middle.chunk.point_id  # cites the passage found
     assert check_faithfulness(answer, {1: cited[0].chunk.text}).score == 1.0
+
+
+def test_a_sections_introduction_finds_the_steps_the_next_chunk_holds():
+    # The best passage is the section's first chunk, with no step in it: the procedure is read
+    # from the section all the same, with one read of the document.
+    intro = "Replace the toner as follows. Keep the new cartridge in its bag until step 3."
+    body = (
+        intro
+        + "\n"
+        + "\n".join(
+            f"{n}. {verb} and check the indicator before you go on to the next step."
+            for n, verb in enumerate(["Open the cover", "Pull the lever", "Insert the toner"], 1)
+        )
+    )
+    doc = ParsedDocument(
+        title="Guide",
+        sections=[Section(text=body, location=Location(heading_path=("Toner",)), start=0)],
+        lang="en",
+        text=body,
+    )
+    chunks = Chunker(chunk_size=20, chunk_overlap=0).chunk(
+        doc, document_id="guide", source_path="guide.pdf", groups=(), version=1, doc_hash="h"
+    )
+    in_order = [ScoredChunk(chunk=c, score=0.0) for c in chunks]
+    first = in_order[0]
+    assert "1." not in first.chunk.text and len(chunks) > 1
+    asked = []
+
+    def read(doc_id):
+        asked.append(doc_id)
+        return in_order
+
+    question = "How do I replace the toner?"
+    answer, _ = procedure_answer(question, ENC.terms(question), [first, first], ENC, read)
+    assert [line.split(" ")[0] for line in answer.split("\n")] == ["1.", "2.", "3."]
+    assert asked == ["guide"]
