@@ -31,6 +31,7 @@ INDEX_SETTINGS = (
     "embedder.st_model_path",
     "retrieval.chunk_size",
     "retrieval.chunk_overlap",
+    "retrieval.whole_section_size",
     "qdrant.collection",
     "qdrant.local_mode",
 )

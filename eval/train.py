@@ -366,8 +366,8 @@ def train(
             unseen += ask_out_of_fold(ds, settings, lodo, cache=cache, backend=backend)
     answerability = fit_answerability(asked, target)
     # Fitted on these chunks: a model file brings them (retrieval.settings).
-    answerability |= {"chunk_size": settings.retrieval.chunk_size,
-                      "chunk_overlap": settings.retrieval.chunk_overlap}  # fmt: skip
+    answerability |= {key: getattr(settings.retrieval, key)
+                      for key in ("chunk_size", "chunk_overlap", "whole_section_size")}  # fmt: skip
     dump = [
         {"dataset": a.dataset, "fold": a.fold, "positive": a.positive,
          "answerable": a.answerable, "features": a.features, "unseen": False}

@@ -2,7 +2,11 @@
 
 Sections already follow the headings (parsers cut there), so a chunk belongs to one heading
 path, page or slide. Inside a section the splitter packs whole sentences, Japanese 。！？ ends
-included, up to ``chunk_size`` tokens. Q&A entries are one chunk each, whatever their length.
+included, up to ``chunk_size`` tokens. With ``whole_size`` above ``chunk_size``, a section of up
+to ``whole_size`` tokens stays one chunk and only longer ones are cut, so that small chunks serve
+the long sections of a manual while a short section keeps its heading with its steps
+(docs/experiments.md, "whole short sections"). Q&A entries are one chunk each, whatever their
+length.
 """
 
 from __future__ import annotations
@@ -18,10 +22,22 @@ from kb.retrieval.text import sentence_pieces
 class Chunker:
     """Turns a parsed document into chunks with full provenance."""
 
-    def __init__(self, chunk_size: int = 320, chunk_overlap: int = 40) -> None:
+    def __init__(self, chunk_size: int = 320, chunk_overlap: int = 40, whole_size: int = 0) -> None:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        self.whole_size = whole_size
         self._splitter: Any = None
+        self._tokens: Any = None
+
+    def _fits_whole(self, text: str) -> bool:
+        """Whether ``text`` is at most ``whole_size`` tokens (the splitter's tokenizer)."""
+        if self.whole_size <= self.chunk_size:
+            return False  # the splitter alone decides
+        if self._tokens is None:
+            from llama_index.core.utils import get_tokenizer
+
+            self._tokens = get_tokenizer()
+        return len(self._tokens(text)) <= self.whole_size
 
     def _split(self, text: str) -> list[str]:
         if self._splitter is None:
@@ -54,6 +70,8 @@ class Chunker:
             section_groups = tuple(getattr(section, "groups", None) or groups)
             if section.kind == "qa":
                 pieces = [(section.text, 0)]
+            elif self._fits_whole(section.text):
+                pieces = _locate(section.text, [section.text.strip()])
             else:
                 pieces = _locate(section.text, self._split(section.text))
             for text, offset in pieces:

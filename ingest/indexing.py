@@ -70,7 +70,7 @@ class Indexer:
         self.worker = worker
         """Embeds in a child process when set (the service; issue 20)."""
         cfg = kb.settings.retrieval
-        self.chunker = Chunker(cfg.chunk_size, cfg.chunk_overlap)
+        self.chunker = Chunker(cfg.chunk_size, cfg.chunk_overlap, cfg.whole_section_size)
 
     @property
     def lock(self) -> threading.RLock:

@@ -32,6 +32,7 @@ FITTED_ON = (
     "section_dense_scale",
     "chunk_size",
     "chunk_overlap",
+    "whole_section_size",
     "citations_per_document",
 )
 

@@ -128,8 +128,14 @@ class RetrievalSettings(BaseModel):
     """How many fused candidates the ranker reorders."""
     chunk_size: int = 320
     """Target chunk size in tokens (cl100k); ``answerability = "small-chunks"`` sets 96 (docs/
-    experiments.md, "smaller chunks"). A change takes effect at ``kb ingest --reindex``."""
+    experiments.md, "smaller chunks"). A change of it, of the overlap or of
+    ``whole_section_size`` takes effect at ``kb ingest --reindex``."""
     chunk_overlap: int = 40
+    whole_section_size: int = Field(default=0, ge=0)
+    """A section of up to this many tokens is one chunk, a longer one is cut at ``chunk_size``
+    (0, or not above ``chunk_size``: every section is cut at ``chunk_size``). With 320 and
+    chunks of 96, long manuals answer better and the sample's scenarios worse (docs/
+    experiments.md, "whole short sections")."""
     fusion: Literal["rrf", "minmax"] = "rrf"
     """How the prefetches' hits are ordered: ``rrf`` (weighted reciprocal rank fusion) or
     ``minmax`` (scores min-max normalised per prefetch, weighted, summed). Both are computed

@@ -1,6 +1,7 @@
 """A document indexed again in other chunks (``kb ingest --reindex`` after a change of
 chunking) keeps what people confirmed about it: each confirmed pair follows its passage to the
-new chunk that holds it (issue 22; ``ingest/recut.py``). Real store, database and model."""
+new chunk that holds it (issue 22; ``ingest/recut.py``); ``whole_section_size`` reaches the chunker.
+Real store, database and model."""
 
 from __future__ import annotations
 
@@ -54,3 +55,27 @@ def test_a_confirmed_pair_follows_its_passage_into_the_new_cut(tmp_path: Path) -
         assert moved.content_hash == entry.text_hash and moved.point_id != was.point_id
         assert moved.start < was.end and was.start < moved.end
         assert len(now) > 2 and len(moved.text) < len(was.text)
+
+
+def test_whole_section_size_keeps_short_sections_whole_at_ingest(tmp_path: Path) -> None:
+    # The setting reaches the chunker through kb ingest's path: a short section stays one chunk
+    # with its heading, the long one is cut at the chunk size.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    lines = [f"Tray {n} holds {n * 50} sheets, roller part PR-{n:03d}." for n in range(1, 61)]
+    reset = (
+        "Hold the power button for ten seconds. The lamp blinks twice when it has reset. "
+        "Wait until the control panel shows the home screen, then sign in again with your "
+        "user code. Print a configuration page to check that the network settings were kept."
+    )  # about 60 tokens: more than one chunk of 40 unless the section is kept whole
+    text = f"# Guide\n\n## Reset\n\n{reset}\n\n## Trays\n\n" + " ".join(lines) + "\n"
+    (docs / "guide.md").write_text(text, encoding="utf-8")
+    cut = RetrievalSettings(chunk_size=40, chunk_overlap=5, whole_section_size=320)
+    with open_kb(settings_for(tmp_path / "var", retrieval=cut)) as (kb, db):
+        doc = Ingestor(kb, db).sync_folder(docs).files[0].document_id
+        chunks = [p.chunk for p in kb.store.document_chunks(doc)]
+    by_heading: dict[str, list[str]] = {}
+    for c in chunks:
+        by_heading.setdefault(c.location.heading_path[-1], []).append(c.text)
+    assert by_heading["Reset"] == [reset]
+    assert len(by_heading["Trays"]) > 10

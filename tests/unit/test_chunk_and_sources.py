@@ -54,6 +54,29 @@ def test_a_split_section_keeps_the_spaces_and_line_breaks_between_sentences():
     assert table and len(table[0].text.splitlines()) > 1
 
 
+def test_a_short_section_is_one_chunk_and_a_long_one_is_cut_small():
+    # A short section is about one thing: its heading and its steps stay together. A long one
+    # is cut into chunk_size pieces, so that a question about one of its parts finds that part.
+    short = "To reset the Aster, hold the power button for ten seconds. The lamp blinks twice."
+    long = " ".join(f"Tray {n} holds {n * 50} sheets of A4 paper at most." for n in range(1, 61))
+    doc = _doc(
+        Section(short, Location(heading_path=("Reset",)), start=0),
+        Section(long, Location(heading_path=("Trays",)), start=len(short) + 2),
+    )
+    chunks = Chunker(chunk_size=40, chunk_overlap=5, whole_size=320).chunk(
+        doc, document_id="d", source_path="g.md", groups=(), version=1, doc_hash="h"
+    )
+    assert chunks[0].text == short and chunks[0].location.heading_path == ("Reset",)
+    trays = chunks[1:]
+    assert len(trays) > 10 and all(doc.text[c.start : c.end] == c.text for c in trays)
+    assert all(c.location.heading_path == ("Trays",) for c in trays)
+    # whole_size 0 (or not above chunk_size) cuts every section at chunk_size.
+    every = Chunker(chunk_size=10, chunk_overlap=0, whole_size=0).chunk(
+        doc, document_id="d", source_path="g.md", groups=(), version=1, doc_hash="h"
+    )
+    assert sum(c.location.heading_path == ("Reset",) for c in every) > 1
+
+
 def test_a_qa_entry_is_one_chunk_whatever_its_length():
     answer = "Yes. " * 400
     doc = _doc(Section(answer, kind="qa", question="Is it long?"))

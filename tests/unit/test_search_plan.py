@@ -77,16 +77,16 @@ def test_a_model_file_brings_the_chunking_it_was_fitted_on() -> None:
     # Each shipped model's threshold means what it meant on the chunks it was fitted on:
     # choosing the file searches those chunks (after kb ingest --reindex).
     default = RetrievalSettings()
-    assert (default.chunk_size, default.chunk_overlap, default.citations_per_document) == (
-        320,
-        40,
-        0,
-    )
+    cut = ("chunk_size", "chunk_overlap", "whole_section_size", "citations_per_document")
+
+    def chunking(chosen: RetrievalSettings) -> tuple[int, ...]:
+        return tuple(getattr(chosen, key) for key in cut)
+
+    assert chunking(default) == (320, 40, 0, 0)
     for choice in ("builtin", "minmax"):
-        chosen = RetrievalSettings(answerability=choice)
-        assert (chosen.chunk_size, chosen.chunk_overlap) == (320, 40), choice
+        assert chunking(RetrievalSettings(answerability=choice)) == (320, 40, 0, 0), choice
     small = RetrievalSettings(answerability="small-chunks")
     fitted = json.loads(SMALL_CHUNKS.read_text(encoding="utf-8"))
-    assert (small.chunk_size, small.chunk_overlap, small.citations_per_document) == (96, 20, 1)
+    assert chunking(small) == (96, 20, 0, 1)
     assert small.confidence_threshold == fitted["threshold"] != default.confidence_threshold
     assert small.confidence_weights == fitted["weights"] and small.fusion == default.fusion
