@@ -396,6 +396,17 @@ def test_eval_settings_never_use_the_configured_store(tmp_path: Path) -> None:
     assert public_settings(base)["database_url"] == "postgresql://u:***@db/kb"
 
 
+def test_eval_settings_open_the_gate_of_a_model_file(tmp_path: Path) -> None:
+    # The preset's threshold would otherwise come back with its file: the calibration would
+    # then learn the old model's verdicts as its labels.
+    base = apply_overrides(_settings(tmp_path), {"retrieval.answerability": "small-chunks"})
+    assert base.retrieval.confidence_threshold > 0.5
+    s = eval_settings(base, tmp_path / "d", cache=tmp_path / "c")
+    assert s.retrieval.confidence_threshold == 0.0
+    assert s.retrieval.confidence_weights == base.retrieval.confidence_weights
+    assert s.retrieval.chunk_size == base.retrieval.chunk_size == 96
+
+
 def test_parse_variants(tmp_path: Path) -> None:
     s = apply_overrides(_settings(tmp_path), {"embedder.models": ["e5", "minilm"]})
     assert [v.name for v in parse_variants(["all"], s)] == [
