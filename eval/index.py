@@ -57,12 +57,7 @@ def eval_settings(settings: Settings, data_dir: Path, *, cache: Path) -> Setting
         # The replay's figures must not depend on when a background refit ends.
         "support.memory_refit": "inline",
     }
-    asking = apply_overrides(settings, overrides)
-    # A model file (retrieval.answerability) sets its threshold again whenever the settings
-    # validate: open the gate after. Closed, the calibration's labels would be the old
-    # model's verdicts (an escalated answer cites nothing, so it is never right).
-    opened = asking.retrieval.model_copy(update={"confidence_threshold": 0.0})
-    return asking.model_copy(update={"retrieval": opened})
+    return apply_overrides(settings, overrides)
 
 
 def index_fingerprint(dataset: EvalDataset, settings: Settings, corpus_hash: str) -> str:

@@ -36,10 +36,10 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Setting
     data = settings.model_dump()
     if (
         overrides.get("answer.target_wrong_rate") is not None
-        and "retrieval.confidence_threshold" not in overrides
-    ):
+        or "retrieval.answerability" in overrides
+    ) and "retrieval.confidence_threshold" not in overrides:
         # The threshold the base settings derived (or were given) yields to the variant's
-        # target unless the variant sets it too.
+        # target, or to its model file's, unless the variant sets it too.
         del data["retrieval"]["confidence_threshold"]
     for dotted, value in overrides.items():
         *parents, last = dotted.split(".")

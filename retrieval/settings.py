@@ -73,12 +73,15 @@ class RetrievalSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _trained_answerability(cls, data: Any) -> Any:
-        """Take the confidence settings from ``answerability`` when it names a model file, and
-        what it was fitted on (:mod:`retrieval.presets`)."""
+        """Take the confidence model from ``answerability`` when it names a model file, and what
+        it was fitted on (:mod:`retrieval.presets`); its threshold unless one is set too."""
         if not isinstance(data, dict) or data.get("answerability", "settings") == "settings":
             return data
         kinds = {key: type(cls.model_fields[key].default) for key in FITTED_ON}
-        return {**data, **model_settings(str(data["answerability"]), kinds)}
+        filled = model_settings(str(data["answerability"]), kinds)
+        if "confidence_threshold" in data:
+            del filled["confidence_threshold"]
+        return {**data, **filled}
 
     top_k: int = 8
     prefetch_k: int = 40
@@ -88,9 +91,9 @@ class RetrievalSettings(BaseModel):
     of another document takes the place (docs/experiments.md, "smaller chunks")."""
     max_answer_sentences: int = 4
     confidence_threshold: float = 0.543
-    """Answer at or above this confidence, escalate below. A model file (``answerability``)
-    brings its own; with ``answer.target_wrong_rate`` set, the calibration gives it unless this
-    is set too."""
+    """Answer at or above this confidence, escalate below. Set, it wins; unset, a model file
+    (``answerability``) brings its own, or with ``answer.target_wrong_rate`` set the
+    calibration gives it."""
     confidence_bias: float = -8.296
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {

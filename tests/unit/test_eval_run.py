@@ -400,7 +400,10 @@ def test_eval_settings_open_the_gate_of_a_model_file(tmp_path: Path) -> None:
     # The preset's threshold would otherwise come back with its file: the calibration would
     # then learn the old model's verdicts as its labels.
     base = apply_overrides(_settings(tmp_path), {"retrieval.answerability": "small-chunks"})
-    assert base.retrieval.confidence_threshold > 0.5
+    assert (
+        base.retrieval.confidence_threshold
+        == RetrievalSettings(answerability="small-chunks").confidence_threshold
+    )  # the variant's file's threshold, not the base's
     s = eval_settings(base, tmp_path / "d", cache=tmp_path / "c")
     assert s.retrieval.confidence_threshold == 0.0
     assert s.retrieval.confidence_weights == base.retrieval.confidence_weights

@@ -69,6 +69,9 @@ def test_the_min_max_confidence_model_comes_with_its_fusion(tmp_path: Path) -> N
     assert RetrievalSettings(answerability=str(own)).fusion == "rrf"
     assert RetrievalSettings(answerability=str(own)).section_dense_scale == 1.0
     assert RetrievalSettings(answerability=str(own)).chunk_size == default.chunk_size
+    # A threshold set with the file wins over the file's (KB_RETRIEVAL__CONFIDENCE_THRESHOLD).
+    both = RetrievalSettings(answerability="minmax", confidence_threshold=0.7)
+    assert both.confidence_threshold == 0.7 and both.confidence_weights == fitted["weights"]
     with pytest.raises(ValueError, match="retrieval.answerability: cannot read"):
         RetrievalSettings(answerability=str(tmp_path / "missing.json"))
 
