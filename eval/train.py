@@ -38,6 +38,7 @@ from kb.retrieval.answer import FEATURES
 from kb.retrieval.calibration import threshold_for
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import AccessFilter
+from kb.retrieval.presets import CHUNKING
 from kb.retrieval.rerank import CANDIDATES, LAMBDARANK, RANK_FEATURES, Ranker, monotone
 from kb.retrieval.settings import Settings
 
@@ -366,8 +367,7 @@ def train(
             unseen += ask_out_of_fold(ds, settings, lodo, cache=cache, backend=backend)
     answerability = fit_answerability(asked, target)
     # Fitted on these chunks: a model file brings them (retrieval.settings).
-    answerability |= {key: getattr(settings.retrieval, key)
-                      for key in ("chunk_size", "chunk_overlap", "whole_section_size")}  # fmt: skip
+    answerability |= {key: getattr(settings.retrieval, key) for key in CHUNKING}
     dump = [
         {"dataset": a.dataset, "fold": a.fold, "positive": a.positive,
          "answerable": a.answerable, "features": a.features, "unseen": False}

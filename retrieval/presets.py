@@ -27,14 +27,9 @@ NAMED = {
     "minmax": MINMAX_CONFIDENCE,
     "small-chunks": SMALL_CHUNKS,
 }
-FITTED_ON = (
-    "fusion",
-    "section_dense_scale",
-    "chunk_size",
-    "chunk_overlap",
-    "whole_section_size",
-    "citations_per_document",
-)
+CHUNKING = ("chunk_size", "chunk_overlap", "whole_section_size")
+"""The settings that decide how documents are cut (``kb train`` records them)."""
+FITTED_ON = ("fusion", "section_dense_scale", *CHUNKING, "citations_per_document")
 
 
 def model_settings(choice: str, kinds: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
