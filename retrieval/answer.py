@@ -41,6 +41,8 @@ FEATURES = (
     "oov",
     "minmax_top",
     "minmax_margin",
+    "cross",
+    "cross_margin",
     "rank_top",
     "rank_margin",
     "top_missing_idf",
@@ -50,6 +52,8 @@ FEATURES = (
 )
 RANKER_FEATURES = FEATURES[-6:]
 """The answer features read off the second-stage ranker (:func:`ranker_features`)."""
+CROSS_FEATURES = ("cross", "cross_margin")
+"""The answer features read off a configured cross-encoder (:func:`cross_features`)."""
 
 ESCALATION_MESSAGE: dict[str, str] = {
     "en": (
@@ -243,6 +247,19 @@ def ranker_features(passages: list[ScoredChunk]) -> dict[str, float]:
     }
 
 
+def cross_features(passages: list[ScoredChunk]) -> dict[str, float]:
+    """A cross-encoder's score of the best passage it scored (``cross``) and its lead over the
+    best passage of another document (``cross_margin``); 0 when none is configured. No default
+    model weighs them: a company that has one fits the confidence with them
+    (``python -m kb.eval.calibrate --features``, docs/ranker.md)."""
+    scored = [(p.chunk.document_id, p.signals["cross"]) for p in passages if "cross" in p.signals]
+    if not scored:
+        return dict.fromkeys(CROSS_FEATURES, 0.0)
+    document, top = scored[0]
+    other = max((s for d, s in scored[1:] if d != document), default=0.0)
+    return {"cross": top, "cross_margin": top - other}
+
+
 def local_idf(question_terms: list[str], passage_terms: list[set[str]]) -> dict[str, float]:
     """Weight of each question term by how rare it is among the retrieved passages.
 
@@ -310,6 +327,7 @@ def gate_features(
         terms, passages, found, dense_name, max_rrf=max_rrf, max_minmax=max_minmax
     )
     features.update(ranker_features(passages))
+    features.update(cross_features(passages))
     # A Q&A entry answers through its question too: count the question's terms as covered.
     covered = " ".join([answer, *(p.chunk.question or "" for p in cited)])
     features.update(answer_features(terms, set(sparse.terms(covered)), local_idf(terms, found)))

@@ -176,6 +176,23 @@ class USEEmbedder(_ThreadedModel):
         self._model._backend.threads = threads  # read by the backend at every encode
 
 
+def sentence_transformers(what: str, threads: int) -> Any:
+    """The ``sentence_transformers`` module, torch set to ``threads``.
+
+    :raises KBError: naming ``what`` needs it, when the ``st`` extra is not installed."""
+    try:
+        import sentence_transformers as st
+        import torch
+    except ImportError as exc:
+        raise KBError(
+            f"{what} needs sentence-transformers ({exc}): "
+            "pip install 'kb-assistant[st]' (with torch==2.13.0, the CPU build)",
+            code="CONFIGURATION_ERROR",
+        ) from exc
+    torch.set_num_threads(threads)
+    return st
+
+
 class SentenceTransformerEmbedder(_LazyModel):
     """A sentence-transformers model from a local folder (offline)."""
 
@@ -187,17 +204,8 @@ class SentenceTransformerEmbedder(_LazyModel):
         self.threads = threads
 
     def _load(self) -> Any:
-        try:
-            import torch
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # the `st` extra is not installed
-            raise KBError(
-                f"embedder {self.name} needs sentence-transformers ({exc}): "
-                "pip install 'kb-assistant[st]' (with torch==2.13.0, the CPU build)"
-            ) from exc
-
-        torch.set_num_threads(self.threads)
-        model = SentenceTransformer(self._path_fn(), device="cpu")
+        st = sentence_transformers(f"embedder {self.name}", self.threads)
+        model = st.SentenceTransformer(self._path_fn(), device="cpu")
         actual = model.get_embedding_dimension()
         if actual and actual != self.dim:
             self.dim = int(actual)
@@ -210,6 +218,55 @@ class SentenceTransformerEmbedder(_LazyModel):
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+
+class CrossEncoderScorer(_LazyModel):
+    """A sentence-transformers cross-encoder from a local folder (``embedder.cross_encoder_path``,
+    a company's own; none ships): it reads the question and a passage together, which no
+    feature of the bi-encoders and BM25 does, and scores how well the passage answers."""
+
+    name = "cross"
+
+    def __init__(self, path: Path, threads: int = 2, candidates: int = 10) -> None:
+        super().__init__()
+        self.path = path
+        self.threads = threads
+        self.candidates = candidates
+        """How many of the first passages it reorders (``embedder.cross_encoder_candidates``)."""
+
+    def _load(self) -> Any:
+        st = sentence_transformers("embedder.cross_encoder_path", self.threads)
+        try:
+            return st.CrossEncoder(str(self.path), device="cpu")
+        except (OSError, ValueError) as exc:
+            raise KBError(
+                f"embedder.cross_encoder_path: cannot load a cross-encoder from {self.path} "
+                f"({exc})",
+                code="CONFIGURATION_ERROR",
+            ) from exc
+
+    def score(self, question: str, passages: Sequence[str]) -> list[float]:
+        """One score per passage, the model's activation of its logit (a sigmoid for the usual
+        one-label model: 0 to 1)."""
+        if not passages:
+            return []
+        scores = self._get().predict([(question, p) for p in passages], show_progress_bar=False)
+        return [float(x) for x in np.asarray(scores, dtype=np.float64).reshape(-1)]
+
+
+def build_cross_encoder(settings: EmbedderSettings) -> CrossEncoderScorer | None:
+    """The configured cross-encoder, unloaded; ``None`` when none is configured.
+
+    :raises KBError: the configured path is not a folder (at start, not at the first question)."""
+    path = settings.cross_encoder_path
+    if path is None:
+        return None
+    if not path.is_dir():
+        raise KBError(
+            f"embedder.cross_encoder_path: {path} is not a folder holding a model",
+            code="CONFIGURATION_ERROR",
+        )
+    return CrossEncoderScorer(path, settings.threads, settings.cross_encoder_candidates)
 
 
 def _minilm_path() -> str:

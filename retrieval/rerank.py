@@ -19,14 +19,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kb.retrieval.models import Lang, ScoredChunk
+from kb.retrieval.models import Chunk, Lang, ScoredChunk
 
 TRAINED = Path(__file__).resolve().parent / "trained"
 DEFAULT_RANKER = TRAINED / "ranker.txt"
@@ -118,6 +118,33 @@ class CandidateTerms:
     body: Counter[str]
     title: frozenset[str]
     question: frozenset[str]
+
+
+TERMS_CACHE = 20_000
+"""Candidates whose terms :class:`TermsCache` keeps (cleared when full)."""
+
+
+class TermsCache:
+    """Each candidate's :class:`CandidateTerms`, tokenised once per chunk version."""
+
+    def __init__(self, terms: Callable[[str], list[str]], size: int = TERMS_CACHE) -> None:
+        self._terms = terms
+        self._size = size
+        self._cached: dict[tuple[str, str], CandidateTerms] = {}
+
+    def __call__(self, chunk: Chunk) -> CandidateTerms:
+        key = (chunk.point_id, chunk.doc_hash)
+        cached = self._cached.get(key)
+        if cached is None:
+            cached = CandidateTerms(
+                body=Counter(self._terms(chunk.text)),
+                title=frozenset(self._terms(f"{chunk.title} {chunk.location.label()}")),
+                question=frozenset(self._terms(chunk.question or "")),
+            )
+            if len(self._cached) >= self._size:
+                self._cached.clear()
+            self._cached[key] = cached
+        return cached
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -265,3 +292,24 @@ def reorder(
             )
         out.append(ScoredChunk(chunk=p.chunk, score=p.score, signals=signals))
     return out
+
+
+def cross_rerank(
+    score: Callable[[str, Sequence[str]], list[float]],
+    question: str,
+    passages: Sequence[ScoredChunk],
+    candidates: int,
+) -> list[ScoredChunk]:
+    """The first ``candidates`` of ``passages`` in the order of a cross-encoder's ``score``
+    (question and passage read together; ties keep the order they came in), each with its
+    score as signal ``cross``; the rest after them as they were. The passage is scored as the
+    embedders index it (``Chunk.embed_text``: title and heading path, or a Q&A entry's question,
+    before its text)."""
+    head, tail = list(passages[:candidates]), list(passages[candidates:])
+    scores = score(question, [p.chunk.embed_text for p in head])
+    order = sorted(range(len(head)), key=lambda i: (-round(scores[i], 9), i))
+    ranked = [
+        ScoredChunk(head[i].chunk, head[i].score, {**head[i].signals, "cross": scores[i]})
+        for i in order
+    ]
+    return ranked + tail

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,14 @@ from kb.retrieval.answer import (
     compose_extractive,
     gate_features,
 )
-from kb.retrieval.embedders import EmbeddingCache, build_embedders, dense_queries, vector_dims
+from kb.retrieval.embedders import (
+    CrossEncoderScorer,
+    EmbeddingCache,
+    build_cross_encoder,
+    build_embedders,
+    dense_queries,
+    vector_dims,
+)
 from kb.retrieval.errors import KBError
 from kb.retrieval.generate import (
     AskEvent,
@@ -37,7 +43,6 @@ from kb.retrieval.llm import LLM, build_llm
 from kb.retrieval.memory import QuestionMemory
 from kb.retrieval.models import (
     AccessFilter,
-    Chunk,
     DenseQuery,
     Fusion,
     FusionMethod,
@@ -52,7 +57,14 @@ from kb.retrieval.recall import (
     recall_for,
     with_memory,
 )
-from kb.retrieval.rerank import DEFAULT_RANKER, CandidateTerms, Ranker, candidate_features, reorder
+from kb.retrieval.rerank import (
+    DEFAULT_RANKER,
+    Ranker,
+    TermsCache,
+    candidate_features,
+    cross_rerank,
+    reorder,
+)
 from kb.retrieval.settings import Settings
 from kb.retrieval.shape import procedure_answer
 from kb.retrieval.sparse import BM25Encoder, term_id
@@ -61,9 +73,6 @@ from kb.retrieval.telemetry import record_search
 from kb.retrieval.versions import current_versions, overfetch
 
 QUERY_VECTORS = 256  # question vectors kept: the search and the question memory share one
-
-TERMS_CACHE = 20_000
-"""Candidates whose terms the ranker keeps tokenised (cleared when full)."""
 
 
 class KnowledgeBase:
@@ -79,8 +88,10 @@ class KnowledgeBase:
         cache: EmbeddingCache | None,
         confidence: ConfidenceModel | None = None,
         llm: LLM | None = None,
+        cross: CrossEncoderScorer | None = None,
     ) -> None:
         self.settings = settings
+        self.cross = cross  # reorders the first passages; the confidence reads its scores
         self.llm = llm
         """Writes generated answers when set (issue 7); ``None``: answers are extractive."""
         self.store = store
@@ -92,7 +103,7 @@ class KnowledgeBase:
         self._chosen = False
         """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
         self._ranker_lock = threading.Lock()
-        self._terms_cache: dict[tuple[str, str], CandidateTerms] = {}
+        self._terms = TermsCache(sparse.terms)
         self._vectors: dict[str, list[float]] = {}
         self.write_lock = threading.RLock()
         """Held by ``ingest.indexing``, the store's one writer, around each write (issue 26)."""
@@ -111,6 +122,7 @@ class KnowledgeBase:
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedders = build_embedders(settings.embedder)
+        cross = build_cross_encoder(settings.embedder)
         store = open_store(settings)
         try:
             if recreate:
@@ -127,6 +139,7 @@ class KnowledgeBase:
             sparse=BM25Encoder(),
             cache=EmbeddingCache(Path(cache_path)),
             llm=build_llm(settings.llm),
+            cross=cross,
         )
 
     def warm_up(self) -> None:
@@ -136,6 +149,8 @@ class KnowledgeBase:
         for embedder in self.embedders:
             embedder.warm_up()
             embedder.embed_query("warm up")
+        if self.cross is not None:
+            self.cross.score("warm up", ["warm up"])
 
     def close(self) -> None:
         """Release the store (its folder lock) and the cache."""
@@ -188,6 +203,8 @@ class KnowledgeBase:
         ranker = self.ranker() if rank and learned is None else None
         second = learned is not None or ranker is not None
         fetch = max(k, cfg.ranker_candidates) if second else k
+        if self.cross is not None:
+            fetch = max(fetch, self.cross.candidates)
         passages = self.store.search(
             dense=dense,
             sparse=sparse,
@@ -205,6 +222,8 @@ class KnowledgeBase:
         elif ranker is not None:
             features = self.rank_features(question, passages, lang)
             passages = reorder(passages, ranker.scores(features), features)
+        if self.cross is not None:
+            passages = cross_rerank(self.cross.score, question, passages, self.cross.candidates)
         passages = passages[:k]
         t4 = time.perf_counter()
         timings = {
@@ -258,7 +277,7 @@ class KnowledgeBase:
     ) -> np.ndarray[Any, np.dtype[np.float64]]:
         """The ranker's features of ``passages`` for ``question`` (also used by ``kb train``)."""
         dense_name = self.embedders[0].name if self.embedders else ""
-        terms = [self._candidate_terms(p.chunk) for p in passages]
+        terms = [self._terms(p.chunk) for p in passages]
         return candidate_features(
             self.sparse.terms(question),
             passages,
@@ -267,20 +286,6 @@ class KnowledgeBase:
             dense_name=dense_name,
             max_fused=self._max_fused(),
         )
-
-    def _candidate_terms(self, chunk: Chunk) -> CandidateTerms:
-        key = (chunk.point_id, chunk.doc_hash)
-        cached = self._terms_cache.get(key)
-        if cached is None:
-            cached = CandidateTerms(
-                body=Counter(self.sparse.terms(chunk.text)),
-                title=frozenset(self.sparse.terms(f"{chunk.title} {chunk.location.label()}")),
-                question=frozenset(self.sparse.terms(chunk.question or "")),
-            )
-            if len(self._terms_cache) >= TERMS_CACHE:
-                self._terms_cache.clear()
-            self._terms_cache[key] = cached
-        return cached
 
     def language_direction(self) -> list[float] | None:
         """The language direction of the store (:class:`~retrieval.lang.LanguageDirection`)."""
@@ -315,14 +320,9 @@ class KnowledgeBase:
         """
         final: AnswerResult | None = None
         events = self._answer(
-            question,
-            acl=acl,
-            lang=lang,
-            stream=False,
-            depth=depth,
-            synonyms=synonyms,
+            question, acl=acl, lang=lang, stream=False, depth=depth, synonyms=synonyms,
             memory=memory,
-        )
+        )  # fmt: skip
         for event in events:
             if isinstance(event, Final):
                 final = event.result

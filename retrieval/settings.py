@@ -65,6 +65,11 @@ class EmbedderSettings(BaseModel):
     batch_size: int = 16
     st_model_path: Path | None = None
     """A sentence-transformers model already on disk (a company's own); adds vector ``st``."""
+    cross_encoder_path: Path | None = None
+    """A sentence-transformers cross-encoder on disk (a company's own; none ships): reorders the
+    first ``cross_encoder_candidates`` passages and gives the confidence ``cross`` to weigh
+    (docs/ranker.md, "A cross-encoder of your own")."""
+    cross_encoder_candidates: int = Field(default=10, ge=1, le=200)
 
 
 class RetrievalSettings(BaseModel):

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from kb.cli.main import main
 from kb.eval.datasets import load_dataset
 from kb.eval.train import collect_candidates, fold_of, train, train_ranker
+from kb.retrieval.answer import cross_features
 from kb.retrieval.models import Chunk, Location, ScoredChunk
 from kb.retrieval.rerank import (
     DEFAULT_RANKER,
@@ -22,7 +23,9 @@ from kb.retrieval.rerank import (
     RANK_FEATURES,
     CandidateTerms,
     Ranker,
+    TermsCache,
     candidate_features,
+    cross_rerank,
     reorder,
 )
 from kb.retrieval.settings import EmbedderSettings, Settings
@@ -224,3 +227,46 @@ def test_kb_train_writes_the_models_and_measures_them_on_unseen_questions(tiny_s
         np.zeros((2, len(RANK_FEATURES)))
     )
     _ = train  # the function the command calls
+
+
+def test_a_cross_encoder_reorders_only_the_candidates_it_reads() -> None:
+    # A scorer that reads question and passage together; here, how often the passage says
+    # "toner". The first three are reordered by it (ties keep their order), the fourth is not
+    # read and stays fourth whatever it would have scored.
+    passages = [
+        _passage(0, "paper tray", score=0.9, dense=0.9),
+        _passage(1, "toner toner", score=0.8, dense=0.8),
+        _passage(2, "toner", score=0.7, dense=0.7),
+        _passage(3, "toner toner toner", score=0.6, dense=0.6),
+    ]
+    read: list[str] = []
+
+    def score(question: str, texts: list[str]) -> list[float]:
+        read.extend(texts)
+        return [float(t.count("toner")) for t in texts]
+
+    ranked = cross_rerank(score, "replace the toner", passages, 3)
+    assert [p.chunk.document_id for p in ranked] == ["d1", "d2", "d0", "d3"]
+    assert [p.signals.get("cross") for p in ranked] == [2.0, 1.0, 0.0, None]
+    assert [p.score for p in ranked] == [0.8, 0.7, 0.9, 0.6]  # fused scores kept
+    assert read == [p.chunk.embed_text for p in passages[:3]]  # as the embedders see them
+    features = cross_features(ranked)
+    assert features == {"cross": 2.0, "cross_margin": 1.0}
+    assert cross_features(passages) == {"cross": 0.0, "cross_margin": 0.0}
+
+
+def test_a_candidates_terms_are_read_once_per_version() -> None:
+    calls: list[str] = []
+
+    def terms(text: str) -> list[str]:
+        calls.append(text)
+        return text.lower().split()
+
+    cache = TermsCache(terms, size=2)
+    first = _passage(0, "Toner toner", score=1.0, dense=1.0).chunk
+    assert cache(first).body == Counter({"toner": 2}) and cache(first) is cache(first)
+    assert len(calls) == 3  # body, title and location, Q&A question: once
+    cache(_passage(1, "paper", score=1.0, dense=1.0).chunk)
+    cache(_passage(2, "drum", score=1.0, dense=1.0).chunk)  # full: cleared, then cached
+    cache(first)
+    assert len(calls) == 12
