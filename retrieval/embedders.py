@@ -233,6 +233,9 @@ class CrossEncoderScorer(_LazyModel):
         self.threads = threads
         self.candidates = candidates
         """How many of the first passages it reorders (``embedder.cross_encoder_candidates``)."""
+        # The last pairs' scores: one question can be searched more than once (the gate's own
+        # order beside the memory's, a deeper search for evaluation) over the same passages.
+        self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def _load(self) -> Any:
         st = sentence_transformers("embedder.cross_encoder_path", self.threads)
@@ -247,11 +250,23 @@ class CrossEncoderScorer(_LazyModel):
 
     def score(self, question: str, passages: Sequence[str]) -> list[float]:
         """One score per passage, the model's activation of its logit (a sigmoid for the usual
-        one-label model: 0 to 1)."""
-        if not passages:
-            return []
-        scores = self._get().predict([(question, p) for p in passages], show_progress_bar=False)
-        return [float(x) for x in np.asarray(scores, dtype=np.float64).reshape(-1)]
+        one-label model: 0 to 1). A pair scored among the last :data:`RECENT_PAIRS` is not
+        read again."""
+        pairs = [(question, p) for p in passages]
+        with self._lock:
+            known = {pair: self._recent[pair] for pair in pairs if pair in self._recent}
+        new = list(dict.fromkeys(pair for pair in pairs if pair not in known))
+        if new:
+            scores = np.asarray(self._get().predict(new, show_progress_bar=False), np.float64)
+            known |= dict(zip(new, map(float, scores.reshape(-1)), strict=True))
+            with self._lock:
+                self._recent.update((pair, known[pair]) for pair in new)
+                while len(self._recent) > RECENT_PAIRS:
+                    self._recent.popitem(last=False)
+        return [known[pair] for pair in pairs]
+
+
+RECENT_PAIRS = 256
 
 
 def build_cross_encoder(settings: EmbedderSettings) -> CrossEncoderScorer | None:

@@ -94,3 +94,31 @@ def test_a_cross_encoder_path_without_a_model_is_refused_by_its_setting(tmp_path
     with pytest.raises(KBError, match="embedder.cross_encoder_path: cannot load a cross-encoder"):
         empty.warm_up()
     assert build_cross_encoder(EmbedderSettings()) is None
+
+
+def test_a_pair_scored_for_this_question_is_not_read_again(cross_dir: Path) -> None:
+    # One question is searched more than once (the gate's own order beside the memory's, a
+    # deeper search for evaluation): the model reads each pair once.
+    scorer = build_cross_encoder(EmbedderSettings(cross_encoder_path=cross_dir))
+    assert scorer is not None
+    model = scorer._get()
+    read: list[tuple[str, str]] = []
+    predict = model.predict
+
+    def recording(pairs, **kwargs):
+        read.extend(pairs)
+        return predict(pairs, **kwargs)
+
+    model.predict = recording
+    first = scorer.score(QUESTION, ["Open the front cover.", "Tray 1 holds 550 sheets."])
+    again = scorer.score(QUESTION, ["Tray 1 holds 550 sheets.", "Push the release lever."])
+    assert again[0] == first[1]
+    assert read == [
+        (QUESTION, "Open the front cover."),
+        (QUESTION, "Tray 1 holds 550 sheets."),
+        (QUESTION, "Push the release lever."),
+    ]
+    # Read alone, a pair scores what it scored among others.
+    assert scorer.score("another question", ["Push the release lever."])[0] == pytest.approx(
+        predict([("another question", "Push the release lever.")])[0], abs=1e-6
+    )
