@@ -149,17 +149,32 @@ def fuse(
     for i, (weight, ranked) in enumerate(zip(weights, hits, strict=True)):
         if weight <= 0 or not ranked:
             continue
-        low, high = min(h.score for h in ranked), max(h.score for h in ranked)
+        # Best first, equal scores by id: the engine orders equal scores (two sections of the
+        # same text) by its index's layout, which differs from one build to the next.
+        ranked = sorted(ranked, key=lambda h: (-steady(h.score), str(h.id)))
+        values = [steady(h.score) for h in ranked]
+        low, high = min(values), max(values)
         span = high - low
         scaled = i < len(dense) and dense[i].lang is None and scale != 1.0
-        for rank, hit in enumerate(ranked):
+        for rank, (hit, value) in enumerate(zip(ranked, values, strict=True)):
             w = weight * scale if scaled and _kind(hit) != "qa" else weight
             entry = scores.setdefault(hit.id, {"rrf": 0.0, "minmax": 0.0})
             entry["rrf"] += fusion.gain(rank, weight)
-            entry["minmax"] += w * ((hit.score - low) / span if span > 0 else 1.0)
+            entry["minmax"] += w * ((value - low) / span if span > 0 else 1.0)
     method = fusion.method
     best = sorted(scores.items(), key=lambda item: (-round(item[1][method], 9), str(item[0])))
     return best[:limit]
+
+
+def steady(score: float) -> float:
+    """A prefetch's score to six significant digits. The engine adds a sparse score's terms in
+    the order of its index's layout, so two builds of the same index can give the same
+    passage's BM25 scores one float32 step apart (14.630333 and 14.630332): the min-max score,
+    and the confidence that reads it, would then differ in the eighth digit, and a replay
+    that learns from its own answers (``kb eval --history``) grows that into other answers.
+    Six digits are far finer than any difference that should order two passages; :func:`fuse`
+    orders each prefetch's hits by them, equal ones by id."""
+    return float(f"{score:.6g}")
 
 
 def _kind(hit: Any) -> str | None:
