@@ -151,12 +151,11 @@ def fuse(
             continue
         # Best first, equal scores by id: the engine orders equal scores (two sections of the
         # same text) by its index's layout, which differs from one build to the next.
-        ranked = sorted(ranked, key=lambda h: (-steady(h.score), str(h.id)))
-        values = [steady(h.score) for h in ranked]
-        low, high = min(values), max(values)
+        read = sorted(((steady(h.score), h) for h in ranked), key=lambda v: (-v[0], str(v[1].id)))
+        low, high = read[-1][0], read[0][0]
         span = high - low
         scaled = i < len(dense) and dense[i].lang is None and scale != 1.0
-        for rank, (hit, value) in enumerate(zip(ranked, values, strict=True)):
+        for rank, (value, hit) in enumerate(read):
             w = weight * scale if scaled and _kind(hit) != "qa" else weight
             entry = scores.setdefault(hit.id, {"rrf": 0.0, "minmax": 0.0})
             entry["rrf"] += fusion.gain(rank, weight)
