@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from kb.retrieval.answer import FEATURES
@@ -14,6 +16,7 @@ from kb.retrieval.lang import other_lang
 from kb.retrieval.models import DenseQuery, Fusion, Lang
 from kb.retrieval.presets import MINMAX_CONFIDENCE, SMALL_CHUNKS
 from kb.retrieval.settings import RetrievalSettings
+from kb.retrieval.stores._common import fuse
 
 
 def test_text_and_title_prefetches_then_the_other_language_one() -> None:
@@ -100,11 +103,6 @@ def test_two_builds_of_one_index_give_the_same_fused_scores() -> None:
     14.630332 for the same passage), and return equal scores (two sections of the same text)
     in another order. The fused scores, which the confidence reads, and so the answers of a
     replay that learns from them (``kb eval --history``), must be the same for both."""
-    from types import SimpleNamespace
-
-    import numpy as np
-
-    from kb.retrieval.stores._common import fuse
 
     def hits(top: float, twins: tuple[str, str]) -> list[list[SimpleNamespace]]:
         sparse = [("p0", top), ("p1", 9.25), ("p2", 3.5)]
