@@ -262,7 +262,9 @@ def _question_from_case(row: dict[str, Any], where: str) -> EvalQuestion:
         text=text,
         answerable=bool(row.get("answerable", bool(gold))),
         gold_ids=gold,
-        subset=row.get("subset"),
+        # eval/cases/scope.jsonl names each case's kind (paraphrase, near_miss, ...): the
+        # issue's measures are per kind, so a kind is reported as a subset.
+        subset=row.get("subset") or row.get("kind"),
         lang=_lang(row.get("lang"), where),
         groups=tuple(str(g) for g in row.get("groups") or ()),
         answer=row.get("answer"),

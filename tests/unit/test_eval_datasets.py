@@ -131,7 +131,7 @@ def test_cases_file_finds_docs_corpus(tmp_path: Path) -> None:
             {"id": "c1", "text": "VPN の設定は？", "lang": "ja", "answerable": True,
              "expected_sources": ["./it/vpn.md"], "groups": ["staff"]},
             {"id": "c2", "text": "Lunch menu?", "lang": "en", "answerable": False,
-             "expected_sources": [], "groups": []},
+             "expected_sources": [], "groups": [], "kind": "workplace"},
         ],
     )  # fmt: skip
     assert find_corpus_dir(cases) == corpus
@@ -140,6 +140,7 @@ def test_cases_file_finds_docs_corpus(tmp_path: Path) -> None:
     c1, c2 = ds.questions
     assert c1.gold_ids == ("it/vpn.md",) and c1.groups == ("staff",) and c1.lang == "ja"
     assert not c2.answerable and c2.gold_ids == ()
+    assert (c1.subset, c2.subset) == (None, "workplace")  # a case's kind is its subset
     h = ds.corpus_hash()
     (corpus / "b.md").write_text("B", encoding="utf-8")
     assert ds.corpus_hash() != h
