@@ -67,6 +67,12 @@ class FeedbackRequest(BaseModel):
     query_id: str = Field(min_length=1, max_length=36)
     helpful: bool
     comment: str | None = Field(default=None, max_length=2000)
+    citation: int | None = Field(
+        default=None,
+        ge=1,
+        description="With a thumbs-up: the [n] of the source that answered; the question "
+        "memory learns that passage (else the first cited).",
+    )
 
 
 class FeedbackResponse(BaseModel):

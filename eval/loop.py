@@ -170,6 +170,7 @@ class Simulation:
                 comment=None,
                 threshold=self.kb.settings.support.group_similarity,
                 kb=self.kb,
+                citation=self.source_named(response, gold) if helpful and correct else None,
             )
             action = "thumbs_up" if helpful else "thumbs_down"
             if helpful:
@@ -178,6 +179,14 @@ class Simulation:
         self.actions[action] += 1
         self.actions[self.resolve(q, response.query_id)] += 1
         return Turn(response.status, cited, correct, action)
+
+    def source_named(self, response: Any, gold: set[str]) -> int | None:
+        """The asker who found the answer names the source that held it: the first cited
+        passage of a gold document. (A slipped thumbs-up on a wrong answer names none.)"""
+        for c in response.citations:
+            if self.keys(c.document_id, None) in gold:
+                return int(c.n)
+        return None
 
     def resolve(self, q: EvalQuestion, query_id: str) -> str:
         """The support agent resolves the queued question: linked to a gold passage, or marked

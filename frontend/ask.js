@@ -23,6 +23,7 @@ const i18n = translator({
     escalated: "I couldn't find this in the documents, so I passed your question to the support team.",
     helpful: "Helpful", unhelpful: "Not helpful", rateLabel: "Was this answer helpful?",
     thanks: "Thanks for your feedback.",
+    solved: "This answered it", solvedThanks: "Thanks: the next person who asks this gets this source first.",
     down: "Thanks. Your question has been sent to the support team so they can improve the answer.",
     next: "A support person answers it in the knowledge base, usually within one business day. Ask again later and the answer will quote theirs.",
   },
@@ -42,6 +43,7 @@ const i18n = translator({
     escalated: "資料に回答が見つからなかったため、質問をサポート担当者に引き継ぎました。",
     helpful: "役に立った", unhelpful: "役に立たなかった", rateLabel: "この回答は役に立ちましたか？",
     thanks: "フィードバックありがとうございます。",
+    solved: "これで解決した", solvedThanks: "ありがとうございます。次に同じ質問をした人には、この出典を最初にお見せします。",
     down: "ありがとうございます。回答を改善できるよう、質問をサポート担当者に送りました。",
     next: "サポート担当者がナレッジベースに回答を登録します（通常1営業日以内）。後でもう一度質問すると、その回答を引用してお答えします。",
   },
@@ -118,35 +120,45 @@ function renderTurn(turn, index) {
       list.append(el("li", { id: `${turnId}-src-${c.n}` },
         `[${c.n}] `, el("span", { class: "title" }, el("a", { href: c.url, target: "_blank", rel: "noopener" }, c.title)),
         c.location ? el("span", { class: "loc" }, ` · ${c.location}`) : null,
-        el("blockquote", {}, c.snippet)));
+        el("blockquote", {}, c.snippet),
+        // A thumbs-up naming the source: the question memory learns this passage (issue 22).
+        data.status === "answered" ? el("button", { type: "button", class: "solved", "data-n": c.n,
+          "aria-pressed": String(turn.feedback === true && turn.source === c.n),
+          onclick: (e) => rate(true, e.currentTarget, c.n) }, `✓ ${t("solved")}`) : null));
     }
     node.append(list);
   }
   const note = el("p", { class: "note", role: "status" });
   if (data.status === "escalated") note.textContent = `${t("escalated")} ${t("next")}`;
   else if (turn.feedback === false) note.textContent = `${t("down")} ${t("next")}`;
-  else if (turn.feedback === true) note.textContent = t("thanks");
+  else if (turn.feedback === true) note.textContent = turn.source ? t("solvedThanks") : t("thanks");
   // Helpful / not helpful, as in the widget (issue 25): a thumbs-down sends the question to the
   // support queue, a thumbs-up lets it become a suggestion for others.
   const up = el("button", { type: "button", class: "up", "aria-pressed": String(turn.feedback === true) }, `▲ ${t("helpful")}`);
   const down = el("button", { type: "button", class: "down", "aria-pressed": String(turn.feedback === false) }, `▼ ${t("unhelpful")}`);
-  const rate = async (helpful, pressed) => {
+  async function rate(helpful, pressed, source = null) {
     up.disabled = down.disabled = true;
     pressed.setAttribute("aria-busy", "true");
     try {
-      await apiFetch("/api/feedback", { method: "POST", json: { query_id: data.query_id, helpful }, identity: loadIdentity("/") });
+      const json = { query_id: data.query_id, helpful };
+      if (source !== null) json.citation = source;
+      await apiFetch("/api/feedback", { method: "POST", json, identity: loadIdentity("/") });
       turn.feedback = helpful;
+      turn.source = source;
       save();
       up.setAttribute("aria-pressed", String(helpful));
       down.setAttribute("aria-pressed", String(!helpful));
-      note.textContent = helpful ? t("thanks") : `${t("down")} ${t("next")}`;
+      for (const b of node.querySelectorAll("button.solved")) {
+        b.setAttribute("aria-pressed", String(Number(b.dataset.n) === source));
+      }
+      note.textContent = source !== null ? t("solvedThanks") : helpful ? t("thanks") : `${t("down")} ${t("next")}`;
     } catch (err) {
       note.textContent = `${t("error")}: ${err.message}`;
     } finally {
       up.disabled = down.disabled = false;
       pressed.setAttribute("aria-busy", "false");
     }
-  };
+  }
   up.addEventListener("click", () => rate(true, up));
   down.addEventListener("click", () => rate(false, down));
   // Which mode wrote the answer (issue 7); an escalation quotes nothing, so it says so (issue 25).

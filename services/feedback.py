@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from kb.db.engine import Database
 from kb.db.models import Feedback, QueryLog, utcnow
-from kb.retrieval.errors import NotFoundError
+from kb.retrieval.errors import KBError, NotFoundError
 from kb.retrieval.protocols import Embedder, SparseEncoder
 from kb.retrieval.service import KnowledgeBase
 from kb.retrieval.synonyms import SynonymTable
@@ -44,17 +44,29 @@ def give_feedback(
     threshold: float,
     grouping: Grouping | None = None,
     kb: KnowledgeBase | None = None,
+    citation: int | None = None,
 ) -> dict[str, Any]:
     """Record (or replace) the asker's verdict; a thumbs-down puts the question in the queue.
 
     With ``kb``, the verdict teaches the question memory (issue 22): a thumbs-up makes the
-    question and its first cited passage a confirmed pair; a thumbs-down withdraws the asker's
-    own pair and demotes the entries that chose the passage.
+    question and the passage that answered it (the citation the asker named, else the first
+    cited) a confirmed pair; a thumbs-down withdraws the asker's own pair and demotes the
+    entries that chose the passage.
 
     :param comment: already masked.
+    :param citation: ``[n]`` of the source that answered, with a thumbs-up only.
     :raises NotFoundError: no such query of this user.
+    :raises KBError: ``citation`` with a thumbs-down, or not one of the answer's
+        (code ``VALIDATION_ERROR``); nothing is recorded.
     """
-    _own_query(db, query_id, user_id)
+    query = _own_query(db, query_id, user_id)
+    if citation is not None:
+        if not helpful:
+            raise KBError(
+                "citation names the source that answered, so it goes with helpful: true only",
+                code="VALIDATION_ERROR",
+            )
+        memory.cited_passage(query, citation)
     with db.session() as s:
         row = s.execute(select(Feedback).where(Feedback.query_id == query_id)).scalar()
         if row is None:
@@ -63,7 +75,7 @@ def give_feedback(
         row.helpful, row.comment, row.created_at = helpful, comment, utcnow()
     if kb is not None:
         if helpful:
-            memory.confirm_helpful(db, kb, query_id, user_id)
+            memory.confirm_helpful(db, kb, query_id, user_id, citation)
         else:
             memory.on_thumbs_down(db, query_id)
     placement: Placement | None = None

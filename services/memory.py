@@ -25,7 +25,7 @@ from sqlalchemy import select
 from kb.db.engine import Database
 from kb.db.models import MemoryEntry as EntryRow
 from kb.db.models import QueryLog, QueueGroup, QueueItem, utcnow
-from kb.retrieval.errors import NotFoundError
+from kb.retrieval.errors import KBError, NotFoundError
 from kb.retrieval.models import AccessFilter, Chunk
 from kb.retrieval.service import KnowledgeBase
 from kb.services.access import Access, Source, query_sources
@@ -97,23 +97,36 @@ def find_chunk(kb: KnowledgeBase, document_id: str, chunk_id: str) -> Chunk | No
     return None
 
 
-def confirm_helpful(db: Database, kb: KnowledgeBase, query_id: str, user_id: str) -> int | None:
-    """The asker found the answer helpful: its question and first cited passage become a pair
-    (one per question; a repeated thumbs-up changes nothing). :returns: the entry id, or
-    ``None`` when the answer cited nothing that still exists."""
+def confirm_helpful(
+    db: Database, kb: KnowledgeBase, query_id: str, user_id: str, citation: int | None = None
+) -> int | None:
+    """The asker found the answer helpful: its question and the passage that answered it become
+    a pair, one per question. The passage is the citation the asker named (``[n]``), else the
+    first cited. A repeated thumbs-up changes nothing unless it names another passage, which
+    then replaces the asker's pair. :returns: the entry id, or ``None`` when the passage no
+    longer exists.
+
+    :raises KBError: ``citation`` is not one of the answer's (code ``VALIDATION_ERROR``).
+    """
     with db.session() as s:
         query = s.get(QueryLog, query_id)
         if query is None or query.status != "answered" or not query.citations:
             return None
+        chosen = cited_passage(query, citation)
         existing = s.execute(
-            select(EntryRow.id).where(
+            select(EntryRow).where(
                 EntryRow.query_id == query_id, EntryRow.how == "helpful", EntryRow.state == "active"
             )
         ).scalar()
         if existing is not None:
-            return int(existing)
-        first = min(query.citations, key=lambda c: int(c.get("n", 0)))
-    chunk = find_chunk(kb, str(first["document_id"]), str(first["chunk_id"]))
+            if existing.chunk_id == chosen["chunk_id"]:
+                return int(existing.id)
+            existing.state, existing.note, existing.updated_at = (
+                "removed",
+                "the asker named another source",
+                utcnow(),
+            )
+    chunk = find_chunk(kb, str(chosen["document_id"]), str(chosen["chunk_id"]))
     if chunk is None or not kb.embedders:
         return None
     sources = query_sources(db, [(query.id, query.citations)])[query.id]
@@ -125,6 +138,26 @@ def confirm_helpful(db: Database, kb: KnowledgeBase, query_id: str, user_id: str
         s.add(row)
         s.flush()
         return int(row.id)
+
+
+def cited_passage(query: QueryLog, citation: int | None) -> dict[str, Any]:
+    """The answer's citation ``[citation]`` (its first when ``None``).
+
+    :raises KBError: the answer has no such citation (code ``VALIDATION_ERROR``).
+    """
+    cited = sorted(query.citations or [], key=lambda c: int(c.get("n", 0)))
+    if not cited:
+        raise KBError(f"the answer to {query.id} cites no source", code="VALIDATION_ERROR")
+    if citation is None:
+        return dict(cited[0])
+    for c in cited:
+        if int(c.get("n", 0)) == citation:
+            return dict(c)
+    numbers = ", ".join(f"[{c.get('n')}]" for c in cited)
+    raise KBError(
+        f"citation [{citation}] is not one of the answer's sources ({numbers})",
+        code="VALIDATION_ERROR",
+    )
 
 
 def on_thumbs_down(db: Database, query_id: str) -> int:

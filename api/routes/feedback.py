@@ -50,6 +50,7 @@ def feedback(
         user_id=identity.user_id,
         helpful=body.helpful,
         comment=comment,
+        citation=body.citation,
         threshold=settings.support.group_similarity,
         grouping={"synonyms": synonym_table(db, kb.sparse), "encoder": kb.sparse},
         kb=kb,

@@ -25,6 +25,7 @@ const T = {
     unhelpful: "Not helpful", stillNeed: "Still need help", note: "Note for the support team (optional)",
     sendSupport: "Send to support", cancel: "Cancel", thinking: "Looking it up…",
     thanks: "Thanks for your feedback.",
+    answered: "This answered it", answeredThanks: "Thanks: the next person who asks this gets this source first.",
     down: "Thanks. Your question has been sent to the support team so they can improve the answer.",
     escalated: "I couldn't find this in the documents, so I passed your question to the support team.",
     next: "What happens next: a support person answers it in the knowledge base, usually within one business day. Ask again later and I will quote their answer.",
@@ -46,6 +47,7 @@ const T = {
     unhelpful: "役に立たなかった", stillNeed: "まだ解決しない", note: "サポート担当者へのメモ（任意）",
     sendSupport: "サポートに送る", cancel: "キャンセル", thinking: "調べています…",
     thanks: "フィードバックありがとうございます。",
+    answered: "これで解決した", answeredThanks: "ありがとうございます。次に同じ質問をした人には、この出典を最初にお見せします。",
     down: "ありがとうございます。回答を改善できるよう、質問をサポート担当者に送りました。",
     escalated: "資料に回答が見つからなかったため、質問をサポート担当者に引き継ぎました。",
     next: "今後の流れ：サポート担当者がナレッジベースに回答を登録します（通常1営業日以内）。後でもう一度質問すると、その回答を引用してお答えします。",
@@ -110,6 +112,8 @@ button:focus-visible, a:focus-visible, textarea:focus-visible, .card:focus-visib
 .card blockquote { margin: 6px 0; padding-left: 8px; border-left: 3px solid #cbd5e1; font-size: 13px; color: #374151; }
 mark { background: #fde68a; color: inherit; }
 .card a.open { font-size: 13px; color: #1d4ed8; }
+.card button.solved { display: block; margin-top: 6px; font-size: 13px; min-height: 32px; padding: 4px 8px; }
+.card button.solved[aria-pressed="true"] { background: #dcfce7; border-color: #15803d; }
 .actions { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
 .actions button[aria-pressed="true"] { background: #dbeafe; border-color: #1d4ed8; }
 .meta { font-size: 12px; color: #6b7280; margin-left: auto; }
@@ -385,6 +389,7 @@ class KbWidget extends HTMLElement {
   }
 
   renderTurn(turn) {
+    const self = this;
     const t = this.t;
     const { data } = turn;
     const tid = `turn-${data.query_id.slice(0, 8)}`;
@@ -415,7 +420,13 @@ class KbWidget extends HTMLElement {
           c.location ? el("span", { class: "loc" }, c.location) : null,
           el("blockquote", {}, highlighted(c.snippet, citedSentences(data.answer, c.n))),
           el("a", { class: "open", href: url, target: "_blank", rel: "noopener",
-            "aria-label": `${t.open}: ${c.title}${c.location ? `, ${c.location}` : ""}` }, `${t.open} ↗`)));
+            "aria-label": `${t.open}: ${c.title}${c.location ? `, ${c.location}` : ""}` }, `${t.open} ↗`),
+          // "This answered it": a thumbs-up that names the source, so the question memory
+          // learns this passage for the question, not merely the first one quoted (issue 22).
+          data.status === "answered" ? el("button", { type: "button", class: "solved", "data-n": c.n,
+            "aria-pressed": String(turn.feedback === true && turn.source === c.n),
+            "aria-label": `${t.answered}: ${t.source} ${c.n}`,
+            onclick: () => rate(true, c.n) }, `✓ ${t.answered}`) : null));
       }
       node.append(list);
     }
@@ -423,7 +434,7 @@ class KbWidget extends HTMLElement {
     if (data.status === "escalated") note.textContent = `${t.escalated} ${t.next}`;
     else if (turn.escalated) note.textContent = `${t.sent} ${t.next}`;
     else if (turn.feedback === false) note.textContent = `${t.down} ${t.next}`;
-    else if (turn.feedback === true) note.textContent = t.thanks;
+    else if (turn.feedback === true) note.textContent = turn.source ? t.answeredThanks : t.thanks;
     const up = el("button", { type: "button", class: "up",
       "aria-pressed": String(turn.feedback === true) }, `▲ ${t.helpful}`);
     const down = el("button", { type: "button", class: "down",
@@ -435,16 +446,22 @@ class KbWidget extends HTMLElement {
       el("label", { for: noteId }, t.note), escText,
       el("div", { class: "actions" }, el("button", { type: "submit" }, t.sendSupport),
         el("button", { type: "button", onclick: () => { escForm.hidden = true; more.focus(); } }, t.cancel)));
-    const rate = async (helpful) => {
+    async function rate(helpful, source = null) {
       try {
-        await this.api("/api/feedback", { method: "POST", json: { query_id: data.query_id, helpful } });
+        const json = { query_id: data.query_id, helpful };
+        if (source !== null) json.citation = source;
+        await self.api("/api/feedback", { method: "POST", json });
         turn.feedback = helpful;
-        this.save();
+        turn.source = source;
+        self.save();
         up.setAttribute("aria-pressed", String(helpful));
         down.setAttribute("aria-pressed", String(!helpful));
-        note.textContent = helpful ? t.thanks : `${t.down} ${t.next}`;
+        for (const b of node.querySelectorAll("button.solved")) {
+          b.setAttribute("aria-pressed", String(Number(b.dataset.n) === source));
+        }
+        note.textContent = source !== null ? t.answeredThanks : helpful ? t.thanks : `${t.down} ${t.next}`;
       } catch (err) { note.textContent = `${t.error}: ${err.message}`; }
-    };
+    }
     up.addEventListener("click", () => rate(true));
     down.addEventListener("click", () => rate(false));
     more.addEventListener("click", () => {

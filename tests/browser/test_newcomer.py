@@ -129,6 +129,17 @@ def test_ask_page_feedback_follow_up_and_the_console_shows_the_earlier_turn(live
     expect(first.locator("button.up")).to_have_attribute("aria-pressed", "true")
     expect(first.locator("p.note")).to_contain_text("Thanks")
     assert feedback[-1] == {"query_id": first.get_attribute("data-query-id"), "helpful": True}
+    # ... and which source answered it, as in the widget.
+    source = first.locator("ol.sources button.solved").first
+    n = int(source.get_attribute("data-n") or 0)
+    source.click()
+    expect(source).to_have_attribute("aria-pressed", "true")
+    expect(first.locator("p.note")).to_contain_text("gets this source first")
+    assert feedback[-1] == {
+        "query_id": first.get_attribute("data-query-id"),
+        "helpful": True,
+        "citation": n,
+    }
 
     # The follow-up is shown under the turn it continues, marked and naming it.
     second = _ask_on_page(page, FOLLOW_UP)
@@ -184,6 +195,27 @@ def test_widget_lets_the_server_read_the_questions_language(live_server, context
     assert answered.value.json()["lang"] == "ja"
     assert "answered" in (turn.get_attribute("class") or "")
     expect(turn.locator("button.up")).to_have_text("▲ Helpful")  # the interface stays English
+
+
+def test_widget_names_the_source_that_answered(live_server, context):
+    page = context.new_page()
+    rated = _posts(page, "/api/feedback")
+    page.goto(f"{live_server}/demo")
+    page.locator("kb-widget button.launcher").click()
+    turn = ask_in_widget(page, "How do I replace the toner cartridge?")
+    assert "answered" in (turn.get_attribute("class") or "")
+    solved = turn.locator("li.card button.solved")
+    expect(solved.first).to_have_text("✓ This answered it")
+    last = solved.last
+    n = int(last.get_attribute("data-n") or 0)
+    with page.expect_response(lambda r: r.url.endswith("/api/feedback") and r.ok):
+        last.click()
+    # A thumbs-up that names the source: the question memory learns that passage.
+    query_id = turn.get_attribute("data-query-id")
+    assert rated[-1] == {"query_id": query_id, "helpful": True, "citation": n}
+    expect(last).to_have_attribute("aria-pressed", "true")
+    expect(turn.locator("button.up")).to_have_attribute("aria-pressed", "true")
+    expect(turn.locator("p.note")).to_contain_text("gets this source first")
 
 
 # -- languages -----------------------------------------------------------------------------------

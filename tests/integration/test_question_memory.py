@@ -193,6 +193,39 @@ def test_thumbs_confirm_withdraw_and_demote(app):
     assert all(states[e.id] == "demoted" for e in active), states
 
 
+def test_the_asker_names_the_source_that_answered(app):
+    client, db = app
+    body = ask(client, ANSWERED, user("emp-a"))
+    assert body["status"] == "answered" and len(body["citations"]) >= 2, body
+    with db.session() as s:
+        logged = s.get(QueryLog, body["query_id"])
+        assert logged is not None
+        by_n = {c["n"]: c["chunk_id"] for c in logged.citations}
+
+    def rate(payload: dict) -> object:
+        return client.post(
+            "/api/feedback", json={"query_id": body["query_id"], **payload}, headers=user("emp-a")
+        )
+
+    # A source the answer does not cite, or a source with a thumbs-down: refused, nothing kept.
+    wrong = rate({"helpful": True, "citation": 99})
+    assert wrong.status_code == 422 and "[99]" in wrong.json()["detail"], wrong.text
+    down = rate({"helpful": False, "citation": 1})
+    assert down.status_code == 422 and "helpful" in down.json()["detail"], down.text
+    assert entries(db) == []
+
+    # The second source answered: the pair is that passage, not the first cited.
+    assert rate({"helpful": True, "citation": 2}).status_code == 200
+    [pair] = entries(db)
+    assert (pair.how, pair.state, pair.chunk_id) == ("helpful", "active", by_n[2])
+
+    # Naming another source replaces the asker's pair; naming it again changes nothing.
+    assert rate({"helpful": True, "citation": 1}).status_code == 200
+    assert rate({"helpful": True, "citation": 1}).status_code == 200
+    states = [(e.chunk_id, e.state) for e in entries(db)]
+    assert states == [(by_n[2], "removed"), (by_n[1], "active")], states
+
+
 def test_a_staff_answer_teaches_and_staff_outweigh_one_thumbs_down(app):
     client, db = app
     first = ask(client, PARKING, user("emp-a"))

@@ -10,8 +10,9 @@ import pytest
 from kb.eval.datasets import DatasetError, EvalQuestion, load_dataset
 from kb.eval.gain import history_gain
 from kb.eval.headroom import headroom, shared_gold
-from kb.eval.loop import LoopOptions, Turn, learning_curve, split_history
+from kb.eval.loop import LoopOptions, Simulation, Turn, learning_curve, split_history
 from kb.eval.metrics import Outcome, answering_metrics
+from kb.services.ask import AskResponse, Citation
 
 
 def _folder(tmp_path: Path, n: int, history: int = 0) -> Path:
@@ -184,3 +185,26 @@ def test_an_unanswerable_answered_counts_wrong_and_nothing_answered_has_no_rate(
 def test_outcomes_of_other_questions_are_refused():
     with pytest.raises(ValueError, match="paired"):
         history_gain([_outcome("a", right=True)], [_outcome("b", right=True)], 0.5)
+
+
+def test_the_simulated_asker_names_the_first_gold_source():
+    """A thumbs-up names the source that held the answer (the widget's "This answered it"), so
+    the memory learns the gold passage, not whichever passage was quoted first."""
+
+    def cited(n: int, document_id: str) -> Citation:
+        return Citation(
+            n=n, document_id=document_id, title="t", location="", url="", snippet="", score=1.0,
+            version=1,
+        )  # fmt: skip
+
+    response = AskResponse(
+        query_id="q", conversation_id="c", status="answered", answer="a [1] b [2] c [3]",
+        citations=[cited(1, "doc-a"), cited(2, "doc-b"), cited(3, "doc-c")], confidence=0.9,
+        lang="en", mode="extractive",
+    )  # fmt: skip
+    keys = {"doc-a": "section_1", "doc-b": "section_2", "doc-c": "section_3"}
+    sim = Simulation(
+        kb=None, db=None, keys=lambda doc, _path: keys[doc], documents={}, noise=0.0, seed=0
+    )
+    assert sim.source_named(response, {"section_2", "section_3"}) == 2
+    assert sim.source_named(response, {"section_9"}) is None
