@@ -216,6 +216,8 @@ def test_widget_names_the_source_that_answered(live_server, context):
     expect(last).to_have_attribute("aria-pressed", "true")
     expect(turn.locator("button.up")).to_have_attribute("aria-pressed", "true")
     expect(turn.locator("p.note")).to_contain_text("gets this source first")
+    last.scroll_into_view_if_needed()
+    shot(page, "31-widget-this-answered-it")
 
 
 # -- languages -----------------------------------------------------------------------------------
