@@ -119,7 +119,8 @@ def confirm_helpful(
             )
         ).scalar()
         if existing is not None:
-            if existing.chunk_id == chosen["chunk_id"]:
+            # A plain thumbs-up again keeps the passage the asker named before.
+            if citation is None or existing.chunk_id == chosen["chunk_id"]:
                 return int(existing.id)
             existing.state, existing.note, existing.updated_at = (
                 "removed",

@@ -219,6 +219,10 @@ def test_the_asker_names_the_source_that_answered(app):
     [pair] = entries(db)
     assert (pair.how, pair.state, pair.chunk_id) == ("helpful", "active", by_n[2])
 
+    # A plain thumbs-up again keeps the source named.
+    assert rate({"helpful": True}).status_code == 200
+    assert [(e.chunk_id, e.state) for e in entries(db)] == [(by_n[2], "active")]
+
     # Naming another source replaces the asker's pair; naming it again changes nothing.
     assert rate({"helpful": True, "citation": 1}).status_code == 200
     assert rate({"helpful": True, "citation": 1}).status_code == 200
