@@ -118,15 +118,9 @@ def confirm_helpful(
                 EntryRow.query_id == query_id, EntryRow.how == "helpful", EntryRow.state == "active"
             )
         ).scalar()
-        if existing is not None:
-            # A plain thumbs-up again keeps the passage the asker named before.
-            if citation is None or existing.chunk_id == chosen["chunk_id"]:
-                return int(existing.id)
-            existing.state, existing.note, existing.updated_at = (
-                "removed",
-                "the asker named another source",
-                utcnow(),
-            )
+        # A plain thumbs-up again keeps the passage the asker named before.
+        if existing is not None and (citation is None or existing.chunk_id == chosen["chunk_id"]):
+            return int(existing.id)
     chunk = find_chunk(kb, str(chosen["document_id"]), str(chosen["chunk_id"]))
     if chunk is None or not kb.embedders:
         return None
@@ -136,6 +130,11 @@ def confirm_helpful(
         chunk=chunk,
     )  # fmt: skip
     with db.session() as s:
+        if existing is not None:
+            replaced = s.get(EntryRow, existing.id)
+            if replaced is not None:
+                replaced.state, replaced.note = "removed", "the asker named another source"
+                replaced.updated_at = utcnow()
         s.add(row)
         s.flush()
         return int(row.id)
@@ -227,7 +226,7 @@ def _group_queries(s: Any, group_id: int) -> list[QueryLog]:
 def _first_cited(query: QueryLog) -> str | None:
     if not query.citations:
         return None
-    return str(min(query.citations, key=lambda c: int(c.get("n", 0))).get("chunk_id") or "")
+    return str(cited_passage(query, None).get("chunk_id") or "")
 
 
 def _correct(s: Any, queries: Sequence[QueryLog], keep_chunk: str | None, staff_id: str) -> None:
