@@ -279,17 +279,19 @@ def test_api_refusals_reach_the_page_in_its_language(live_server, browser):
 
 
 def test_console_busy_states_role_picker_and_charts_that_keep_their_labels(live_server, context):
-    # Long labels in both languages for the charts.
+    # Long labels in both languages for the charts, each asked often enough to stay among the
+    # top ten questions whatever the module's other tests asked before.
     for user, question in (
         ("chart-1", "プリンターのトナーカートリッジを交換する正しい手順と注意点を教えてください"),
         ("chart-2", "How do I replace the toner cartridge and the drum unit of the Aster MF-3400?"),
     ):
-        resp = context.request.post(
-            f"{live_server}/api/ask",
-            data={"question": question},
-            headers={"X-User-Id": user, "X-User-Department": LONG_DEPARTMENT},
-        )
-        assert resp.status == 200, resp.text()
+        for _ in range(4):
+            resp = context.request.post(
+                f"{live_server}/api/ask",
+                data={"question": question},
+                headers={"X-User-Id": user, "X-User-Department": LONG_DEPARTMENT},
+            )
+            assert resp.status == 200, resp.text()
     page = context.new_page()
     errors = _errors(page)
     page.goto(f"{live_server}/console")
