@@ -59,6 +59,14 @@ from kb.cli.common import load_settings
     help="Share of the simulated verdicts that are wrong.",
 )
 @click.option(
+    "--named-source",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help='Share of the simulated askers who name the source of a right answer ("This '
+    'answered it"); the others give a plain thumbs-up.',
+)
+@click.option(
     "--learning-curve",
     is_flag=True,
     help="Stream the test questions in order with feedback after each; plot the rates.",
@@ -84,6 +92,7 @@ def eval_command(
     history: bool,
     history_share: float,
     feedback_noise: float,
+    named_source: float,
     learning_curve: bool,
     seed: int,
     splits: int,
@@ -111,6 +120,7 @@ def eval_command(
             loop=LoopOptions(
                 share=history_share,
                 noise=feedback_noise,
+                named=named_source,
                 seed=seed,
                 splits=splits,
                 learning_curve=learning_curve,

@@ -56,6 +56,10 @@ class LoopOptions:
     ``history.jsonl`` (the rest are the test questions)."""
     noise: float = 0.0
     """Share of simulated verdicts that are wrong."""
+    named: float = 1.0
+    """Share of the simulated askers who, finding an answer right, name the source that held
+    it ("This answered it"); the others give a plain thumbs-up, which confirms the answer's
+    first cited passage."""
     seed: int = 0
     splits: int = 1
     """History splits measured (seeds ``seed`` to ``seed + splits - 1``): each replays its own
@@ -131,6 +135,8 @@ class Simulation:
     seed: int
     """Each question's draws come from its own generator (this seed, its id and the draw's
     purpose): one verdict that changes does not shift the noise of every later question."""
+    named: float = 1.0
+    """Share of the askers of a right answer who name its source (:attr:`LoopOptions.named`)."""
     actions: Counter[str] = field(default_factory=Counter)
     _asked: int = 0
 
@@ -170,7 +176,11 @@ class Simulation:
                 comment=None,
                 threshold=self.kb.settings.support.group_similarity,
                 kb=self.kb,
-                citation=self.source_named(response, gold) if helpful and correct else None,
+                citation=(
+                    self.source_named(response, gold)
+                    if helpful and correct and self.names(q)
+                    else None
+                ),
             )
             action = "thumbs_up" if helpful else "thumbs_down"
             if helpful:
@@ -179,6 +189,10 @@ class Simulation:
         self.actions[action] += 1
         self.actions[self.resolve(q, response.query_id)] += 1
         return Turn(response.status, cited, correct, action)
+
+    def names(self, q: EvalQuestion) -> bool:
+        """Whether the asker of ``q`` names the source when the answer is right."""
+        return self.named >= 1 or (self.named > 0 and self.rng(q, "named").random() < self.named)
 
     def source_named(self, response: Any, gold: set[str]) -> int | None:
         """The asker who found the answer names the source that held it: the first cited
@@ -418,6 +432,7 @@ def _replay_split(
             documents=document_keys(dataset, keys),
             noise=loop.noise,
             seed=loop.seed,
+            named=loop.named,
         )
         with product_gate(kb, threshold):
             for q in split.history:
@@ -435,6 +450,7 @@ def _replay_split(
                 "questions": len(split.history),
                 "test_questions": len(split.test),
                 "feedback_noise": loop.noise,
+                "named_source": loop.named,
                 "actions": replayed,
                 "memory_entries": len(memory) if memory is not None else 0,
                 "memory_model_fitted": bool(memory is not None and memory.model.fitted),

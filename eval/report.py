@@ -246,8 +246,8 @@ def _history_line(entry: Mapping[str, Any]) -> str:
         where = ""
     return (
         f"with history ({where}{hist.get('questions')} questions, {hist.get('source')}, noise "
-        f"{hist.get('feedback_noise')}, {hist.get('memory_entries')} memory entries): "
-        + ", ".join(parts)
+        f"{hist.get('feedback_noise')}, named source {hist.get('named_source')}, "
+        f"{hist.get('memory_entries')} memory entries): " + ", ".join(parts)
     )
 
 

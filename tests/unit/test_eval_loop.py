@@ -208,3 +208,21 @@ def test_the_simulated_asker_names_the_first_gold_source():
     )
     assert sim.source_named(response, {"section_2", "section_3"}) == 2
     assert sim.source_named(response, {"section_9"}) is None
+
+
+def test_a_share_of_the_askers_names_the_source_the_same_ones_every_time():
+    questions = [
+        EvalQuestion(id=f"q{i}", text=f"question {i}", answerable=True) for i in range(400)
+    ]
+
+    def naming(share: float, seed: int = 0) -> list[bool]:
+        sim = Simulation(
+            kb=None, db=None, keys=lambda doc, _path: doc, documents={}, noise=0.0, seed=seed,
+            named=share,
+        )  # fmt: skip
+        return [sim.names(q) for q in questions]
+
+    assert all(naming(1.0)) and not any(naming(0.0))
+    half = naming(0.5)
+    assert 160 <= sum(half) <= 240
+    assert naming(0.5) == half and naming(0.5, seed=1) != half
