@@ -24,6 +24,7 @@ const i18n = translator({
     helpful: "Helpful", unhelpful: "Not helpful", rateLabel: "Was this answer helpful?",
     thanks: "Thanks for your feedback.",
     solved: "This answered it", solvedThanks: "Thanks: the next person who asks this gets this source first.",
+    whichSource: "Which source answered it? Press “✓ This answered it” under it, and the next person who asks gets it first.",
     down: "Thanks. Your question has been sent to the support team so they can improve the answer.",
     next: "A support person answers it in the knowledge base, usually within one business day. Ask again later and the answer will quote theirs.",
   },
@@ -44,6 +45,7 @@ const i18n = translator({
     helpful: "役に立った", unhelpful: "役に立たなかった", rateLabel: "この回答は役に立ちましたか？",
     thanks: "フィードバックありがとうございます。",
     solved: "これで解決した", solvedThanks: "ありがとうございます。次に同じ質問をした人には、この出典を最初にお見せします。",
+    whichSource: "どの出典で解決しましたか？その出典の「✓ これで解決した」を押すと、次に同じ質問をした人に最初にお見せします。",
     down: "ありがとうございます。回答を改善できるよう、質問をサポート担当者に送りました。",
     next: "サポート担当者がナレッジベースに回答を登録します（通常1営業日以内）。後でもう一度質問すると、その回答を引用してお答えします。",
   },
@@ -151,7 +153,9 @@ function renderTurn(turn, index) {
       for (const b of node.querySelectorAll("button.solved")) {
         b.setAttribute("aria-pressed", String(Number(b.dataset.n) === source));
       }
-      note.textContent = source !== null ? t("solvedThanks") : helpful ? t("thanks") : `${t("down")} ${t("next")}`;
+      note.textContent = source !== null ? t("solvedThanks")
+        : helpful ? (data.citations.length > 1 ? `${t("thanks")} ${t("whichSource")}` : t("thanks"))
+        : `${t("down")} ${t("next")}`;
     } catch (err) {
       note.textContent = `${t("error")}: ${err.message}`;
     } finally {

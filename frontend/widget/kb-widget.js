@@ -26,6 +26,7 @@ const T = {
     sendSupport: "Send to support", cancel: "Cancel", thinking: "Looking it up…",
     thanks: "Thanks for your feedback.",
     answered: "This answered it", answeredThanks: "Thanks: the next person who asks this gets this source first.",
+    whichSource: "Which source answered it? Press “✓ This answered it” under it, and the next person who asks gets it first.",
     down: "Thanks. Your question has been sent to the support team so they can improve the answer.",
     escalated: "I couldn't find this in the documents, so I passed your question to the support team.",
     next: "What happens next: a support person answers it in the knowledge base, usually within one business day. Ask again later and I will quote their answer.",
@@ -48,6 +49,7 @@ const T = {
     sendSupport: "サポートに送る", cancel: "キャンセル", thinking: "調べています…",
     thanks: "フィードバックありがとうございます。",
     answered: "これで解決した", answeredThanks: "ありがとうございます。次に同じ質問をした人には、この出典を最初にお見せします。",
+    whichSource: "どの出典で解決しましたか？その出典の「✓ これで解決した」を押すと、次に同じ質問をした人に最初にお見せします。",
     down: "ありがとうございます。回答を改善できるよう、質問をサポート担当者に送りました。",
     escalated: "資料に回答が見つからなかったため、質問をサポート担当者に引き継ぎました。",
     next: "今後の流れ：サポート担当者がナレッジベースに回答を登録します（通常1営業日以内）。後でもう一度質問すると、その回答を引用してお答えします。",
@@ -459,7 +461,9 @@ class KbWidget extends HTMLElement {
         for (const b of node.querySelectorAll("button.solved")) {
           b.setAttribute("aria-pressed", String(Number(b.dataset.n) === source));
         }
-        note.textContent = source !== null ? t.answeredThanks : helpful ? t.thanks : `${t.down} ${t.next}`;
+        note.textContent = source !== null ? t.answeredThanks
+          : helpful ? (data.citations.length > 1 ? `${t.thanks} ${t.whichSource}` : t.thanks)
+          : `${t.down} ${t.next}`;
       } catch (err) { note.textContent = `${t.error}: ${err.message}`; }
     }
     up.addEventListener("click", () => rate(true));

@@ -129,6 +129,9 @@ def test_ask_page_feedback_follow_up_and_the_console_shows_the_earlier_turn(live
     expect(first.locator("button.up")).to_have_attribute("aria-pressed", "true")
     expect(first.locator("p.note")).to_contain_text("Thanks")
     assert feedback[-1] == {"query_id": first.get_attribute("data-query-id"), "helpful": True}
+    # The note asks which source answered only when there is a choice (as in the widget).
+    asks = first.locator("ol.sources li").count() > 1
+    assert ("Which source answered it?" in first.locator("p.note").inner_text()) == asks
     # ... and which source answered it, as in the widget.
     source = first.locator("ol.sources button.solved").first
     n = int(source.get_attribute("data-n") or 0)
@@ -202,10 +205,15 @@ def test_widget_names_the_source_that_answered(live_server, context):
     rated = _posts(page, "/api/feedback")
     page.goto(f"{live_server}/demo")
     page.locator("kb-widget button.launcher").click()
-    turn = ask_in_widget(page, "How do I replace the toner cartridge?")
+    turn = ask_in_widget(page, "Can our Aster print on A3 paper?")
     assert "answered" in (turn.get_attribute("class") or "")
     solved = turn.locator("li.card button.solved")
     expect(solved.first).to_have_text("✓ This answered it")
+    assert solved.count() > 1
+    # A plain "Helpful" on an answer with several sources asks which one answered.
+    with page.expect_response(lambda r: r.url.endswith("/api/feedback") and r.ok):
+        turn.locator("button.up").click()
+    expect(turn.locator("p.note")).to_contain_text("Which source answered it?")
     last = solved.last
     n = int(last.get_attribute("data-n") or 0)
     with page.expect_response(lambda r: r.url.endswith("/api/feedback") and r.ok):
