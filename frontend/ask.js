@@ -138,7 +138,7 @@ function renderTurn(turn, index) {
   // support queue, a thumbs-up lets it become a suggestion for others.
   const up = el("button", { type: "button", class: "up", "aria-pressed": String(turn.feedback === true) }, `▲ ${t("helpful")}`);
   const down = el("button", { type: "button", class: "down", "aria-pressed": String(turn.feedback === false) }, `▼ ${t("unhelpful")}`);
-  async function rate(helpful, pressed, source = null) {
+  const rate = async (helpful, pressed, source = null) => {
     up.disabled = down.disabled = true;
     pressed.setAttribute("aria-busy", "true");
     try {
@@ -162,7 +162,7 @@ function renderTurn(turn, index) {
       up.disabled = down.disabled = false;
       pressed.setAttribute("aria-busy", "false");
     }
-  }
+  };
   up.addEventListener("click", () => rate(true, up));
   down.addEventListener("click", () => rate(false, down));
   // Which mode wrote the answer (issue 7); an escalation quotes nothing, so it says so (issue 25).

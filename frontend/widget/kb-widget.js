@@ -391,7 +391,6 @@ class KbWidget extends HTMLElement {
   }
 
   renderTurn(turn) {
-    const self = this;
     const t = this.t;
     const { data } = turn;
     const tid = `turn-${data.query_id.slice(0, 8)}`;
@@ -448,14 +447,14 @@ class KbWidget extends HTMLElement {
       el("label", { for: noteId }, t.note), escText,
       el("div", { class: "actions" }, el("button", { type: "submit" }, t.sendSupport),
         el("button", { type: "button", onclick: () => { escForm.hidden = true; more.focus(); } }, t.cancel)));
-    async function rate(helpful, source = null) {
+    const rate = async (helpful, source = null) => {
       try {
         const json = { query_id: data.query_id, helpful };
         if (source !== null) json.citation = source;
-        await self.api("/api/feedback", { method: "POST", json });
+        await this.api("/api/feedback", { method: "POST", json });
         turn.feedback = helpful;
         turn.source = source;
-        self.save();
+        this.save();
         up.setAttribute("aria-pressed", String(helpful));
         down.setAttribute("aria-pressed", String(!helpful));
         for (const b of node.querySelectorAll("button.solved")) {
@@ -465,7 +464,7 @@ class KbWidget extends HTMLElement {
           : helpful ? (data.citations.length > 1 ? `${t.thanks} ${t.whichSource}` : t.thanks)
           : `${t.down} ${t.next}`;
       } catch (err) { note.textContent = `${t.error}: ${err.message}`; }
-    }
+    };
     up.addEventListener("click", () => rate(true));
     down.addEventListener("click", () => rate(false));
     more.addEventListener("click", () => {
