@@ -177,7 +177,7 @@ class Simulation:
                 threshold=self.kb.settings.support.group_similarity,
                 kb=self.kb,
                 citation=(
-                    self.source_named(response, gold)
+                    source_named(response.citations, cited, gold)
                     if helpful and correct and self.names(q)
                     else None
                 ),
@@ -191,16 +191,9 @@ class Simulation:
         return Turn(response.status, cited, correct, action)
 
     def names(self, q: EvalQuestion) -> bool:
-        """Whether the asker of ``q`` names the source when the answer is right."""
-        return self.named >= 1 or (self.named > 0 and self.rng(q, "named").random() < self.named)
-
-    def source_named(self, response: Any, gold: set[str]) -> int | None:
-        """The asker who found the answer names the source that held it: the first cited
-        passage of a gold document. (A slipped thumbs-up on a wrong answer names none.)"""
-        for c in response.citations:
-            if self.keys(c.document_id, None) in gold:
-                return int(c.n)
-        return None
+        """Whether the asker of ``q`` names the source when the answer is right (a draw of
+        its own, so the share moves no other draw)."""
+        return self.rng(q, "named").random() < self.named
 
     def resolve(self, q: EvalQuestion, query_id: str) -> str:
         """The support agent resolves the queued question: linked to a gold passage, or marked
@@ -268,6 +261,12 @@ class Simulation:
 
     def _slip(self, q: EvalQuestion, purpose: str) -> bool:
         return self.noise > 0 and self.rng(q, purpose).random() < self.noise
+
+
+def source_named(citations: Sequence[Any], cited: Sequence[str], gold: set[str]) -> int | None:
+    """The source an asker who found the answer names: the first citation (``[n]``) whose
+    document key (``cited``, in the citations' order) is gold."""
+    return next((int(c.n) for c, key in zip(citations, cited, strict=True) if key in gold), None)
 
 
 @contextmanager

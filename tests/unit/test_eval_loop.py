@@ -10,7 +10,14 @@ import pytest
 from kb.eval.datasets import DatasetError, EvalQuestion, load_dataset
 from kb.eval.gain import history_gain
 from kb.eval.headroom import headroom, shared_gold
-from kb.eval.loop import LoopOptions, Simulation, Turn, learning_curve, split_history
+from kb.eval.loop import (
+    LoopOptions,
+    Simulation,
+    Turn,
+    learning_curve,
+    source_named,
+    split_history,
+)
 from kb.eval.metrics import Outcome, answering_metrics
 from kb.services.ask import AskResponse, Citation
 
@@ -202,12 +209,9 @@ def test_the_simulated_asker_names_the_first_gold_source():
         citations=[cited(1, "doc-a"), cited(2, "doc-b"), cited(3, "doc-c")], confidence=0.9,
         lang="en", mode="extractive",
     )  # fmt: skip
-    keys = {"doc-a": "section_1", "doc-b": "section_2", "doc-c": "section_3"}
-    sim = Simulation(
-        kb=None, db=None, keys=lambda doc, _path: keys[doc], documents={}, noise=0.0, seed=0
-    )
-    assert sim.source_named(response, {"section_2", "section_3"}) == 2
-    assert sim.source_named(response, {"section_9"}) is None
+    keys = ("section_1", "section_2", "section_3")
+    assert source_named(response.citations, keys, {"section_2", "section_3"}) == 2
+    assert source_named(response.citations, keys, {"section_9"}) is None
 
 
 def test_a_share_of_the_askers_names_the_source_the_same_ones_every_time():
