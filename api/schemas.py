@@ -180,6 +180,11 @@ class MemoryEntryOut(BaseModel):
     state: Literal["active", "demoted", "stale", "removed"]
     negatives: int
     note: str | None
+    citation: int | None = Field(
+        default=None,
+        description="The source the asker named as the one that answered ([n] of the answer); "
+        "null: a plain thumbs-up (the answer's first cited passage) or staff.",
+    )
     created_at: str
     updated_at: str
 

@@ -371,5 +371,8 @@ class MemoryEntry(Base):
     negatives: Mapped[int] = mapped_column(Integer, default=0)
     """Thumbs-down on answers this entry chose."""
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    citation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The source the asker named as the one that answered (its ``[n]``, "This answered it");
+    ``None``: a plain thumbs-up, which confirms the answer's first cited passage, or staff."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

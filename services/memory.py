@@ -129,6 +129,7 @@ def confirm_helpful(
         kb, query, sources, kind="pair", how="helpful", confirmed_by=user_id, staff=False,
         chunk=chunk,
     )  # fmt: skip
+    row.citation = citation
     with db.session() as s:
         if existing is not None:
             replaced = s.get(EntryRow, existing.id)

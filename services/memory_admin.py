@@ -63,6 +63,7 @@ def _view(row: EntryRow) -> dict[str, Any]:
         "state": row.state,
         "negatives": row.negatives,
         "note": row.note,
+        "citation": row.citation,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }

@@ -226,6 +226,11 @@ def test_widget_names_the_source_that_answered(live_server, context):
     expect(turn.locator("p.note")).to_contain_text("gets this source first")
     last.scroll_into_view_if_needed()
     shot(page, "31-widget-this-answered-it")
+    # Staff auditing the memory see that the asker named this source.
+    page.goto(f"{live_server}/console")
+    page.click("#tab-memory")
+    row = page.locator("#memory tbody tr", has_text="Can our Aster print on A3 paper?")
+    expect(row.filter(has_text=f"named source [{n}] as the one that answered")).to_have_count(1)
 
 
 # -- languages -----------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def test_thumbs_confirm_withdraw_and_demote(app):
     thumbs(client, first, True, user("emp-a"))
     thumbs(client, first, True, user("emp-a"))  # a repeated verdict adds nothing
     [pair] = entries(db)
-    assert (pair.how, pair.staff, pair.state) == ("helpful", False, "active")
+    assert (pair.how, pair.staff, pair.state, pair.citation) == ("helpful", False, "active", None)
     assert pair.chunk_id == cited_chunk(db, first)
 
     # The asker changes their mind: their pair is withdrawn.
@@ -228,6 +228,12 @@ def test_the_asker_names_the_source_that_answered(app):
     assert rate({"helpful": True, "citation": 1}).status_code == 200
     states = [(e.chunk_id, e.state) for e in entries(db)]
     assert states == [(by_n[2], "removed"), (by_n[1], "active")], states
+
+    # Staff see which source the asker named: the console's audit of the memory.
+    listed = client.get("/api/memory?state=all", headers=SUPPORT)
+    assert listed.status_code == 200, listed.text
+    named = {(e["chunk_id"], e["state"]): e["citation"] for e in listed.json()}
+    assert named == {(by_n[2], "removed"): 2, (by_n[1], "active"): 1}, named
 
 
 def test_a_staff_answer_teaches_and_staff_outweigh_one_thumbs_down(app):
