@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from kb.retrieval.gate import Gate, choose_gate, wrong_rate
-from kb.retrieval.memory import MemoryEntry, fit_logistic
+from kb.retrieval.memory import MemoryEntry, cosines, dot, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
 from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, monotone, reorder
 
@@ -135,11 +135,11 @@ class Evidence:
         ]
         dims = {len(e.vector) for e in self.entries}
         if self.entries and len(dims) == 1:
-            m = np.asarray([e.vector for e in self.entries], dtype=np.float32)
+            m = np.asarray([e.vector for e in self.entries], dtype=np.float64)
             norms = np.linalg.norm(m, axis=1, keepdims=True)
             self.matrix = m / np.where(norms == 0, 1, norms)
         else:
-            self.entries, self.matrix = [], np.zeros((0, 0), dtype=np.float32)
+            self.entries, self.matrix = [], np.zeros((0, 0), dtype=np.float64)
 
     def features(
         self,
@@ -156,9 +156,7 @@ class Evidence:
         out[:, 1] = 1.0
         if not self.entries or len(vector) != self.matrix.shape[1]:
             return out
-        v = np.asarray(vector, dtype=np.float32)
-        norm = float(np.linalg.norm(v))
-        sims = self.matrix @ (v / norm if norm else v)
+        sims = cosines(self.matrix, vector)
         best: dict[str, float] = {}
         close: dict[str, int] = {}
         nearest, nearest_doc = 0.0, None
@@ -315,7 +313,7 @@ class DomainRanker:
         ranked = reorder(searched, scores, features)
         if not ranked or self.answerability is None:
             return ranked
-        z = float(np.dot(self.answerability, _answer_row(rows, scores)))
+        z = dot(self.answerability, _answer_row(rows, scores))
         top = ranked[0]
         ranked[0] = ScoredChunk(top.chunk, top.score, {**top.signals, "domain_p": _sigmoid(z)})
         return ranked
@@ -486,7 +484,7 @@ def answer_gate(
                 weights = fit_logistic(x[rest], y[rest])
             else:
                 weights = fit_logistic(x, y)
-            p[held] = [_sigmoid(float(np.dot(weights, row))) for row in x[held]]
+            p[held] = [_sigmoid(dot(weights, row)) for row in x[held]]
     return choose_gate(p.tolist(), [bool(v) for v in y], target, threshold)
 
 

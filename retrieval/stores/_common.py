@@ -75,10 +75,14 @@ def dims_mismatch(where: str, wanted: Mapping[str, int], found: str) -> StoreErr
 
 
 def cosine(query: np.ndarray, stored: Sequence[float]) -> float:
-    """Cosine similarity; 0 when either vector is zero."""
-    vec = np.asarray(stored, dtype=np.float32)
-    denom = float(np.linalg.norm(query) * np.linalg.norm(vec))
-    return float(np.dot(query, vec) / denom) if denom > 0 else 0.0
+    """Cosine similarity; 0 when either vector is zero. In float64, to twelve decimals: the
+    same on every CPU. numpy's BLAS picks its kernels by CPU, and in float32 two kernels give
+    cosines a float32 step apart; the question memory's learned ranker set its splits between
+    such values, and ``kb eval --history`` gave other figures on another CPU."""
+    q = np.asarray(query, dtype=np.float64)
+    vec = np.asarray(stored, dtype=np.float64)
+    denom = float(np.linalg.norm(q) * np.linalg.norm(vec))
+    return round(float(np.dot(q, vec)) / denom, 12) if denom > 0 else 0.0
 
 
 def to_scored(
