@@ -34,8 +34,9 @@ from typing import Any, Literal
 import numpy as np
 
 from kb.retrieval.gate import Gate, choose_gate, wrong_rate
-from kb.retrieval.memory import MemoryEntry, cosines, dot, fit_logistic
+from kb.retrieval.memory import MemoryEntry, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
+from kb.retrieval.numeric import cosines, dot
 from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, monotone, reorder
 
 MEMORY_RANK_FEATURES = (

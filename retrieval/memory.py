@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from kb.retrieval.models import AccessFilter
+from kb.retrieval.numeric import cosines
 
 Kind = Literal["pair", "gap"]
 
@@ -221,25 +222,6 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
-def dot(weights: Sequence[float], row: Sequence[float]) -> float:
-    """``weights`` . ``row``, exactly rounded (:func:`math.fsum`): the same on every CPU, where
-    ``np.dot`` sums in the order of the BLAS kernel the CPU gets."""
-    return math.fsum(float(w) * float(x) for w, x in zip(weights, row, strict=True))
-
-
-def cosines(matrix: np.ndarray[Any, Any], vector: Sequence[float]) -> np.ndarray[Any, Any]:
-    """Cosine of ``vector`` with each row of ``matrix`` (unit rows, float64), the same on every
-    CPU. numpy's BLAS picks its kernels by CPU, and a float32 product differs from one kernel
-    to the next in the seventh digit: enough to reorder two close confirmed questions, and one
-    changed match changes every answer the memory learns after it (the replay of ``kb eval
-    --history`` gave emanual_tv 0.710 / 0.168 on one kernel and 0.706 / 0.176 on another, on
-    the same machine and index). In float64 the kernels differ near the sixteenth digit, and
-    rounding to the twelfth leaves equal questions equal."""
-    v = np.asarray(vector, dtype=np.float64)
-    norm = float(np.linalg.norm(v))
-    return np.round(matrix @ (v / norm if norm else v), 12)
-
-
 @dataclass(frozen=True, slots=True)
 class MemoryModel:
     """Logistic weights for pair and gap matches; ``fitted`` says whether they came from the
@@ -290,8 +272,7 @@ def fit_logistic(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> tuple[floa
     raw = w / scale
     raw[0] = w[0] - float(np.dot(w[1:], mean[1:] / scale[1:]))
     # To ten significant digits: the same on every CPU (numpy's BLAS picks its kernels by
-    # CPU, and the fit's last digits differ between them, enough to reorder two matches whose
-    # probabilities tie; see :func:`cosines`).
+    # CPU, and the fit's last digits differ between them: retrieval.numeric).
     return tuple(float(f"{v:.10g}") for v in raw)
 
 

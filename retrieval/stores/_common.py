@@ -13,6 +13,7 @@ import numpy as np
 
 from kb.retrieval.errors import StoreError
 from kb.retrieval.models import PUBLIC_GROUP, Chunk, DenseQuery, Fusion, ScoredChunk, SparseVector
+from kb.retrieval.numeric import cosine
 
 SPARSE_NAME = "bm25"
 """The sparse vector holding BM25 term frequencies; the store applies IDF."""
@@ -74,17 +75,6 @@ def dims_mismatch(where: str, wanted: Mapping[str, int], found: str) -> StoreErr
     )
 
 
-def cosine(query: np.ndarray, stored: Sequence[float]) -> float:
-    """Cosine similarity; 0 when either vector is zero. In float64, to twelve decimals: the
-    same on every CPU. numpy's BLAS picks its kernels by CPU, and in float32 two kernels give
-    cosines a float32 step apart; the question memory's learned ranker set its splits between
-    such values, and ``kb eval --history`` gave other figures on another CPU."""
-    q = np.asarray(query, dtype=np.float64)
-    vec = np.asarray(stored, dtype=np.float64)
-    denom = float(np.linalg.norm(q) * np.linalg.norm(vec))
-    return round(float(np.dot(q, vec)) / denom, 12) if denom > 0 else 0.0
-
-
 def to_scored(
     payload: Mapping[str, Any] | None,
     score: float,
@@ -99,7 +89,7 @@ def to_scored(
     for query in dense:
         stored = (vectors or {}).get(query.name)
         if stored is not None:
-            signals[f"dense:{query.name}"] = cosine(np.asarray(query.vector, np.float32), stored)
+            signals[f"dense:{query.name}"] = cosine(query.vector, stored)
     return ScoredChunk(
         chunk=Chunk.from_payload(dict(payload or {})), score=float(score), signals=signals
     )

@@ -17,8 +17,8 @@ import pytest
 SCRIPT = """
 import json
 import numpy as np
-from kb.retrieval.memory import cosines, dot, fit_logistic
-from kb.retrieval.stores._common import cosine
+from kb.retrieval.memory import fit_logistic
+from kb.retrieval.numeric import cosine, cosines, dot
 
 rng = np.random.default_rng(7)
 rows = rng.standard_normal((300, 384)).astype(np.float32)
