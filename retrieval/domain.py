@@ -36,7 +36,7 @@ import numpy as np
 from kb.retrieval.gate import Gate, choose_gate, wrong_rate
 from kb.retrieval.memory import MemoryEntry, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
-from kb.retrieval.numeric import cosines, dot
+from kb.retrieval.numeric import cosines, dot, unit_rows
 from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, monotone, reorder
 
 MEMORY_RANK_FEATURES = (
@@ -135,12 +135,9 @@ class Evidence:
             e for e in entries if e.kind == "pair" and e.document_id in agreed and len(e.vector) > 0
         ]
         dims = {len(e.vector) for e in self.entries}
-        if self.entries and len(dims) == 1:
-            m = np.asarray([e.vector for e in self.entries], dtype=np.float64)
-            norms = np.linalg.norm(m, axis=1, keepdims=True)
-            self.matrix = m / np.where(norms == 0, 1, norms)
-        else:
-            self.entries, self.matrix = [], np.zeros((0, 0), dtype=np.float64)
+        if len(dims) > 1:
+            self.entries = []
+        self.matrix = unit_rows([e.vector for e in self.entries])
 
     def features(
         self,

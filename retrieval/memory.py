@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from kb.retrieval.models import AccessFilter
-from kb.retrieval.numeric import cosines
+from kb.retrieval.numeric import cosines, unit_rows
 
 Kind = Literal["pair", "gap"]
 
@@ -294,14 +294,7 @@ class QuestionMemory:
         dims = {len(e.vector) for e in self.entries}
         if len(dims) > 1:
             raise ValueError(f"memory entries of different dimensions: {sorted(dims)}")
-        self.matrix = (
-            np.asarray([e.vector for e in self.entries], dtype=np.float64)
-            if self.entries
-            else np.zeros((0, 0), dtype=np.float64)
-        )
-        if len(self.entries):
-            norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
-            self.matrix /= np.where(norms == 0, 1, norms)
+        self.matrix = unit_rows([e.vector for e in self.entries])
         df: dict[str, int] = {}
         for e in self.entries:
             for t in e.terms:

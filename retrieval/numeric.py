@@ -34,8 +34,18 @@ def cosine(query: Sequence[float], stored: Sequence[float]) -> float:
     return round(float(np.dot(q, v)) / denom, DECIMALS) if denom > 0 else 0.0
 
 
+def unit_rows(vectors: Sequence[Sequence[float]]) -> np.ndarray[Any, Any]:
+    """``vectors`` as float64 rows scaled to length 1 (a zero row stays zero), for
+    :func:`cosines`; an empty matrix for none."""
+    if not len(vectors):
+        return np.zeros((0, 0), dtype=np.float64)
+    m = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return m / np.where(norms == 0, 1, norms)
+
+
 def cosines(matrix: np.ndarray[Any, Any], vector: Sequence[float]) -> np.ndarray[Any, Any]:
-    """Cosine of ``vector`` with each row of ``matrix`` (unit rows, float64)."""
+    """Cosine of ``vector`` with each row of ``matrix`` (:func:`unit_rows`)."""
     v = np.asarray(vector, dtype=np.float64)
     norm = float(np.linalg.norm(v))
     return np.round(matrix @ (v / norm if norm else v), DECIMALS)
