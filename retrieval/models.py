@@ -269,6 +269,17 @@ class DenseQuery:
     """This prefetch's fusion weight; ``None``: the fusion's ``dense_weight``."""
 
 
+@dataclass(frozen=True, slots=True)
+class SparseQuery:
+    """A BM25 query over the chunks of one language only: the question's translation
+    (:meth:`retrieval.sparse.BM25Encoder.encode_translation`), one prefetch of its own."""
+
+    vector: SparseVector
+    lang: Lang
+    weight: float
+    """This prefetch's fusion weight."""
+
+
 FusionMethod = Literal["minmax", "rrf"]
 
 

@@ -20,10 +20,13 @@ import re
 import threading
 import unicodedata
 import zlib
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import SparseVector
+
+if TYPE_CHECKING:
+    from kb.retrieval.lexicon import Lexicon
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")
@@ -55,6 +58,13 @@ _JA_DROP_LEMMAS = {
     "何",
     "可能",
 }
+# Words too general to translate: a formal noun, a light verb or a counter has a dozen English
+# glosses ("time", "go", "get", "take") that match every English passage.
+_UNTRANSLATED = frozenset(
+    """時 入る 出る 来る 行く 使う 仕舞う 呉れる 遣る 掛かる 見る 付く 付ける 言う 置く 上げる 貰う
+    合う 無い 目 中 上 下 前 後 間 方 所 場合 際 度 回 枚 個 件 的 等 達 自分 以上 以下 今 全て 一
+    二 三 どう どの 此れ 其れ 彼 此処 其処 何処 何時 幾ら 幾つ""".split()
+)
 _EN_STOP = frozenset(
     """a an and are as at be been being but by can could did do does doing for from had has have
     having how i if in into is it its itself me my of on or our should so than that the their them
@@ -127,6 +137,7 @@ class BM25Encoder:
         # Porter stemming was 40% of the ask path (every retrieved passage is tokenised for the
         # confidence features): each word is stemmed once (issue 9). Same output.
         self._stems: dict[str, str | None] = {}
+        self._heads: dict[str, list[str]] = {}
 
     def warm_up(self) -> None:
         """Load the morphological analyser and stemmer (fugashi is not thread-safe: one lock)."""
@@ -225,6 +236,64 @@ class BM25Encoder:
             idx = term_id(term)
             weights[idx] = weights.get(idx, 0.0) + tf * (self.k1 + 1) / (tf + norm) * tie_break
         return SparseVector(indices=list(weights), values=list(weights.values()))
+
+    def encode_translation(self, text: str, lexicon: Lexicon) -> SparseVector:
+        """The question as a BM25 query in the knowledge base's other language
+        (:mod:`retrieval.lexicon`): each content word's dictionary translations
+        (:meth:`translations`), which share one term's worth of weight (``1 / sqrt(n)`` each of
+        ``n``). Empty when nothing translates."""
+        query: dict[int, float] = {}
+        for found in self.translations(text, lexicon).values():
+            for term in found:
+                idx = term_id(term)
+                query[idx] = max(query.get(idx, 0.0), len(found) ** -0.5)
+        ids = sorted(query)
+        return SparseVector(indices=ids, values=[query[i] for i in ids])
+
+    def translations(self, text: str, lexicon: Lexicon) -> dict[str, list[str]]:
+        """Each of the question's terms (as :meth:`terms` gives them) that the lexicon
+        translates, with its translations as terms of the other language. Words both languages
+        write alike (Latin words, a loanword's origin) are left out: the question's own BM25
+        query, which searches every chunk, matches them, and a translation of them would rank a
+        passage in the other language for naming the product alone."""
+        self.warm_up()
+        text = normalize_text(text)
+        out: dict[str, list[str]] = {}
+        if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+            for word in dict.fromkeys(w.lower() for w in _WORD.findall(text)):
+                if not (stem := self._english(word)) or stem in out:
+                    continue
+                found = [t for head in lexicon.japanese(word) for t in self._head_terms(head)]
+                if found := [t for t in dict.fromkeys(found) if not _ASCII_WORD.match(t)]:
+                    out[stem] = found
+            return out
+        with self._lock:
+            words = [(w.surface, w.feature.lemma, w.feature.pos1) for w in self._tagger(text)]
+        for surface, lemma, pos in words:
+            base = (lemma or surface).partition("-")[0]
+            if (
+                pos not in _JA_KEEP
+                or _ASCII_WORD.match(surface)
+                or _KATAKANA.match(base)
+                or base in _JA_DROP_LEMMAS
+                or base in _UNTRANSLATED
+                or base in out
+            ):
+                continue
+            glosses = lexicon.english(base) or lexicon.english(surface)
+            if found := list(dict.fromkeys(t for g in glosses if (t := self._english(g)))):
+                out[base] = found
+        return out
+
+    def _head_terms(self, head: str) -> list[str]:
+        """A Japanese headword's terms as a passage would hold them (UniDic lemmas)."""
+        found = self._heads.get(head)
+        if found is None:
+            found = [t for t, kind in self._terms(head) if kind != "origin"]
+            if len(self._heads) >= _STEM_CACHE:
+                self._heads.clear()
+            self._heads[head] = found
+        return found
 
     def encode_query(self, text: str) -> SparseVector:
         query: dict[int, float] = {}
