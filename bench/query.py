@@ -184,6 +184,7 @@ def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
         for case in cases:
             acl = AccessFilter(groups=tuple(case.get("groups") or []))
             sparse = kb.sparse.encode_query(case["text"])
+            translated = kb.translated_query(case["text"], detect_lang(case["text"]))
             t0 = time.perf_counter()
             vector = embedder.embed_query(case["text"])
             t1 = time.perf_counter()
@@ -201,6 +202,7 @@ def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
                 acl=acl,
                 prefetch_k=cfg.prefetch_k,
                 fusion=kb.fusion(),
+                translated=translated,
             )
             t2 = time.perf_counter()
             floor.append((t2 - t0) * 1000)

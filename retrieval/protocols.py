@@ -12,6 +12,7 @@ from kb.retrieval.models import (
     EmbeddedChunk,
     Fusion,
     ScoredChunk,
+    SparseQuery,
     SparseVector,
 )
 
@@ -98,6 +99,7 @@ class VectorStore(Protocol):
         prefetch_k: int = 50,
         document_ids: Sequence[str] | None = None,
         fusion: Fusion = DEFAULT_FUSION,
+        translated: SparseQuery | None = None,
     ) -> list[ScoredChunk]:
         """Hybrid search: each prefetch's hits fused by ``fusion`` (score-aware min-max
         fusion, or weighted reciprocal rank fusion as Qdrant computes it); every passage carries
@@ -111,6 +113,8 @@ class VectorStore(Protocol):
         :param document_ids: restrict to these documents (``None`` means all).
         :param fusion: the method, the weights of the dense and the sparse prefetches (and
             RRF's ``k``).
+        :param translated: a BM25 query over the chunks of its language only, one more prefetch
+            at its own weight (skipped when ``None`` or empty).
         :returns: passages best first; ``signals`` holds each dense vector's cosine to the query.
         """
         ...

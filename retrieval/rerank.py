@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from kb.retrieval.errors import KBError
 from kb.retrieval.models import Chunk, Lang, ScoredChunk
 
 TRAINED = Path(__file__).resolve().parent / "trained"
@@ -313,3 +314,19 @@ def cross_rerank(
         for i in order
     ]
     return ranked + tail
+
+
+def load_ranker(choice: str) -> Ranker:
+    """The ranker ``retrieval.ranker`` names: ``builtin`` (the shipped model) or a path.
+
+    :raises KBError: ``CONFIGURATION_ERROR`` when it cannot be read.
+    """
+    path = DEFAULT_RANKER if choice == "builtin" else Path(choice)
+    try:
+        return Ranker.load(path)
+    except (OSError, ValueError) as exc:
+        raise KBError(
+            f"retrieval.ranker: cannot load {path} ({exc}); train one with "
+            "`kb train` or set KB_RETRIEVAL__RANKER=off",
+            code="CONFIGURATION_ERROR",
+        ) from exc

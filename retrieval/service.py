@@ -29,7 +29,6 @@ from kb.retrieval.embedders import (
     dense_queries,
     vector_dims,
 )
-from kb.retrieval.errors import KBError
 from kb.retrieval.generate import (
     AskEvent,
     Delta,
@@ -39,6 +38,7 @@ from kb.retrieval.generate import (
     generate,
 )
 from kb.retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
+from kb.retrieval.lexicon import load_lexicon, translated_query
 from kb.retrieval.llm import LLM, build_llm
 from kb.retrieval.memory import QuestionMemory
 from kb.retrieval.models import (
@@ -48,6 +48,7 @@ from kb.retrieval.models import (
     FusionMethod,
     Lang,
     ScoredChunk,
+    SparseQuery,
 )
 from kb.retrieval.protocols import Embedder, VectorStore
 from kb.retrieval.recall import (
@@ -58,11 +59,11 @@ from kb.retrieval.recall import (
     with_memory,
 )
 from kb.retrieval.rerank import (
-    DEFAULT_RANKER,
     Ranker,
     TermsCache,
     candidate_features,
     cross_rerank,
+    load_ranker,
     reorder,
 )
 from kb.retrieval.settings import Settings
@@ -151,6 +152,8 @@ class KnowledgeBase:
             embedder.embed_query("warm up")
         if self.cross is not None:
             self.cross.score("warm up", ["warm up"])
+        if self.settings.retrieval.cross_lang_terms_weight > 0:
+            load_lexicon()
 
     def close(self) -> None:
         """Release the store (its folder lock) and the cache."""
@@ -197,6 +200,7 @@ class KnowledgeBase:
             )
         t1 = time.perf_counter()
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
+        translated = self.translated_query(question, lang) if cfg.use_bm25 else None
         t2 = time.perf_counter()
         k = top_k or cfg.top_k
         learned = memory.ranker if memory is not None and rank else None
@@ -212,6 +216,7 @@ class KnowledgeBase:
             acl=acl,
             prefetch_k=max(cfg.prefetch_k, fetch) if second or not rank else cfg.prefetch_k,
             fusion=self.fusion(),
+            translated=translated,
         )
         # Mid-replacement a document has points of two versions: show one (issue 5).
         passages = current_versions(passages)[:fetch]
@@ -235,6 +240,14 @@ class KnowledgeBase:
         record_search(timings)
         return passages, timings
 
+    def translated_query(self, question: str, lang: Lang) -> SparseQuery | None:
+        """:func:`retrieval.lexicon.translated_query`; ``None`` in a knowledge base of one
+        language (under ``LANGUAGE_MIN_CHUNKS`` chunks in the other), searched as before."""
+        if not self.embedders or self.language_direction() is None:
+            return None
+        weight = self.settings.retrieval.cross_lang_terms_weight
+        return translated_query(self.sparse, question, lang, weight)
+
     def query_vector(self, text: str) -> list[float]:
         """The first embedder's query vector of ``text`` (kept for the next few questions: the
         search and the question memory read the same one)."""
@@ -255,15 +268,7 @@ class KnowledgeBase:
             if choice == "off" or not self.settings.retrieval.use_dense:
                 return None
             if self._ranker is None:
-                path = DEFAULT_RANKER if choice == "builtin" else Path(choice)
-                try:
-                    self._ranker = Ranker.load(path)
-                except (OSError, ValueError) as exc:
-                    raise KBError(
-                        f"retrieval.ranker: cannot load {path} ({exc}); train one with "
-                        "`kb train` or set KB_RETRIEVAL__RANKER=off",
-                        code="CONFIGURATION_ERROR",
-                    ) from exc
+                self._ranker = load_ranker(choice)
             return self._ranker
 
     def use_ranker(self, ranker: Ranker | None) -> None:
@@ -278,13 +283,9 @@ class KnowledgeBase:
         """The ranker's features of ``passages`` for ``question`` (also used by ``kb train``)."""
         dense_name = self.embedders[0].name if self.embedders else ""
         terms = [self._terms(p.chunk) for p in passages]
+        question_terms, max_fused = self.sparse.terms(question), self._max_fused()
         return candidate_features(
-            self.sparse.terms(question),
-            passages,
-            terms,
-            lang=lang,
-            dense_name=dense_name,
-            max_fused=self._max_fused(),
+            question_terms, passages, terms, lang=lang, dense_name=dense_name, max_fused=max_fused
         )
 
     def language_direction(self) -> list[float] | None:

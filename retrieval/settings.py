@@ -165,6 +165,12 @@ class RetrievalSettings(BaseModel):
     question's (0 turns it off). BM25 and the dense neighbours favour the question's own
     language, so a manual written only in the other language never ranked; with this it does
     (docs/experiments.md, "Cross-language retrieval")."""
+    cross_lang_terms_weight: float = Field(default=0.4, ge=0.0)
+    """Fusion weight of one more BM25 prefetch, over the chunks in the other language: the
+    question's words translated by a Japanese-English word list (``retrieval.lexicon``, from
+    JMdict), with the Latin words and loanword origins both languages share. The other-language
+    dense prefetch finds a manual on the topic; this one finds the passage with the question's
+    words in it (docs/experiments.md, "A word list across the languages"). 0 turns it off."""
     language_shift: float = Field(default=0.3, ge=0.0, le=1.0)
     """How far a question's dense vector moves from its language toward the other one, as a
     share of the difference between the mean Japanese and the mean English passage of the

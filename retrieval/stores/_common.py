@@ -12,7 +12,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from kb.retrieval.errors import StoreError
-from kb.retrieval.models import PUBLIC_GROUP, Chunk, DenseQuery, Fusion, ScoredChunk, SparseVector
+from kb.retrieval.models import (
+    PUBLIC_GROUP,
+    Chunk,
+    DenseQuery,
+    Fusion,
+    ScoredChunk,
+    SparseQuery,
+    SparseVector,
+)
 from kb.retrieval.numeric import cosine
 
 SPARSE_NAME = "bm25"
@@ -109,10 +117,17 @@ def in_chunk_order(payloads: Sequence[Mapping[str, Any] | None]) -> list[ScoredC
     return [ScoredChunk(chunk=c, score=0.0) for c in chunks]
 
 
-def fusion_weights(fusion: Fusion, dense: Sequence[DenseQuery], with_sparse: bool) -> list[float]:
-    """Fusion weights in prefetch order: the dense prefetches, then the sparse one."""
+def fusion_weights(
+    fusion: Fusion,
+    dense: Sequence[DenseQuery],
+    with_sparse: bool,
+    translated: SparseQuery | None = None,
+) -> list[float]:
+    """Fusion weights in prefetch order: the dense prefetches, the sparse one, then the
+    translated one (when it takes part)."""
     weights = [fusion.dense_weight if q.weight is None else q.weight for q in dense]
-    return weights + ([fusion.sparse_weight] if with_sparse else [])
+    weights += [fusion.sparse_weight] if with_sparse else []
+    return weights + ([translated.weight] if translated is not None else [])
 
 
 def fuse(

@@ -49,6 +49,7 @@ from kb.retrieval.models import (
     EmbeddedChunk,
     Fusion,
     ScoredChunk,
+    SparseQuery,
     SparseVector,
 )
 from kb.retrieval.stores._common import (
@@ -228,6 +229,7 @@ class EdgeStore:
         prefetch_k: int = 50,
         document_ids: Sequence[str] | None = None,
         fusion: Fusion = DEFAULT_FUSION,
+        translated: SparseQuery | None = None,
     ) -> list[ScoredChunk]:
         """See :meth:`VectorStore.search`."""
         if top_k <= 0 or (document_ids is not None and not document_ids):
@@ -255,10 +257,15 @@ class EdgeStore:
         if sparse is not None and with_sparse:
             query = qe.Query.Nearest(_sparse(sparse), using=SPARSE_NAME)
             requests.append(qe.QueryRequest(query=query, filter=flt, **read))
+        other = translated if translated is not None and has_terms(translated.vector) else None
+        if other is not None:
+            query = qe.Query.Nearest(_sparse(other.vector), using=SPARSE_NAME)
+            in_lang = qe.Filter(must=[*must, _lang(other.lang)])
+            requests.append(qe.QueryRequest(query=query, filter=in_lang, **read))
         shard = self._readable()
         if not requests or shard is None:
             return []
-        weights = fusion_weights(fusion, dense, with_sparse)
+        weights = fusion_weights(fusion, dense, with_sparse, other)
         with self._errors("search"):
             found = shard.query_batch(qe.QueryBatchRequest(requests))
         return fused_search(fusion, weights, found, dense, top_k)

@@ -24,6 +24,7 @@ from kb.retrieval.models import (
     EmbeddedChunk,
     Fusion,
     ScoredChunk,
+    SparseQuery,
     SparseVector,
 )
 from kb.retrieval.stores._common import (
@@ -204,6 +205,7 @@ class QdrantServerStore:
         prefetch_k: int = 50,
         document_ids: Sequence[str] | None = None,
         fusion: Fusion = DEFAULT_FUSION,
+        translated: SparseQuery | None = None,
     ) -> list[ScoredChunk]:
         """See :meth:`VectorStore.search`."""
         if top_k <= 0 or (document_ids is not None and not document_ids):
@@ -232,9 +234,18 @@ class QdrantServerStore:
             vector = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
             query = models.QueryRequest(query=vector, using=SPARSE_NAME, filter=flt, **read)
             requests.append(query)
+        other = translated if translated is not None and has_terms(translated.vector) else None
+        if other is not None:
+            vector = models.SparseVector(
+                indices=list(other.vector.indices), values=list(other.vector.values)
+            )
+            in_lang = models.Filter(must=[*must, _lang(other.lang)])
+            requests.append(
+                models.QueryRequest(query=vector, using=SPARSE_NAME, filter=in_lang, **read)
+            )
         if not requests:
             return []
-        weights = fusion_weights(fusion, dense, with_sparse)
+        weights = fusion_weights(fusion, dense, with_sparse, other)
         with self._call("search") as client:
             if not self._has_collection(client):
                 return []

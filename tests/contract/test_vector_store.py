@@ -26,6 +26,7 @@ from kb.retrieval.models import (
     EmbeddedChunk,
     Fusion,
     ScoredChunk,
+    SparseQuery,
 )
 from kb.retrieval.protocols import VectorStore
 from kb.retrieval.settings import QdrantSettings, Settings
@@ -311,6 +312,32 @@ class VectorStoreContract:
         assert ids(hits)[0] == ("manual", 0)
         assert ("handbuch", 0) in ids(hits)
         assert set(hits[0].signals) == {"fused", "rrf", "minmax", "dense:e5"}
+
+    def test_translated_prefetch_searches_only_its_language_with_its_weight(
+        self, filled: VectorStore
+    ) -> None:
+        filled.upsert(
+            [
+                embed(make_chunk("handbuch", 0, lang="ja"), sparse(musen=1.0)),
+                embed(make_chunk("hr-ja", 0, lang="ja", groups=("hr",)), sparse(musen=1.0)),
+            ]
+        )
+        # "wifi" is in the English chunks too: the prefetch over Japanese never returns them.
+        query = SparseQuery(vector=sparse(musen=1.0, wifi=1.0), lang="ja", weight=0.25)
+        hits = filled.search(dense=[], sparse=None, top_k=5, acl=ANYONE, translated=query)
+        assert ids(hits) == [("handbuch", 0)]  # nor the HR one, for someone outside HR
+        assert hits[0].score == pytest.approx(RRF.gain(0, 0.25))
+        hits = filled.search(dense=[], sparse=None, top_k=5, acl=HR, translated=query)
+        assert {d for d, _ in ids(hits)} == {"handbuch", "hr-ja"}
+        # Beside the question's own BM25 prefetch: one more ranked list, fused at its weight.
+        own = sparse(wifi=1.0)
+        hits = filled.search(dense=[], sparse=own, top_k=10, acl=ANYONE, translated=query)
+        assert ("handbuch", 0) in ids(hits) and ("manual", 0) in ids(hits)
+        assert ("hr-ja", 0) not in ids(hits) and ("policy", 0) not in ids(hits)
+        empty = SparseQuery(vector=sparse(), lang="ja", weight=0.25)
+        assert ids(filled.search(dense=[], sparse=own, top_k=10, acl=ANYONE, translated=empty)) == (
+            ids(filled.search(dense=[], sparse=own, top_k=10, acl=ANYONE))
+        )
 
     def test_language_centroid_averages_one_language_over_every_group(
         self, filled: VectorStore

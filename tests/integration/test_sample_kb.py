@@ -144,6 +144,30 @@ def test_the_passage_that_answers_comes_first_in_either_language(sample_kb):
     assert "監査ログは 5 年間保存され" in result.answer
 
 
+def test_the_question_translated_finds_the_passage_that_answers_in_the_other_language(
+    sample_kb,
+):
+    # Both guides have a section on scanning to a shared folder; only the English one says
+    # which SMB versions. The Japanese section is on the topic and in the question's language;
+    # the question's words looked up in the Japanese-English word list (共有 -> share, 保存 ->
+    # save, 対応 -> support) search the English chunks and put the English passage first.
+    kb, _, _ = sample_kb
+    question = "スキャンを共有フォルダーに保存するとき、SMB のどのバージョンに対応していますか？"
+    passages, _ = kb.search(question, acl=AccessFilter())
+    assert passages[0].chunk.lang == "en" and "SMB 2.0 or 3.0" in passages[0].chunk.text
+    weight = kb.settings.retrieval.cross_lang_terms_weight
+    kb.settings.retrieval.cross_lang_terms_weight = 0.0
+    try:
+        without, _ = kb.search(question, acl=AccessFilter())
+    finally:
+        kb.settings.retrieval.cross_lang_terms_weight = weight
+    assert without[0].chunk.lang == "ja"
+    # Only the English guide says how often to clean the scanner glass (頻度 -> frequency,
+    # 掃除 -> cleaning): the answer quotes it.
+    result = kb.ask("原稿ガラスはどのくらいの頻度で掃除すればいいですか？", acl=AccessFilter())
+    assert result.status == "answered" and "once a week" in result.answer
+
+
 def test_questions_move_toward_the_other_language_only_where_both_are_written(sample_kb, tmp_path):
     kb, _, _ = sample_kb
     assert kb.language_direction() is not None
