@@ -164,6 +164,7 @@ def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Per question: the floor (embed + one search) and ``KnowledgeBase.ask`` stage timings."""
     from kb.retrieval.embedders import build_embedders, dense_queries
     from kb.retrieval.lang import detect_lang, other_lang
+    from kb.retrieval.lexicon import translated_query
     from kb.retrieval.models import AccessFilter
     from kb.retrieval.service import KnowledgeBase
     from kb.retrieval.settings import Settings
@@ -184,7 +185,11 @@ def in_process(data_dir: Path, cases: list[dict[str, Any]]) -> dict[str, Any]:
         for case in cases:
             acl = AccessFilter(groups=tuple(case.get("groups") or []))
             sparse = kb.sparse.encode_query(case["text"])
-            translated = kb.translated_query(case["text"], detect_lang(case["text"]))
+            translated = translated_query(
+                kb.translations(case["text"]),
+                detect_lang(case["text"]),
+                cfg.cross_lang_terms_weight,
+            )
             t0 = time.perf_counter()
             vector = embedder.embed_query(case["text"])
             t1 = time.perf_counter()

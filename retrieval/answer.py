@@ -15,7 +15,7 @@ weights and the default threshold come from ``kb eval`` on the development sets
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -366,6 +366,8 @@ def compose_extractive(
     max_sentences: int,
     confirmed: bool = False,
     per_document: int = 0,
+    translations: Mapping[str, Sequence[str]] | None = None,
+    lang: Lang | None = None,
 ) -> tuple[str, list[ScoredChunk]]:
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
@@ -382,12 +384,25 @@ def compose_extractive(
     sentences are quoted first, in order, whether or not they repeat the question's words.
     A unit that a better passage also holds word for word (manuals repeat their boilerplate
     from section to section) is quoted once, citing every passage that holds it.
+    ``translations`` (a question term -> its translations, :meth:`retrieval.sparse.BM25Encoder.
+    translations`): in a passage not in the question's ``lang``, a unit holding a term's
+    translation holds the term, so the sentence that answers is quoted from a manual in the
+    other language too, not the one that happens to share a product name.
     :returns: the answer text and the cited passages, numbered from 1 in order.
     """
     passages = citable(passages, max_citations, per_document)
     if not passages:
         return "", []
     terms = set(question_terms)
+    other = {t: set(v) for t, v in (translations or {}).items() if t in terms}
+
+    def count(unit: str, chunk_lang: Lang) -> int:
+        found = set(encoder.terms(unit))
+        hits = terms & found
+        if other and lang is not None and chunk_lang != lang:
+            hits |= {t for t, words in other.items() if not words.isdisjoint(found)}
+        return len(hits)
+
     scored: list[tuple[float, int, int, str, list[int]]] = []
     holders: dict[str, list[int]] = {}
     """A unit's words (case and spacing aside) -> the ranks of the passages holding it."""
@@ -402,7 +417,7 @@ def compose_extractive(
     for rank, passage in enumerate(passages):
         chunk = passage.chunk
         if chunk.kind == "qa" or chunk.location.row is not None:  # an entry, a sheet's record
-            hits = len(terms & set(encoder.terms(chunk.embed_text)))
+            hits = count(chunk.embed_text, chunk.lang)
             if find_instructions(chunk.text):
                 continue
             if hits or rank == 0:
@@ -412,7 +427,7 @@ def compose_extractive(
         text = chunk.text
         for order, (s, e) in enumerate(sentence_spans(text)):
             sentence = text[s:e]
-            hits = len(terms & set(encoder.terms(sentence)))
+            hits = count(sentence, chunk.lang)
             if confirmed and rank == 0 and not find_instructions(sentence):
                 add(1000.0 - order, rank, order, sentence)
                 continue

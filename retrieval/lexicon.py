@@ -6,8 +6,10 @@ matches words of one language, and a multilingual model's vectors rank a Japanes
 same topic above the English one that answers (the language shift and the other-language dense
 prefetch narrow that gap, they do not close it). The question's words, looked up here, give a
 second BM25 query in the other language: 呼び出し音 -> ring, 自動 -> automatic, 受信 -> receive.
-:meth:`retrieval.sparse.BM25Encoder.encode_translation` builds that query; the search runs it
-over the other language's chunks only, as one more prefetch (``retrieval.cross_lang_terms_weight``).
+:meth:`retrieval.sparse.BM25Encoder.translations` looks the words up, :func:`translated_query`
+makes the query, and the search runs it over the other language's chunks only, as one more
+prefetch (``retrieval.cross_lang_terms_weight``). An extractive answer quotes a passage in the
+other language by the same translations (:func:`retrieval.answer.compose_extractive`).
 
 The list is derived from JMdict (© the Electronic Dictionary Research and Development Group,
 CC BY-SA 3.0, https://www.edrdg.org/edrdg/licence.html), its common words only (the entries with
@@ -30,13 +32,14 @@ import sqlite3
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kb.retrieval.errors import KBError
 from kb.retrieval.lang import other_lang
-from kb.retrieval.models import Lang, SparseQuery
-from kb.retrieval.sparse import BM25Encoder
+from kb.retrieval.models import Lang, SparseQuery, SparseVector
+from kb.retrieval.sparse import term_id
 
 LEXICON_PATH = Path(__file__).resolve().parent / "trained" / "lexicon-ja-en.json.gz"
 PRIORITY_TAGS = frozenset({"ichi1", "ichi2", "news1", "news2", "spec1", "spec2", "gai1", "gai2"})
@@ -78,16 +81,21 @@ _lock = threading.Lock()
 
 
 def translated_query(
-    sparse: BM25Encoder, question: str, lang: Lang, weight: float
+    translations: Mapping[str, Sequence[str]] | None, lang: Lang, weight: float
 ) -> SparseQuery | None:
-    """The prefetch of ``question`` (asked in ``lang``) translated into the other language:
-    :meth:`~retrieval.sparse.BM25Encoder.encode_translation` over that language's chunks, at
-    fusion weight ``weight``; ``None`` when none of its words translates, or ``weight`` is 0."""
-    if weight <= 0:
+    """The prefetch of a question asked in ``lang`` with these ``translations``
+    (:meth:`retrieval.sparse.BM25Encoder.translations`): a BM25 query over the other language's
+    chunks, at fusion weight ``weight``, each word's translations sharing one term's weight
+    (``1 / sqrt(n)`` each of ``n``); ``None`` when nothing translates or ``weight`` is 0."""
+    if not translations or weight <= 0:
         return None
-    vector = sparse.encode_translation(question, load_lexicon())
-    if not vector.indices:
-        return None
+    query: dict[int, float] = {}
+    for found in translations.values():
+        for term in found:
+            idx = term_id(term)
+            query[idx] = max(query.get(idx, 0.0), len(found) ** -0.5)
+    ids = sorted(query)
+    vector = SparseVector(indices=ids, values=[query[i] for i in ids])
     return SparseQuery(vector=vector, lang=other_lang(lang), weight=weight)
 
 

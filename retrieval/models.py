@@ -272,7 +272,7 @@ class DenseQuery:
 @dataclass(frozen=True, slots=True)
 class SparseQuery:
     """A BM25 query over the chunks of one language only: the question's translation
-    (:meth:`retrieval.sparse.BM25Encoder.encode_translation`), one prefetch of its own."""
+    (:func:`retrieval.lexicon.translated_query`), one prefetch of its own."""
 
     vector: SparseVector
     lang: Lang

@@ -48,7 +48,6 @@ from kb.retrieval.models import (
     FusionMethod,
     Lang,
     ScoredChunk,
-    SparseQuery,
 )
 from kb.retrieval.protocols import Embedder, VectorStore
 from kb.retrieval.recall import (
@@ -152,8 +151,7 @@ class KnowledgeBase:
             embedder.embed_query("warm up")
         if self.cross is not None:
             self.cross.score("warm up", ["warm up"])
-        if self.settings.retrieval.cross_lang_terms_weight > 0:
-            load_lexicon()
+        self.translations("warm up ウォームアップ")  # reads the word list, if questions use it
 
     def close(self) -> None:
         """Release the store (its folder lock) and the cache."""
@@ -200,7 +198,8 @@ class KnowledgeBase:
             )
         t1 = time.perf_counter()
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
-        translated = self.translated_query(question, lang) if cfg.use_bm25 else None
+        translations = self.translations(question) if cfg.use_bm25 else None
+        translated = translated_query(translations, lang, cfg.cross_lang_terms_weight)
         t2 = time.perf_counter()
         k = top_k or cfg.top_k
         learned = memory.ranker if memory is not None and rank else None
@@ -240,13 +239,13 @@ class KnowledgeBase:
         record_search(timings)
         return passages, timings
 
-    def translated_query(self, question: str, lang: Lang) -> SparseQuery | None:
-        """:func:`retrieval.lexicon.translated_query`; ``None`` in a knowledge base of one
-        language (under ``LANGUAGE_MIN_CHUNKS`` chunks in the other), searched as before."""
-        if not self.embedders or self.language_direction() is None:
+    def translations(self, question: str) -> dict[str, list[str]] | None:
+        """:meth:`BM25Encoder.translations` of ``question``; ``None`` when off or where a language
+        has under ``LANGUAGE_MIN_CHUNKS`` chunks: such a knowledge base works as before."""
+        off = self.settings.retrieval.cross_lang_terms_weight <= 0 or not self.embedders
+        if off or self.language_direction() is None:
             return None
-        weight = self.settings.retrieval.cross_lang_terms_weight
-        return translated_query(self.sparse, question, lang, weight)
+        return self.sparse.translations(question, load_lexicon())
 
     def query_vector(self, text: str) -> list[float]:
         """The first embedder's query vector of ``text`` (kept for the next few questions: the
@@ -426,7 +425,8 @@ class KnowledgeBase:
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
             per_document=cfg.citations_per_document,
-        )
+            translations=self.translations(question), lang=lang,
+        )  # fmt: skip
         confirmed = confirmed_first(recall, passages, MEMORY_CANDIDATE)
         answer, cited = compose(terms, passages, self.sparse, confirmed=confirmed)
         # The confidence was fitted on the search's order: without the memory ranker's own

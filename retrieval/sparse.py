@@ -237,19 +237,6 @@ class BM25Encoder:
             weights[idx] = weights.get(idx, 0.0) + tf * (self.k1 + 1) / (tf + norm) * tie_break
         return SparseVector(indices=list(weights), values=list(weights.values()))
 
-    def encode_translation(self, text: str, lexicon: Lexicon) -> SparseVector:
-        """The question as a BM25 query in the knowledge base's other language
-        (:mod:`retrieval.lexicon`): each content word's dictionary translations
-        (:meth:`translations`), which share one term's worth of weight (``1 / sqrt(n)`` each of
-        ``n``). Empty when nothing translates."""
-        query: dict[int, float] = {}
-        for found in self.translations(text, lexicon).values():
-            for term in found:
-                idx = term_id(term)
-                query[idx] = max(query.get(idx, 0.0), len(found) ** -0.5)
-        ids = sorted(query)
-        return SparseVector(indices=ids, values=[query[i] for i in ids])
-
     def translations(self, text: str, lexicon: Lexicon) -> dict[str, list[str]]:
         """Each of the question's terms (as :meth:`terms` gives them) that the lexicon
         translates, with its translations as terms of the other language. Words both languages

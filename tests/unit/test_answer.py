@@ -210,3 +210,26 @@ def test_a_sheet_row_is_quoted_whole_as_one_record():
         "Part number: TN-340C; Item: Toner cartridge cyan; Price (JPY excl. [1] tax): 19800 [1]"
     )  # each sentence the splitter sees is cited, as the faithfulness check reads it
     assert check_faithfulness(answer, {1: row.chunk.text}).score == 1.0
+
+
+def test_a_passage_in_the_other_language_is_quoted_by_the_question_s_translated_words():
+    # The question is Japanese; the English passage's first sentence shares a loanword's
+    # origin with it ("fax"), the second holds the translations of 鳴る and 応答.
+    enc = BM25Encoder()
+    text = "The machine can send and receive faxes. Auto answer picks up after 2 rings."
+    passages = [_passage(text, index=0)]
+    terms = enc.terms("ファクスは呼び出し音が何回鳴ったら応答しますか？")
+    plain, _ = compose_extractive(terms, passages, enc, max_citations=3, max_sentences=1)
+    assert plain.startswith("The machine can send and receive faxes.")
+    translations = {"鳴る": ["ring", "sound"], "応答": ["repli", "answer", "respons"]}
+    answer, cited = compose_extractive(
+        terms, passages, enc, max_citations=3, max_sentences=1,
+        translations=translations, lang="ja",
+    )  # fmt: skip
+    assert answer.startswith("Auto answer picks up after 2 rings.") and cited
+    # In a passage of the question's own language, a translation counts for nothing.
+    same, _ = compose_extractive(
+        terms, passages, enc, max_citations=3, max_sentences=1,
+        translations=translations, lang="en",
+    )  # fmt: skip
+    assert same == plain

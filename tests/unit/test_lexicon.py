@@ -1,5 +1,5 @@
-"""The Japanese-English word list (retrieval/lexicon.py) and the question it translates into a
-BM25 query over the other language (BM25Encoder.encode_translation)."""
+"""The Japanese-English word list (retrieval/lexicon.py), a question's words translated by it
+(BM25Encoder.translations) and the BM25 query over the other language they make."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from kb.retrieval.errors import KBError
-from kb.retrieval.lexicon import LEXICON_PATH, Lexicon, build, load_lexicon, main, write
+from kb.retrieval.lexicon import (
+    LEXICON_PATH,
+    Lexicon,
+    build,
+    load_lexicon,
+    main,
+    translated_query,
+    write,
+)
 from kb.retrieval.sparse import BM25Encoder, term_id
 
 
@@ -37,7 +45,12 @@ def test_the_shipped_lexicon_translates_common_words_both_ways() -> None:
 
 def test_a_japanese_question_becomes_english_terms(enc: BM25Encoder) -> None:
     question = "ファクスは呼び出し音が何回鳴ったら自動で受信しますか？"
-    vector = enc.encode_translation(question, load_lexicon())
+    translations = enc.translations(question, load_lexicon())
+    assert {"receiv", "recept"} & set(translations["受信"])  # keyed by the question's terms
+    assert set(translations) <= set(enc.terms(question))
+    query = translated_query(translations, "ja", 0.4)
+    assert query is not None and query.lang == "en" and query.weight == 0.4
+    vector = query.vector
     found = query_terms(vector.indices, ["ring", "automat", "receiv", "fax", "time", "come"])
     # 鳴る -> ring, 自動 -> automatic, 受信 -> receive; 回 (a counter: "time") is not
     # translated, and ファクス's origin "fax" is left to the question's own BM25 query.
@@ -48,7 +61,9 @@ def test_a_japanese_question_becomes_english_terms(enc: BM25Encoder) -> None:
 
 def test_an_english_question_becomes_japanese_terms(enc: BM25Encoder) -> None:
     question = "How long is the link in a TeamLedger invitation valid?"
-    vector = enc.encode_translation(question, load_lexicon())
+    query = translated_query(enc.translations(question, load_lexicon()), "en", 0.4)
+    assert query is not None and query.lang == "ja"
+    vector = query.vector
     found = query_terms(vector.indices, ["招待", "有効", "teamledg", "link", "リンク"])
     # The product's name, written alike in both languages, is left to the own query.
     assert {"招待", "有効"} <= found and "teamledg" not in found and "link" not in found
@@ -56,8 +71,10 @@ def test_an_english_question_becomes_japanese_terms(enc: BM25Encoder) -> None:
 
 def test_nothing_to_translate_gives_an_empty_query(enc: BM25Encoder) -> None:
     lexicon = Lexicon(ja_en={}, en_ja={})
-    assert enc.encode_translation("TeamLedger の SAML 設定", lexicon).indices == []
-    assert enc.encode_translation("How do I reset the SAML settings?", lexicon).indices == []
+    assert enc.translations("TeamLedger の SAML 設定", lexicon) == {}
+    assert translated_query(enc.translations("How do I reset SAML?", lexicon), "en", 0.4) is None
+    translations = enc.translations("SAML の設定", load_lexicon())
+    assert translations and translated_query(translations, "ja", 0.0) is None  # turned off
 
 
 def _jmdict(path: Path) -> Path:
