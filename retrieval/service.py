@@ -168,6 +168,7 @@ class KnowledgeBase:
         lang: Lang | None = None,
         memory: QuestionMemory | None = None,
         rank: bool = True,
+        translate: bool = True,
     ) -> tuple[list[ScoredChunk], dict[str, float]]:
         """Hybrid search; :returns: passages best first and per-stage timings in ms.
 
@@ -198,7 +199,7 @@ class KnowledgeBase:
             )
         t1 = time.perf_counter()
         sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
-        translations = self.translations(question) if cfg.use_bm25 else None
+        translations = self.translations(question) if cfg.use_bm25 and translate else None
         translated = translated_query(translations, lang, cfg.cross_lang_terms_weight)
         t2 = time.perf_counter()
         k = top_k or cfg.top_k
@@ -364,14 +365,9 @@ class KnowledgeBase:
         aliases = synonyms.aliases(question, self.sparse) if searched != question else set()
         # Confirmed questions are matched as asked (they were stored as asked, unexpanded).
         result = self.extractive(
-            searched,
-            acl=acl,
-            lang=lang,
-            depth=depth,
-            aliases=aliases,
-            memory=memory,
+            searched, acl=acl, lang=lang, depth=depth, aliases=aliases, memory=memory,
             asked=question,
-        )
+        )  # fmt: skip
         result.faithfulness = extractive_faithfulness(result)
         if self.llm is not None and result.status == "answered":
             # Below the threshold the question escalates without calling the model.
@@ -429,12 +425,20 @@ class KnowledgeBase:
         )  # fmt: skip
         confirmed = confirmed_first(recall, passages, MEMORY_CANDIDATE)
         answer, cited = compose(terms, passages, self.sparse, confirmed=confirmed)
-        # The confidence was fitted on the search's order: without the memory ranker's own
-        # answerability, the search's own answer is judged (docs/question-memory.md).
+        # The confidence was fitted on the search's own order and answer: it judges those
+        # where the memory's ranker has no answerability of its own (docs/question-memory.md),
+        # and where the question's translation searched too (docs/experiments.md, "A word list
+        # across the languages"): its prefetch lifts passages the fit never saw lifted.
         judged, judged_answer, judged_cited = passages, answer, cited
-        if memory is not None and memory.ranker is not None and memory.ranker.answerability is None:
-            judged, _ = self.search(question, acl=acl, lang=lang)
-            judged_answer, judged_cited = compose(terms, judged, self.sparse)
+        ranker = memory.ranker if memory is not None else None
+        unfitted = ranker is not None and ranker.answerability is None
+        if unfitted or (cfg.use_bm25 and self.translations(question)):
+            own = None if unfitted else memory
+            judged, _ = self.search(question, acl=acl, lang=lang, memory=own, translate=False)
+            if recall.hits and own is not None:
+                judged = with_memory(judged, recall, acl, self.store, self._max_fused())
+            judged = judged[: cfg.top_k]
+            judged_answer, judged_cited = compose(terms, judged, self.sparse, translations=None)
 
         def present(rest: set[str]) -> set[str]:
             # A retrieved passage's terms are known; the store is asked about the rare rest.
@@ -447,39 +451,29 @@ class KnowledgeBase:
             max_rrf=self._max_fused("rrf"), max_minmax=self._max_fused("minmax"), aliases=aliases,
         )  # fmt: skip
         confidence = self.confidence.score(features) if cited and judged_cited else 0.0
-        gate = memory.ranker.gate if memory is not None and memory.ranker is not None else None
+        gate = ranker.gate if ranker is not None else None
         confidence = apply_recall(confidence, recall, cited, features, gate)
         t2 = time.perf_counter()
         timings["answer_ms"] = (t2 - t1) * 1000
         timings["total_ms"] = (t2 - t0) * 1000
         if confidence < cfg.confidence_threshold or not cited:
             return AnswerResult(
-                status="escalated",
-                answer=ESCALATION_MESSAGE[lang],
-                citations=[],
-                confidence=confidence,
-                lang=lang,
-                passages=retrieved,
-                features=features,
-                timings_ms=timings,
-                memory=recall.to_log(),
-            )
+                status="escalated", answer=ESCALATION_MESSAGE[lang], citations=[],
+                confidence=confidence, lang=lang, passages=retrieved, features=features,
+                timings_ms=timings, memory=recall.to_log(),
+            )  # fmt: skip
         if not confirmed:  # asked how: the procedure, whole and in order
             best = passages[: cfg.max_citations]  # the procedure is the first document's
             steps = procedure_answer(question, terms, best, self.sparse, self.store.document_chunks)
             answer, cited = steps or (answer, cited)
         read = {p.chunk.point_id: p for p in cited}  # a procedure's passage: its whole section
         return AnswerResult(
-            status="answered",
-            answer=answer,
+            status="answered", answer=answer,
             citations=[self._citation(i + 1, p) for i, p in enumerate(cited)],
-            confidence=confidence,
-            lang=lang,
+            confidence=confidence, lang=lang,
             passages=[read.get(p.chunk.point_id, p) for p in retrieved],
-            features=features,
-            timings_ms=timings,
-            memory=recall.to_log(),
-        )
+            features=features, timings_ms=timings, memory=recall.to_log(),
+        )  # fmt: skip
 
     def fusion(self) -> Fusion:
         """The configured fusion of the prefetches."""

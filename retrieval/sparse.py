@@ -32,6 +32,8 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")
 _KATAKANA = re.compile(r"^[\u30a0-\u30ff]+$")
 _ASCII_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z ]*$")
+_SHARED = re.compile(r"^(?:[A-Za-z0-9]+|[\u30a0-\u30ff]+)$")
+"""A term both languages write alike: a Latin word, or a katakana loanword."""
 _JA_KEEP = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞"}
 # Light verbs, formal nouns and the boilerplate of a request (「〜の方法を教えてください」): they
 # match every passage and say nothing about which one answers.
@@ -65,6 +67,9 @@ _UNTRANSLATED = frozenset(
     合う 無い 目 中 上 下 前 後 間 方 所 場合 際 度 回 枚 個 件 的 等 達 自分 以上 以下 今 全て 一
     二 三 どう どの 此れ 其れ 彼 此処 其処 何処 何時 幾ら 幾つ""".split()
 )
+_TRANSLATED = frozenset({"名詞", "動詞", "形容詞", "形状詞"})
+"""Parts of speech whose words are translated: not a prefix or suffix (〜用, 〜場: "use",
+"place" match every English passage), not an adverb."""
 _EN_STOP = frozenset(
     """a an and are as at be been being but by can could did do does doing for from had has have
     having how i if in into is it its itself me my of on or our should so than that the their them
@@ -247,19 +252,37 @@ class BM25Encoder:
         text = normalize_text(text)
         out: dict[str, list[str]] = {}
         if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
-            for word in dict.fromkeys(w.lower() for w in _WORD.findall(text)):
-                if not (stem := self._english(word)) or stem in out:
+            words = _WORD.findall(text)
+            for i, word in enumerate(words):
+                # A capitalised word inside the sentence names something ("Aster", "Yokohama"):
+                # a dictionary would translate the name's common meaning.
+                if (i > 0 and word[:1].isupper()) or not (stem := self._english(word)):
                     continue
-                found = [t for head in lexicon.japanese(word) for t in self._head_terms(head)]
-                if found := [t for t in dict.fromkeys(found) if not _ASCII_WORD.match(t)]:
+                if stem in out:
+                    continue
+                # A one-character piece of a longer headword (四 of 四輪) matches anything; a
+                # katakana headword is the English word itself, which the question's own query
+                # finds as the loanword's origin.
+                found = [
+                    t
+                    for head in lexicon.japanese(word)
+                    for t in self._head_terms(head)
+                    if (len(t) > 1 or t == head) and not _SHARED.match(t)
+                ]
+                found = list(dict.fromkeys(found))
+                if found:
                     out[stem] = found
             return out
         with self._lock:
-            words = [(w.surface, w.feature.lemma, w.feature.pos1) for w in self._tagger(text)]
-        for surface, lemma, pos in words:
+            tagged = [
+                (w.surface, w.feature.lemma, w.feature.pos1, w.feature.pos2)
+                for w in self._tagger(text)
+            ]
+        for surface, lemma, pos, sub in tagged:
             base = (lemma or surface).partition("-")[0]
             if (
-                pos not in _JA_KEEP
+                pos not in _TRANSLATED
+                or sub in ("固有名詞", "非自立可能")  # a name; a verb used as a suffix
                 or _ASCII_WORD.match(surface)
                 or _KATAKANA.match(base)
                 or base in _JA_DROP_LEMMAS
