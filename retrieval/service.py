@@ -416,23 +416,23 @@ class KnowledgeBase:
             retrieved = passages + rest[: depth - len(passages)]
         t1 = time.perf_counter()
         terms = self.sparse.terms(question)
+        translations = self.translations(question)  # the search looked them up too
         compose = functools.partial(
             compose_extractive,
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
             per_document=cfg.citations_per_document,
-            translations=self.translations(question), lang=lang,
+            translations=translations, lang=lang,
         )  # fmt: skip
         confirmed = confirmed_first(recall, passages, MEMORY_CANDIDATE)
         answer, cited = compose(terms, passages, self.sparse, confirmed=confirmed)
-        # The confidence was fitted on the search's own order and answer: it judges those
-        # where the memory's ranker has no answerability of its own (docs/question-memory.md),
-        # and where the question's translation searched too (docs/experiments.md, "A word list
-        # across the languages"): its prefetch lifts passages the fit never saw lifted.
+        # The confidence was fitted on the search's own order and answer: it judges those where
+        # the memory's ranker has no answerability of its own (docs/question-memory.md) or the
+        # question's translation searched too (its prefetch lifts passages as the fit never saw).
         judged, judged_answer, judged_cited = passages, answer, cited
         ranker = memory.ranker if memory is not None else None
         unfitted = ranker is not None and ranker.answerability is None
-        if unfitted or (cfg.use_bm25 and self.translations(question)):
+        if unfitted or (cfg.use_bm25 and translations):
             own = None if unfitted else memory
             judged, _ = self.search(question, acl=acl, lang=lang, memory=own, translate=False)
             if recall.hits and own is not None:

@@ -32,8 +32,6 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")
 _KATAKANA = re.compile(r"^[\u30a0-\u30ff]+$")
 _ASCII_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z ]*$")
-_SHARED = re.compile(r"^(?:[A-Za-z0-9]+|[\u30a0-\u30ff]+)$")
-"""A term both languages write alike: a Latin word, or a katakana loanword."""
 _JA_KEEP = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞"}
 # Light verbs, formal nouns and the boilerplate of a request (「〜の方法を教えてください」): they
 # match every passage and say nothing about which one answers.
@@ -167,6 +165,14 @@ class BM25Encoder:
         self._stems[w] = stem
         return stem
 
+    def _tag(self, text: str) -> list[tuple[str, str, str, str]]:
+        """Each word's surface, UniDic lemma and parts of speech (fugashi is not thread-safe)."""
+        with self._lock:
+            return [
+                (w.surface, w.feature.lemma, w.feature.pos1, w.feature.pos2)
+                for w in self._tagger(text)
+            ]
+
     def terms(self, text: str) -> list[str]:
         return [t for t, _ in self._terms(text)]
 
@@ -178,9 +184,7 @@ class BM25Encoder:
         if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
             return [(t, "word") for w in _WORD.findall(text) if (t := self._english(w))]
         out: list[tuple[str, Kind]] = []
-        with self._lock:
-            words = [(w.surface, w.feature.lemma, w.feature.pos1) for w in self._tagger(text)]
-        for surface, lemma, pos in words:
+        for surface, lemma, pos, _ in self._tag(text):
             if _ASCII_WORD.match(surface):
                 if term := self._english(surface):
                     out.append((term, "word"))
@@ -210,9 +214,7 @@ class BM25Encoder:
             words = list(re.findall(r"[A-Za-z0-9][A-Za-z0-9\-]*", text))
             out = [w for w in words if w.lower() not in _EN_STOP and self._english(w)]
         else:
-            with self._lock:
-                parsed = [(w.surface, w.feature.lemma, w.feature.pos1) for w in self._tagger(text)]
-            for surface, lemma, pos in parsed:
+            for surface, lemma, pos, _ in self._tag(text):
                 if _ASCII_WORD.match(surface):
                     if self._english(surface):
                         out.append(surface)
@@ -267,18 +269,14 @@ class BM25Encoder:
                     t
                     for head in lexicon.japanese(word)
                     for t in self._head_terms(head)
-                    if (len(t) > 1 or t == head) and not _SHARED.match(t)
+                    if (len(t) > 1 or t == head)
+                    and not (_ASCII_WORD.match(t) or _KATAKANA.match(t))
                 ]
                 found = list(dict.fromkeys(found))
                 if found:
                     out[stem] = found
             return out
-        with self._lock:
-            tagged = [
-                (w.surface, w.feature.lemma, w.feature.pos1, w.feature.pos2)
-                for w in self._tagger(text)
-            ]
-        for surface, lemma, pos, sub in tagged:
+        for surface, lemma, pos, sub in self._tag(text):
             base = (lemma or surface).partition("-")[0]
             if (
                 pos not in _TRANSLATED
