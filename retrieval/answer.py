@@ -1,9 +1,10 @@
-"""Extractive answers with citations, and the confidence that decides answer or escalation.
+"""What an answer is (its citations, status and signals), and the confidence that decides
+answer or escalation.
 
-The answer is made of sentences copied from the passages (or a Q&A entry's whole answer), each
-followed by ``[n]``, the number of the passage it comes from. Nothing is written that a passage
-does not say. When the confidence is under the threshold the reply says that the knowledge base
-does not answer the question and that it has been passed to support.
+The extractive answer is composed in :mod:`retrieval.extractive`: sentences copied from the
+passages, each followed by the ``[n]`` of the passage it comes from. When the confidence is
+under the threshold the reply says that the knowledge base does not answer the question and
+that it has been passed to support.
 
 Confidence is a logistic function of retrieval signals of the best passage (its cosine to the
 query under the first dense model, the share of the question's terms it contains, ...), of the
@@ -15,14 +16,12 @@ weights and the default threshold come from ``kb eval`` on the development sets
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
-from kb.retrieval.text import sentence_joiner, sentence_spans, split_sentences
 
 Status = Literal["answered", "escalated"]
 Mode = Literal["extractive", "generated"]
@@ -337,121 +336,6 @@ def gate_features(
         known |= aliases
     features.update(vocabulary_features(terms, known))
     return features
-
-
-def citable(passages: list[ScoredChunk], limit: int, per_document: int) -> list[ScoredChunk]:
-    """The best ``limit`` passages, in order, at most ``per_document`` of them from one document
-    (0: no cap). Small chunks put several pieces of one section at the top; the cap lets the
-    next document be quoted and cited instead of a third piece of the same one."""
-    if per_document <= 0:
-        return passages[:limit]
-    chosen: list[ScoredChunk] = []
-    taken: dict[str, int] = {}
-    for p in passages:
-        if len(chosen) == limit:
-            break
-        doc = p.chunk.document_id
-        if taken.get(doc, 0) < per_document:
-            taken[doc] = taken.get(doc, 0) + 1
-            chosen.append(p)
-    return chosen
-
-
-def compose_extractive(
-    question_terms: list[str],
-    passages: list[ScoredChunk],
-    encoder: SparseEncoder,
-    *,
-    max_citations: int,
-    max_sentences: int,
-    confirmed: bool = False,
-    per_document: int = 0,
-    translations: Mapping[str, Sequence[str]] | None = None,
-    lang: Lang | None = None,
-) -> tuple[str, list[ScoredChunk]]:
-    """Pick what answers, in reading order, each piece tagged with its passage number.
-
-    Units are the sentences of text passages, whole Q&A answers (a Q&A entry is matched on its
-    question and answer together and is never cut) and whole sheet rows (a record's cells are
-    chosen together: "tax): 19800" is not dropped from "Price (JPY excl. tax): 19800" for
-    holding no question term). Units from the best ``max_citations``
-    passages (at most ``per_document`` from one document: :func:`citable`) are scored by the
-    question terms they contain, the better passage first on ties; the best ``max_sentences``
-    are kept. A passage with no chosen unit is not cited. A unit that
-    reads like an instruction to a model (:mod:`retrieval.injection`, flagged on its document at
-    ingestion) is never quoted: the answer would hand the document's instruction to the user.
-    ``confirmed``: people confirmed the first passage answers this need (issue 22): its
-    sentences are quoted first, in order, whether or not they repeat the question's words.
-    A unit that a better passage also holds word for word (manuals repeat their boilerplate
-    from section to section) is quoted once, citing every passage that holds it.
-    ``translations`` (a question term -> its translations, :meth:`retrieval.sparse.BM25Encoder.
-    translations`): in a passage not in the question's ``lang``, a unit holding a term's
-    translation holds the term, so the sentence that answers is quoted from a manual in the
-    other language too, not the one that happens to share a product name.
-    :returns: the answer text and the cited passages, numbered from 1 in order.
-    """
-    passages = citable(passages, max_citations, per_document)
-    if not passages:
-        return "", []
-    terms = set(question_terms)
-    other = {t: set(v) for t, v in (translations or {}).items() if t in terms}
-
-    def count(unit: str, chunk_lang: Lang) -> int:
-        found = set(encoder.terms(unit))
-        hits = terms & found
-        if other and lang is not None and chunk_lang != lang:
-            hits |= {t for t, words in other.items() if not words.isdisjoint(found)}
-        return len(hits)
-
-    scored: list[tuple[float, int, int, str, list[int]]] = []
-    holders: dict[str, list[int]] = {}
-    """A unit's words (case and spacing aside) -> the ranks of the passages holding it."""
-
-    def add(score: float, rank: int, order: int, unit: str) -> None:
-        ranks = holders.setdefault(" ".join(unit.split()).casefold(), [])
-        if not ranks:
-            scored.append((score, rank, order, unit, ranks))
-        if rank not in ranks:
-            ranks.append(rank)  # quoted once, from the better passage
-
-    for rank, passage in enumerate(passages):
-        chunk = passage.chunk
-        if chunk.kind == "qa" or chunk.location.row is not None:  # an entry, a sheet's record
-            hits = count(chunk.embed_text, chunk.lang)
-            if find_instructions(chunk.text):
-                continue
-            if hits or rank == 0:
-                # The whole answer, kept together (a Q&A answer is never cut).
-                add(hits + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip())
-            continue
-        text = chunk.text
-        for order, (s, e) in enumerate(sentence_spans(text)):
-            sentence = text[s:e]
-            hits = count(sentence, chunk.lang)
-            if confirmed and rank == 0 and not find_instructions(sentence):
-                add(1000.0 - order, rank, order, sentence)
-                continue
-            if hits == 0 or find_instructions(sentence):
-                continue
-            # Term hits dominate; earlier passages and earlier sentences break ties.
-            add(hits - 0.3 * rank - 0.01 * order, rank, order, sentence)
-    best = sorted(scored, key=lambda t: -t[0])[:max_sentences]
-    if not best:
-        return "", []
-    best.sort(key=lambda t: (t[1], t[2]))
-    cited_ranks = sorted({rank for *_, ranks in best for rank in ranks})
-    number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
-    lang = passages[0].chunk.lang
-    parts = [quote(unit, [number[rank] for rank in ranks], lang) for _, _, _, unit, ranks in best]
-    return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
-
-
-def quote(unit: str, numbers: list[int], lang: str) -> str:
-    """``unit`` quoted with the markers of the passages ``numbers`` after each of its
-    sentences (a Q&A answer's and a sheet row's too: every sentence the answer gives is
-    checked against its citation): ``"Open the cover. [1] Pull it out. [1]"``."""
-    markers = "".join(f"[{n}]" for n in numbers)
-    return sentence_joiner(lang).join(f"{s} {markers}" for s in split_sentences(unit))
 
 
 def cite(n: int, passage: ScoredChunk, base_url: str) -> Citation:

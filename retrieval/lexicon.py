@@ -9,7 +9,7 @@ second BM25 query in the other language: 呼び出し音 -> ring, 自動 -> auto
 :meth:`retrieval.sparse.BM25Encoder.translations` looks the words up, :func:`translated_query`
 makes the query, and the search runs it over the other language's chunks only, as one more
 prefetch (``retrieval.cross_lang_terms_weight``). An extractive answer quotes a passage in the
-other language by the same translations (:func:`retrieval.answer.compose_extractive`).
+other language by the same translations (:func:`retrieval.extractive.compose_extractive`).
 
 The list is derived from JMdict (© the Electronic Dictionary Research and Development Group,
 CC BY-SA 3.0, https://www.edrdg.org/edrdg/licence.html), its common words only (the entries with

@@ -120,7 +120,8 @@ def memory_passage(store: VectorStore, hit: Hit, acl: AccessFilter) -> ScoredChu
 
 def confirmed_first(recall: Recall, passages: Sequence[Any], threshold: float) -> bool:
     """Whether the first passage is one an agreed match vouches for with a probability of at
-    least ``threshold``: the answer then quotes it (:func:`retrieval.answer.compose_extractive`)."""
+    least ``threshold``: the answer then quotes it
+    (:func:`retrieval.extractive.compose_extractive`)."""
     if not passages or not recall.hits:
         return False
     top = passages[0].chunk.point_id

@@ -18,7 +18,6 @@ from kb.retrieval.answer import (
     Citation,
     ConfidenceModel,
     cite,
-    compose_extractive,
     gate_features,
 )
 from kb.retrieval.embedders import (
@@ -29,6 +28,7 @@ from kb.retrieval.embedders import (
     dense_queries,
     vector_dims,
 )
+from kb.retrieval.extractive import compose_extractive
 from kb.retrieval.generate import (
     AskEvent,
     Delta,
@@ -422,10 +422,10 @@ class KnowledgeBase:
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
             per_document=cfg.citations_per_document,
-            translations=translations, lang=lang,
+            translations=translations, lang=lang, encoder=self.sparse,
         )  # fmt: skip
         confirmed = confirmed_first(recall, passages, MEMORY_CANDIDATE)
-        answer, cited = compose(terms, passages, self.sparse, confirmed=confirmed)
+        answer, cited = compose(terms, passages, confirmed=confirmed)
         # The confidence was fitted on the search's own order and answer: it judges those where
         # the memory's ranker has no answerability of its own (docs/question-memory.md) or the
         # question's translation searched too (its prefetch lifts passages as the fit never saw).
@@ -438,7 +438,7 @@ class KnowledgeBase:
             if recall.hits and own is not None:
                 judged = with_memory(judged, recall, acl, self.store, self._max_fused())
             judged = judged[: cfg.top_k]
-            judged_answer, judged_cited = compose(terms, judged, self.sparse, translations=None)
+            judged_answer, judged_cited = compose(terms, judged, translations=None)
 
         def present(rest: set[str]) -> set[str]:
             # A retrieved passage's terms are known; the store is asked about the rare rest.
@@ -462,6 +462,8 @@ class KnowledgeBase:
                 confidence=confidence, lang=lang, passages=retrieved, features=features,
                 timings_ms=timings, memory=recall.to_log(),
             )  # fmt: skip
+        # Shown, a thing is said once, in the question's language (fitted on both).
+        answer, cited = compose(terms, passages, confirmed=confirmed, restated=self._restated)
         if not confirmed:  # asked how: the procedure, whole and in order
             best = passages[: cfg.max_citations]  # the procedure is the first document's
             steps = procedure_answer(question, terms, best, self.sparse, self.store.document_chunks)
@@ -489,6 +491,9 @@ class KnowledgeBase:
         n_dense = len(self.embedders) * (2 if self.settings.embedder.title_vectors else 1)
         dense = n_dense * fusion.best(cfg.dense_weight) if cfg.use_dense else 0.0
         return dense + (fusion.best(cfg.bm25_weight) if cfg.use_bm25 else 0.0)
+
+    def _restated(self, text: str, said: set[str], skip: set[str]) -> tuple[int, int]:
+        return self.sparse.restated(text, said, load_lexicon(), skip)  # one language shown
 
     def _citation(self, n: int, passage: ScoredChunk) -> Citation:
         return cite(n, passage, self.settings.public_base_url)

@@ -3,7 +3,7 @@ the procedure that does it, quoted whole with its steps in order from one passag
 the sentences that repeat the question's words most (which quoted warnings and the second step
 out of order, with the other language's guide beside them).
 
-The confidence is computed before this, on the answer as :func:`retrieval.answer.
+The confidence is computed before this, on the answer as :func:`retrieval.extractive.
 compose_extractive` scores it (its coverage of the question is what the model was fitted on);
 shaping changes what is quoted, never whether the question is answered.
 """
@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from kb.retrieval.answer import quote
+from kb.retrieval.extractive import quote
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder

@@ -20,6 +20,7 @@ import re
 import threading
 import unicodedata
 import zlib
+from collections.abc import Set
 from typing import TYPE_CHECKING, Any, Literal
 
 from kb.retrieval.lang import detect_lang
@@ -292,6 +293,19 @@ class BM25Encoder:
             if found := list(dict.fromkeys(t for g in glosses if (t := self._english(g)))):
                 out[base] = found
         return out
+
+    def restated(
+        self, text: str, said: set[str], lexicon: Lexicon, skip: Set[str] = frozenset()
+    ) -> tuple[int, int]:
+        """How much of ``text`` a text in the other language already says: how many of
+        ``text``'s terms ``said`` (that text's terms) holds, as the same term (a number, a name,
+        a loanword's English origin) or as one of the term's translations, and of how many.
+        A katakana loanword counts by its origin; terms in ``skip`` (the question's, which
+        every passage quoted shares) are not counted."""
+        own = {t for t, kind in self._terms(text) if kind != "loan"} - skip
+        found = self.translations(text, lexicon) if own else {}
+        held = [t for t in own if t in said or not said.isdisjoint(found.get(t, ()))]
+        return len(held), len(own)
 
     def _head_terms(self, head: str) -> list[str]:
         """A Japanese headword's terms as a passage would hold them (UniDic lemmas)."""

@@ -313,3 +313,27 @@ def test_a_procedure_is_quoted_whole_in_order_in_the_questions_language(
     lines = result.answer.split("\n")
     assert len(lines) == 6 and lines[0] == first and lines[-1] == last
     assert [line.split(" ")[0].rstrip(".") for line in lines] == ["1", "2", "3", "4", "5", "6"]
+
+
+@pytest.mark.parametrize(
+    ("question", "restatement"),
+    [
+        (
+            "We installed our Aster MF-3400 a year and a half ago. Is it still covered by the "
+            "standard warranty?",
+            "設置日から 1 年間の出張修理保証",
+        ),
+        ("How much more does TeamLedger Business cost per user than Standard?", "月額 600 円"),
+        ("TeamLedger の 1 ユーザーあたりの月額料金はいくらですか？", "JPY 600 per user"),
+    ],
+)
+def test_an_answer_does_not_say_again_in_the_other_language_what_it_said(
+    sample_kb, question, restatement
+):
+    # Issue 21, item 7. The FAQ sheet holds each entry in both languages; the answer quoted
+    # both, one after the other.
+    kb, _, _ = sample_kb
+    result = kb.ask(question, acl=AccessFilter())
+    assert result.status == "answered"
+    assert "faq/kos-support-faq.csv" in [c.source_path for c in result.citations]
+    assert restatement not in result.answer

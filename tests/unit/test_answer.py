@@ -1,5 +1,6 @@
 """Extractive composition and the confidence model, on hand-made passages."""
 
+import functools
 from dataclasses import replace
 from itertools import permutations
 
@@ -7,14 +8,14 @@ import pytest
 
 from kb.retrieval.answer import (
     ConfidenceModel,
-    citable,
-    compose_extractive,
     confidence_features,
     local_idf,
     vocabulary_features,
     weighted_coverage,
 )
+from kb.retrieval.extractive import citable, compose_extractive
 from kb.retrieval.faithfulness import check_faithfulness
+from kb.retrieval.lexicon import load_lexicon
 from kb.retrieval.models import Chunk, Location, ScoredChunk
 from kb.retrieval.sparse import BM25Encoder
 
@@ -233,3 +234,45 @@ def test_a_passage_in_the_other_language_is_quoted_by_the_question_s_translated_
         translations=translations, lang="en",
     )  # fmt: skip
     assert same == plain
+
+
+def test_the_answer_shown_leaves_out_what_the_other_language_says_again():
+    # Issue 21, item 7: a bilingual knowledge base states most things twice. Asked in English,
+    # the Japanese price row restates the English one and is left out; the Japanese sentence on
+    # pro-rata charges says something the English does not, and stays.
+    enc = BM25Encoder()
+    lexicon = load_lexicon()
+    english = _passage(
+        "TeamLedger Standard costs JPY 600 per user per month and TeamLedger Business costs "
+        "JPY 900 per user per month (excluding tax), with an annual contract and a minimum of "
+        "10 users.",
+        index=0,
+    )
+    japanese = _passage(
+        "TeamLedger スタンダードは 1 ユーザーあたり月額 600 円、"
+        "TeamLedger ビジネスは月額 900 円です（いずれも税抜、年間契約、最低 10 ユーザー）。",
+        index=1,
+        lang="ja",
+    )
+    pro_rata = _passage(
+        "月の途中で追加したユーザーの料金は、TeamLedger が日割りで計算します。", index=2, lang="ja"
+    )
+    restated = functools.partial(enc.restated, lexicon=lexicon)
+
+    def cited(question, lang, passages, **options):
+        _, cited = compose_extractive(
+            enc.terms(question), passages, enc, max_citations=3, max_sentences=4,
+            translations=enc.translations(question, lexicon), lang=lang, **options,
+        )  # fmt: skip
+        return [p.chunk.document_id for p in cited]
+
+    question = "How much does TeamLedger cost per user per month?"
+    assert cited(question, "en", [english, japanese, pro_rata]) == ["d0", "d1", "d2"]
+    assert cited(question, "en", [english, japanese, pro_rata], restated=restated) == ["d0", "d2"]
+    # Asked in Japanese: the English row is left out below the Japanese one, and kept first,
+    # where the search found it best.
+    question = "TeamLedger の月額料金はユーザーあたりいくらですか？"
+    english = replace(english, chunk=replace(english.chunk, index=1, document_id="d1"))
+    japanese = replace(japanese, chunk=replace(japanese.chunk, index=0, document_id="d0"))
+    assert cited(question, "ja", [japanese, english], restated=restated) == ["d0"]
+    assert cited(question, "ja", [english, japanese], restated=restated) == ["d1", "d0"]

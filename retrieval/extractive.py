@@ -1,0 +1,188 @@
+"""The extractive answer: which sentences of which passages are quoted, each cited.
+
+Units are a text passage's sentences, a Q&A entry's whole answer and a sheet's whole row; the
+ones that hold most of the question's terms are quoted in reading order, each followed by the
+``[n]`` of the passage it comes from (:func:`compose_extractive`). Nothing is written that a
+passage does not say. What the answer's signals are and how the confidence reads them is
+:mod:`retrieval.answer`; a procedure quoted whole and in order is :mod:`retrieval.shape`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+
+from kb.retrieval.injection import find_instructions
+from kb.retrieval.models import Lang, ScoredChunk
+from kb.retrieval.protocols import SparseEncoder
+from kb.retrieval.text import sentence_joiner, sentence_spans, split_sentences
+
+
+def citable(passages: list[ScoredChunk], limit: int, per_document: int) -> list[ScoredChunk]:
+    """The best ``limit`` passages, in order, at most ``per_document`` of them from one document
+    (0: no cap). Small chunks put several pieces of one section at the top; the cap lets the
+    next document be quoted and cited instead of a third piece of the same one."""
+    if per_document <= 0:
+        return passages[:limit]
+    chosen: list[ScoredChunk] = []
+    taken: dict[str, int] = {}
+    for p in passages:
+        if len(chosen) == limit:
+            break
+        doc = p.chunk.document_id
+        if taken.get(doc, 0) < per_document:
+            taken[doc] = taken.get(doc, 0) + 1
+            chosen.append(p)
+    return chosen
+
+
+def compose_extractive(
+    question_terms: list[str],
+    passages: list[ScoredChunk],
+    encoder: SparseEncoder,
+    *,
+    max_citations: int,
+    max_sentences: int,
+    confirmed: bool = False,
+    per_document: int = 0,
+    translations: Mapping[str, Sequence[str]] | None = None,
+    lang: Lang | None = None,
+    restated: Callable[..., tuple[int, int]] | None = None,
+) -> tuple[str, list[ScoredChunk]]:
+    """Pick what answers, in reading order, each piece tagged with its passage number.
+
+    Units are the sentences of text passages, whole Q&A answers (a Q&A entry is matched on its
+    question and answer together and is never cut) and whole sheet rows (a record's cells are
+    chosen together: "tax): 19800" is not dropped from "Price (JPY excl. tax): 19800" for
+    holding no question term). Units from the best ``max_citations``
+    passages (at most ``per_document`` from one document: :func:`citable`) are scored by the
+    question terms they contain, the better passage first on ties; the best ``max_sentences``
+    are kept. A passage with no chosen unit is not cited. A unit that
+    reads like an instruction to a model (:mod:`retrieval.injection`, flagged on its document at
+    ingestion) is never quoted: the answer would hand the document's instruction to the user.
+    ``confirmed``: people confirmed the first passage answers this need (issue 22): its
+    sentences are quoted first, in order, whether or not they repeat the question's words.
+    A unit that a better passage also holds word for word (manuals repeat their boilerplate
+    from section to section) is quoted once, citing every passage that holds it.
+    ``translations`` (a question term -> its translations, :meth:`retrieval.sparse.BM25Encoder.
+    translations`): in a passage not in the question's ``lang``, a unit holding a term's
+    translation holds the term, so the sentence that answers is quoted from a manual in the
+    other language too, not the one that happens to share a product name.
+    ``restated`` (for the answer shown; the confidence reads the answer without it, as it was
+    fitted) keeps the answer in the question's ``lang`` where the knowledge base says it there:
+    a unit of a lower passage in the other language is left out when the chosen units in
+    ``lang`` hold its question terms and say it again: ``restated(unit, their terms, skip=the
+    question's terms)`` (:meth:`retrieval.sparse.BM25Encoder.restated`) finds :data:`RESTATED`
+    of its other terms in them, at least :data:`RESTATED_TERMS`. A bilingual knowledge base
+    states most things twice; the asker reads them once, in their language, and the other
+    language is quoted for what it adds.
+    :returns: the answer text and the cited passages, numbered from 1 in order.
+    """
+    passages = citable(passages, max_citations, per_document)
+    if not passages:
+        return "", []
+    terms = set(question_terms)
+    other = {t: set(v) for t, v in (translations or {}).items() if t in terms}
+
+    def held(unit: str, chunk_lang: Lang) -> set[str]:
+        found = set(encoder.terms(unit))
+        hits = terms & found
+        if other and lang is not None and chunk_lang != lang:
+            hits |= {t for t, words in other.items() if not words.isdisjoint(found)}
+        return hits
+
+    scored: list[_Unit] = []
+    holders: dict[str, list[int]] = {}
+    """A unit's words (case and spacing aside) -> the ranks of the passages holding it."""
+
+    def add(score: float, rank: int, order: int, unit: str, hits: set[str]) -> None:
+        ranks = holders.setdefault(" ".join(unit.split()).casefold(), [])
+        if not ranks:
+            scored.append((score, rank, order, unit, ranks, hits))
+        if rank not in ranks:
+            ranks.append(rank)  # quoted once, from the better passage
+
+    for rank, passage in enumerate(passages):
+        chunk = passage.chunk
+        if chunk.kind == "qa" or chunk.location.row is not None:  # an entry, a sheet's record
+            hits = held(chunk.embed_text, chunk.lang)
+            if find_instructions(chunk.text):
+                continue
+            if hits or rank == 0:
+                # The whole answer, kept together (a Q&A answer is never cut).
+                add(len(hits) + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip(), hits)
+            continue
+        text = chunk.text
+        for order, (s, e) in enumerate(sentence_spans(text)):
+            sentence = text[s:e]
+            hits = held(sentence, chunk.lang)
+            if confirmed and rank == 0 and not find_instructions(sentence):
+                add(1000.0 - order, rank, order, sentence, hits)
+                continue
+            if not hits or find_instructions(sentence):
+                continue
+            # Term hits dominate; earlier passages and earlier sentences break ties.
+            add(len(hits) - 0.3 * rank - 0.01 * order, rank, order, sentence, hits)
+    best = sorted(scored, key=lambda t: -t[0])[:max_sentences]
+    if restated is not None and lang is not None:
+        asked = terms.union(*other.values())  # every passage quoted shares these
+        best = _in_one_language(
+            best, passages, lang, encoder, functools.partial(restated, skip=asked)
+        )
+    if not best:
+        return "", []
+    best.sort(key=lambda t: (t[1], t[2]))
+    cited_ranks = sorted({rank for *_, ranks, _ in best for rank in ranks})
+    number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
+    lang = passages[0].chunk.lang
+    parts = [quote(unit, [number[rank] for rank in ranks], lang) for *_, unit, ranks, _ in best]
+    return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
+
+
+RESTATED = 0.35
+"""Share of a unit's words (the question's aside) that the answer in the question's language
+already holds, as the same words or their translations, from which the unit is taken to say it
+again in the other language. On the sample knowledge base's answers, a sentence or row and its
+translation in the other guide or FAQ row hold 0.36-0.74 (the word list misses some: a few
+hold 0.09-0.30 and are kept); sentences on other things that share a menu or a product's name,
+0-0.30."""
+RESTATED_TERMS = 2
+"""...and at least this many of them."""
+
+_Unit = tuple[float, int, int, str, list[int], set[str]]
+"""A quotable unit: its score, its passage's rank, its place there, its text, the ranks of the
+passages holding it, the question terms it holds."""
+
+
+def _in_one_language(
+    best: list[_Unit],
+    passages: list[ScoredChunk],
+    lang: Lang,
+    encoder: SparseEncoder,
+    restated: Callable[[str, set[str]], tuple[int, int]],
+) -> list[_Unit]:
+    """``best`` less the units of lower passages in another language than ``lang`` that the
+    units in ``lang`` already say (:func:`compose_extractive`'s ``restated``)."""
+    own = [u for u in best if passages[u[1]].chunk.lang == lang]
+    lower = [u for u in best if u[1] > 0 and u not in own]  # the best passage's always stay
+    if not own or not lower:
+        return best
+    answered = set().union(*(u[5] for u in own))
+    said = set().union(*(encoder.terms(u[3]) for u in own))
+
+    def again(u: _Unit) -> bool:
+        if not u[5] <= answered:
+            return False
+        held, of = restated(u[3], said)
+        return held >= max(RESTATED_TERMS, RESTATED * of)
+
+    dropped = [u for u in lower if again(u)]
+    return [u for u in best if u not in dropped]
+
+
+def quote(unit: str, numbers: list[int], lang: str) -> str:
+    """``unit`` quoted with the markers of the passages ``numbers`` after each of its
+    sentences (a Q&A answer's and a sheet row's too: every sentence the answer gives is
+    checked against its citation): ``"Open the cover. [1] Pull it out. [1]"``."""
+    markers = "".join(f"[{n}]" for n in numbers)
+    return sentence_joiner(lang).join(f"{s} {markers}" for s in split_sentences(unit))
