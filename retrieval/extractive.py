@@ -70,8 +70,8 @@ def compose_extractive(
     other language too, not the one that happens to share a product name.
     ``restated`` (for the answer shown; the confidence reads the answer without it, as it was
     fitted) keeps the answer in the question's ``lang`` where the knowledge base says it there:
-    a unit of a lower passage in the other language is left out when the chosen units in
-    ``lang`` hold its question terms and say it again: ``restated(unit, their terms, skip=the
+    a unit in the other language (of the best passage too) is left out when the chosen units in
+    ``lang`` hold its question terms and say it again: ``restated(unit, their texts, skip=the
     question's terms)`` (:meth:`retrieval.sparse.BM25Encoder.restated`) finds :data:`RESTATED`
     of its other terms in them, at least :data:`RESTATED_TERMS`. A bilingual knowledge base
     states most things twice; the asker reads them once, in their language, and the other
@@ -126,15 +126,13 @@ def compose_extractive(
     best = sorted(scored, key=lambda t: -t[0])[:max_sentences]
     if restated is not None and lang is not None:
         asked = terms.union(*other.values())  # every passage quoted shares these
-        best = _in_one_language(
-            best, passages, lang, encoder, functools.partial(restated, skip=asked)
-        )
+        best = _in_one_language(best, passages, lang, functools.partial(restated, skip=asked))
     if not best:
         return "", []
     best.sort(key=lambda t: (t[1], t[2]))
     cited_ranks = sorted({rank for *_, ranks, _ in best for rank in ranks})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
-    lang = passages[0].chunk.lang
+    lang = passages[best[0][1]].chunk.lang  # the first sentence quoted's
     parts = [quote(unit, [number[rank] for rank in ranks], lang) for *_, unit, ranks, _ in best]
     return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
 
@@ -143,9 +141,9 @@ RESTATED = 0.35
 """Share of a unit's words (the question's aside) that the answer in the question's language
 already holds, as the same words or their translations, from which the unit is taken to say it
 again in the other language. On the sample knowledge base's answers, a sentence or row and its
-translation in the other guide or FAQ row hold 0.36-0.74 (the word list misses some: a few
-hold 0.09-0.30 and are kept); sentences on other things that share a menu or a product's name,
-0-0.30."""
+translation in the other guide or FAQ row hold 0.35-1.0 (the word list misses some: a few hold
+0.2-0.33 and are kept); sentences on other things that share a menu or a product's name,
+0-0.33 (docs/experiments.md, "One language in an answer")."""
 RESTATED_TERMS = 2
 """...and at least this many of them."""
 
@@ -158,17 +156,16 @@ def _in_one_language(
     best: list[_Unit],
     passages: list[ScoredChunk],
     lang: Lang,
-    encoder: SparseEncoder,
-    restated: Callable[[str, set[str]], tuple[int, int]],
+    restated: Callable[[str, list[str]], tuple[int, int]],
 ) -> list[_Unit]:
-    """``best`` less the units of lower passages in another language than ``lang`` that the
-    units in ``lang`` already say (:func:`compose_extractive`'s ``restated``)."""
+    """``best`` less the units in another language than ``lang`` that the units in ``lang``
+    already say (:func:`compose_extractive`'s ``restated``)."""
     own = [u for u in best if passages[u[1]].chunk.lang == lang]
-    lower = [u for u in best if u[1] > 0 and u not in own]  # the best passage's always stay
-    if not own or not lower:
+    others = [u for u in best if u not in own]
+    if not own or not others:
         return best
     answered = set().union(*(u[5] for u in own))
-    said = set().union(*(encoder.terms(u[3]) for u in own))
+    said = [u[3] for u in own]
 
     def again(u: _Unit) -> bool:
         if not u[5] <= answered:
@@ -176,7 +173,7 @@ def _in_one_language(
         held, of = restated(u[3], said)
         return held >= max(RESTATED_TERMS, RESTATED * of)
 
-    dropped = [u for u in lower if again(u)]
+    dropped = [u for u in others if again(u)]
     return [u for u in best if u not in dropped]
 
 

@@ -492,7 +492,7 @@ class KnowledgeBase:
         dense = n_dense * fusion.best(cfg.dense_weight) if cfg.use_dense else 0.0
         return dense + (fusion.best(cfg.bm25_weight) if cfg.use_bm25 else 0.0)
 
-    def _restated(self, text: str, said: set[str], skip: set[str]) -> tuple[int, int]:
+    def _restated(self, text: str, said: list[str], skip: set[str]) -> tuple[int, int]:
         return self.sparse.restated(text, said, load_lexicon(), skip)  # one language shown
 
     def _citation(self, n: int, passage: ScoredChunk) -> Citation:

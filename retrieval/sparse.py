@@ -20,7 +20,7 @@ import re
 import threading
 import unicodedata
 import zlib
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any, Literal
 
 from kb.retrieval.lang import detect_lang
@@ -295,16 +295,27 @@ class BM25Encoder:
         return out
 
     def restated(
-        self, text: str, said: set[str], lexicon: Lexicon, skip: Set[str] = frozenset()
+        self, text: str, said: Sequence[str], lexicon: Lexicon, skip: Set[str] = frozenset()
     ) -> tuple[int, int]:
-        """How much of ``text`` a text in the other language already says: how many of
-        ``text``'s terms ``said`` (that text's terms) holds, as the same term (a number, a name,
-        a loanword's English origin) or as one of the term's translations, and of how many.
-        A katakana loanword counts by its origin; terms in ``skip`` (the question's, which
-        every passage quoted shares) are not counted."""
+        """How much of ``text`` the texts ``said``, in the other language, already say: how many
+        of ``text``'s terms they hold, and of how many. A term is held as it is (a number, a
+        name, a loanword's English origin), as one of its translations, or as a translation of
+        one of theirs: the word list is looked up from each side, since one side alone misses
+        pairs (Japanese 設置 gives "installation"; English "installation" gives no 設置). A
+        katakana loanword counts by its origin; terms in ``skip`` (the question's, which every
+        passage quoted shares) are not counted."""
         own = {t for t, kind in self._terms(text) if kind != "loan"} - skip
-        found = self.translations(text, lexicon) if own else {}
-        held = [t for t in own if t in said or not said.isdisjoint(found.get(t, ()))]
+        if not own:
+            return 0, 0
+        theirs = {t for other in said for t in self.terms(other)}
+        theirs.update(
+            t
+            for other in said
+            for found in self.translations(other, lexicon).values()
+            for t in found
+        )
+        found = self.translations(text, lexicon)
+        held = [t for t in own if t in theirs or not theirs.isdisjoint(found.get(t, ()))]
         return len(held), len(own)
 
     def _head_terms(self, head: str) -> list[str]:

@@ -325,6 +325,12 @@ def test_a_procedure_is_quoted_whole_in_order_in_the_questions_language(
         ),
         ("How much more does TeamLedger Business cost per user than Standard?", "月額 600 円"),
         ("TeamLedger の 1 ユーザーあたりの月額料金はいくらですか？", "JPY 600 per user"),
+        # The other language's entry came first: the question's own is quoted instead.
+        (
+            "Our team is moving to another floor. Can we carry the printer there ourselves?",
+            "同じフロア内の移動",
+        ),
+        ("KOS のサポートセンターは土曜日も電話がつながりますか？", "Phone support"),
     ],
 )
 def test_an_answer_does_not_say_again_in_the_other_language_what_it_said(

@@ -135,3 +135,19 @@ def test_a_file_that_is_not_a_lexicon_is_refused(tmp_path: Path) -> None:
 def test_the_lexicon_ships_with_its_licence() -> None:
     licence = (LEXICON_PATH.parent / "LEXICON-LICENSE.txt").read_text(encoding="utf-8")
     assert "JMdict" in licence and "CC BY-SA" in licence
+
+
+def test_a_sentence_restated_in_the_other_language_is_found_from_either_side(
+    enc: BM25Encoder,
+) -> None:
+    lexicon = load_lexicon()
+    english = "The warranty starts on the date of installation."
+    japanese = "設置日から保証が始まります。"
+    # "installation" gives no Japanese word; 設置 gives "installation": looked up from the
+    # Japanese side as well, the English sentence's words are found there.
+    assert enc.restated(english, [japanese], lexicon) == (2, 4)  # start, instal; not warranti, date
+    assert enc.restated(japanese, [english], lexicon) == (2, 4)
+    assert enc.restated(japanese, ["Toner is sold in packs of two."], lexicon) == (0, 4)
+    # The question's terms, which every passage quoted shares, are not counted.
+    assert enc.restated(english, [japanese], lexicon, skip={"warranti"}) == (2, 3)
+    assert enc.restated("", [japanese], lexicon) == (0, 0)
