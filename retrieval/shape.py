@@ -79,7 +79,11 @@ def procedure_answer(
     most about the question ("Replacing a toner cartridge" over "Replacing the waste toner
     box" for "How do I replace the toner?"); then the better ranked. Only the best passage's
     document: another's procedure that shares a word ("PIN" in a secure-print procedure, asked
-    for the service mode's PIN, which the best passage gives) is about something else.
+    for the service mode's PIN, which the best passage gives) is about something else. And
+    only a section whose headings hold as many of the question's terms as the best passage's
+    do, or the best passage itself: asked how to save a scan to a shared folder, the best
+    passage is the folder's section, which says how without numbered steps, and the scan to
+    email procedure beside it shares "scan" and does something else.
 
     Dropping, from every answer, the other passages' sentences that add no question term and
     the other language's passages was measured too, and not adopted: it cut the answers citing
@@ -94,6 +98,7 @@ def procedure_answer(
     if not qterms or not asks_how(question):
         return None
     first = passages[0].chunk.document_id
+    asked = len(qterms & set(encoder.terms(" ".join(passages[0].chunk.location.heading_path))))
     # One read of the document (1-2 ms for a 90-chunk manual): a passage without a step may
     # be the introduction of a section whose steps the next chunk holds.
     siblings = document_chunks(first) if document_chunks is not None else []
@@ -109,7 +114,8 @@ def procedure_answer(
         heading = set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0
-        if covered > 0:
+        beside = rank > 0 and len(qterms & heading) < asked  # a section on something else
+        if covered > 0 and not beside:
             found.append(((covered, on_topic, -rank), steps, passage))
     if not found:
         return None

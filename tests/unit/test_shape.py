@@ -112,6 +112,26 @@ def test_another_documents_procedure_that_shares_a_word_is_not_quoted():
     assert _shape("How do I get the service mode PIN?", [runbook, secure]) is None
 
 
+def test_a_neighbouring_procedure_is_not_quoted_for_the_section_that_answers():
+    # Sample s-045: the shared folder's section says how in two sentences, without numbered
+    # steps; the scan-to-email section beside it has steps, and shares "scan" with the question.
+    folder = _passage(
+        "Register the shared folder in the address book first. Then tap Home > Scan > Folder.",
+        heading=("Scanning", "Saving scans to a shared folder"),
+    )
+    email = _passage(
+        "1 Place the original.\n2 Tap Home > Scan > Email.\n3 Tap Start.",
+        heading=("Scanning", "Sending scans by email"),
+        index=1,
+    )
+    question = "How do I save a scan to a shared folder?"
+    assert _shape(question, [folder, email]) is None
+    # A section about the question that holds steps is still quoted (the email steps when
+    # asked about email).
+    answer, cited = _shape("How do I send a scan by email?", [folder, email])
+    assert cited == [email] and answer.startswith("1 Place the original.")
+
+
 def test_a_question_that_asks_for_a_fact_keeps_the_composed_answer():
     guide = _passage(PDF_STEPS, heading=("Replacing a toner cartridge",))
     assert _shape("What does W-101 mean?", [guide]) is None
