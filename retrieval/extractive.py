@@ -9,13 +9,20 @@ passage does not say. What the answer's signals are and how the confidence reads
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
+from typing import Protocol
 
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
 from kb.retrieval.text import sentence_joiner, sentence_spans, split_sentences
+
+
+class Restated(Protocol):
+    """How many of ``text``'s terms (``skip`` aside) the texts ``said``, in the other language,
+    hold, and of how many (:meth:`retrieval.sparse.BM25Encoder.restated` with its word list)."""
+
+    def __call__(self, text: str, said: list[str], skip: Set[str]) -> tuple[int, int]: ...
 
 
 def citable(passages: list[ScoredChunk], limit: int, per_document: int) -> list[ScoredChunk]:
@@ -47,7 +54,7 @@ def compose_extractive(
     per_document: int = 0,
     translations: Mapping[str, Sequence[str]] | None = None,
     lang: Lang | None = None,
-    restated: Callable[..., tuple[int, int]] | None = None,
+    restated: Restated | None = None,
 ) -> tuple[str, list[ScoredChunk]]:
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
@@ -126,7 +133,7 @@ def compose_extractive(
     best = sorted(scored, key=lambda t: -t[0])[:max_sentences]
     if restated is not None and lang is not None:
         asked = terms.union(*other.values())  # every passage quoted shares these
-        best = _in_one_language(best, passages, lang, functools.partial(restated, skip=asked))
+        best = _in_one_language(best, passages, lang, lambda u, said: restated(u, said, skip=asked))
     if not best:
         return "", []
     best.sort(key=lambda t: (t[1], t[2]))

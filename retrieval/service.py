@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -492,7 +492,7 @@ class KnowledgeBase:
         dense = n_dense * fusion.best(cfg.dense_weight) if cfg.use_dense else 0.0
         return dense + (fusion.best(cfg.bm25_weight) if cfg.use_bm25 else 0.0)
 
-    def _restated(self, text: str, said: list[str], skip: set[str]) -> tuple[int, int]:
+    def _restated(self, text: str, said: list[str], skip: Set[str]) -> tuple[int, int]:
         return self.sparse.restated(text, said, load_lexicon(), skip)  # one language shown
 
     def _citation(self, n: int, passage: ScoredChunk) -> Citation:
