@@ -80,9 +80,10 @@ def compose_extractive(
     a unit in the other language (of the best passage too) is left out when the chosen units in
     ``lang`` hold its question terms and say it again: ``restated(unit, their texts, skip=the
     question's terms)`` (:meth:`retrieval.sparse.BM25Encoder.restated`) finds :data:`RESTATED`
-    of its other terms in them, at least :data:`RESTATED_TERMS`. A bilingual knowledge base
-    states most things twice; the asker reads them once, in their language, and the other
-    language is quoted for what it adds.
+    of its other terms in them, at least :data:`RESTATED_TERMS`; or, from a lower passage, it
+    holds one question term at most (a guide's title page quoted for naming the product). A
+    bilingual knowledge base states most things twice; the asker reads them once, in their
+    language, and the other language is quoted for what it adds.
     :returns: the answer text and the cited passages, numbered from 1 in order.
     """
     passages = citable(passages, max_citations, per_document)
@@ -166,7 +167,7 @@ def _in_one_language(
     restated: Callable[[str, list[str]], tuple[int, int]],
 ) -> list[_Unit]:
     """``best`` less the units in another language than ``lang`` that the units in ``lang``
-    already say (:func:`compose_extractive`'s ``restated``)."""
+    already say, or that only pad them (:func:`compose_extractive`'s ``restated``)."""
     own = [u for u in best if passages[u[1]].chunk.lang == lang]
     others = [u for u in best if u not in own]
     if not own or not others:
@@ -177,6 +178,8 @@ def _in_one_language(
     def again(u: _Unit) -> bool:
         if not u[5] <= answered:
             return False
+        if len(u[5]) <= 1 and u[1] > 0:  # padding: a lower passage naming the product, say
+            return True
         held, of = restated(u[3], said)
         return held >= max(RESTATED_TERMS, RESTATED * of)
 

@@ -331,6 +331,8 @@ def test_a_procedure_is_quoted_whole_in_order_in_the_questions_language(
             "同じフロア内の移動",
         ),
         ("KOS のサポートセンターは土曜日も電話がつながりますか？", "Phone support"),
+        # A Japanese guide's title page, quoted for naming the product.
+        ("In which country are TeamLedger's servers and backups located?", "対象バージョン"),
     ],
 )
 def test_an_answer_does_not_say_again_in_the_other_language_what_it_said(

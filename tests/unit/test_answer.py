@@ -269,6 +269,10 @@ def test_the_answer_shown_leaves_out_what_the_other_language_says_again():
     question = "How much does TeamLedger cost per user per month?"
     assert cited(question, "en", [english, japanese, pro_rata]) == ["d0", "d1", "d2"]
     assert cited(question, "en", [english, japanese, pro_rata], restated=restated) == ["d0", "d2"]
+    # A lower passage in the other language that shares only the product's name is padding.
+    title_page = _passage("対象バージョン：TeamLedger 2025.1", index=1, lang="ja")
+    assert cited(question, "en", [english, title_page]) == ["d0", "d1"]
+    assert cited(question, "en", [english, title_page], restated=restated) == ["d0"]
     # Asked in Japanese: the English row is left out, below the Japanese one or above it; it
     # stays beside a Japanese sentence that says something else.
     question = "TeamLedger の月額料金はユーザーあたりいくらですか？"
