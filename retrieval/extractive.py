@@ -10,7 +10,7 @@ passage does not say. What the answer's signals are and how the confidence reads
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence, Set
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
@@ -106,7 +106,7 @@ def compose_extractive(
     def add(score: float, rank: int, order: int, unit: str, hits: set[str]) -> None:
         ranks = holders.setdefault(" ".join(unit.split()).casefold(), [])
         if not ranks:
-            scored.append((score, rank, order, unit, ranks, hits))
+            scored.append(_Unit(score, rank, order, unit, ranks, hits, passages[rank].chunk.lang))
         if rank not in ranks:
             ranks.append(rank)  # quoted once, from the better passage
 
@@ -131,17 +131,17 @@ def compose_extractive(
                 continue
             # Term hits dominate; earlier passages and earlier sentences break ties.
             add(len(hits) - 0.3 * rank - 0.01 * order, rank, order, sentence, hits)
-    best = sorted(scored, key=lambda t: -t[0])[:max_sentences]
+    best = sorted(scored, key=lambda u: -u.score)[:max_sentences]
     if restated is not None and lang is not None:
         asked = terms.union(*other.values())  # every passage quoted shares these
-        best = _in_one_language(best, passages, lang, lambda u, said: restated(u, said, skip=asked))
+        best = _in_one_language(best, lang, lambda u, said: restated(u, said, skip=asked))
     if not best:
         return "", []
-    best.sort(key=lambda t: (t[1], t[2]))
-    cited_ranks = sorted({rank for *_, ranks, _ in best for rank in ranks})
+    best.sort(key=lambda u: (u.rank, u.order))
+    cited_ranks = sorted({rank for u in best for rank in u.ranks})
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
-    lang = passages[best[0][1]].chunk.lang  # the first sentence quoted's
-    parts = [quote(unit, [number[rank] for rank in ranks], lang) for *_, unit, ranks, _ in best]
+    lang = best[0].lang  # the first sentence quoted's
+    parts = [quote(u.text, [number[rank] for rank in u.ranks], lang) for u in best]
     return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
 
 
@@ -155,36 +155,46 @@ translation in the other guide or FAQ row hold 0.35-1.0 (the word list misses so
 RESTATED_TERMS = 2
 """...and at least this many of them."""
 
-_Unit = tuple[float, int, int, str, list[int], set[str]]
-"""A quotable unit: its score, its passage's rank, its place there, its text, the ranks of the
-passages holding it, the question terms it holds."""
+
+class _Unit(NamedTuple):
+    """A quotable unit: a sentence, a Q&A entry's answer or a sheet's row."""
+
+    score: float
+    rank: int
+    """Its passage's rank."""
+    order: int
+    """Its place in the passage."""
+    text: str
+    ranks: list[int]
+    """The ranks of the passages holding it word for word."""
+    hits: set[str]
+    """The question terms it holds."""
+    lang: Lang
+    """Its passage's language."""
 
 
 def _in_one_language(
     best: list[_Unit],
-    passages: list[ScoredChunk],
     lang: Lang,
     restated: Callable[[str, list[str]], tuple[int, int]],
 ) -> list[_Unit]:
     """``best`` less the units in another language than ``lang`` that the units in ``lang``
     already say, or that only pad them (:func:`compose_extractive`'s ``restated``)."""
-    own = [u for u in best if passages[u[1]].chunk.lang == lang]
-    others = [u for u in best if u not in own]
-    if not own or not others:
+    own = [u for u in best if u.lang == lang]
+    if not own or len(own) == len(best):
         return best
-    answered = set().union(*(u[5] for u in own))
-    said = [u[3] for u in own]
+    answered = set().union(*(u.hits for u in own))
+    said = [u.text for u in own]
 
-    def again(u: _Unit) -> bool:
-        if not u[5] <= answered:
-            return False
-        if len(u[5]) <= 1 and u[1] > 0:  # padding: a lower passage naming the product, say
+    def kept(u: _Unit) -> bool:
+        if u.lang == lang or not u.hits <= answered:
             return True
-        held, of = restated(u[3], said)
-        return held >= max(RESTATED_TERMS, RESTATED * of)
+        if len(u.hits) <= 1 and u.rank > 0:  # padding: a lower passage naming the product, say
+            return False
+        held, of = restated(u.text, said)
+        return held < max(RESTATED_TERMS, RESTATED * of)
 
-    dropped = [u for u in others if again(u)]
-    return [u for u in best if u not in dropped]
+    return [u for u in best if kept(u)]
 
 
 def quote(unit: str, numbers: list[int], lang: str) -> str:

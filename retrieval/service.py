@@ -462,8 +462,8 @@ class KnowledgeBase:
                 confidence=confidence, lang=lang, passages=retrieved, features=features,
                 timings_ms=timings, memory=recall.to_log(),
             )  # fmt: skip
-        # Shown, a thing is said once, in the question's language (fitted on both).
-        answer, cited = compose(terms, passages, confirmed=confirmed, restated=self._restated)
+        if any(p.chunk.lang != lang for p in cited):  # shown, said once in the asker's language
+            answer, cited = compose(terms, passages, confirmed=confirmed, restated=self._restated)
         if not confirmed:  # asked how: the procedure, whole and in order
             best = passages[: cfg.max_citations]  # the procedure is the first document's
             steps = procedure_answer(question, terms, best, self.sparse, self.store.document_chunks)
