@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from typing import NamedTuple, Protocol
 
 from kb.retrieval.injection import find_instructions
-from kb.retrieval.models import Lang, ScoredChunk
+from kb.retrieval.models import Chunk, Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
 from kb.retrieval.text import sentence_joiner, sentence_spans, split_sentences
 
@@ -43,6 +43,35 @@ def citable(passages: list[ScoredChunk], limit: int, per_document: int) -> list[
     return chosen
 
 
+def shown_apart(passages: Sequence[ScoredChunk], cited: Sequence[ScoredChunk], lang: Lang) -> bool:
+    """Whether the answer shown differs from the one judged (:func:`compose_extractive`'s
+    ``restated`` and ``whole_entries``): it cites a passage in another language than ``lang``,
+    or a Q&A entry of a lower passage than the best of ``passages``."""
+    best = passages[0].chunk.point_id if passages else None
+    return any(p.chunk.lang != lang or (_cut(p.chunk) and p.chunk.point_id != best) for p in cited)
+
+
+def _telling(chunk: Chunk, held: Callable[[str, Lang], set[str]]) -> tuple[int, str]:
+    """The place and text of what a lower Q&A entry adds: the statement of its answer that
+    holds the most question terms (``held``), the earliest of equals, which is its first, the
+    one that answers, where none holds one (it matched on its question). A question in an
+    answer is a related entry's ("【関連するＦＡＱ】 …ですか？"), not a statement."""
+    text = chunk.text
+    statements = [
+        (o, text[s:e])
+        for o, (s, e) in enumerate(sentence_spans(text))
+        if not text[s:e].rstrip().endswith(("?", "？"))
+    ]
+    if not statements:
+        return 0, text.strip()
+    return max(statements, key=lambda ot: (len(held(ot[1], chunk.lang)), -ot[0]))
+
+
+def _cut(chunk: Chunk) -> bool:
+    """A Q&A entry that is not a sheet's row: quoted whole only from the best passage."""
+    return chunk.kind == "qa" and chunk.location.row is None
+
+
 def compose_extractive(
     question_terms: list[str],
     passages: list[ScoredChunk],
@@ -55,6 +84,7 @@ def compose_extractive(
     translations: Mapping[str, Sequence[str]] | None = None,
     lang: Lang | None = None,
     restated: Restated | None = None,
+    whole_entries: bool = True,
 ) -> tuple[str, list[ScoredChunk]]:
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
@@ -84,6 +114,12 @@ def compose_extractive(
     holds one question term at most (a guide's title page quoted for naming the product). A
     bilingual knowledge base states most things twice; the asker reads them once, in their
     language, and the other language is quoted for what it adds.
+    ``whole_entries`` (True for the answer the confidence judges, as it was fitted): a lower
+    passage's Q&A entry is quoted whole too. False (the answer shown): only the best passage's
+    entry is; a lower one by the statement of its answer that holds the most question terms
+    (its first, which answers, when none does: it matched on its question). The same entries
+    are quoted and cited; what a lower one adds comes without its own opening hours and
+    contact block, which a FAQ's entries repeat.
     :returns: the answer text and the cited passages, numbered from 1 in order.
     """
     passages = citable(passages, max_citations, per_document)
@@ -117,8 +153,11 @@ def compose_extractive(
             if find_instructions(chunk.text):
                 continue
             if hits or rank == 0:
-                # The whole answer, kept together (a Q&A answer is never cut).
-                add(len(hits) + 0.5 - 0.3 * rank, rank, 0, chunk.text.strip(), hits)
+                # The whole answer, kept together (a Q&A answer is never cut); shown from a
+                # lower entry, the statement of it that says most of what was asked.
+                whole = whole_entries or rank == 0 or not _cut(chunk)
+                order, unit = (0, chunk.text.strip()) if whole else _telling(chunk, held)
+                add(len(hits) + 0.5 - 0.3 * rank, rank, order, unit, hits)
             continue
         text = chunk.text
         for order, (s, e) in enumerate(sentence_spans(text)):

@@ -28,7 +28,7 @@ from kb.retrieval.embedders import (
     dense_queries,
     vector_dims,
 )
-from kb.retrieval.extractive import compose_extractive
+from kb.retrieval.extractive import compose_extractive, shown_apart
 from kb.retrieval.generate import (
     AskEvent,
     Delta,
@@ -462,8 +462,9 @@ class KnowledgeBase:
                 confidence=confidence, lang=lang, passages=retrieved, features=features,
                 timings_ms=timings, memory=recall.to_log(),
             )  # fmt: skip
-        if any(p.chunk.lang != lang for p in cited):  # shown, said once in the asker's language
-            answer, cited = compose(terms, passages, confirmed=confirmed, restated=self._restated)
+        if shown_apart(passages, cited, lang):  # said once in the asker's language, and a
+            shown = functools.partial(compose, restated=self._restated, whole_entries=False)
+            answer, cited = shown(terms, passages, confirmed=confirmed)  # lower entry by its words
         if not confirmed:  # asked how: the procedure, whole and in order
             best = passages[: cfg.max_citations]  # the procedure is the first document's
             steps = procedure_answer(question, terms, best, self.sparse, self.store.document_chunks)

@@ -87,6 +87,39 @@ def test_a_qa_answer_is_kept_whole_and_each_of_its_sentences_cited():
     assert cited == [qa]
 
 
+def test_the_answer_shown_quotes_a_lower_entry_by_its_words_not_its_contact_block():
+    enc = BM25Encoder()
+    hours = "■問合せ時間。午前８時４５分～午後５時３０分。【お問い合わせ】市民課。"
+    best = _passage(
+        f"住民票の写しは郵便で請求できます。委任状が必要な場合があります。{hours}",
+        kind="qa", question="住民票の写しを郵送で請求できますか？", index=0, lang="ja",
+    )  # fmt: skip
+    adds = _passage(
+        f"本庁・各サービスセンターの窓口でも住民票の写しを取得できます。{hours}"
+        "【関連するＦＡＱ】住民票の写しを郵便で請求できますか？",
+        kind="qa", question="住民票はどこで取れますか？", index=1, lang="ja",
+    )  # fmt: skip
+    titled = _passage(
+        f"手数料は１通３００円です。{hours}",
+        kind="qa", question="住民票の写しの手数料は？", index=2, lang="ja",
+    )  # fmt: skip
+    terms = enc.terms("住民票の写しを郵便で請求するには？")
+    compose = functools.partial(
+        compose_extractive, terms, [best, adds, titled], enc, max_citations=3, max_sentences=4
+    )
+    judged, judged_cited = compose()  # as the confidence was fitted: every entry whole
+    assert judged_cited == [best, adds, titled] and judged.count("問合せ時間") == 3
+    shown, cited = compose(whole_entries=False)
+    # The best entry whole, its contact block too; the next by its sentence on the question;
+    # the third, matched on its question alone, by its answer's first sentence. The same
+    # entries are cited as in the answer judged.
+    assert cited == [best, adds, titled]
+    assert shown.count("問合せ時間") == 1
+    assert shown.endswith("窓口でも住民票の写しを取得できます。 [2]手数料は１通３００円です。 [3]")
+    report = check_faithfulness(shown, {i + 1: p.chunk.text for i, p in enumerate(cited)})
+    assert report.score == 1.0
+
+
 def test_local_idf_weighs_a_term_missing_from_every_passage_most():
     found = [{"aster", "print"}, {"aster", "toner"}, {"aster"}]
     idf = local_idf(["aster", "print", "chromebook"], found)
