@@ -89,9 +89,9 @@ def compose_extractive(
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
     Units are the sentences of text passages, whole Q&A answers (a Q&A entry is matched on its
-    question and answer together and is never cut) and whole sheet rows (a record's cells are
-    chosen together: "tax): 19800" is not dropped from "Price (JPY excl. tax): 19800" for
-    holding no question term). Units from the best ``max_citations``
+    question and answer together and is not cut, but see ``whole_entries``) and whole sheet
+    rows (a record's cells are chosen together: "tax): 19800" is not dropped from "Price (JPY
+    excl. tax): 19800" for holding no question term). Units from the best ``max_citations``
     passages (at most ``per_document`` from one document: :func:`citable`) are scored by the
     question terms they contain, the better passage first on ties; the best ``max_sentences``
     are kept. A passage with no chosen unit is not cited. A unit that
