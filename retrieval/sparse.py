@@ -20,6 +20,7 @@ import re
 import threading
 import unicodedata
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -127,6 +128,10 @@ TIE_BREAK = 1e-5
 weights so that no two passages score exactly alike (a float32 keeps about seven digits)."""
 
 _STEM_CACHE = 200_000
+RECENT_TEXTS = 256
+"""Texts whose terms an encoder keeps (least recently used out): one question reads its
+passages' terms several times (the answer, the answer shown, the confidence's features), and
+the next question often meets the same passages."""
 """Distinct English words whose stems are remembered (a few MB)."""
 
 
@@ -142,6 +147,8 @@ class BM25Encoder:
         # confidence features): each word is stemmed once (issue 9). Same output.
         self._stems: dict[str, str | None] = {}
         self._heads: dict[str, list[str]] = {}
+        self._recent: OrderedDict[str, tuple[tuple[str, Kind], ...]] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load the morphological analyser and stemmer (fugashi is not thread-safe: one lock)."""
@@ -179,7 +186,21 @@ class BM25Encoder:
 
     def _terms(self, text: str) -> list[tuple[str, Kind]]:
         """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the
-        English ``origin`` of the loanword before it."""
+        English ``origin`` of the loanword before it (the last :data:`RECENT_TEXTS` texts'
+        kept: a FAQ question tokenised the same passages five times, 9 of its 100 ms)."""
+        with self._recent_lock:
+            found = self._recent.get(text)
+            if found is not None:
+                self._recent.move_to_end(text)
+                return list(found)
+        terms = self._analyse(text)
+        with self._recent_lock:
+            self._recent[text] = tuple(terms)
+            if len(self._recent) > RECENT_TEXTS:
+                self._recent.popitem(last=False)
+        return terms
+
+    def _analyse(self, text: str) -> list[tuple[str, Kind]]:
         self.warm_up()
         text = normalize_text(text)
         if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):

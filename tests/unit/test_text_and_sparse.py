@@ -43,6 +43,25 @@ def test_bm25_terms_lemmatise_japanese_and_stem_english():
     assert {"mf", "3400"} <= set(enc.terms("MF-3400 の設定")) & set(enc.terms("MF-3400 settings"))
 
 
+def test_a_texts_terms_are_kept_for_the_next_read_and_the_oldest_give_way(monkeypatch):
+    from kb.retrieval import sparse
+
+    monkeypatch.setattr(sparse, "RECENT_TEXTS", 2)
+    enc = BM25Encoder()
+    analysed: list[str] = []
+    analyse = enc._analyse
+    monkeypatch.setattr(enc, "_analyse", lambda text: analysed.append(text) or analyse(text))
+    first = enc.terms("Replacing the toner cartridges")
+    first.append("changed by a caller")  # a caller's list is its own
+    assert enc.terms("Replacing the toner cartridges") == ["replac", "toner", "cartridg"]
+    assert analysed == ["Replacing the toner cartridges"]  # read once
+    enc.terms("トナーの交換")
+    enc.terms("用紙の補給")  # a third text: the least recently read gives way
+    enc.terms("Replacing the toner cartridges")
+    assert analysed.count("Replacing the toner cartridges") == 2
+    assert len(enc._recent) == 2
+
+
 def test_a_loanword_also_stands_for_the_english_word_it_comes_from():
     enc = BM25Encoder()
     # UniDic's lemma names a loanword's origin (レシート-receipt): the katakana word is a term,
