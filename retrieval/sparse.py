@@ -16,11 +16,11 @@ Term ids are CRC32 hashes (Qdrant sparse indices are u32; collisions are negligi
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
 import zlib
-from collections import OrderedDict
 from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -128,11 +128,11 @@ TIE_BREAK = 1e-5
 weights so that no two passages score exactly alike (a float32 keeps about seven digits)."""
 
 _STEM_CACHE = 200_000
+"""Distinct English words whose stems are remembered (a few MB)."""
 RECENT_TEXTS = 256
 """Texts whose terms an encoder keeps (least recently used out): one question reads its
 passages' terms several times (the answer, the answer shown, the confidence's features), and
 the next question often meets the same passages."""
-"""Distinct English words whose stems are remembered (a few MB)."""
 
 
 class BM25Encoder:
@@ -147,8 +147,7 @@ class BM25Encoder:
         # confidence features): each word is stemmed once (issue 9). Same output.
         self._stems: dict[str, str | None] = {}
         self._heads: dict[str, list[str]] = {}
-        self._recent: OrderedDict[str, tuple[tuple[str, Kind], ...]] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self._recent = functools.lru_cache(maxsize=RECENT_TEXTS)(self._analyse)
 
     def warm_up(self) -> None:
         """Load the morphological analyser and stemmer (fugashi is not thread-safe: one lock)."""
@@ -188,23 +187,13 @@ class BM25Encoder:
         """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the
         English ``origin`` of the loanword before it (the last :data:`RECENT_TEXTS` texts'
         kept: a FAQ question tokenised the same passages five times, 9 of its 100 ms)."""
-        with self._recent_lock:
-            found = self._recent.get(text)
-            if found is not None:
-                self._recent.move_to_end(text)
-                return list(found)
-        terms = self._analyse(text)
-        with self._recent_lock:
-            self._recent[text] = tuple(terms)
-            if len(self._recent) > RECENT_TEXTS:
-                self._recent.popitem(last=False)
-        return terms
+        return list(self._recent(text))  # the caller's own list
 
-    def _analyse(self, text: str) -> list[tuple[str, Kind]]:
+    def _analyse(self, text: str) -> tuple[tuple[str, Kind], ...]:
         self.warm_up()
         text = normalize_text(text)
         if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
-            return [(t, "word") for w in _WORD.findall(text) if (t := self._english(w))]
+            return tuple((t, "word") for w in _WORD.findall(text) if (t := self._english(w)))
         out: list[tuple[str, Kind]] = []
         for surface, lemma, pos, _ in self._tag(text):
             if _ASCII_WORD.match(surface):
@@ -222,7 +211,7 @@ class BM25Encoder:
                     )
                 else:
                     out.append((normalize_kana(head), "word"))
-        return out
+        return tuple(out)
 
     def content_words(self, text: str) -> list[str]:
         """The words of ``text`` that carry its subject, as written (no stems, no lemmas), in
