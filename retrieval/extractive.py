@@ -43,14 +43,6 @@ def citable(passages: list[ScoredChunk], limit: int, per_document: int) -> list[
     return chosen
 
 
-def shown_apart(passages: Sequence[ScoredChunk], cited: Sequence[ScoredChunk], lang: Lang) -> bool:
-    """Whether the answer shown differs from the one judged (:func:`compose_extractive`'s
-    ``restated`` and ``whole_entries``): it cites a passage in another language than ``lang``,
-    or a Q&A entry of a lower passage than the best of ``passages``."""
-    best = passages[0].chunk.point_id if passages else None
-    return any(p.chunk.lang != lang or (_cut(p.chunk) and p.chunk.point_id != best) for p in cited)
-
-
 def _telling(chunk: Chunk, held: Callable[[str, Lang], set[str]]) -> tuple[int, str]:
     """The place and text of what a lower Q&A entry adds: the statement of its answer that
     holds the most question terms (``held``), the earliest of equals, which is its first, the
@@ -65,11 +57,6 @@ def _telling(chunk: Chunk, held: Callable[[str, Lang], set[str]]) -> tuple[int, 
     if not statements:
         return 0, text.strip()
     return max(statements, key=lambda ot: (len(held(ot[1], chunk.lang)), -ot[0]))
-
-
-def _cut(chunk: Chunk) -> bool:
-    """A Q&A entry that is not a sheet's row: quoted whole only from the best passage."""
-    return chunk.kind == "qa" and chunk.location.row is None
 
 
 def compose_extractive(
@@ -155,7 +142,7 @@ def compose_extractive(
             if hits or rank == 0:
                 # The whole answer, kept together (a Q&A answer is never cut); shown from a
                 # lower entry, the statement of it that says most of what was asked.
-                whole = whole_entries or rank == 0 or not _cut(chunk)
+                whole = whole_entries or rank == 0 or chunk.location.row is not None
                 order, unit = (0, chunk.text.strip()) if whole else _telling(chunk, held)
                 add(len(hits) + 0.5 - 0.3 * rank, rank, order, unit, hits)
             continue

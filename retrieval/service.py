@@ -28,7 +28,7 @@ from kb.retrieval.embedders import (
     dense_queries,
     vector_dims,
 )
-from kb.retrieval.extractive import compose_extractive, shown_apart
+from kb.retrieval.extractive import compose_extractive
 from kb.retrieval.generate import (
     AskEvent,
     Delta,
@@ -462,9 +462,9 @@ class KnowledgeBase:
                 confidence=confidence, lang=lang, passages=retrieved, features=features,
                 timings_ms=timings, memory=recall.to_log(),
             )  # fmt: skip
-        if shown_apart(passages, cited, lang):  # said once in the asker's language, and a
-            shown = functools.partial(compose, restated=self._restated, whole_entries=False)
-            answer, cited = shown(terms, passages, confirmed=confirmed)  # lower entry by its words
+        # Shown: said once in the asker's language, a lower Q&A entry by what it adds.
+        shown = functools.partial(compose, restated=self._restated, whole_entries=False)
+        answer, cited = shown(terms, passages, confirmed=confirmed)
         if not confirmed:  # asked how: the procedure, whole and in order
             best = passages[: cfg.max_citations]  # the procedure is the first document's
             steps = procedure_answer(question, terms, best, self.sparse, self.store.document_chunks)
