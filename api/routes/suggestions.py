@@ -1,58 +1,16 @@
-"""Popular questions for the widget's suggestions (issue 6).
-
-A suggestion is shown to other employees as a question worth asking, so it must lead to a good
-answer they may read (issue 25). A question qualifies when:
-
-- it was answered, and at least ``MIN_USERS`` people asked it (no one's one-off question);
-- an asker **confirmed** an answer to it helpful (a thumbs-up), and no answer to it was
-  **contradicted** since (a thumbs-down, or the asker sending it to support): only the
-  questions asked after the latest contradiction count, so a question whose wrong answer a
-  staff answer later fixed can come back once people confirm the new one;
-- the viewer may read every document each counted answer cited, and each counted asker's
-  groups are among the viewer's (the asker's words may name what their groups' documents are
-  about): suggestions stay within the viewer's access groups;
-- it does not quote a passage the viewer may not read.
-"""
+"""Popular questions for the widget's suggestions (issue 6): :mod:`services.suggestions`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from kb.api.deps import DBDep, EmployeeDep, KBDep
 from kb.api.responses import Suggestion
-from kb.db.engine import Database
-from kb.db.models import Feedback, QueryLog, QueueItem
-from kb.retrieval.models import AccessFilter
-from kb.retrieval.service import KnowledgeBase
-from kb.services.access import Access, query_sources
-from kb.services.identity import Identity
+from kb.services.suggestions import suggestions as suggest
 
 router = APIRouter(prefix="/api", tags=["ask"])
-
-RECENT = 2000
-"""How many recent answered questions are counted."""
-MIN_USERS = 2
-"""A question is suggested only once this many people asked it: no one's one-off question."""
-
-
-@dataclass
-class _Asked:
-    """The asks of one question (normalised text), newest first."""
-
-    text: str
-    contradicted_at: datetime | None = None
-    asks: list[tuple[datetime, str, bool]] = field(default_factory=list)
-    """``(asked at, user, confirmed helpful)`` of the asks the viewer may see."""
-
-    def counted(self) -> list[tuple[datetime, str, bool]]:
-        """The asks after the latest contradiction."""
-        cut = self.contradicted_at
-        return [a for a in self.asks if cut is None or a[0] > cut]
 
 
 @router.get("/suggestions", response_model=list[Suggestion], response_model_exclude_unset=True)
@@ -65,103 +23,4 @@ def suggestions(
 ) -> list[dict[str, object]]:
     """Questions several people asked, with answers confirmed helpful and not contradicted,
     from documents the caller may read (already masked)."""
-    popular = popular_questions(db, identity, lang=lang)
-    out: list[dict[str, object]] = []
-    restricted: tuple[str, ...] | None = None
-    for question, users in popular:
-        if len(out) >= limit:
-            break
-        if restricted is None:
-            # From the index, not the catalog: a Q&A sheet restricts single rows. Only the
-            # groups the viewer is not in: their passages must not be repeated to them.
-            viewer = set(identity.groups)
-            restricted = tuple(sorted(set(kb.store.access_groups()) - viewer))
-        # Someone without access may have typed (pasted) a restricted passage (issue 8).
-        if restricted and _quotes_restricted(kb, question, restricted):
-            continue
-        out.append({"question": question, "users": users})
-    return out
-
-
-def popular_questions(
-    db: Database, identity: Identity, *, lang: str | None = None
-) -> list[tuple[str, int]]:
-    """``(question, people who asked it)`` that qualify for ``identity`` (module docstring),
-    most asked first."""
-    # The viewer as an employee: an admin's suggestions are those of their own groups.
-    viewer = Access(
-        user_id=identity.user_id,
-        groups=frozenset(identity.groups),
-        roles=frozenset(),
-        via="suggestions",
-    )
-    with db.session() as s:
-        rows = s.execute(
-            select(
-                QueryLog.id,
-                QueryLog.question,
-                QueryLog.user_id,
-                QueryLog.groups,
-                QueryLog.lang,
-                QueryLog.citations,
-                QueryLog.created_at,
-            )
-            .where(QueryLog.status == "answered")
-            .order_by(QueryLog.created_at.desc())
-            .limit(RECENT)
-        ).all()
-        ids = [r[0] for r in rows]
-        verdicts: dict[str, bool] = {}
-        queued: set[str] = set()
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            verdicts.update(
-                s.execute(
-                    select(Feedback.query_id, Feedback.helpful).where(Feedback.query_id.in_(part))
-                )
-                .tuples()
-                .all()
-            )
-            queued.update(
-                s.execute(select(QueueItem.query_id).where(QueueItem.query_id.in_(part))).scalars()
-            )
-    sources = query_sources(db, ((r[0], r[5]) for r in rows))
-    asked: dict[str, _Asked] = {}
-    for qid, question, user_id, groups, qlang, _cites, at in rows:
-        text = " ".join(question.split())
-        entry = asked.setdefault(text.lower(), _Asked(text))
-        # A contradiction counts whoever asked: a wrong answer is wrong for everyone.
-        if verdicts.get(qid) is False or qid in queued:
-            if entry.contradicted_at is None or at > entry.contradicted_at:
-                entry.contradicted_at = at
-            continue
-        if (lang and qlang != lang) or "[" in question:  # masked: someone's personal data
-            continue
-        if not set(groups or ()) <= viewer.groups or not viewer.reads_all(sources[qid]):
-            continue
-        entry.asks.append((at, user_id, verdicts.get(qid) is True))
-    out: list[tuple[str, int]] = []
-    for entry in asked.values():
-        counted = entry.counted()
-        users = {user for _at, user, _ok in counted}
-        if len(users) >= MIN_USERS and any(ok for _at, _user, ok in counted):
-            out.append((entry.text, len(users)))
-    out.sort(key=lambda x: (-x[1], x[0]))
-    return out
-
-
-def _grams(text: str) -> set[str]:
-    flat = " ".join(text.lower().split())
-    return {flat[i : i + 3] for i in range(max(0, len(flat) - 2))}
-
-
-def _quotes_restricted(kb: KnowledgeBase, question: str, groups: tuple[str, ...]) -> bool:
-    """Whether ``question`` mostly repeats a restricted passage (character trigrams)."""
-    passages, _ = kb.search(question, acl=AccessFilter(groups=groups), top_k=5)
-    wanted = _grams(question)
-    if not wanted:
-        return False
-    for p in passages:
-        if p.chunk.groups and len(wanted & _grams(p.chunk.text)) >= 0.6 * len(wanted):
-            return True
-    return False
+    return suggest(db, kb, identity, lang=lang, limit=limit)
