@@ -9,7 +9,7 @@ types every field clients may rely on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -198,10 +198,13 @@ class EvalRunOut(Body):
 
 
 class Suggestion(Body):
-    """A question many people asked and got a helpful answer to."""
+    """A question to suggest: one many people asked and got a helpful answer to (``popular``),
+    or the question of one of the knowledge base's own Q&A entries (``entry``)."""
 
     question: str
-    users: int
+    kind: Literal["popular", "entry"]
+    users: int | None = None
+    """How many people asked it (popular questions)."""
 
 
 class ModelOut(Body):

@@ -1,7 +1,8 @@
-"""Popular questions for the widget's suggestions (issue 6).
+"""Suggested questions for the widget (issue 6): what people ask, and, where few have asked yet,
+what the knowledge base's own Q&A entries ask.
 
 A suggestion is shown to other employees as a question worth asking, so it must lead to a good
-answer they may read (issue 25). A question qualifies when:
+answer they may read (issue 25). A **popular** question qualifies when:
 
 - it was answered, and at least ``MIN_USERS`` people asked it (no one's one-off question);
 - an asker **confirmed** an answer to it helpful (a thumbs-up), and no answer to it was
@@ -12,26 +13,38 @@ answer they may read (issue 25). A question qualifies when:
   groups are among the viewer's (the asker's words may name what their groups' documents are
   about): suggestions stay within the viewer's access groups;
 - it does not quote a passage the viewer may not read.
+
+A knowledge base nobody has asked much yet (a new installation, a new department's documents)
+has few or none, and a newcomer most needs them then. :func:`suggestions` fills the rest, when
+asked to (``starters``), with **entry** questions: the questions of the knowledge base's own Q&A
+entries (Q&A sheets' rows, staff answers), written by the people who wrote their answers, in the
+viewer's language, from passages the viewer may read, one category at a time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from kb.db.engine import Database
-from kb.db.models import Feedback, QueryLog, QueueItem
-from kb.retrieval.models import AccessFilter
+from kb.db.models import DocumentRecord, Feedback, QueryLog, QueueItem
+from kb.retrieval.models import AccessFilter, Chunk
 from kb.retrieval.service import KnowledgeBase
 from kb.services.access import Access, query_sources
 from kb.services.identity import Identity
+from kb.services.staff_answers import STAFF_SOURCE
 
 RECENT = 2000
 """How many recent answered questions are counted."""
 MIN_USERS = 2
 """A question is suggested only once this many people asked it: no one's one-off question."""
+SHEETS = (".csv", ".xlsx")
+"""Files whose rows can be Q&A entries (``ingest/_formats/sheets.py``)."""
+STAFF_ANSWERS_READ = 50
+"""The newest staff answers read for entry questions (each is a document of its own)."""
 
 
 @dataclass
@@ -56,13 +69,13 @@ def suggestions(
     *,
     lang: str | None = None,
     limit: int = 5,
-) -> list[dict[str, object]]:
-    """Questions several people asked, with answers confirmed helpful and not contradicted,
-    from documents the caller may read (already masked)."""
-    popular = popular_questions(db, identity, lang=lang)
-    out: list[dict[str, object]] = []
+    starters: bool = False,
+) -> list[dict[str, Any]]:
+    """Popular questions (``kind`` "popular", with how many people asked them, already masked)
+    and, with ``starters``, entry questions (``kind`` "entry") after them up to ``limit``."""
+    out: list[dict[str, Any]] = []
     restricted: tuple[str, ...] | None = None
-    for question, users in popular:
+    for question, users in popular_questions(db, identity, lang=lang):
         if len(out) >= limit:
             break
         if restricted is None:
@@ -73,8 +86,71 @@ def suggestions(
         # Someone without access may have typed (pasted) a restricted passage (issue 8).
         if restricted and _quotes_restricted(kb, question, restricted):
             continue
-        out.append({"question": question, "users": users})
+        out.append({"question": question, "users": users, "kind": "popular"})
+    if starters and len(out) < limit:
+        taken = {_key(s["question"]) for s in out}
+        for question in entry_questions(db, kb, identity.acl, lang=lang):
+            if len(out) >= limit:
+                break
+            if _key(question) not in taken:
+                taken.add(_key(question))
+                out.append({"question": question, "kind": "entry"})
     return out
+
+
+def entry_questions(
+    db: Database, kb: KnowledgeBase, acl: AccessFilter, *, lang: str | None = None
+) -> list[str]:
+    """The questions of the knowledge base's Q&A entries that ``acl`` may read, in ``lang``
+    (the entry's own language), in the order they are suggested: the sheets' categories in
+    turn (the first question of each, then the second, ...; sheets by path), then the newest
+    staff answers. Only a document's current, indexed version counts."""
+    with db.session() as s:
+        sheets = s.execute(
+            select(DocumentRecord.id, DocumentRecord.version)
+            .where(
+                DocumentRecord.status == "indexed",
+                DocumentRecord.suffix.in_(SHEETS),
+                DocumentRecord.source != STAFF_SOURCE,
+            )
+            .order_by(DocumentRecord.source_path, DocumentRecord.id)
+        ).all()
+        staff = s.execute(
+            select(DocumentRecord.id, DocumentRecord.version)
+            .where(DocumentRecord.status == "indexed", DocumentRecord.source == STAFF_SOURCE)
+            .order_by(DocumentRecord.created_at.desc(), DocumentRecord.id)
+            .limit(STAFF_ANSWERS_READ)
+        ).all()
+    categories: dict[tuple[str, str], list[str]] = {}
+    for doc_id, version in sheets:
+        for c in _entries(kb, doc_id, version, acl, lang):
+            category = c.location.heading_path[0] if c.location.heading_path else ""
+            categories.setdefault((doc_id, category), []).append(c.question or "")
+    queues = list(categories.values())
+    queues.append([c.question or "" for d, v in staff for c in _entries(kb, d, v, acl, lang)])
+    out: list[str] = []
+    for turn in range(max((len(q) for q in queues), default=0)):
+        out += [q[turn] for q in queues if turn < len(q)]
+    return out
+
+
+def _entries(
+    kb: KnowledgeBase, document_id: str, version: int, acl: AccessFilter, lang: str | None
+) -> list[Chunk]:
+    """The Q&A entries (chunks) of one document's ``version`` that ``acl`` may read, in ``lang``."""
+    return [
+        p.chunk
+        for p in kb.store.document_chunks(document_id)
+        if p.chunk.kind == "qa"
+        and p.chunk.question
+        and p.chunk.version == version
+        and acl.permits(p.chunk.groups)
+        and (lang is None or p.chunk.lang == lang)
+    ]
+
+
+def _key(question: str) -> str:
+    return " ".join(question.split()).lower()
 
 
 def popular_questions(

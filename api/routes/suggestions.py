@@ -1,8 +1,8 @@
-"""Popular questions for the widget's suggestions (issue 6): :mod:`services.suggestions`."""
+"""Suggested questions for the widget (issue 6): :mod:`services.suggestions`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -20,7 +20,9 @@ def suggestions(
     kb: KBDep,
     lang: Literal["ja", "en"] | None = None,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
-) -> list[dict[str, object]]:
+    starters: bool = False,
+) -> list[dict[str, Any]]:
     """Questions several people asked, with answers confirmed helpful and not contradicted,
-    from documents the caller may read (already masked)."""
-    return suggest(db, kb, identity, lang=lang, limit=limit)
+    from documents the caller may read (already masked); with ``starters``, the rest up to
+    ``limit`` from the knowledge base's own Q&A entries the caller may read."""
+    return suggest(db, kb, identity, lang=lang, limit=limit, starters=starters)

@@ -37,8 +37,6 @@ const T = {
     confidence: "confidence", dev: "development identity",
     generated: "written by the assistant, checked against the sources", extractive: "quoted from the sources",
     escalatedMeta: "passed to the support team", asking: "Asking…", rateLabel: "Was this answer helpful?",
-    templates: ["How do I replace the toner?", "How do I connect the Aster to Wi-Fi?",
-                "What are the support desk hours?"],
   },
   ja: {
     launcher: "質問する", title: "ナレッジベース", close: "閉じる",
@@ -60,7 +58,6 @@ const T = {
     confidence: "確信度", dev: "開発用ID",
     generated: "アシスタントが作成（出典で確認済み）", extractive: "出典からの引用",
     escalatedMeta: "サポート担当者に引き継ぎ", asking: "質問中…", rateLabel: "この回答は役に立ちましたか？",
-    templates: ["トナーカートリッジを交換するには？", "プリンターをWi-Fiに接続するには？", "サポート窓口の受付時間は？"],
   },
 };
 
@@ -301,7 +298,9 @@ class KbWidget extends HTMLElement {
     const t = this.t;
     const list = this.suggest.querySelector("ul");
     list.replaceChildren();
-    let templates = t.templates;
+    // The page's own suggestions first; then what people here asked, and, where few have
+    // asked yet, the questions of this knowledge base's own Q&A entries (starters).
+    let templates = [];
     const attr = this.getAttribute("suggestions");
     if (attr) {
       try { templates = JSON.parse(attr); } catch { templates = attr.split("|"); }
@@ -311,8 +310,8 @@ class KbWidget extends HTMLElement {
     const seen = new Set();
     for (const q of templates.map((s) => String(s).trim()).filter(Boolean)) { seen.add(q); add(q, false); }
     try {
-      const popular = await this.api(`/api/suggestions?lang=${this.lang2}&limit=3`);
-      for (const p of popular) if (!seen.has(p.question)) add(p.question, true);
+      const more = await this.api(`/api/suggestions?lang=${this.lang2}&limit=3&starters=true`);
+      for (const s of more) if (!seen.has(s.question)) add(s.question, s.kind === "popular");
     } catch { /* suggestions are optional */ }
   }
 

@@ -90,7 +90,7 @@ def test_suggestions_are_questions_several_people_asked_and_confirmed(web_client
     # Asked twice, but nobody said the answer helped: not a suggestion (issue 25).
     assert _suggested(web_client) == []
     _rate(web_client, first, "u1", True)
-    assert _suggested(web_client) == [{"question": question, "users": 2}]
+    assert _suggested(web_client) == [{"question": question, "users": 2, "kind": "popular"}]
     assert _suggested(web_client, lang="ja") == []
 
 
