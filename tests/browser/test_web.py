@@ -57,13 +57,14 @@ def open_widget(page: Any, base: str) -> None:
 def test_widget_answers_with_citations_and_opens_the_source(live_server, context):
     page = context.new_page()
     open_widget(page, live_server)
-    first = page.locator("kb-widget .suggest button").first
-    expect(first).to_be_visible()
-    # Nobody has asked anything yet: the suggestions are the sample FAQ's own questions
-    # (starters), not marked popular.
+    buttons = page.locator("kb-widget .suggest button")
+    expect(buttons.first).to_be_visible()
+    # A suggestion is a popular question (tagged; earlier tests on this server may have made
+    # some) or one of the sample FAQ's own questions (starters): never a question of no source.
     faq = (Path(__file__).parents[2] / "docs_corpus/faq/kos-support-faq.csv").read_text("utf-8")
-    assert first.inner_text().strip() in faq
-    expect(first.locator(".tag")).to_have_count(0)
+    for button in buttons.all():
+        if button.locator(".tag").count() == 0:
+            assert button.inner_text().strip() in faq, button.inner_text()
     shot(page, "01-demo-widget-open")
     turn = ask_in_widget(page, "How do I replace the toner?")
     assert "answered" in (turn.get_attribute("class") or "")
