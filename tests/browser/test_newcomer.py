@@ -117,6 +117,15 @@ def test_ask_page_enter_that_ends_an_ime_composition_does_not_send(live_server, 
         ctx.close()
 
 
+def test_ask_page_shows_a_procedure_one_step_a_line(live_server, context):
+    """The answer's line breaks reach the page: a procedure is not one run-on paragraph."""
+    page = context.new_page()
+    page.goto(f"{live_server}/")
+    turn = _ask_on_page(page, "How do I replace the toner?")
+    lines = [line for line in turn.locator("p.a").inner_text().splitlines() if line.strip()]
+    assert len(lines) >= 6 and lines[0].startswith("1"), lines
+
+
 def test_ask_page_feedback_follow_up_and_the_console_shows_the_earlier_turn(live_server, context):
     page = context.new_page()
     errors = _errors(page)
