@@ -20,6 +20,7 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
+from kb.ingest._formats.sheets import SUFFIXES as SHEETS
 from kb.retrieval.errors import ParseError
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import ParsedDocument, Section
@@ -36,6 +37,8 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".txt"}
 )
 """Lower-case file suffixes :func:`parse_file` accepts."""
+SHEET_SUFFIXES: frozenset[str] = SHEETS
+"""Those whose rows can be Q&A entries (spreadsheets, :mod:`ingest._formats.sheets`)."""
 
 _FORMAT_NAMES = {
     ".md": "Markdown",

@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from kb.db.engine import Database
 from kb.db.models import DocumentRecord, Feedback, QueryLog, QueueItem
+from kb.ingest.parse import SHEET_SUFFIXES
 from kb.retrieval.models import AccessFilter, Chunk
 from kb.retrieval.service import KnowledgeBase
 from kb.services.access import Access, query_sources
@@ -41,10 +42,8 @@ RECENT = 2000
 """How many recent answered questions are counted."""
 MIN_USERS = 2
 """A question is suggested only once this many people asked it: no one's one-off question."""
-SHEETS = (".csv", ".xlsx")
-"""Files whose rows can be Q&A entries (``ingest/_formats/sheets.py``)."""
 STAFF_ANSWERS_READ = 50
-"""The newest staff answers read for entry questions (each is a document of its own)."""
+"""The newest staff answers looked at for entry questions (each is a document of its own)."""
 
 
 @dataclass
@@ -89,7 +88,8 @@ def suggestions(
         out.append({"question": question, "users": users, "kind": "popular"})
     if starters and len(out) < limit:
         taken = {_key(s["question"]) for s in out}
-        for question in entry_questions(db, kb, identity.acl, lang=lang):
+        # ``limit`` of them: as many as are wanted, and one for each popular question above.
+        for question in entry_questions(db, kb, identity.acl, lang=lang, limit=limit):
             if len(out) >= limit:
                 break
             if _key(question) not in taken:
@@ -99,18 +99,25 @@ def suggestions(
 
 
 def entry_questions(
-    db: Database, kb: KnowledgeBase, acl: AccessFilter, *, lang: str | None = None
+    db: Database,
+    kb: KnowledgeBase,
+    acl: AccessFilter,
+    *,
+    lang: str | None = None,
+    limit: int | None = None,
 ) -> list[str]:
     """The questions of the knowledge base's Q&A entries that ``acl`` may read, in ``lang``
     (the entry's own language), in the order they are suggested: the sheets' categories in
-    turn (the first question of each, then the second, ...; sheets by path), then the newest
-    staff answers. Only a document's current, indexed version counts."""
+    turn (the first question of each, then the second, ...; sheets by path), the newest staff
+    answers taking a turn as one more category. Only a document's current, indexed version
+    counts. With ``limit``, the first ``limit``: the staff answers (a document each) are then
+    read only until there are that many of them."""
     with db.session() as s:
         sheets = s.execute(
             select(DocumentRecord.id, DocumentRecord.version)
             .where(
                 DocumentRecord.status == "indexed",
-                DocumentRecord.suffix.in_(SHEETS),
+                DocumentRecord.suffix.in_(SHEET_SUFFIXES),
                 DocumentRecord.source != STAFF_SOURCE,
             )
             .order_by(DocumentRecord.source_path, DocumentRecord.id)
@@ -126,12 +133,16 @@ def entry_questions(
         for c in _entries(kb, doc_id, version, acl, lang):
             category = c.location.heading_path[0] if c.location.heading_path else ""
             categories.setdefault((doc_id, category), []).append(c.question or "")
-    queues = list(categories.values())
-    queues.append([c.question or "" for d, v in staff for c in _entries(kb, d, v, acl, lang)])
+    answers: list[str] = []
+    for doc_id, version in staff:
+        if limit is not None and len(answers) >= limit:
+            break
+        answers += [c.question or "" for c in _entries(kb, doc_id, version, acl, lang)]
+    queues = [*categories.values(), answers]
     out: list[str] = []
-    for turn in range(max((len(q) for q in queues), default=0)):
+    for turn in range(max(len(q) for q in queues)):
         out += [q[turn] for q in queues if turn < len(q)]
-    return out
+    return out[:limit]
 
 
 def _entries(
@@ -150,6 +161,7 @@ def _entries(
 
 
 def _key(question: str) -> str:
+    """A question as two askings of it compare: spaces and case aside."""
     return " ".join(question.split()).lower()
 
 
@@ -198,8 +210,7 @@ def popular_questions(
     sources = query_sources(db, ((r[0], r[5]) for r in rows))
     asked: dict[str, _Asked] = {}
     for qid, question, user_id, groups, qlang, _cites, at in rows:
-        text = " ".join(question.split())
-        entry = asked.setdefault(text.lower(), _Asked(text))
+        entry = asked.setdefault(_key(question), _Asked(" ".join(question.split())))
         # A contradiction counts whoever asked: a wrong answer is wrong for everyone.
         if verdicts.get(qid) is False or qid in queued:
             if entry.contradicted_at is None or at > entry.contradicted_at:

@@ -19,6 +19,9 @@ from kb.ingest._formats.common import Parsed, cell_text, row_text, squash
 from kb.retrieval.errors import ParseError
 from kb.retrieval.models import Location, Section
 
+SUFFIXES = frozenset({".csv", ".xlsx"})
+"""The files read here, whose rows can be Q&A entries."""
+
 ALIASES: dict[str, frozenset[str]] = {
     "question": frozenset(
         "question|questions|q|question text|質問|質問内容|質問文|問い|問|設問|frage|fragen|"

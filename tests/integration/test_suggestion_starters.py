@@ -120,6 +120,9 @@ def test_starters_stay_within_the_viewers_groups_and_follow_the_current_version(
         "How do I book a meeting room?",
         "Can I bring a guest to the canteen?",
     ]
+    assert entry_questions(db, kb, EVERYONE, lang="en", limit=1) == [
+        "How do I book a meeting room?"
+    ]
     assert "Who approves overtime for grade 7?" in entry_questions(
         db, kb, AccessFilter(groups=("hr",)), lang="en"
     )
