@@ -28,10 +28,11 @@ from kb.retrieval.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
 
-PARSERS_VERSION = 3
+PARSERS_VERSION = 4
 """Bump when a parser or the chunker reads the same file differently (2: PDF tables row by row;
-3: chunks keep the spaces and line breaks between sentences). ``kb eval`` re-indexes its folder
-datasets on a bump; a deployment runs ``kb ingest --reindex``."""
+3: chunks keep the spaces and line breaks between sentences; 4: a sentence ends after a word
+that ends like an abbreviation, "setup." or "help.", and not after "excl."). ``kb eval``
+re-indexes its folder datasets on a bump; a deployment runs ``kb ingest --reindex``."""
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".txt"}

@@ -14,7 +14,11 @@ _END = re.compile(
     r"|(?<=[a-z0-9)]\.)(?=[A-Z][a-z])"
     r"|\n+"
 )
-_ABBREV = re.compile(r"(?:e\.g|i\.e|etc|approx|no|vs|fig|p)\.$", re.IGNORECASE)
+_ABBREV = re.compile(
+    r"\b(?:e\.g|i\.e|etc|approx|no|vs|fig|p|pp|excl|incl|cf|ca|ext|tel|dept|mr|mrs|ms|dr)\.$",
+    re.IGNORECASE,
+)
+"""Abbreviations that a sentence does not end at: "Price (JPY excl. tax)", "ext. 4021"."""
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

@@ -240,9 +240,12 @@ def test_a_sheet_row_is_quoted_whole_as_one_record():
         max_sentences=4,
     )
     assert cited == [row] and "19800" in answer
-    assert answer == (
-        "Part number: TN-340C; Item: Toner cartridge cyan; Price (JPY excl. [1] tax): 19800 [1]"
-    )  # each sentence the splitter sees is cited, as the faithfulness check reads it
+    # One sentence, one marker: "excl." does not end a sentence (it put a marker inside the
+    # label, "Price (JPY excl. [1] tax)").
+    assert (
+        answer
+        == "Part number: TN-340C; Item: Toner cartridge cyan; Price (JPY excl. tax): 19800 [1]"
+    )
     assert check_faithfulness(answer, {1: row.chunk.text}).score == 1.0
 
 

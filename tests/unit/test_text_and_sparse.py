@@ -19,6 +19,23 @@ def test_sentences_split_on_japanese_and_english_ends_but_not_decimals():
     ]
 
 
+def test_a_sentence_ends_after_a_word_that_ends_like_an_abbreviation_and_not_after_one():
+    # "map." is not "p." nor "setup." "no.": a sentence ended there and was quoted with the next.
+    assert split_sentences("Pick up the map. Then run setup. Ask for help.") == [
+        "Pick up the map.",
+        "Then run setup.",
+        "Ask for help.",
+    ]
+    # A sheet row is one sentence: its citation marker is not put inside "(JPY excl. tax)".
+    row = "Item: Toner cartridge black; Price (JPY excl. tax): 14800; Notes: call ext. 4021"
+    assert split_sentences(row) == [row]
+    assert split_sentences("Prices incl. tax. See p. 4 and fig. 12. Done.") == [
+        "Prices incl. tax.",
+        "See p. 4 and fig. 12.",
+        "Done.",
+    ]
+
+
 def test_sentence_spans_index_the_original_text():
     text = "  First one.  Second one.\n\n三つ目。"
     for start, end in sentence_spans(text):
