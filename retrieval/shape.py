@@ -34,6 +34,8 @@ _HOW = (
         re.IGNORECASE,
     ),
     re.compile(r"方法|手順|やり方|仕方|どうすれば|どうやって|どのように|には[？?]?\s*$"),
+    # A verb stem and 方: 「直し方」「使い方」 (not 「この方」, nor 「両方」 or 「夕方」).
+    re.compile(r"[ぁ-ゖ](?<!の)方"),
 )
 """Questions that ask for a procedure."""
 
