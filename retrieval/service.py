@@ -67,7 +67,8 @@ from kb.retrieval.rerank import (
 )
 from kb.retrieval.settings import Settings
 from kb.retrieval.shape import procedure_answer
-from kb.retrieval.sparse import BM25Encoder, term_id
+from kb.retrieval.sparse import BM25Encoder
+from kb.retrieval.spelling import Speller
 from kb.retrieval.synonyms import EMPTY, SynonymTable
 from kb.retrieval.telemetry import record_search
 from kb.retrieval.versions import current_versions, overfetch
@@ -104,6 +105,7 @@ class KnowledgeBase:
         """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
         self._ranker_lock = threading.Lock()
         self._terms = TermsCache(sparse.terms)
+        self.speller = Speller(sparse, store)
         self._vectors: dict[str, list[float]] = {}
         self.write_lock = threading.RLock()
         """Held by ``ingest.indexing``, the store's one writer, around each write (issue 26)."""
@@ -198,7 +200,8 @@ class KnowledgeBase:
                 cross_lang_weight=cfg.cross_lang_weight,
             )
         t1 = time.perf_counter()
-        sparse = self.sparse.encode_query(question) if cfg.use_bm25 else None
+        spelled = self.speller.spelled(question, acl) if cfg.use_bm25 else None
+        sparse = self.sparse.encode_query(question, spelled) if cfg.use_bm25 else None
         translations = self.translations(question) if cfg.use_bm25 and translate else None
         translated = translated_query(translations, lang, cfg.cross_lang_terms_weight)
         t2 = time.perf_counter()
@@ -415,7 +418,7 @@ class KnowledgeBase:
             rest = [p for p in deep if p.chunk.point_id not in seen]
             retrieved = passages + rest[: depth - len(passages)]
         t1 = time.perf_counter()
-        terms = self.sparse.terms(question)
+        terms = self.speller.terms(question, acl)
         translations = self.translations(question)  # the search looked them up too
         compose = functools.partial(
             compose_extractive,
@@ -440,11 +443,8 @@ class KnowledgeBase:
             judged = judged[: cfg.top_k]
             judged_answer, judged_cited = compose(terms, judged, translations=None)
 
-        def present(rest: set[str]) -> set[str]:
-            # A retrieved passage's terms are known; the store is asked about the rare rest.
-            ids = {term_id(t): t for t in rest}
-            return {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
-
+        # A retrieved passage's terms are known; the store is asked about the rare rest.
+        present = functools.partial(self.speller.present, acl=acl)
         features = gate_features(
             terms, judged, judged_answer, judged_cited, self.sparse, present,
             dense_name=self.embedders[0].name if self.embedders and cfg.use_dense else "",

@@ -22,7 +22,7 @@ import threading
 import unicodedata
 import zlib
 from collections.abc import Sequence, Set
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import SparseVector
@@ -76,6 +76,27 @@ _EN_STOP = frozenset(
     then there these they this those to too was we were what when where which while who whom why
     will with would you your yours please tell know way""".split()
 )
+
+
+def english_only(text: str) -> bool:
+    """Whether ``text`` is English with no Japanese character (read the English way)."""
+    return detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text)
+
+
+class Word(NamedTuple):
+    """A word of a Japanese text as UniDic reads it."""
+
+    surface: str
+    lemma: str | None
+    pos: str
+    kana: str | None
+    space: str
+    """The white space before it."""
+
+
+def _read(node: Any) -> Word:
+    f = node.feature
+    return Word(node.surface, f.lemma, f.pos1, f.kana, node.white_space)
 
 
 def term_id(term: str) -> int:
@@ -192,26 +213,43 @@ class BM25Encoder:
     def _analyse(self, text: str) -> tuple[tuple[str, Kind], ...]:
         self.warm_up()
         text = normalize_text(text)
-        if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+        if english_only(text):
             return tuple((t, "word") for w in _WORD.findall(text) if (t := self._english(w)))
-        out: list[tuple[str, Kind]] = []
-        for surface, lemma, pos, _ in self._tag(text):
-            if _ASCII_WORD.match(surface):
-                if term := self._english(surface):
-                    out.append((term, "word"))
-            elif pos in _JA_KEEP:
-                base = lemma or surface
-                if base in _JA_DROP_LEMMAS:
-                    continue
-                head, _, origin = base.partition("-")
-                if _KATAKANA.match(head) and _ASCII_ORIGIN.match(origin):
-                    out.append((normalize_kana(head), "loan"))
-                    out.extend(
-                        (t, "origin") for w in _WORD.findall(origin) if (t := self._english(w))
-                    )
-                else:
-                    out.append((normalize_kana(head), "word"))
-        return tuple(out)
+        return tuple(
+            term
+            for surface, lemma, pos, _ in self._tag(text)
+            for term in self.word_terms(surface, lemma, pos)
+        )
+
+    def word_terms(self, surface: str, lemma: str | None, pos: str) -> list[tuple[str, Kind]]:
+        """The terms of one word of a Japanese text (a Latin word inside it the English way)."""
+        if _ASCII_WORD.match(surface):
+            term = self._english(surface)
+            return [(term, "word")] if term else []
+        base = lemma or surface
+        if pos not in _JA_KEEP or base in _JA_DROP_LEMMAS:
+            return []
+        head, _, origin = base.partition("-")
+        if _KATAKANA.match(head) and _ASCII_ORIGIN.match(origin):
+            return [
+                (normalize_kana(head), "loan"),
+                *((t, "origin") for w in _WORD.findall(origin) if (t := self._english(w))),
+            ]
+        return [(normalize_kana(head), "word")]
+
+    def words(self, text: str) -> list[Word]:
+        """The words of a Japanese ``text`` as UniDic reads them (:mod:`retrieval.spelling`)."""
+        self.warm_up()
+        with self._lock:
+            return [_read(w) for w in self._tagger(normalize_text(text))]
+
+    def other_analyses(self, surface: str, n: int) -> list[list[Word]]:
+        """The ``n`` next-best analyses of one word's ``surface`` (MeCab's n-best after the
+        first): 「紙詰まり」 -> [[紙, 詰まり], ...]."""
+        self.warm_up()
+        with self._lock:
+            parses = self._tagger.nbestToNodeList(surface, n + 1)[1:]
+            return [[_read(w) for w in parse] for parse in parses]
 
     def content_words(self, text: str) -> list[str]:
         """The words of ``text`` that carry its subject, as written (no stems, no lemmas), in
@@ -221,7 +259,7 @@ class BM25Encoder:
         self.warm_up()
         text = normalize_text(text)
         out: list[str] = []
-        if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+        if english_only(text):
             words = list(re.findall(r"[A-Za-z0-9][A-Za-z0-9\-]*", text))
             out = [w for w in words if w.lower() not in _EN_STOP and self._english(w)]
         else:
@@ -264,7 +302,7 @@ class BM25Encoder:
         self.warm_up()
         text = normalize_text(text)
         out: dict[str, list[str]] = {}
-        if detect_lang(text) == "en" and not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+        if english_only(text):
             words = _WORD.findall(text)
             for i, word in enumerate(words):
                 # A capitalised word inside the sentence names something ("Aster", "Yokohama"):
@@ -338,9 +376,13 @@ class BM25Encoder:
             self._heads[head] = found
         return found
 
-    def encode_query(self, text: str) -> SparseVector:
+    def encode_query(
+        self, text: str, terms: Sequence[tuple[str, Kind]] | None = None
+    ) -> SparseVector:
+        """``terms``: the question's terms as :mod:`retrieval.spelling` spells them; ``None``:
+        as :meth:`terms` gives them."""
         query: dict[int, float] = {}
-        for term, kind in self._terms(text):
+        for term, kind in self._terms(text) if terms is None else terms:
             idx = term_id(term)
             query[idx] = max(query.get(idx, 0.0), _QUERY_WEIGHT[kind])
         ids = sorted(query)

@@ -345,3 +345,22 @@ def test_an_answer_does_not_say_again_in_the_other_language_what_it_said(
     assert result.status == "answered"
     assert "faq/kos-support-faq.csv" in [c.source_path for c in result.citations]
     assert restatement not in result.answer
+
+
+@pytest.mark.parametrize("question", ["紙詰まりの直し方", "プリンターの紙詰まりを直すには？"])
+def test_a_word_asked_in_the_spelling_the_manual_does_not_use_finds_the_manual(sample_kb, question):
+    # The Japanese guide writes 「紙づまり」 (UniDic: 紙 + 詰まり); employees type 「紙詰まり」,
+    # one UniDic word that no passage held: nothing was quoted and the question escalated at 0.
+    kb, _, _ = sample_kb
+    result = kb.ask(question, acl=AccessFilter())
+    assert result.status == "answered", result.confidence
+    jam = [c for c in result.citations if "9.1 紙づまりを取り除く" in c.location]
+    assert [c.source_path for c in jam] == ["manuals/aster-mf3400-guide-ja.docx"]
+
+
+def test_a_sheet_rows_citation_follows_the_row_and_not_an_abbreviation_inside_it(sample_kb):
+    kb, _, _ = sample_kb
+    result = kb.ask("What is the price of the TN-340K black toner cartridge?", acl=AccessFilter())
+    assert result.status == "answered"
+    assert "Price (JPY excl. tax): 14800; Notes: User replaceable [" in result.answer
+    assert "excl. [" not in result.answer
