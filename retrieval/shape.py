@@ -33,7 +33,9 @@ _HOW = (
         r"|\bwhat should (?:i|we) do\b",
         re.IGNORECASE,
     ),
-    re.compile(r"方法|手順|やり方|仕方|どうすれば|どうやって|どのように|には[？?]?\s*$"),
+    re.compile(
+        r"方法|手順|やり方|やりかた|仕方|しかた|どうすれば|どうやって|どのように|には[？?]?\s*$"
+    ),
     # A verb stem and 方: 「直し方」「使い方」 (not 「この方」, nor 「両方」 or 「夕方」).
     re.compile(r"[ぁ-ゖ](?<!の)方"),
 )

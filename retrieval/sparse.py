@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ASCII_WORD = re.compile(r"^[A-Za-z0-9]+$")
 _KATAKANA = re.compile(r"^[\u30a0-\u30ff]+$")
+_CAMEL = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+"""The words of a Latin lemma as English writes them apart: "WiFi" is "Wi-Fi"."""
 _ASCII_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z ]*$")
 _JA_KEEP = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞"}
 # Light verbs, formal nouns and the boilerplate of a request (「〜の方法を教えてください」): they
@@ -60,6 +62,11 @@ _JA_DROP_LEMMAS = {
     "何",
     "可能",
 }
+QUESTION_DROP = frozenset({"方", "遣る"})
+"""Words a question asks with and a passage does not answer with: 「直し方」「やり方」 ask how
+(the verb before 方 says what). Dropped from questions only: a FAQ's passages say 「〜の方は」
+(those who), and their lengths, which BM25 and the confidence read, stay as they were
+(dropped from passages too, localgovfaq_ja lost two right answers)."""
 # Words too general to translate: a formal noun, a light verb or a counter has a dozen English
 # glosses ("time", "go", "get", "take") that match every English passage.
 _UNTRANSLATED = frozenset(
@@ -104,11 +111,12 @@ def term_id(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
-ANALYZER_VERSION = 3
+ANALYZER_VERSION = 4
 """Bump when :meth:`BM25Encoder.terms` gives a text other terms: points encoded by an older
 analyzer no longer match the questions' terms, so ingestion re-encodes them (2: katakana
 loanwords also as the English words they come from; 3: NFKC, katakana long-vowel and ヴ
-variants, issue 23)."""
+variants, issue 23; 4: a katakana word UniDic spells in Latin letters as those English words,
+「ワイファイ」 as "Wi-Fi")."""
 
 _VU = {"ヴァ": "バ", "ヴィ": "ビ", "ヴェ": "ベ", "ヴォ": "ボ", "ヴ": "ブ"}
 _VU_RE = re.compile("|".join(sorted(_VU, key=len, reverse=True)))
@@ -204,6 +212,11 @@ class BM25Encoder:
     def terms(self, text: str) -> list[str]:
         return [t for t, _ in self._terms(text)]
 
+    def question_terms(self, text: str) -> list[tuple[str, Kind]]:
+        """The terms a question searches and is answered by: :meth:`terms` (with their kinds)
+        less the words it asks with (「直し方」's 方, 「やり方」)."""
+        return [(t, k) for t, k in self._terms(text) if t not in QUESTION_DROP]
+
     def _terms(self, text: str) -> list[tuple[str, Kind]]:
         """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the
         English ``origin`` of the loanword before it (the last :data:`RECENT_TEXTS` texts'
@@ -230,6 +243,9 @@ class BM25Encoder:
         if pos not in _JA_KEEP or base in _JA_DROP_LEMMAS:
             return []
         head, _, origin = base.partition("-")
+        latin = normalize_text(head)
+        if latin.isascii():  # UniDic spells some katakana words in Latin: 「ワイファイ」 ＷｉＦｉ
+            return [(t, "word") for w in _CAMEL.findall(latin) if (t := self._english(w))]
         if _KATAKANA.match(head) and _ASCII_ORIGIN.match(origin):
             return [
                 (normalize_kana(head), "loan"),
@@ -380,9 +396,9 @@ class BM25Encoder:
         self, text: str, terms: Sequence[tuple[str, Kind]] | None = None
     ) -> SparseVector:
         """``terms``: the question's terms as :mod:`retrieval.spelling` spells them; ``None``:
-        as :meth:`terms` gives them."""
+        as :meth:`question_terms` gives them."""
         query: dict[int, float] = {}
-        for term, kind in self._terms(text) if terms is None else terms:
+        for term, kind in self.question_terms(text) if terms is None else terms:
             idx = term_id(term)
             query[idx] = max(query.get(idx, 0.0), _QUERY_WEIGHT[kind])
         ids = sorted(query)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from kb.retrieval.models import AccessFilter, SparseVector
 from kb.retrieval.protocols import VectorStore
-from kb.retrieval.sparse import BM25Encoder, Kind, Word, english_only, term_id
+from kb.retrieval.sparse import QUESTION_DROP, BM25Encoder, Kind, Word, english_only, term_id
 
 Spelled = list[tuple[str, Kind]] | None
 """A question's terms as :meth:`Speller.spelled` spells them; ``None``: as asked."""
@@ -75,8 +75,8 @@ class Speller:
     def terms(self, question: str, acl: AccessFilter) -> list[str]:
         """:meth:`BM25Encoder.terms` of ``question`` as :meth:`spelled` spells them: what the
         answer quotes and the confidence reads."""
-        spelled = self.spelled(question, acl)
-        return [t for t, _ in spelled] if spelled else self.encoder.terms(question)
+        spelled = self.spelled(question, acl) or self.encoder.question_terms(question)
+        return [t for t, _ in spelled]
 
     def respelled(
         self,
@@ -90,7 +90,14 @@ class Speller:
         if english_only(text):
             return None
         words = self.encoder.words(text)
-        terms = [self.encoder.word_terms(w.surface, w.lemma, w.pos) for w in words]
+        terms = [
+            [
+                (t, k)
+                for t, k in self.encoder.word_terms(w.surface, w.lemma, w.pos)
+                if t not in QUESTION_DROP
+            ]
+            for w in words
+        ]
         mine = [_own_term(t, w) for t, w in zip(terms, words, strict=True)]
         # Two adjacent nouns the knowledge base may hold as one word.
         joined = {

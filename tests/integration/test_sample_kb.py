@@ -364,3 +364,21 @@ def test_a_sheet_rows_citation_follows_the_row_and_not_an_abbreviation_inside_it
     assert result.status == "answered"
     assert "Price (JPY excl. tax): 14800; Notes: User replaceable [" in result.answer
     assert "excl. [" not in result.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        # UniDic's lemma of 「ワイファイ」 is "ＷｉＦｉ", which matched no passage's "Wi-Fi".
+        ("ワイファイの設定方法", "Wi-Fi"),
+        # 「やり方」 counted as two question words no passage answers with (遣る, 方): 0.38.
+        ("コピーのやり方", "3.1 基本のコピー"),
+    ],
+)
+def test_everyday_japanese_wording_finds_the_japanese_guide(sample_kb, question, section):
+    kb, _, _ = sample_kb
+    result = kb.ask(question, acl=AccessFilter())
+    assert result.status == "answered", result.confidence
+    first = result.citations[0]
+    assert first.source_path == "manuals/aster-mf3400-guide-ja.docx"
+    assert section in first.location

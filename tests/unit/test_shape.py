@@ -77,6 +77,7 @@ def test_how_to_questions_in_both_languages():
         "トナーカートリッジを交換するには？",
         "Wi-Fi の設定手順を教えてください",
         "紙詰まりの直し方",
+        "トナー交換のしかた",
         "スキャナーの使い方を教えて",
     ):
         assert asks_how(question), question

@@ -40,15 +40,15 @@ def test_a_compound_the_passages_write_in_pieces_is_searched_by_its_pieces():
     assert enc.terms("紙づまりを取り除く")[:2] == ["紙", "詰まり"]
     kb = _Passages(enc, GUIDE, "使い方の説明")
     spelled = Speller(enc, None).respelled("紙詰まりの直し方", kb.present, kb.written)
-    assert spelled == [("紙", "word"), ("詰まり", "word"), ("直す", "word"), ("方", "word")]
+    assert spelled == [("紙", "word"), ("詰まり", "word"), ("直す", "word")]
     query = enc.encode_query("紙詰まりの直し方", spelled)
-    assert set(query.indices) == {term_id(t) for t in ("紙", "詰まり", "直す", "方")}
+    assert set(query.indices) == {term_id(t) for t in ("紙", "詰まり", "直す")}
 
 
 def test_pieces_the_passages_hold_as_one_word_are_searched_as_that_word():
     enc = BM25Encoder()
     manual = "紙詰まりが起きたら前カバーを開けて直す。使い方。"
-    assert _respelled(enc, "紙づまりの直し方", manual) == ["紙詰まり", "直す", "方"]
+    assert _respelled(enc, "紙づまりの直し方", manual) == ["紙詰まり", "直す"]
     # A noun the passages only hold as the verb: 「読取り」 (noun) asked, 「読み取る」 written.
     assert _respelled(enc, "読取りができない", "原稿を読み取ります。") == ["読み取る"]
 

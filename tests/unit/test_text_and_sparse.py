@@ -139,3 +139,22 @@ def test_a_question_vector_moves_toward_the_other_language():
     assert toward_other_language([0.6, 0.8, 0.0], "en", direction, 0.0) == pytest.approx(
         [0.6, 0.8, 0.0]
     )
+
+
+def test_a_katakana_word_unidic_spells_in_latin_letters_is_the_english_word():
+    enc = BM25Encoder()
+    # UniDic's lemma of 「ワイファイ」 is "ＷｉＦｉ": the term matched no passage writing "Wi-Fi".
+    assert enc.terms("ワイファイの設定方法") == enc.terms("Wi-Fi の設定") == ["wi", "fi", "設定"]
+    assert enc.terms("ユーエスビー") == ["ユー", "sb"]
+
+
+def test_a_question_s_way_of_doing_is_not_searched_and_a_passage_keeps_its_words():
+    enc = BM25Encoder()
+    # 「やり方」「〜し方」 ask how, as 「方法」 does, and say nothing of which passage answers.
+    asked = [t for t, _ in enc.question_terms("両面印刷のやり方")]
+    assert asked == [t for t, _ in enc.question_terms("両面印刷の方法")] == ["両面", "印刷"]
+    assert [t for t, _ in enc.question_terms("トナーの交換の仕方")] == ["トナ", "toner", "交換"]
+    query = enc.encode_query("紙の直し方")
+    assert set(query.indices) == {term_id("紙"), term_id("直す")}
+    # A passage is indexed as written: a FAQ's 「〜の方は」 (those who) keeps its length.
+    assert enc.terms("転入された方は") == ["転入", "方"]
