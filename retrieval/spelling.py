@@ -73,8 +73,8 @@ class Speller:
         return {ids[i] for i in self.store.present_terms(list(ids), acl=acl)}
 
     def terms(self, question: str, acl: AccessFilter) -> list[str]:
-        """:meth:`BM25Encoder.terms` of ``question`` as :meth:`spelled` spells them: what the
-        answer quotes and the confidence reads."""
+        """:meth:`BM25Encoder.question_terms` of ``question`` as :meth:`spelled` spells them:
+        what the answer quotes and the confidence reads."""
         spelled = self.spelled(question, acl) or self.encoder.question_terms(question)
         return [t for t, _ in spelled]
 
@@ -153,7 +153,7 @@ class Speller:
             if any(len(p) != 1 or p[0][1] != "word" for p in pieces):
                 continue  # a particle, a symbol or a loanword: not a spelling of the word
             alt = tuple(p[0][0] for p in pieces)
-            if alt == (term,) or alt in found:
+            if alt == (term,) or alt in found or not QUESTION_DROP.isdisjoint(alt):
                 continue
             if len(parse) == 1:
                 # 「読取り」 asked, 「読み取る」 written; not the verb as a noun: 「届け」 (a
