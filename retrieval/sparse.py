@@ -96,6 +96,8 @@ class Word(NamedTuple):
     surface: str
     lemma: str | None
     pos: str
+    sub: str
+    """The second level of its part of speech (固有名詞, 非自立可能, ...)."""
     kana: str | None
     space: str
     """The white space before it."""
@@ -103,7 +105,7 @@ class Word(NamedTuple):
 
 def _read(node: Any) -> Word:
     f = node.feature
-    return Word(node.surface, f.lemma, f.pos1, f.kana, node.white_space)
+    return Word(node.surface, f.lemma, f.pos1, f.pos2, f.kana, node.white_space)
 
 
 def term_id(term: str) -> int:
@@ -120,6 +122,11 @@ variants, issue 23; 4: a katakana word UniDic spells in Latin letters as those E
 
 _VU = {"ヴァ": "バ", "ヴィ": "ビ", "ヴェ": "ベ", "ヴォ": "ボ", "ヴ": "ブ"}
 _VU_RE = re.compile("|".join(sorted(_VU, key=len, reverse=True)))
+
+
+def is_katakana(text: str) -> bool:
+    """Whether ``text`` is katakana only (a loanword, 「テレワーク」)."""
+    return bool(_KATAKANA.match(text))
 
 
 def normalize_kana(term: str) -> str:
@@ -201,13 +208,10 @@ class BM25Encoder:
         self._stems[w] = stem
         return stem
 
-    def _tag(self, text: str) -> list[tuple[str, str, str, str]]:
-        """Each word's surface, UniDic lemma and parts of speech (fugashi is not thread-safe)."""
+    def _tag(self, text: str) -> list[Word]:
+        """The words of a normalised ``text`` (fugashi is not thread-safe: one lock)."""
         with self._lock:
-            return [
-                (w.surface, w.feature.lemma, w.feature.pos1, w.feature.pos2)
-                for w in self._tagger(text)
-            ]
+            return [_read(w) for w in self._tagger(text)]
 
     def terms(self, text: str) -> list[str]:
         return [t for t, _ in self._terms(text)]
@@ -229,9 +233,7 @@ class BM25Encoder:
         if english_only(text):
             return tuple((t, "word") for w in _WORD.findall(text) if (t := self._english(w)))
         return tuple(
-            term
-            for surface, lemma, pos, _ in self._tag(text)
-            for term in self.word_terms(surface, lemma, pos)
+            term for w in self._tag(text) for term in self.word_terms(w.surface, w.lemma, w.pos)
         )
 
     def word_terms(self, surface: str, lemma: str | None, pos: str) -> list[tuple[str, Kind]]:
@@ -256,8 +258,7 @@ class BM25Encoder:
     def words(self, text: str) -> list[Word]:
         """The words of a Japanese ``text`` as UniDic reads them (:mod:`retrieval.spelling`)."""
         self.warm_up()
-        with self._lock:
-            return [_read(w) for w in self._tagger(normalize_text(text))]
+        return self._tag(normalize_text(text))
 
     def other_analyses(self, surface: str, n: int) -> list[list[Word]]:
         """The ``n`` next-best analyses of one word's ``surface`` (MeCab's n-best after the
@@ -279,7 +280,7 @@ class BM25Encoder:
             words = list(re.findall(r"[A-Za-z0-9][A-Za-z0-9\-]*", text))
             out = [w for w in words if w.lower() not in _EN_STOP and self._english(w)]
         else:
-            for surface, lemma, pos, _ in self._tag(text):
+            for surface, lemma, pos, *_ in self._tag(text):
                 if _ASCII_WORD.match(surface):
                     if self._english(surface):
                         out.append(surface)
@@ -341,7 +342,7 @@ class BM25Encoder:
                 if found:
                     out[stem] = found
             return out
-        for surface, lemma, pos, sub in self._tag(text):
+        for surface, lemma, pos, sub, *_ in self._tag(text):
             base = (lemma or surface).partition("-")[0]
             if (
                 pos not in _TRANSLATED

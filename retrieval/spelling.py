@@ -24,7 +24,15 @@ from collections.abc import Callable
 
 from kb.retrieval.models import AccessFilter, SparseVector
 from kb.retrieval.protocols import VectorStore
-from kb.retrieval.sparse import QUESTION_DROP, BM25Encoder, Kind, Word, english_only, term_id
+from kb.retrieval.sparse import (
+    QUESTION_DROP,
+    BM25Encoder,
+    Kind,
+    Word,
+    english_only,
+    is_katakana,
+    term_id,
+)
 
 Spelled = list[tuple[str, Kind]] | None
 """A question's terms as :meth:`Speller.spelled` spells them; ``None``: as asked."""
@@ -174,13 +182,9 @@ def _own_term(terms: list[tuple[str, Kind]], word: Word) -> str | None:
     particle, a loanword (katakana) or a Latin word."""
     if len(terms) != 1 or terms[0][1] != "word":
         return None
-    if word.surface.isascii() or _is_katakana(word.surface):
+    if word.surface.isascii() or is_katakana(word.surface):
         return None
     return terms[0][0]
-
-
-def _is_katakana(text: str) -> bool:
-    return all("\u30a0" <= c <= "\u30ff" for c in text)
 
 
 def _unvoiced(kana: str | None) -> str:
