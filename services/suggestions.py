@@ -110,8 +110,9 @@ def entry_questions(
     (the entry's own language), in the order they are suggested: the sheets' categories in
     turn (the first question of each, then the second, ...; sheets by path), the newest staff
     answers taking a turn as one more category. Only a document's current, indexed version
-    counts. With ``limit``, the first ``limit``: the staff answers (a document each) are then
-    read only until there are that many of them."""
+    counts. With ``limit``, the first ``limit``: the sheets are read only until they give that
+    many categories (each later question comes after the first of each of those), and the
+    staff answers (a document each) only until there are that many of them."""
     with db.session() as s:
         sheets = s.execute(
             select(DocumentRecord.id, DocumentRecord.version)
@@ -130,12 +131,14 @@ def entry_questions(
         ).all()
     categories: dict[tuple[str, str], list[str]] = {}
     for doc_id, version in sheets:
+        if limit is not None and len(categories) >= limit:
+            break  # the first ``limit`` are the first question of each category read
         for c in _entries(kb, doc_id, version, acl, lang):
             category = c.location.heading_path[0] if c.location.heading_path else ""
             categories.setdefault((doc_id, category), []).append(c.question or "")
     answers: list[str] = []
     for doc_id, version in staff:
-        if limit is not None and len(answers) >= limit:
+        if limit is not None and len(answers) + len(categories) >= limit:
             break
         answers += [c.question or "" for c in _entries(kb, doc_id, version, acl, lang)]
     queues = [*categories.values(), answers]

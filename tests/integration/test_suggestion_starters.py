@@ -48,6 +48,9 @@ def test_the_sample_suggests_its_faq_questions_a_category_at_a_time(sample_kb):
         firsts = [next(r["question"] for r in rows if r["category"] == c and r["lang"] == lang)
                   for c in categories]  # fmt: skip
         assert questions[: len(firsts)] == firsts
+        # A widget asks for a few: the sheets are then read only until there are enough.
+        for limit in (1, 2, len(firsts), len(firsts) + 1, len(questions) + 1):
+            assert entry_questions(db, kb, EVERYONE, lang=lang, limit=limit) == questions[:limit]
 
 
 def test_starters_fill_the_suggestions_and_each_is_answered_from_its_entry(sample_kb):
@@ -122,6 +125,10 @@ def test_starters_stay_within_the_viewers_groups_and_follow_the_current_version(
     ]
     assert entry_questions(db, kb, EVERYONE, lang="en", limit=1) == [
         "How do I book a meeting room?"
+    ]
+    assert entry_questions(db, kb, EVERYONE, lang="en", limit=2) == [
+        "How do I book a meeting room?",
+        "Can I bring a guest to the canteen?",
     ]
     assert "Who approves overtime for grade 7?" in entry_questions(
         db, kb, AccessFilter(groups=("hr",)), lang="en"
