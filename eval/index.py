@@ -20,10 +20,11 @@ from kb.ingest.parse import PARSERS_VERSION
 from kb.retrieval.settings import Settings
 from kb.retrieval.sparse import ANALYZER_VERSION
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 """Bump to invalidate every cached evaluation index (e.g. after a chunking change; 2: chunks
 keep the spaces and line breaks between their sentences; 3: title vectors without ties;
-4: BM25 term weights without ties; 5: sentences end after "setup." and not after "excl.").
+4: BM25 term weights without ties; 5: sentences end after "setup." and not after "excl.";
+6: "Yes." is one sentence with the statement after it).
 A new term analyzer needs no bump: its ``ANALYZER_VERSION`` is part of the fingerprint."""
 INDEX_MARKER = "eval-index.json"
 INDEX_SETTINGS = (

@@ -19,6 +19,9 @@ _ABBREV = re.compile(
     re.IGNORECASE,
 )
 """Abbreviations that a sentence does not end at: "Price (JPY excl. tax)", "ext. 4021"."""
+_REPLY = re.compile(r"(?:yes|no|はい|いいえ)[.!。！]?", re.IGNORECASE)
+"""A reply word standing alone ("Yes.", 「いいえ。」): it belongs to the sentence after it, which
+says what it answers; quoted alone it reads "Yes. [1]" under a question that asked who."""
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -38,8 +41,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             s += 1
         while e > s and text[e - 1].isspace():
             e -= 1
-        if e > s:
-            out.append((s, e))
+        if e <= s:
+            continue
+        if out and _REPLY.fullmatch(text[out[-1][0] : out[-1][1]]):
+            s = out.pop()[0]
+        out.append((s, e))
     return out
 
 

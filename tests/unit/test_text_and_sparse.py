@@ -36,6 +36,23 @@ def test_a_sentence_ends_after_a_word_that_ends_like_an_abbreviation_and_not_aft
     ]
 
 
+def test_a_reply_word_is_one_sentence_with_the_statement_after_it():
+    # A FAQ answer's "Yes." was quoted alone ("Yes. [1]") under "Who approves my expenses?".
+    text = "Yes. Approvers can approve on their phone. No. Only admins can. Is it free? No."
+    assert split_sentences(text) == [
+        "Yes. Approvers can approve on their phone.",
+        "No. Only admins can.",
+        "Is it free?",
+        "No.",
+    ]
+    assert split_sentences("はい。スマートフォンで承認できます。いいえ、できません。") == [
+        "はい。スマートフォンで承認できます。",
+        "いいえ、できません。",
+    ]
+    # A word that only starts like a reply is a sentence of its own.
+    assert split_sentences("Note. Nobody. Yesterday.") == ["Note.", "Nobody.", "Yesterday."]
+
+
 def test_sentence_spans_index_the_original_text():
     text = "  First one.  Second one.\n\n三つ目。"
     for start, end in sentence_spans(text):
