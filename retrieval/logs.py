@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
-from kb.retrieval.settings import LogSettings
+from kb.retrieval.ops_settings import LogSettings
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("kb_request_id", default=None)
 """The id of the request being handled (``None`` outside requests)."""

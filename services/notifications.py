@@ -34,7 +34,8 @@ from sqlalchemy import select, update
 
 from kb.db.engine import Database
 from kb.db.models import Notification, QueryLog, QueueGroup, aware, utcnow
-from kb.retrieval.settings import NotifySettings, Settings
+from kb.retrieval.ops_settings import NotifySettings
+from kb.retrieval.settings import Settings
 from kb.services.access import Access, query_sources
 
 log = logging.getLogger(__name__)

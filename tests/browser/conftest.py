@@ -22,8 +22,8 @@ from kb.api.app import create_app
 from kb.api.web_settings import WebSettings
 from kb.db.engine import Database
 from kb.ingest.pipeline import Ingestor
+from kb.retrieval.ops_settings import NotifySettings
 from kb.retrieval.service import KnowledgeBase
-from kb.retrieval.settings import NotifySettings
 from tests.integration.conftest import CORPUS, sample_settings
 from tests.serving import serving
 

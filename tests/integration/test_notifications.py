@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from kb.api.app import create_app
-from kb.retrieval.settings import NotifySettings
+from kb.retrieval.ops_settings import NotifySettings
 from tests.serving import serving
 
 pytestmark = pytest.mark.integration

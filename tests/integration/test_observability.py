@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kb.api.app import create_app
-from kb.retrieval.settings import MetricsSettings
+from kb.retrieval.ops_settings import MetricsSettings
 from tests.server_process import get, light_env, serve
 from tests.serving import serving
 
@@ -143,7 +143,7 @@ def test_json_logs_warnings_and_thread_errors(tmp_path: Path) -> None:
         """
         import logging, threading, warnings
         from kb.retrieval.logs import REQUEST_ID, configure_logging
-        from kb.retrieval.settings import LogSettings
+        from kb.retrieval.ops_settings import LogSettings
         configure_logging(LogSettings(format="json", level="INFO"))
         warnings.warn("a library's deprecation", UserWarning)
         token = REQUEST_ID.set("rid-7")
@@ -168,7 +168,7 @@ def test_json_logs_warnings_and_thread_errors(tmp_path: Path) -> None:
 def test_text_format_names_the_logger_and_request(tmp_path: Path) -> None:
     script = (
         "import logging; from kb.retrieval.logs import REQUEST_ID, configure_logging;"
-        "from kb.retrieval.settings import LogSettings;"
+        "from kb.retrieval.ops_settings import LogSettings;"
         "configure_logging(LogSettings());REQUEST_ID.set('rid-9');"
         "logging.getLogger('kb.example').warning('hello')"
     )
