@@ -38,7 +38,7 @@ from kb.retrieval.answer import FEATURES
 from kb.retrieval.calibration import threshold_for
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import AccessFilter
-from kb.retrieval.presets import CHUNKING
+from kb.retrieval.presets import CHUNKING, PROXIMITY
 from kb.retrieval.rerank import CANDIDATES, LAMBDARANK, RANK_FEATURES, Ranker, monotone
 from kb.retrieval.settings import Settings
 
@@ -366,8 +366,8 @@ def train(
             lodo = dict.fromkeys(range(FOLDS), others[ds.name])
             unseen += ask_out_of_fold(ds, settings, lodo, cache=cache, backend=backend)
     answerability = fit_answerability(asked, target)
-    # Fitted on these chunks: a model file brings them (retrieval.settings).
-    answerability |= {key: getattr(settings.retrieval, key) for key in CHUNKING}
+    # Fitted on these chunks and this order: a model file brings them (retrieval.settings).
+    answerability |= {key: getattr(settings.retrieval, key) for key in (*CHUNKING, PROXIMITY)}
     dump = [
         {"dataset": a.dataset, "fold": a.fold, "positive": a.positive,
          "answerable": a.answerable, "features": a.features, "unseen": False}

@@ -48,8 +48,16 @@ FEATURES = (
     "top_coverage_idf50",
     "top_qa_question_coverage",
     "top_title_coverage",
+    "proximity",
 )
-RANKER_FEATURES = FEATURES[-6:]
+RANKER_FEATURES = (
+    "rank_top",
+    "rank_margin",
+    "top_missing_idf",
+    "top_coverage_idf50",
+    "top_qa_question_coverage",
+    "top_title_coverage",
+)
 """The answer features read off the second-stage ranker (:func:`ranker_features`)."""
 CROSS_FEATURES = ("cross", "cross_margin")
 """The answer features read off a configured cross-encoder (:func:`cross_features`)."""
@@ -192,7 +200,10 @@ def confidence_features(
       best. Unlike rank fusion it reads how far ahead of the rest a retriever scored it;
     - ``minmax_margin``: its lead, on the same scale, over the best ``minmax`` of the others;
     - ``cos_margin``: its cosine minus the best cosine among the other passages;
-    - ``coverage_idf``: ``coverage`` with terms weighted by :func:`local_idf`.
+    - ``coverage_idf``: ``coverage`` with terms weighted by :func:`local_idf`;
+    - ``proximity``: the share of the question's adjacent word pairs the best passage holds
+      side by side (its ``proximity`` signal, :mod:`retrieval.proximity`; 0 where the
+      question's language orders by none).
 
     A lone passage leads by nothing: its margins are 0, not its whole score (a knowledge base
     of one document would otherwise read as a far stronger answer than calibration ever saw).
@@ -222,6 +233,7 @@ def confidence_features(
         "coverage_any": len(terms & set().union(*found)) / len(terms) if terms else 0.0,
         "is_qa": 1.0 if top.chunk.kind == "qa" else 0.0,
         "coverage_idf": weighted_coverage(idf, found[0]),
+        "proximity": top.signals.get("proximity", 0.0),
     }
 
 

@@ -29,7 +29,10 @@ NAMED = {
 }
 CHUNKING = ("chunk_size", "chunk_overlap", "whole_section_size")
 """The settings that decide how documents are cut (``kb train`` records them)."""
-FITTED_ON = ("fusion", "section_dense_scale", *CHUNKING, "citations_per_document")
+PROXIMITY = "proximity_weights"
+"""The term proximity the candidates were ordered by when the model was fitted (the shipped
+files were fitted on the fused order alone: ``{}``)."""
+FITTED_ON = ("fusion", "section_dense_scale", *CHUNKING, "citations_per_document", PROXIMITY)
 
 
 def model_settings(choice: str, kinds: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:

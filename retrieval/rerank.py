@@ -147,6 +147,11 @@ class TermsCache:
             self._cached[key] = cached
         return cached
 
+    def words(self, chunk: Chunk) -> set[str]:
+        """Every term of ``chunk``'s body and short field."""
+        terms = self(chunk)
+        return set(terms.body) | terms.title
+
 
 def _ranks(values: Sequence[float]) -> list[float]:
     """Rank of each value (0 = highest), ties sharing the better rank."""
@@ -314,6 +319,32 @@ def cross_rerank(
         for i in order
     ]
     return ranked + tail
+
+
+class RankerSlot:
+    """The second-stage ranker a knowledge base ranks with: the configured one, loaded once, or
+    one given with :meth:`use` (``kb train`` asks with models fitted without the question)."""
+
+    def __init__(self) -> None:
+        self._ranker: Ranker | None = None
+        self._given = False
+        self._lock = threading.Lock()
+
+    def get(self, choice: str) -> Ranker | None:
+        """The given ranker, else ``choice`` (``retrieval.ranker``) loaded; ``None`` for off."""
+        with self._lock:
+            if self._given:
+                return self._ranker
+            if choice == "off":
+                return None
+            if self._ranker is None:
+                self._ranker = load_ranker(choice)
+            return self._ranker
+
+    def use(self, ranker: Ranker | None) -> None:
+        """Rank with ``ranker`` from now on; ``None`` returns to the configured one."""
+        with self._lock:
+            self._ranker, self._given = ranker, ranker is not None
 
 
 def load_ranker(choice: str) -> Ranker:

@@ -50,6 +50,7 @@ from kb.retrieval.models import (
     ScoredChunk,
 )
 from kb.retrieval.protocols import Embedder, VectorStore
+from kb.retrieval.proximity import PROXIMITY_CANDIDATES, PairsCache, by_proximity
 from kb.retrieval.recall import (
     MEMORY_CANDIDATE,
     apply_recall,
@@ -59,10 +60,10 @@ from kb.retrieval.recall import (
 )
 from kb.retrieval.rerank import (
     Ranker,
+    RankerSlot,
     TermsCache,
     candidate_features,
     cross_rerank,
-    load_ranker,
     reorder,
 )
 from kb.retrieval.settings import Settings
@@ -100,11 +101,9 @@ class KnowledgeBase:
         self.sparse = sparse
         self.cache = cache
         self._direction = LanguageDirection(store, embedders[0].name if embedders else "")
-        self._ranker: Ranker | None = None
-        self._chosen = False
-        """A ranker given with :meth:`use_ranker` (``kb train``), whatever the settings say."""
-        self._ranker_lock = threading.Lock()
+        self._rankers = RankerSlot()
         self._terms = TermsCache(sparse.terms)
+        self._pairs = PairsCache(sparse.sequence)
         self.speller = Speller(sparse, store)
         self._vectors: dict[str, list[float]] = {}
         self.write_lock = threading.RLock()
@@ -174,9 +173,10 @@ class KnowledgeBase:
     ) -> tuple[list[ScoredChunk], dict[str, float]]:
         """Hybrid search; :returns: passages best first and per-stage timings in ms.
 
-        A second stage reorders the fused candidates: the ranker ``memory`` learned from this
+        The fused candidates are reordered by term proximity where the question's language has
+        a weight (:mod:`retrieval.proximity`), then by the ranker ``memory`` learned from this
         knowledge base's confirmed questions (:mod:`retrieval.domain`) when it has one, else
-        the configured ranker; ``rank=False`` keeps the fused order (of as deep prefetches).
+        the configured ranker; ``rank=False`` leaves the rankers out (as deep prefetches).
 
         Besides the dense and BM25 prefetches over every chunk, one dense prefetch searches only
         the chunks in the other language (``retrieval.cross_lang_weight``): the language the
@@ -208,8 +208,11 @@ class KnowledgeBase:
         k = top_k or cfg.top_k
         learned = memory.ranker if memory is not None and rank else None
         ranker = self.ranker() if rank and learned is None else None
+        near = cfg.proximity_weights.get(lang, 0.0) * self._max_fused() if cfg.use_bm25 else 0.0
         second = learned is not None or ranker is not None
         fetch = max(k, cfg.ranker_candidates) if second else k
+        if near > 0:  # proximity reorders the first candidates
+            fetch, second = max(fetch, PROXIMITY_CANDIDATES), True
         if self.cross is not None:
             fetch = max(fetch, self.cross.candidates)
         passages = self.store.search(
@@ -223,6 +226,10 @@ class KnowledgeBase:
         )
         # Mid-replacement a document has points of two versions: show one (issue 5).
         passages = current_versions(passages)[:fetch]
+        if near > 0:  # the question's terms as searched, in its order
+            asked = spelled or self.sparse.question_terms(question)
+            order = [t for t, kind in asked if kind != "origin"]
+            passages = by_proximity(passages, order, self._pairs, self._terms.words, near)
         t3 = time.perf_counter()
         if learned is not None:
             features = self.rank_features(question, passages, lang)
@@ -264,21 +271,13 @@ class KnowledgeBase:
 
     def ranker(self) -> Ranker | None:
         """The configured second-stage ranker (loaded once), or ``None`` when it is off."""
-        choice = self.settings.retrieval.ranker
-        with self._ranker_lock:
-            if self._chosen:
-                return self._ranker
-            if choice == "off" or not self.settings.retrieval.use_dense:
-                return None
-            if self._ranker is None:
-                self._ranker = load_ranker(choice)
-            return self._ranker
+        cfg = self.settings.retrieval
+        return self._rankers.get(cfg.ranker if cfg.use_dense else "off")
 
     def use_ranker(self, ranker: Ranker | None) -> None:
         """Rank with ``ranker`` from now on (``kb train`` asks with models fitted without the
         question); ``None`` returns to the configured one."""
-        with self._ranker_lock:
-            self._ranker, self._chosen = ranker, ranker is not None
+        self._rankers.use(ranker)
 
     def rank_features(
         self, question: str, passages: list[ScoredChunk], lang: Lang

@@ -72,6 +72,10 @@ class EmbedderSettings(BaseModel):
     cross_encoder_candidates: int = Field(default=10, ge=1, le=200)
 
 
+def _proximity() -> dict[Literal["ja", "en"], float]:
+    return {"en": 1.0}
+
+
 class RetrievalSettings(BaseModel):
     """Search and answer tuning; defaults come from the measurements in docs/experiments.md."""
 
@@ -82,7 +86,8 @@ class RetrievalSettings(BaseModel):
         it was fitted on (:mod:`retrieval.presets`); its threshold unless one is set too."""
         if not isinstance(data, dict) or data.get("answerability", "settings") == "settings":
             return data
-        kinds = {key: type(cls.model_fields[key].default) for key in FITTED_ON}
+        fields = cls.model_fields
+        kinds = {k: type(fields[k].get_default(call_default_factory=True)) for k in FITTED_ON}
         filled = model_settings(str(data["answerability"]), kinds)
         if "confidence_threshold" in data:
             del filled["confidence_threshold"]
@@ -95,26 +100,27 @@ class RetrievalSettings(BaseModel):
     """At most this many cited passages from one document (0: no limit); the next best passage
     of another document takes the place (docs/experiments.md, "smaller chunks")."""
     max_answer_sentences: int = 4
-    confidence_threshold: float = 0.543
+    confidence_threshold: float = 0.569
     """Answer at or above this confidence, escalate below. Set, it wins; unset, a model file
     (``answerability``) brings its own, or with ``answer.target_wrong_rate`` set the
     calibration gives it."""
-    confidence_bias: float = -8.296
+    confidence_bias: float = -10.181
     confidence_weights: dict[str, float] = Field(
         default_factory=lambda: {
-            "cosine": 6.585,
-            "coverage": 4.858,
-            "coverage_any": -3.019,
-            "is_qa": -0.487,
-            "agreement": 13.126,
-            "margin": -7.441,
-            "cos_margin": -2.731,
-            "answer_coverage": -2.333,
-            "coverage_idf": -4.236,
-            "answer_coverage_idf": 5.086,
-            "oov": -3.373,
-            "minmax_top": -5.906,
-            "minmax_margin": 5.357,
+            "cosine": 9.86,
+            "coverage": 4.57,
+            "coverage_any": -2.479,
+            "is_qa": -0.488,
+            "agreement": 8.657,
+            "margin": -3.487,
+            "cos_margin": -4.874,
+            "answer_coverage": -3.126,
+            "coverage_idf": -4.251,
+            "answer_coverage_idf": 5.162,
+            "oov": -2.8,
+            "minmax_top": -3.549,
+            "minmax_margin": 3.227,
+            "proximity": 1.906,
         }
     )
     """Logistic confidence model over the answer's signals (``retrieval/answer.py``), fitted
@@ -178,6 +184,13 @@ class RetrievalSettings(BaseModel):
     that answers can then rank by what it says. Needs ``LANGUAGE_MIN_CHUNKS`` (20) chunks in
     each language, so a one-language knowledge base is searched as before; 0 turns it off
     (docs/experiments.md, "Language-neutral question vectors")."""
+    proximity_weights: dict[Literal["ja", "en"], float] = Field(default_factory=_proximity)
+    """Per question language, how much term proximity reorders the fused candidates
+    (``retrieval/proximity.py``): the share of the question's adjacent word pairs a passage
+    holds side by side, times this and the best fused score, is added to its score. English
+    1.0 (emanual_tv MRR@10 0.688 -> 0.754); Japanese none: UniDic's short units make most
+    pairs the pieces of one compound, and localgovfaq_ja lost (docs/experiments.md, "Term
+    proximity")."""
     use_dense: bool = True
     """Add the dense prefetches (off for the BM25-only evaluation variant)."""
     use_bm25: bool = True  # the BM25 prefetch (off for dense-only evaluation variants)

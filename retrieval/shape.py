@@ -18,6 +18,7 @@ from kb.retrieval.extractive import quote
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
+from kb.retrieval.proximity import adjacent, pairs
 from kb.retrieval.text import sentence_joiner
 
 MAX_STEPS = 12
@@ -66,6 +67,13 @@ def procedure(text: str, lang: Lang) -> list[str]:
     return steps if len(steps) >= 2 else []
 
 
+def _fields(passage: ScoredChunk) -> tuple[str, str, str]:
+    """A passage's text, its document's title and its section's headings (as
+    :class:`retrieval.proximity.PairsCache` reads them)."""
+    chunk = passage.chunk
+    return chunk.text, chunk.title, chunk.location.label()
+
+
 def procedure_answer(
     question: str,
     terms: list[str],
@@ -79,15 +87,17 @@ def procedure_answer(
     (in its steps or headings), that procedure, whole and in order, each step on its own line
     with its citation.
 
-    Of several, the one holding most of the question's terms; then the one whose headings are
-    most about the question ("Replacing a toner cartridge" over "Replacing the waste toner
-    box" for "How do I replace the toner?"); then the better ranked. Only the best passage's
-    document: another's procedure that shares a word ("PIN" in a secure-print procedure, asked
-    for the service mode's PIN, which the best passage gives) is about something else. And
-    only a section whose headings hold as many of the question's terms as the best passage's
-    do, or the best passage itself: asked how to save a scan to a shared folder, the best
-    passage is the folder's section, which says how without numbered steps, and the scan to
-    email procedure beside it shares "scan" and does something else.
+    Where the search ordered the passages by term proximity (an English question), not a
+    procedure whose steps and headings write fewer of the question's word pairs side by side
+    than the best passage does. Of several, the one holding most of the question's terms; then
+    the one whose headings are most about the question ("Replacing a toner cartridge" over
+    "Replacing the waste toner box" for "How do I replace the toner?"); then the better ranked.
+    Only the best passage's document: another's procedure that shares a word ("PIN" in a
+    secure-print procedure, asked for the service mode's PIN, which the best passage gives) is
+    about something else. And only a section whose headings hold as many of the question's terms
+    as the best passage's do, or the best passage itself: asked how to save a scan to a shared
+    folder, the best passage is the folder's section, which says how without numbered steps, and
+    the scan to email procedure beside it shares "scan" and does something else.
 
     Dropping, from every answer, the other passages' sentences that add no question term and
     the other language's passages was measured too, and not adopted: it cut the answers citing
@@ -101,6 +111,15 @@ def procedure_answer(
     qterms = set(terms)
     if not qterms or not asks_how(question):
         return None
+    # Where the search ordered by proximity: the question's word pairs the best passage writes
+    # side by side. A procedure that writes fewer of them does something else ("How do I turn
+    # on 2-sided printing?": the power switch's steps, under "Turning the machine on and off").
+    wanted = set(pairs(terms)) if "proximity" in passages[0].signals else set()
+
+    def phrased(*texts: str) -> int:
+        return len(wanted & set().union(*(adjacent(encoder.terms(t)) for t in texts)))
+
+    least = phrased(*_fields(passages[0])) if wanted else 0
     first = passages[0].chunk.document_id
     asked = len(qterms & set(encoder.terms(" ".join(passages[0].chunk.location.heading_path))))
     # One read of the document (1-2 ms for a 90-chunk manual): a passage without a step may
@@ -119,7 +138,8 @@ def procedure_answer(
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0
         beside = rank > 0 and len(qterms & heading) < asked  # a section on something else
-        if covered > 0 and not beside:
+        apart = wanted and phrased(" ".join(steps), *_fields(passage)[1:]) < least
+        if covered > 0 and not beside and not apart:
             found.append(((covered, on_topic, -rank), steps, passage))
     if not found:
         return None

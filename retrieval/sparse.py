@@ -216,6 +216,11 @@ class BM25Encoder:
     def terms(self, text: str) -> list[str]:
         return [t for t, _ in self._terms(text)]
 
+    def sequence(self, text: str) -> list[str]:
+        """The terms of ``text`` in the order it writes them, a loanword's English origin left
+        out (it stands beside the word, not after it): what term proximity reads."""
+        return [t for t, k in self._terms(text) if k != "origin"]
+
     def question_terms(self, text: str) -> list[tuple[str, Kind]]:
         """The terms a question searches and is answered by: :meth:`terms` (with their kinds)
         less the words it asks with (「直し方」's 方, 「やり方」)."""

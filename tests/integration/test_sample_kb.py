@@ -53,9 +53,9 @@ def test_example_questions_are_answered_or_escalated(sample_kb):
     answer_rate = hits / len(answerable)
     escalation_rate = escalated / len(unanswerable)
     print(f"answered with expected source: {answer_rate:.1%}; escalated: {escalation_rate:.1%}")
-    # The issue's bar, 90% and 90%. Measured 95% (63/66) / 93% (26/28) with the default model
+    # The issue's bar, 90% and 90%. Measured 92% (61/66) / 93% (26/28) with the default model
     # and threshold (docs/benchmarks.md, "The sample knowledge base"): it fails on a regression
-    # of four answered questions or of one escalated one.
+    # of two answered questions or of one escalated one.
     assert answer_rate >= 0.90, misses
     assert escalation_rate >= 0.90, wrongly_answered
 
@@ -270,7 +270,9 @@ def test_min_max_fusion_keeps_first_the_section_bm25_scores_far_ahead(sample_kb)
     first = {}
     try:
         for method in ("rrf", "minmax"):
-            retrieval = saved.retrieval.model_copy(update={"fusion": method})
+            # The fusions' own orders: term proximity, which reorders either, off.
+            update = {"fusion": method, "proximity_weights": {}}
+            retrieval = saved.retrieval.model_copy(update=update)
             kb.settings = saved.model_copy(update={"retrieval": retrieval})
             passages, _ = kb.search(question, acl=AccessFilter())
             first[method] = passages[0]
@@ -382,3 +384,18 @@ def test_everyday_japanese_wording_finds_the_japanese_guide(sample_kb, question,
     first = result.citations[0]
     assert first.source_path == "manuals/aster-mf3400-guide-ja.docx"
     assert section in first.location
+
+
+def test_the_passage_that_writes_the_questions_words_together_answers(sample_kb):
+    # "turn", "side" and "print" stand apart in the power switch's step ("To turn the machine
+    # on, press the power switch on the left side"), which the search put first and answered
+    # at 0.89; the driver's section writes "2-sided printing" (term proximity).
+    kb, _, _ = sample_kb
+    result = kb.ask("How do I turn on 2-sided printing?", acl=AccessFilter())
+    assert result.status == "answered", result.confidence
+    assert result.answer.startswith("Automatic 2-sided printing is on by default in the driver.")
+    assert "5.1 Installing the printer driver" in result.citations[0].location
+    assert result.passages[0].signals["proximity"] > 0.5
+    # Japanese questions keep the fused order: their pairs are mostly one word's pieces.
+    passages, _ = kb.search("トナーカートリッジを交換するには", acl=AccessFilter())
+    assert all("proximity" not in p.signals for p in passages)

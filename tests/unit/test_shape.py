@@ -1,6 +1,8 @@
 """How an answer reads (issue 21, item 7): asked how, the procedure whole and in order, in the
 question's language. Hand-made passages, the real BM25 tokenizer."""
 
+from dataclasses import replace
+
 from kb.ingest.chunk import Chunker
 from kb.retrieval.faithfulness import check_faithfulness
 from kb.retrieval.models import Chunk, Location, ParsedDocument, ScoredChunk, Section
@@ -140,6 +142,35 @@ def test_a_neighbouring_procedure_is_not_quoted_for_the_section_that_answers():
     # asked about email).
     answer, cited = _shape("How do I send a scan by email?", [folder, email])
     assert cited == [email] and answer.startswith("1 Place the original.")
+
+
+def test_a_procedure_that_writes_the_questions_words_apart_is_not_quoted():
+    # "How do I turn on 2-sided printing?" quoted the power switch's steps (turn, side) under
+    # "Turning the machine on": the driver's section, first by proximity, writes "2-sided
+    # printing" in the note after its steps.
+    driver = _passage(
+        "1 Run the installer.\n2 Print a test page.\n"
+        "Automatic 2-sided printing is on by default in the driver.",
+        heading=("Printing", "Installing the printer driver"),
+    )
+    power = _passage(
+        "1 To turn the machine on, press the power switch on the left side.\n"
+        "2 To turn it off, hold the Power button.",
+        heading=("Machine Overview", "Turning the machine on and off"),
+        index=1,
+    )
+    question = "How do I turn on 2-sided printing?"
+    # Ordered by proximity (an English question): neither procedure writes its pairs.
+    near = [replace(p, signals={"proximity": share}) for p, share in ((driver, 0.6), (power, 0.0))]
+    assert _shape(question, near) is None
+    # The fused order alone (no proximity signal): the power switch's steps hold most terms.
+    answer, cited = _shape(question, [driver, power])
+    assert cited == [power] and answer.startswith("1 To turn the machine on")
+    # A procedure that writes them as the best passage does is still quoted.
+    toner = _passage(PDF_STEPS, heading=("Maintenance", "Replacing the toner cartridge"))
+    toner = replace(toner, signals={"proximity": 1.0})
+    answer, cited = _shape("How do I replace the toner cartridge?", [toner])
+    assert cited == [toner] and answer.startswith("1 Open the front cover.")
 
 
 def test_a_question_that_asks_for_a_fact_keeps_the_composed_answer():
