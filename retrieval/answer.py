@@ -26,6 +26,15 @@ from kb.retrieval.protocols import SparseEncoder
 Status = Literal["answered", "escalated"]
 Mode = Literal["extractive", "generated"]
 
+RANKER_FEATURES = (
+    "rank_top",
+    "rank_margin",
+    "top_missing_idf",
+    "top_coverage_idf50",
+    "top_qa_question_coverage",
+    "top_title_coverage",
+)
+"""The answer features read off the second-stage ranker (:func:`ranker_features`)."""
 FEATURES = (
     "cosine",
     "coverage",
@@ -42,23 +51,9 @@ FEATURES = (
     "minmax_margin",
     "cross",
     "cross_margin",
-    "rank_top",
-    "rank_margin",
-    "top_missing_idf",
-    "top_coverage_idf50",
-    "top_qa_question_coverage",
-    "top_title_coverage",
+    *RANKER_FEATURES,
     "proximity",
 )
-RANKER_FEATURES = (
-    "rank_top",
-    "rank_margin",
-    "top_missing_idf",
-    "top_coverage_idf50",
-    "top_qa_question_coverage",
-    "top_title_coverage",
-)
-"""The answer features read off the second-stage ranker (:func:`ranker_features`)."""
 CROSS_FEATURES = ("cross", "cross_margin")
 """The answer features read off a configured cross-encoder (:func:`cross_features`)."""
 
