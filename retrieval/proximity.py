@@ -29,7 +29,7 @@ PROXIMITY_CANDIDATES = 50
 """Fused candidates proximity reorders. 30 ranked emanual_tv's English questions about as well
 (MRR@10 0.750) and searched in 24 ms against 38 (8 served: 11 ms), but with the confidence
 refitted on it answered 0.717 / 0.149 and the sample 59 of 66 against 0.729 / 0.155 and 61
-(docs/experiments.md, "Term proximity")."""
+(pairs read in the text only; docs/experiments.md, "Term proximity")."""
 
 
 def pairs(terms: Sequence[str]) -> list[Pair]:
@@ -62,10 +62,15 @@ def pair_weights(wanted: Sequence[Pair], found: list[set[str]]) -> dict[Pair, fl
     return {(a, b): idf[a] + idf[b] for a, b in wanted}
 
 
+def fields(chunk: Chunk) -> tuple[str, str, str]:
+    """Where a passage's pairs are read: its text, its document's title and its section's
+    headings, each apart ("Replacing the toner cartridge" heads steps that do not say it again)."""
+    return chunk.text, chunk.title, chunk.location.label()
+
+
 class PairsCache:
-    """Each passage's :func:`adjacent` pairs in its text, its document's title and its section's
-    headings ("Replacing the toner cartridge" heads the steps that do not say it again), read
-    once per chunk version (cleared when full)."""
+    """Each passage's :func:`adjacent` pairs in its :func:`fields`, read once per chunk version
+    (cleared when full)."""
 
     def __init__(self, sequence: Callable[[str], list[str]], size: int = 20_000) -> None:
         self._sequence = sequence
@@ -76,8 +81,7 @@ class PairsCache:
         key = (chunk.point_id, chunk.doc_hash)
         cached = self._cached.get(key)
         if cached is None:
-            fields = (chunk.text, chunk.title, chunk.location.label())
-            cached = set().union(*(adjacent(self._sequence(field)) for field in fields))
+            cached = set().union(*(adjacent(self._sequence(f)) for f in fields(chunk)))
             if len(self._cached) >= self._size:
                 self._cached.clear()
             self._cached[key] = cached
@@ -102,12 +106,6 @@ def by_proximity(
     scored = []
     for i, p in enumerate(passages):
         share = proximity(weights, held(p.chunk))
-        signals = {**p.signals, "proximity": share}
-        scored.append(
-            (
-                -(p.score + weight * share),
-                i,
-                replace(p, score=p.score + weight * share, signals=signals),
-            )
-        )
+        score, signals = p.score + weight * share, {**p.signals, "proximity": share}
+        scored.append((-score, i, replace(p, score=score, signals=signals)))
     return [p for *_, p in sorted(scored, key=lambda s: (s[0], s[1]))]

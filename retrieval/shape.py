@@ -18,7 +18,7 @@ from kb.retrieval.extractive import quote
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
-from kb.retrieval.proximity import adjacent, pairs
+from kb.retrieval.proximity import adjacent, fields, pairs
 from kb.retrieval.text import sentence_joiner
 
 MAX_STEPS = 12
@@ -67,13 +67,6 @@ def procedure(text: str, lang: Lang) -> list[str]:
     return steps if len(steps) >= 2 else []
 
 
-def _fields(passage: ScoredChunk) -> tuple[str, str, str]:
-    """A passage's text, its document's title and its section's headings (as
-    :class:`retrieval.proximity.PairsCache` reads them)."""
-    chunk = passage.chunk
-    return chunk.text, chunk.title, chunk.location.label()
-
-
 def procedure_answer(
     question: str,
     terms: list[str],
@@ -119,7 +112,7 @@ def procedure_answer(
     def phrased(*texts: str) -> int:
         return len(wanted & set().union(*(adjacent(encoder.terms(t)) for t in texts)))
 
-    least = phrased(*_fields(passages[0])) if wanted else 0
+    least = phrased(*fields(passages[0].chunk)) if wanted else 0
     first = passages[0].chunk.document_id
     asked = len(qterms & set(encoder.terms(" ".join(passages[0].chunk.location.heading_path))))
     # One read of the document (1-2 ms for a 90-chunk manual): a passage without a step may
@@ -138,7 +131,7 @@ def procedure_answer(
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0
         beside = rank > 0 and len(qterms & heading) < asked  # a section on something else
-        apart = wanted and phrased(" ".join(steps), *_fields(passage)[1:]) < least
+        apart = bool(wanted) and phrased(" ".join(steps), *fields(passage.chunk)[1:]) < least
         if covered > 0 and not beside and not apart:
             found.append(((covered, on_topic, -rank), steps, passage))
     if not found:
