@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kb.retrieval.models import Chunk, Location, ScoredChunk
+from kb.retrieval.models import Chunk, Location
 from kb.retrieval.proximity import (
     PairsCache,
     adjacent,
@@ -15,26 +15,9 @@ from kb.retrieval.proximity import (
     proximity,
 )
 from kb.retrieval.sparse import BM25Encoder
+from tests.unit.passages import passage as _passage
 
 ENCODER = BM25Encoder()
-
-
-def _passage(i: int, text: str, score: float) -> ScoredChunk:
-    chunk = Chunk(
-        document_id=f"d{i}",
-        version=1,
-        index=0,
-        text=text,
-        title=f"Doc {i}",
-        source_path=f"d{i}.md",
-        location=Location(),
-        lang="en",
-        start=0,
-        end=len(text),
-        groups=(),
-        doc_hash=f"h{i}",
-    )
-    return ScoredChunk(chunk=chunk, score=score, signals={"fused": score})
 
 
 def _held(chunk: Chunk) -> set[tuple[str, str]]:

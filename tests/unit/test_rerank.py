@@ -16,7 +16,7 @@ from kb.cli.main import main
 from kb.eval.datasets import load_dataset
 from kb.eval.train import collect_candidates, fold_of, train, train_ranker
 from kb.retrieval.answer import cross_features
-from kb.retrieval.models import Chunk, Location, ScoredChunk
+from kb.retrieval.models import ChunkKind, ScoredChunk
 from kb.retrieval.rerank import (
     DEFAULT_RANKER,
     MONOTONE,
@@ -29,24 +29,13 @@ from kb.retrieval.rerank import (
     reorder,
 )
 from kb.retrieval.settings import EmbedderSettings, Settings
+from tests.unit.passages import passage
 
 
-def _passage(i: int, text: str, *, score: float, dense: float, kind: str = "text") -> ScoredChunk:
-    chunk = Chunk(
-        document_id=f"d{i}",
-        version=1,
-        index=0,
-        text=text,
-        title=f"Doc {i}",
-        source_path=f"d{i}.md",
-        location=Location(),
-        lang="en",
-        start=0,
-        end=len(text),
-        groups=(),
-        kind=kind,  # type: ignore[arg-type]
-    )
-    return ScoredChunk(chunk=chunk, score=score, signals={"dense:e5": dense})
+def _passage(
+    i: int, text: str, *, score: float, dense: float, kind: ChunkKind = "text"
+) -> ScoredChunk:
+    return passage(i, text, score, kind=kind, signals={"dense:e5": dense})
 
 
 def _terms(text: str, title: str = "") -> CandidateTerms:
