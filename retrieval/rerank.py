@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from kb.retrieval.errors import KBError
+from kb.retrieval.identifiers import is_code
 from kb.retrieval.models import Chunk, Lang, ScoredChunk
 
 TRAINED = Path(__file__).resolve().parent / "trained"
@@ -178,13 +179,13 @@ def candidate_features(
     n = len(passages)
     if n == 0:
         return np.zeros((0, len(RANK_FEATURES)))
-    qterms = set(question_terms)
+    qterms = {t for t in question_terms if not is_code(t)}  # the words, as fitted
     df = Counter(t for ct in terms for t in qterms if t in ct.body or t in ct.title)
     idf = {t: math.log(1 + n / (1 + df[t])) for t in qterms}
     # math.fsum over sets and dicts: exact, so features do not depend on the order Python's
     # per-process string hashing gives them (a last-bit difference can flip a tie).
     total_idf = math.fsum(idf.values()) or 1.0
-    lengths = [sum(ct.body.values()) for ct in terms]
+    lengths = [sum(n for t, n in ct.body.items() if not is_code(t)) for ct in terms]
     avg_len = (sum(lengths) / n) or 1.0
     bm25 = []
     for ct, length in zip(terms, lengths, strict=True):

@@ -37,7 +37,9 @@ from kb.retrieval.generate import (
     extractive_faithfulness,
     generate,
 )
+from kb.retrieval.identifiers import unknown
 from kb.retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
+from kb.retrieval.lexical import CANDIDATES, LexicalOrder, with_terms
 from kb.retrieval.lexicon import load_lexicon, translated_query
 from kb.retrieval.llm import LLM, build_llm
 from kb.retrieval.memory import QuestionMemory
@@ -50,7 +52,6 @@ from kb.retrieval.models import (
     ScoredChunk,
 )
 from kb.retrieval.protocols import Embedder, VectorStore
-from kb.retrieval.proximity import PROXIMITY_CANDIDATES, PairsCache, by_proximity
 from kb.retrieval.recall import (
     MEMORY_CANDIDATE,
     apply_recall,
@@ -103,7 +104,7 @@ class KnowledgeBase:
         self._direction = LanguageDirection(store, embedders[0].name if embedders else "")
         self._rankers = RankerSlot()
         self._terms = TermsCache(sparse.terms)
-        self._pairs = PairsCache(sparse.sequence)
+        self._lexical = LexicalOrder(sparse, self._terms)
         self.speller = Speller(sparse, store)
         self._vectors: dict[str, list[float]] = {}
         self.write_lock = threading.RLock()
@@ -173,10 +174,10 @@ class KnowledgeBase:
     ) -> tuple[list[ScoredChunk], dict[str, float]]:
         """Hybrid search; :returns: passages best first and per-stage timings in ms.
 
-        The fused candidates are reordered by term proximity where the question's language has
-        a weight (:mod:`retrieval.proximity`), then by the ranker ``memory`` learned from this
-        knowledge base's confirmed questions (:mod:`retrieval.domain`) when it has one, else
-        the configured ranker; ``rank=False`` leaves the rankers out (as deep prefetches).
+        The fused candidates are reordered by what the question writes (:mod:`retrieval.lexical`),
+        then by the ranker ``memory`` learned from this knowledge base's confirmed questions
+        (:mod:`retrieval.domain`) when it has one, else the configured ranker; ``rank=False``
+        leaves the rankers out (as deep prefetches).
 
         Besides the dense and BM25 prefetches over every chunk, one dense prefetch searches only
         the chunks in the other language (``retrieval.cross_lang_weight``): the language the
@@ -208,28 +209,25 @@ class KnowledgeBase:
         k = top_k or cfg.top_k
         learned = memory.ranker if memory is not None and rank else None
         ranker = self.ranker() if rank and learned is None else None
-        near = cfg.proximity_weights.get(lang, 0.0) * self._max_fused() if cfg.use_bm25 else 0.0
+        lexical = self._lexical.plan(question, lang, cfg, self._max_fused())
         second = learned is not None or ranker is not None
         fetch = max(k, cfg.ranker_candidates) if second else k
-        if near > 0:  # proximity reorders the first candidates
-            fetch, second = max(fetch, PROXIMITY_CANDIDATES), True
+        if lexical is not None and lexical.near > 0:  # proximity reorders the first 50
+            fetch, second = max(fetch, CANDIDATES), True
         if self.cross is not None:
             fetch = max(fetch, self.cross.candidates)
-        passages = self.store.search(
-            dense=dense,
-            sparse=sparse,
-            top_k=overfetch(fetch),
-            acl=acl,
+        found = functools.partial(
+            self.store.search, dense=dense, top_k=overfetch(fetch), acl=acl, fusion=self.fusion(),
             prefetch_k=max(cfg.prefetch_k, fetch) if second or not rank else cfg.prefetch_k,
-            fusion=self.fusion(),
             translated=translated,
-        )
+        )  # fmt: skip
         # Mid-replacement a document has points of two versions: show one (issue 5).
-        passages = current_versions(passages)[:fetch]
-        if near > 0:  # the question's terms as searched, in its order
-            asked = spelled or self.sparse.question_terms(question)
-            order = [t for t, kind in asked if kind != "origin"]
-            passages = by_proximity(passages, order, self._pairs, self._terms.words, near)
+        passages = current_versions(found(sparse=sparse))[:fetch]
+        codes = self._lexical.looked_up(lexical, passages) if sparse is not None else []
+        if sparse is not None and codes:  # a code looked up, not the subject: a word too
+            passages = current_versions(found(sparse=with_terms(sparse, codes)))[:fetch]
+        if lexical is not None:
+            passages = self._lexical.apply(lexical, question, passages, spelled)
         t3 = time.perf_counter()
         if learned is not None:
             features = self.rank_features(question, passages, lang)
@@ -450,6 +448,8 @@ class KnowledgeBase:
             max_rrf=self._max_fused("rrf"), max_minmax=self._max_fused("minmax"), aliases=aliases,
         )  # fmt: skip
         confidence = self.confidence.score(features) if cited and judged_cited else 0.0
+        if cfg.identifier_weight > 0 and unknown(question, present):  # "E-305": none writes it
+            confidence, features["unknown_identifier"] = 0.0, 1.0
         gate = ranker.gate if ranker is not None else None
         confidence = apply_recall(confidence, recall, cited, features, gate)
         t2 = time.perf_counter()

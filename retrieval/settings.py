@@ -191,6 +191,11 @@ class RetrievalSettings(BaseModel):
     1.0 (emanual_tv MRR@10 0.688 -> 0.754); Japanese none: UniDic's short units make most
     pairs the pieces of one compound, and localgovfaq_ja lost (docs/experiments.md, "Term
     proximity")."""
+    identifier_weight: float = Field(default=1.0, ge=0.0)
+    """How much a passage holding the error code, part number or version the question names
+    (``retrieval/identifiers.py``: "E-021", "TL-403", "1.04.02") rises among the fused
+    candidates: its weighted share of them, times this and the best fused score, is added to its
+    score, in either language. 0 turns it off (docs/experiments.md, "Identifiers")."""
     use_dense: bool = True
     """Add the dense prefetches (off for the BM25-only evaluation variant)."""
     use_bm25: bool = True  # the BM25 prefetch (off for dense-only evaluation variants)

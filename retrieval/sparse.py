@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from kb.retrieval.identifiers import identifiers
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.models import SparseVector
 
@@ -113,12 +114,13 @@ def term_id(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
-ANALYZER_VERSION = 4
+ANALYZER_VERSION = 5
 """Bump when :meth:`BM25Encoder.terms` gives a text other terms: points encoded by an older
 analyzer no longer match the questions' terms, so ingestion re-encodes them (2: katakana
 loanwords also as the English words they come from; 3: NFKC, katakana long-vowel and ヴ
 variants, issue 23; 4: a katakana word UniDic spells in Latin letters as those English words,
-「ワイファイ」 as "Wi-Fi")."""
+「ワイファイ」 as "Wi-Fi"; 5: an identifier as a term of its own, "E-021" as "#e021",
+:mod:`retrieval.identifiers`)."""
 
 _VU = {"ヴァ": "バ", "ヴィ": "ビ", "ヴェ": "ベ", "ヴォ": "ボ", "ヴ": "ブ"}
 _VU_RE = re.compile("|".join(sorted(_VU, key=len, reverse=True)))
@@ -148,12 +150,13 @@ ORIGIN_WEIGHT = 0.5
 """A loanword's English origin counts this much of a term occurrence in a passage, and weighs
 this much in a question (the katakana word ``1 - ORIGIN_WEIGHT**2``)."""
 
-Kind = Literal["word", "loan", "origin"]
+Kind = Literal["word", "loan", "origin", "code"]
 
 _QUERY_WEIGHT: dict[Kind, float] = {
     "word": 1.0,
     "loan": 1.0 - ORIGIN_WEIGHT**2,
     "origin": ORIGIN_WEIGHT,
+    "code": 1.0,
 }
 """A loanword and its origin share one term's worth of a question's weight, so that a passage
 in the question's language (holding both) scores as before and one in the other language
@@ -217,9 +220,10 @@ class BM25Encoder:
         return [t for t, _ in self._terms(text)]
 
     def sequence(self, text: str) -> list[str]:
-        """The terms of ``text`` in the order it writes them, a loanword's English origin left
-        out (it stands beside the word, not after it): what term proximity reads."""
-        return [t for t, k in self._terms(text) if k != "origin"]
+        """The terms of ``text`` in the order it writes them, a loanword's English origin and
+        an identifier's whole left out (they stand beside the words, not after them): what term
+        proximity reads."""
+        return [t for t, k in self._terms(text) if k not in ("origin", "code")]
 
     def question_terms(self, text: str) -> list[tuple[str, Kind]]:
         """The terms a question searches and is answered by: :meth:`terms` (with their kinds)
@@ -227,19 +231,25 @@ class BM25Encoder:
         return [(t, k) for t, k in self._terms(text) if t not in QUESTION_DROP]
 
     def _terms(self, text: str) -> list[tuple[str, Kind]]:
-        """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the
-        English ``origin`` of the loanword before it (the last :data:`RECENT_TEXTS` texts'
-        kept: a FAQ question tokenised the same passages five times, 9 of its 100 ms)."""
+        """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, the
+        English ``origin`` of the loanword before it, or an identifier's ``code`` ("E-021" as
+        "#e021", after the words: :mod:`retrieval.identifiers`). The last
+        :data:`RECENT_TEXTS` texts' are kept: a FAQ question tokenised the same passages five
+        times, 9 of its 100 ms."""
         return list(self._recent(text))  # the caller's own list
 
     def _analyse(self, text: str) -> tuple[tuple[str, Kind], ...]:
         self.warm_up()
         text = normalize_text(text)
+        words: list[tuple[str, Kind]]
         if english_only(text):
-            return tuple((t, "word") for w in _WORD.findall(text) if (t := self._english(w)))
-        return tuple(
-            term for w in self._tag(text) for term in self.word_terms(w.surface, w.lemma, w.pos)
-        )
+            words = [(t, "word") for w in _WORD.findall(text) if (t := self._english(w))]
+        else:
+            words = [
+                term for w in self._tag(text) for term in self.word_terms(w.surface, w.lemma, w.pos)
+            ]
+        codes: list[tuple[str, Kind]] = [(c, "code") for c in identifiers(text)]
+        return (*words, *codes)
 
     def word_terms(self, surface: str, lemma: str | None, pos: str) -> list[tuple[str, Kind]]:
         """The terms of one word of a Japanese text (a Latin word inside it the English way)."""
@@ -301,9 +311,13 @@ class BM25Encoder:
 
     def encode_document(self, text: str) -> SparseVector:
         counts: dict[str, float] = {}
+        # An identifier's term is stored beside the words (the knowledge base knows "#e021")
+        # without lengthening the passage: the words weigh as they did (``dl``: their length).
+        dl = 0.0
         for term, kind in self._terms(text):
-            counts[term] = counts.get(term, 0.0) + (ORIGIN_WEIGHT if kind == "origin" else 1.0)
-        dl = sum(counts.values())
+            weight = ORIGIN_WEIGHT if kind == "origin" else 1.0
+            counts[term] = counts.get(term, 0.0) + weight
+            dl += 0.0 if kind == "code" else weight
         norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl)
         # Equal scores are common (a one-term question, chunks of equal length) and the engine
         # orders them as it likes, differently in two ingestions of the same files: the text's
@@ -405,6 +419,8 @@ class BM25Encoder:
         as :meth:`question_terms` gives them."""
         query: dict[int, float] = {}
         for term, kind in self.question_terms(text) if terms is None else terms:
+            if kind == "code":  # the words search; an identifier reorders what they find
+                continue
             idx = term_id(term)
             query[idx] = max(query.get(idx, 0.0), _QUERY_WEIGHT[kind])
         ids = sorted(query)
