@@ -16,7 +16,7 @@ from kb.retrieval.identifiers import is_code, looked_up
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Chunk, Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
-from kb.retrieval.text import sentence_joiner, sentence_spans, split_sentences
+from kb.retrieval.text import joined, sentence_joiner, sentence_spans, split_sentences
 
 
 class Restated(Protocol):
@@ -184,7 +184,7 @@ def compose_extractive(
     number = {rank: i + 1 for i, rank in enumerate(cited_ranks)}
     lang = best[0].lang  # the first sentence quoted's
     parts = [quote(u.text, [number[rank] for rank in u.ranks], lang) for u in best]
-    return sentence_joiner(lang).join(parts), [passages[r] for r in cited_ranks]
+    return joined(parts, lang), [passages[r] for r in cited_ranks]
 
 
 RESTATED = 0.35

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # A sentence ends at Japanese 。！？ (optionally followed by closing brackets), or at . ! ? followed
 # by whitespace or glued to a capitalised word ("button.To return": extracted PDFs lose the space),
@@ -53,6 +54,20 @@ def sentence_joiner(lang: str) -> str:
     """What goes between two sentences quoted one after another: a space in English, nothing
     in Japanese."""
     return "" if lang == "ja" else " "
+
+
+_LIST_ITEM = re.compile(r"\s*(?:\d{1,2}[.)．）]\s|[-*]\s|[•・])")
+
+
+def joined(parts: Sequence[str], lang: str) -> str:
+    """Quoted units one after another (:func:`sentence_joiner`), a list item (a step "4. ...", a
+    bullet "- ...") on a line of its own: a Japanese answer read 「…閉じます。 [1]4. 「接続…」."""
+    out = ""
+    for i, part in enumerate(parts):
+        if i:
+            out += "\n" if _LIST_ITEM.match(part) else sentence_joiner(lang)
+        out += part
+    return out
 
 
 def split_sentences(text: str) -> list[str]:

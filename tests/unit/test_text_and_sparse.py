@@ -6,7 +6,7 @@ import pytest
 from kb.retrieval.lang import detect_lang, toward_other_language
 from kb.retrieval.models import SparseVector
 from kb.retrieval.sparse import BM25Encoder, term_id
-from kb.retrieval.text import sentence_spans, split_sentences
+from kb.retrieval.text import joined, sentence_spans, split_sentences
 
 
 def test_sentences_split_on_japanese_and_english_ends_but_not_decimals():
@@ -51,6 +51,20 @@ def test_a_reply_word_is_one_sentence_with_the_statement_after_it():
     ]
     # A word that only starts like a reply is a sentence of its own.
     assert split_sentences("Note. Nobody. Yesterday.") == ["Note.", "Nobody.", "Yesterday."]
+
+
+def test_a_quoted_step_or_bullet_starts_a_line_and_sentences_run_on():
+    steps = ["2. ［ウィザード］をタッチします。 [1]", "4. ［閉じる］をタッチします。 [1]"]
+    assert joined(steps, "ja") == "\n".join(steps)
+    said = ["設定を開きます。 [1]", "・有線 LAN [2]", "保存します。 [1]"]
+    assert joined(said, "ja") == "設定を開きます。 [1]\n・有線 LAN [2]保存します。 [1]"
+    english = ["Tap Home. [1]", "- Click Add expense. [2]", "It has -5 °C limits. [1]"]
+    assert joined(english, "en") == (
+        "Tap Home. [1]\n- Click Add expense. [2] It has -5 °C limits. [1]"
+    )
+    assert joined(["Printing 2.5 pages. [1]", "10.2 Error codes list them. [1]"], "en") == (
+        "Printing 2.5 pages. [1] 10.2 Error codes list them. [1]"
+    )
 
 
 def test_sentence_spans_index_the_original_text():
