@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kb.retrieval.identifiers import is_code
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
 
@@ -328,7 +327,6 @@ def gate_features(
     coverage, and the share of the question's words the knowledge base knows (``present``:
     which of the words no passage holds it has elsewhere; ``aliases``: words known as another's
     synonym, counted when it knows some other word)."""
-    terms = [t for t in terms if not is_code(t)]  # words, as the model was fitted
     # Each passage is tokenised once; every coverage feature reads these sets.
     found = [set(sparse.terms(p.chunk.embed_text)) for p in passages]
     features = confidence_features(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence, Set
 from typing import NamedTuple, Protocol
 
-from kb.retrieval.identifiers import is_code, looked_up
+from kb.retrieval.identifiers import identifiers, looked_up
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Chunk, Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
@@ -73,6 +73,7 @@ def compose_extractive(
     lang: Lang | None = None,
     restated: Restated | None = None,
     whole_entries: bool = True,
+    codes: Sequence[str] = (),
 ) -> tuple[str, list[ScoredChunk]]:
     """Pick what answers, in reading order, each piece tagged with its passage number.
 
@@ -87,12 +88,12 @@ def compose_extractive(
     ingestion) is never quoted: the answer would hand the document's instruction to the user.
     ``confirmed``: people confirmed the first passage answers this need (issue 22): its
     sentences are quoted first, in order, whether or not they repeat the question's words.
-    A question that looks up an identifier (an error code, a part number: one no passage's
-    title or headings name, unlike the product's model number) is answered from a passage that
-    holds it by the units that hold it: the row of "E-021", not the rows around it that share
-    "error"; other passages as usual ("How do I order KP-A4-2500?": the price row, and how to
-    order). In the answer shown, with ``restated``; the confidence reads the one it was fitted
-    on.
+    A question that looks up an identifier (``codes``: those it names,
+    :func:`retrieval.identifiers.named_in`; one no passage's title or headings name, unlike
+    the product's model number) is answered from a passage that holds it by the units that
+    hold it: the row of "E-021", not the rows around it that share "error"; other passages as
+    usual ("How do I order KP-A4-2500?": the price row, and how to order). In the answer shown,
+    with ``restated``; the confidence reads the one it was fitted on.
     A unit that a better passage also holds word for word (manuals repeat their boilerplate
     from section to section) is quoted once, citing every passage that holds it.
     ``translations`` (a question term -> its translations, :meth:`retrieval.sparse.BM25Encoder.
@@ -119,8 +120,7 @@ def compose_extractive(
     passages = citable(passages, max_citations, per_document)
     if not passages:
         return "", []
-    codes = {t for t in question_terms if is_code(t)}  # units are scored by words, as fitted
-    terms = set(question_terms) - codes
+    terms = set(question_terms)
     other = {t: set(v) for t, v in (translations or {}).items() if t in terms}
 
     def held(unit: str, chunk_lang: Lang) -> set[str]:
@@ -166,11 +166,9 @@ def compose_extractive(
             # Term hits dominate; earlier passages and earlier sentences break ties.
             add(len(hits) - 0.3 * rank - 0.01 * order, rank, order, sentence, hits)
     if restated is not None and codes:  # "E-021": its row, not the table around it
-        titles = [
-            set(encoder.terms(f"{p.chunk.title} {p.chunk.location.label()}")) for p in passages
-        ]
-        wanted = set(looked_up(sorted(codes), titles))
-        rows = {id(u) for u in scored if wanted.intersection(encoder.terms(u.text))}
+        titles = [set(identifiers(f"{p.chunk.title} {p.chunk.location.label()}")) for p in passages]
+        wanted = set(looked_up(codes, titles))
+        rows = {id(u) for u in scored if wanted.intersection(identifiers(u.text))}
         tables = {u.rank for u in scored if id(u) in rows}  # a passage holding the code
         scored = [u for u in scored if id(u) in rows or u.rank not in tables]
     best = sorted(scored, key=lambda u: -u.score)[:max_sentences]

@@ -14,10 +14,10 @@ characters (separators aside: "A-4" is too short to tell one passage from anothe
 without case or separators. Its words lose it ("E-021" is the word "021"); one written as one
 word ("IPv6", "WPA3", "MF3400") is a word the search matches already. "2-sided" is not one.
 
-- The analyzer stores each identifier as a term of its own beside the words
-  (:meth:`retrieval.sparse.BM25Encoder.terms`: "#e021", kind ``code``), in either language,
-  without changing what the words weigh. The search, the confidence and the sentences an
-  answer quotes read the words, as the confidence model was fitted (:func:`is_code`).
+- Each identifier is stored as a term of its own beside a passage's words ("#e021",
+  :meth:`retrieval.sparse.BM25Encoder.encode_document`), in either language, without changing
+  what the words weigh. The analyzer's terms are the words: the search, the confidence and the
+  sentences an answer quotes read them, as the confidence model was fitted.
 - :func:`retrieval.lexical.by_identifiers` lifts the candidates that write what the question
   looks up: an identifier no candidate's title or headings name (the product's model number,
   "Aster MF-3400 User Guide", is what the question is about, not what it looks up).
@@ -58,11 +58,6 @@ def _identifier(word: str) -> str | None:
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
-
-
-def is_code(term: str) -> bool:
-    """Whether an analyzer's ``term`` is an identifier's ("#e021"), not a word's."""
-    return term.startswith(CODE)
 
 
 def identifiers(text: str) -> list[str]:

@@ -10,11 +10,11 @@ from dataclasses import dataclass, replace
 
 from kb.retrieval.answer import local_idf
 from kb.retrieval.identifiers import looked_up, named_in
-from kb.retrieval.models import Chunk, Lang, ScoredChunk, SparseVector
+from kb.retrieval.models import Chunk, Lang, ScoredChunk
 from kb.retrieval.proximity import PROXIMITY_CANDIDATES, PairsCache, by_proximity
 from kb.retrieval.rerank import TermsCache
 from kb.retrieval.settings import RetrievalSettings
-from kb.retrieval.sparse import BM25Encoder, Kind, term_id
+from kb.retrieval.sparse import BM25Encoder, Kind
 
 CANDIDATES = PROXIMITY_CANDIDATES
 """Fused candidates reordered."""
@@ -55,7 +55,7 @@ class LexicalOrder:
         no passage's title or headings hold (:func:`retrieval.identifiers.looked_up`)."""
         if plan is None or not plan.named:
             return []
-        return looked_up(plan.named, [self._terms(p.chunk).title for p in passages])
+        return looked_up(plan.named, [self._terms(p.chunk).title_codes for p in passages])
 
     def apply(
         self,
@@ -67,12 +67,15 @@ class LexicalOrder:
         """``passages`` reordered by ``plan``; ``spelled``: the question's terms as searched."""
         if plan.near > 0:  # the question's words in its order
             asked = spelled or self._sparse.question_terms(question)
-            order = [t for t, kind in asked if kind not in ("origin", "code")]
+            order = [t for t, kind in asked if kind != "origin"]
             passages = by_proximity(passages, order, self._pairs, self._terms.words, plan.near)
         if plan.named:  # the error code or part number looked up, as written
             wanted = self.looked_up(plan, passages)
-            passages = by_identifiers(passages, wanted, self._terms.words, plan.weight)
+            passages = by_identifiers(passages, wanted, self._codes, plan.weight)
         return passages
+
+    def _codes(self, chunk: Chunk) -> set[str]:
+        return set(self._terms(chunk).codes)
 
 
 def by_identifiers(
@@ -82,7 +85,7 @@ def by_identifiers(
     weight: float,
 ) -> list[ScoredChunk]:
     """``passages`` with ``weight`` times the weighted share of the identifiers ``wanted`` each
-    holds (``found``: a passage's terms, body and headings) added to its score (kept as signal
+    holds (``found``: a passage's identifiers, text and headings) added to its score (kept as signal
     ``identifiers``), best first; the order they came in breaks ties. ``weight`` is on the
     fused score's scale (the caller multiplies by the best score a passage can fuse to).
     Unchanged when the question names none, or when no candidate holds one."""
@@ -99,14 +102,3 @@ def by_identifiers(
         score, signals = p.score + weight * share, {**p.signals, "identifiers": share}
         scored.append((-score, i, replace(p, score=score, signals=signals)))
     return [p for *_, p in sorted(scored, key=lambda s: (s[0], s[1]))]
-
-
-def with_terms(query: SparseVector, terms: Sequence[str]) -> SparseVector:
-    """``query`` searching ``terms`` too, each as a question's word weighs: a code the question
-    looks up ("#e021") is searched once the candidates show it is not what the question is
-    about (the product's model number in every title would lift every passage that names it)."""
-    weights = dict(zip(query.indices, query.values, strict=True))
-    for term in terms:
-        weights[term_id(term)] = 1.0
-    ids = sorted(weights)
-    return SparseVector(indices=ids, values=[weights[i] for i in ids])

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from kb.retrieval.errors import KBError
-from kb.retrieval.identifiers import is_code
+from kb.retrieval.identifiers import identifiers
 from kb.retrieval.models import Chunk, Lang, ScoredChunk
 
 TRAINED = Path(__file__).resolve().parent / "trained"
@@ -120,6 +120,10 @@ class CandidateTerms:
     body: Counter[str]
     title: frozenset[str]
     question: frozenset[str]
+    codes: frozenset[str] = frozenset()
+    """The identifiers its text, title and headings write (:mod:`retrieval.identifiers`)."""
+    title_codes: frozenset[str] = frozenset()
+    """Those its title and headings write."""
 
 
 TERMS_CACHE = 20_000
@@ -138,10 +142,14 @@ class TermsCache:
         key = (chunk.point_id, chunk.doc_hash)
         cached = self._cached.get(key)
         if cached is None:
+            heading = f"{chunk.title} {chunk.location.label()}"
+            title_codes = frozenset(identifiers(heading))
             cached = CandidateTerms(
                 body=Counter(self._terms(chunk.text)),
-                title=frozenset(self._terms(f"{chunk.title} {chunk.location.label()}")),
+                title=frozenset(self._terms(heading)),
                 question=frozenset(self._terms(chunk.question or "")),
+                codes=title_codes | frozenset(identifiers(chunk.text)),
+                title_codes=title_codes,
             )
             if len(self._cached) >= self._size:
                 self._cached.clear()
@@ -179,13 +187,13 @@ def candidate_features(
     n = len(passages)
     if n == 0:
         return np.zeros((0, len(RANK_FEATURES)))
-    qterms = {t for t in question_terms if not is_code(t)}  # the words, as fitted
+    qterms = set(question_terms)
     df = Counter(t for ct in terms for t in qterms if t in ct.body or t in ct.title)
     idf = {t: math.log(1 + n / (1 + df[t])) for t in qterms}
     # math.fsum over sets and dicts: exact, so features do not depend on the order Python's
     # per-process string hashing gives them (a last-bit difference can flip a tie).
     total_idf = math.fsum(idf.values()) or 1.0
-    lengths = [sum(n for t, n in ct.body.items() if not is_code(t)) for ct in terms]
+    lengths = [sum(ct.body.values()) for ct in terms]
     avg_len = (sum(lengths) / n) or 1.0
     bm25 = []
     for ct, length in zip(terms, lengths, strict=True):

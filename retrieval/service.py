@@ -37,9 +37,9 @@ from kb.retrieval.generate import (
     extractive_faithfulness,
     generate,
 )
-from kb.retrieval.identifiers import unknown
+from kb.retrieval.identifiers import named_in, unknown
 from kb.retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
-from kb.retrieval.lexical import CANDIDATES, LexicalOrder, with_terms
+from kb.retrieval.lexical import CANDIDATES, LexicalOrder
 from kb.retrieval.lexicon import load_lexicon, translated_query
 from kb.retrieval.llm import LLM, build_llm
 from kb.retrieval.memory import QuestionMemory
@@ -225,7 +225,8 @@ class KnowledgeBase:
         passages = current_versions(found(sparse=sparse))[:fetch]
         codes = self._lexical.looked_up(lexical, passages) if sparse is not None else []
         if sparse is not None and codes:  # a code looked up, not the subject: a word too
-            passages = current_versions(found(sparse=with_terms(sparse, codes)))[:fetch]
+            sparse = self.sparse.encode_query(question, spelled, codes)
+            passages = current_versions(found(sparse=sparse))[:fetch]
         if lexical is not None:
             passages = self._lexical.apply(lexical, question, passages, spelled)
         t3 = time.perf_counter()
@@ -422,7 +423,7 @@ class KnowledgeBase:
             max_citations=cfg.max_citations,
             max_sentences=cfg.max_answer_sentences,
             per_document=cfg.citations_per_document,
-            translations=translations, lang=lang, encoder=self.sparse,
+            translations=translations, lang=lang, encoder=self.sparse, codes=named_in(question),
         )  # fmt: skip
         confirmed = confirmed_first(recall, passages, MEMORY_CANDIDATE)
         answer, cited = compose(terms, passages, confirmed=confirmed)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from kb.retrieval.extractive import quote
-from kb.retrieval.identifiers import is_code
 from kb.retrieval.injection import find_instructions
 from kb.retrieval.models import Lang, ScoredChunk
 from kb.retrieval.protocols import SparseEncoder
@@ -102,7 +101,6 @@ def procedure_answer(
     its whole section (:func:`whole_section`), so that a procedure that chunking cut is
     quoted from its first step to its last.
     """
-    terms = [t for t in terms if not is_code(t)]  # the question's words
     qterms = set(terms)
     if not qterms or not asks_how(question):
         return None

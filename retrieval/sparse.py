@@ -119,8 +119,8 @@ ANALYZER_VERSION = 5
 analyzer no longer match the questions' terms, so ingestion re-encodes them (2: katakana
 loanwords also as the English words they come from; 3: NFKC, katakana long-vowel and ヴ
 variants, issue 23; 4: a katakana word UniDic spells in Latin letters as those English words,
-「ワイファイ」 as "Wi-Fi"; 5: an identifier as a term of its own, "E-021" as "#e021",
-:mod:`retrieval.identifiers`)."""
+「ワイファイ」 as "Wi-Fi"; 5: a passage's identifiers stored beside its terms, "E-021" as
+"#e021", :mod:`retrieval.identifiers`)."""
 
 _VU = {"ヴァ": "バ", "ヴィ": "ビ", "ヴェ": "ベ", "ヴォ": "ボ", "ヴ": "ブ"}
 _VU_RE = re.compile("|".join(sorted(_VU, key=len, reverse=True)))
@@ -150,13 +150,12 @@ ORIGIN_WEIGHT = 0.5
 """A loanword's English origin counts this much of a term occurrence in a passage, and weighs
 this much in a question (the katakana word ``1 - ORIGIN_WEIGHT**2``)."""
 
-Kind = Literal["word", "loan", "origin", "code"]
+Kind = Literal["word", "loan", "origin"]
 
 _QUERY_WEIGHT: dict[Kind, float] = {
     "word": 1.0,
     "loan": 1.0 - ORIGIN_WEIGHT**2,
     "origin": ORIGIN_WEIGHT,
-    "code": 1.0,
 }
 """A loanword and its origin share one term's worth of a question's weight, so that a passage
 in the question's language (holding both) scores as before and one in the other language
@@ -220,10 +219,9 @@ class BM25Encoder:
         return [t for t, _ in self._terms(text)]
 
     def sequence(self, text: str) -> list[str]:
-        """The terms of ``text`` in the order it writes them, a loanword's English origin and
-        an identifier's whole left out (they stand beside the words, not after them): what term
-        proximity reads."""
-        return [t for t, k in self._terms(text) if k not in ("origin", "code")]
+        """The terms of ``text`` in the order it writes them, a loanword's English origin left
+        out (it stands beside the word, not after it): what term proximity reads."""
+        return [t for t, k in self._terms(text) if k != "origin"]
 
     def question_terms(self, text: str) -> list[tuple[str, Kind]]:
         """The terms a question searches and is answered by: :meth:`terms` (with their kinds)
@@ -231,25 +229,19 @@ class BM25Encoder:
         return [(t, k) for t, k in self._terms(text) if t not in QUESTION_DROP]
 
     def _terms(self, text: str) -> list[tuple[str, Kind]]:
-        """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, the
-        English ``origin`` of the loanword before it, or an identifier's ``code`` ("E-021" as
-        "#e021", after the words: :mod:`retrieval.identifiers`). The last
-        :data:`RECENT_TEXTS` texts' are kept: a FAQ question tokenised the same passages five
-        times, 9 of its 100 ms."""
+        """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the
+        English ``origin`` of the loanword before it (the last :data:`RECENT_TEXTS` texts'
+        kept: a FAQ question tokenised the same passages five times, 9 of its 100 ms)."""
         return list(self._recent(text))  # the caller's own list
 
     def _analyse(self, text: str) -> tuple[tuple[str, Kind], ...]:
         self.warm_up()
         text = normalize_text(text)
-        words: list[tuple[str, Kind]]
         if english_only(text):
-            words = [(t, "word") for w in _WORD.findall(text) if (t := self._english(w))]
-        else:
-            words = [
-                term for w in self._tag(text) for term in self.word_terms(w.surface, w.lemma, w.pos)
-            ]
-        codes: list[tuple[str, Kind]] = [(c, "code") for c in identifiers(text)]
-        return (*words, *codes)
+            return tuple((t, "word") for w in _WORD.findall(text) if (t := self._english(w)))
+        return tuple(
+            term for w in self._tag(text) for term in self.word_terms(w.surface, w.lemma, w.pos)
+        )
 
     def word_terms(self, surface: str, lemma: str | None, pos: str) -> list[tuple[str, Kind]]:
         """The terms of one word of a Japanese text (a Latin word inside it the English way)."""
@@ -311,13 +303,14 @@ class BM25Encoder:
 
     def encode_document(self, text: str) -> SparseVector:
         counts: dict[str, float] = {}
-        # An identifier's term is stored beside the words (the knowledge base knows "#e021")
-        # without lengthening the passage: the words weigh as they did (``dl``: their length).
-        dl = 0.0
         for term, kind in self._terms(text):
-            weight = ORIGIN_WEIGHT if kind == "origin" else 1.0
-            counts[term] = counts.get(term, 0.0) + weight
-            dl += 0.0 if kind == "code" else weight
+            counts[term] = counts.get(term, 0.0) + (ORIGIN_WEIGHT if kind == "origin" else 1.0)
+        dl = sum(counts.values())
+        # An identifier's term is stored beside the words (the knowledge base knows "#e021",
+        # :mod:`retrieval.identifiers`) without lengthening the passage: the words weigh as
+        # they did.
+        for code in identifiers(text):
+            counts[code] = counts.get(code, 0.0) + 1.0
         norm = self.k1 * (1 - self.b + self.b * dl / self.avgdl)
         # Equal scores are common (a one-term question, chunks of equal length) and the engine
         # orders them as it likes, differently in two ingestions of the same files: the text's
@@ -413,15 +406,19 @@ class BM25Encoder:
         return found
 
     def encode_query(
-        self, text: str, terms: Sequence[tuple[str, Kind]] | None = None
+        self,
+        text: str,
+        terms: Sequence[tuple[str, Kind]] | None = None,
+        codes: Sequence[str] = (),
     ) -> SparseVector:
         """``terms``: the question's terms as :mod:`retrieval.spelling` spells them; ``None``:
-        as :meth:`question_terms` gives them."""
+        as :meth:`question_terms` gives them. ``codes``: the identifiers it looks up
+        (:mod:`retrieval.identifiers`), each weighing as a word."""
         query: dict[int, float] = {}
         for term, kind in self.question_terms(text) if terms is None else terms:
-            if kind == "code":  # the words search; an identifier reorders what they find
-                continue
             idx = term_id(term)
             query[idx] = max(query.get(idx, 0.0), _QUERY_WEIGHT[kind])
+        for code in codes:  # an identifier the question looks up, searched as one of its words
+            query[term_id(code)] = 1.0
         ids = sorted(query)
         return SparseVector(indices=ids, values=[query[i] for i in ids])

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from kb.retrieval.identifiers import identifiers, is_code, looked_up, named_in, unknown
-from kb.retrieval.lexical import by_identifiers, with_terms
+from kb.retrieval.identifiers import identifiers, looked_up, named_in, unknown
+from kb.retrieval.lexical import by_identifiers
 from kb.retrieval.models import Chunk
 from kb.retrieval.sparse import ANALYZER_VERSION, BM25Encoder, term_id
 from tests.unit.passages import passage
@@ -16,8 +16,8 @@ from tests.unit.passages import passage
 ENCODER = BM25Encoder()
 
 
-def _words(chunk: Chunk) -> set[str]:
-    return set(ENCODER.terms(f"{chunk.text} {chunk.title}"))
+def _codes(chunk: Chunk) -> set[str]:
+    return set(identifiers(f"{chunk.text} {chunk.title}"))
 
 
 def test_codes_part_numbers_and_versions_are_identifiers_and_ordinary_words_are_not() -> None:
@@ -29,15 +29,16 @@ def test_codes_part_numbers_and_versions_are_identifiers_and_ordinary_words_are_
     assert identifiers("Turn on 2-sided printing for 550 sheets of A4, 10MB, 1st, P1, Wi-Fi") == []
     # Full-width Latin and digits are read as ASCII; case and hyphens do not matter.
     assert named_in("エラー Ｅ－０２１ が出ます。e021? E021!") == ["#e021"]
-    assert is_code("#e021") and not is_code("021")
 
 
-def test_the_analyzer_gives_an_identifier_as_a_term_beside_its_pieces() -> None:
+def test_a_passage_stores_an_identifier_as_a_term_beside_its_words() -> None:
     assert ANALYZER_VERSION >= 5  # points encoded before are encoded again at ingestion
+    # The analyzer's terms are the words; the identifier is stored beside them.
     question = ENCODER.question_terms("What does E-021 mean?")
-    assert question == [("021", "word"), ("mean", "word"), ("#e021", "code")]
+    assert question == [("021", "word"), ("mean", "word")]
     # In a Japanese text as in an English one.
-    assert ("#e452", "code") in ENCODER.question_terms("E-452 が出てスキャンを送れません")
+    japanese = ENCODER.encode_document("E-452 が出てスキャンを送れません")
+    assert term_id("#e452") in japanese.indices
     # The words weigh as they did: the passage is no longer, and the search reads no code.
     plain = ENCODER.encode_document("Code 021: paper jam in the duplex unit.")
     coded = ENCODER.encode_document("Code E-021: paper jam in the duplex unit.")
@@ -59,13 +60,13 @@ def test_the_passage_that_writes_the_identifier_comes_first() -> None:
     faq = passage(0, "E-401 means the Wi-Fi passphrase is wrong. Check the passphrase.", 0.9)
     table = passage(1, "Code: E-010; Message: Paper jam in Tray 1. Code: E-021; Message: ...", 0.5)
     other = passage(2, "Code: E-200; Message: Fuser error.", 0.6)
-    ranked = by_identifiers([faq, table, other], ["#e021"], _words, weight=1.0)
+    ranked = by_identifiers([faq, table, other], ["#e021"], _codes, weight=1.0)
     assert [p.chunk.document_id for p in ranked] == ["d1", "d0", "d2"]
     assert ranked[0].signals["identifiers"] == 1.0 and ranked[1].signals["identifiers"] == 0.0
     assert ranked[0].score == 1.5
     # Nothing holds it, or the weight is 0: the fused order stands, untouched.
-    assert by_identifiers([faq, table], ["#e777"], _words, weight=1.0) == [faq, table]
-    assert by_identifiers([faq, table], ["#e021"], _words, weight=0.0) == [faq, table]
+    assert by_identifiers([faq, table], ["#e777"], _codes, weight=1.0) == [faq, table]
+    assert by_identifiers([faq, table], ["#e021"], _codes, weight=0.0) == [faq, table]
 
 
 def test_the_model_number_the_titles_name_is_not_looked_up() -> None:
@@ -102,7 +103,13 @@ def test_the_looked_up_row_is_quoted_without_its_neighbours() -> None:
     )
     statuses = passage(1, "Status: Draft; Meaning: Saved but not submitted.", 0.5)
     terms = ENCODER.terms("What does E-021 mean?")
-    kwargs = {"encoder": ENCODER, "max_citations": 3, "max_sentences": 4, "lang": "en"}
+    kwargs = {
+        "encoder": ENCODER,
+        "max_citations": 3,
+        "max_sentences": 4,
+        "lang": "en",
+        "codes": named_in("What does E-021 mean?"),
+    }
     shown, cited = compose_extractive(
         terms, [table, statuses], restated=lambda u, said, skip: (0, 0), **kwargs
     )
@@ -116,13 +123,14 @@ def test_the_looked_up_row_is_quoted_without_its_neighbours() -> None:
     # is singled out for it.
     about = replace(table, chunk=replace(table.chunk, title="Aster MF-3400 User Guide"))
     terms = ENCODER.terms("Which paper jams does the MF-3400 mean?")
+    kwargs["codes"] = named_in("Which paper jams does the MF-3400 mean?")
     shown, _ = compose_extractive(terms, [about], restated=lambda u, said, skip: (0, 0), **kwargs)
     assert "E-020" in shown and "E-021" in shown
 
 
 def test_a_looked_up_code_is_searched_as_a_word_of_the_question() -> None:
     query = ENCODER.encode_query("What does E-021 mean?")
-    searched = with_terms(query, ["#e021"])
+    searched = ENCODER.encode_query("What does E-021 mean?", codes=["#e021"])
     assert dict(zip(searched.indices, searched.values, strict=True)) == {
         **dict(zip(query.indices, query.values, strict=True)),
         term_id("#e021"): 1.0,
