@@ -92,8 +92,10 @@ def compose_extractive(
     :func:`retrieval.identifiers.named_in`; one no passage's title or headings name, unlike
     the product's model number) is answered from a passage that holds it by the units that
     hold it: the row of "E-021", not the rows around it that share "error"; other passages as
-    usual ("How do I order KP-A4-2500?": the price row, and how to order). In the answer shown,
-    with ``restated``; the confidence reads the one it was fitted on.
+    usual ("How do I order KP-A4-2500?": the price row, and how to order), but not by a unit
+    that holds other identifiers and not the looked-up one (the other guide's row of E-200,
+    once E-021's row is quoted). In the answer shown, with ``restated``; the confidence reads
+    the one it was fitted on.
     A unit that a better passage also holds word for word (manuals repeat their boilerplate
     from section to section) is quoted once, citing every passage that holds it.
     ``translations`` (a question term -> its translations, :meth:`retrieval.sparse.BM25Encoder.
@@ -170,6 +172,8 @@ def compose_extractive(
         wanted = set(looked_up(codes, titles))
         rows = {id(u) for u in scored if wanted.intersection(identifiers(u.text))}
         tables = {u.rank for u in scored if id(u) in rows}  # a passage holding the code
+        if rows:  # nor, from other passages, the rows of other codes (the other guide's E-200)
+            scored = [u for u in scored if id(u) in rows or not identifiers(u.text)]
         scored = [u for u in scored if id(u) in rows or u.rank not in tables]
     best = sorted(scored, key=lambda u: -u.score)[:max_sentences]
     if restated is not None and lang is not None:

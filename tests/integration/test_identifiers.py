@@ -21,6 +21,10 @@ def test_an_error_code_finds_its_row_of_the_table(sample_kb):
     # "mean" asks; the row answers without it (the confidence read it as half the question).
     assert result.status == "answered", result.confidence
     assert result.answer.startswith("Code: E-021; Message: Paper jam in the duplex unit")
+    # Asked in Japanese: the English row, not the Japanese guide's table of other codes.
+    result = kb.ask("エラー E-021 の意味は？", acl=EMPLOYEE)
+    assert result.status == "answered", result.confidence
+    assert result.answer.startswith("Code: E-021;") and "E-200" not in result.answer
     result = kb.ask("What does error E-402 mean?", acl=EMPLOYEE)
     assert "Code: E-402;" in result.passages[0].chunk.text
     assert result.status == "answered", result.confidence

@@ -102,6 +102,7 @@ def test_the_looked_up_row_is_quoted_without_its_neighbours() -> None:
         0.9,
     )
     statuses = passage(1, "Status: Draft; Meaning: Saved but not submitted.", 0.5)
+    other_table = passage(2, "Code: E-200; Meaning: Fuser error.", 0.4)  # the other guide's
     terms = ENCODER.terms("What does E-021 mean?")
     kwargs = {
         "encoder": ENCODER,
@@ -111,14 +112,16 @@ def test_the_looked_up_row_is_quoted_without_its_neighbours() -> None:
         "codes": named_in("What does E-021 mean?"),
     }
     shown, cited = compose_extractive(
-        terms, [table, statuses], restated=lambda u, said, skip: (0, 0), **kwargs
+        terms, [table, statuses, other_table], restated=lambda u, said, skip: (0, 0), **kwargs
     )
-    # Its row, not the row beside it that shares "mean"; another passage as it would be.
+    # Its row, not the row beside it that shares "mean"; another passage as it would be, but
+    # not another table's row of another code.
     assert shown.startswith("Code: E-021;") and "E-020" not in shown and "Draft" in shown
+    assert "E-200" not in shown
     assert [p.chunk.document_id for p in cited] == ["d0", "d1"]
     # The answer the confidence judges is the one it was fitted on.
-    judged, _ = compose_extractive(terms, [table, statuses], **kwargs)
-    assert "E-020" in judged
+    judged, _ = compose_extractive(terms, [table, statuses, other_table], **kwargs)
+    assert "E-020" in judged and "E-200" in judged
     # The product's model number, named in the titles, is what the question is about: no row
     # is singled out for it.
     about = replace(table, chunk=replace(table.chunk, title="Aster MF-3400 User Guide"))
