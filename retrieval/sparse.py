@@ -63,21 +63,20 @@ _JA_DROP_LEMMAS = {
     "何",
     "可能",
 }
-QUESTION_DROP = frozenset({"方", "遣る", "どう", "言う", "意味", "mean"})
+QUESTION_DROP = frozenset({"方", "遣る", "意味", "mean"})
 """Words a question asks with and a passage does not answer with. Dropped from questions only:
 a passage keeps its words, and its length, which BM25 and the confidence read.
 
 - 「直し方」「やり方」 ask how (the verb before 方 says what). A FAQ's passages say 「〜の方は」
   (those who): dropped from passages too, localgovfaq_ja lost two right answers.
-- 「どう」, which English drops as the stop word "how" (「どうすれば」, 「どうなりますか」, and
-  「どういう」 with its 「言う」): 「どうすればいいですか」 matched every FAQ entry whose question
-  says so (localgovfaq_ja correct / wrong 0.459 / 0.266 -> 0.474 / 0.260, docs/experiments.md
-  "question words"). Not 「いくら」: a price question is answered by the passages that say
-  prices (dropped, an out-of-scope price question was answered).
 - "mean" (the stem of "mean", "means", "meaning") and 「意味」 ask what a code or a term means:
   "What does E-021 mean?" is answered by the row "Code: E-021; Message: Paper jam in the
   duplex unit", which never says "means", and the confidence read the word as half of what
-  was asked (escalated at 0.53)."""
+  was asked (escalated at 0.53).
+- Not 「どう」: dropped, localgovfaq_ja answered 0.459 -> 0.474 right, but a FAQ entry whose
+  own question says 「どうなりますか」 is then no longer found for a question that says it
+  (「電波のない場所でアプリから撮った領収書の写真はどうなりますか？」 lost the entry that answers;
+  docs/experiments.md, "question words")."""
 # Words too general to translate: a formal noun, a light verb or a counter has a dozen English
 # glosses ("time", "go", "get", "take") that match every English passage.
 _UNTRANSLATED = frozenset(
