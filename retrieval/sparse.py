@@ -73,10 +73,23 @@ a passage keeps its words, and its length, which BM25 and the confidence read.
   "What does E-021 mean?" is answered by the row "Code: E-021; Message: Paper jam in the
   duplex unit", which never says "means", and the confidence read the word as half of what
   was asked (escalated at 0.53).
-- Not 「どう」: dropped, localgovfaq_ja answered 0.459 -> 0.474 right, but a FAQ entry whose
-  own question says 「どうなりますか」 is then no longer found for a question that says it
+- 「どういう」「どういった」 (what kind of), read as 「何」 (:func:`asking`). Not 「どう」 alone:
+  dropped, localgovfaq_ja answered 0.459 -> 0.474 right, but a FAQ entry whose own question
+  says 「どうなりますか」 is then no longer found for a question that says it
   (「電波のない場所でアプリから撮った領収書の写真はどうなりますか？」 lost the entry that answers;
   docs/experiments.md, "question words")."""
+_WHAT_KIND = re.compile(r"どう(?=い[うっ]|言[うっ])(?:いう|いった|言う|言った)")
+
+
+def asking(question: str) -> str:
+    """``question`` with 「どういう」「どういった」 (what kind of) read as 「何」, which asks and is
+    dropped, as English drops "what": UniDic reads them as 「どう」 and 「言う」, two words no
+    passage answers with (「E-402 はどういう意味ですか」 escalated at 0.29 with its row first).
+    Not 「どう」 alone: a FAQ entry whose own question says 「どうなりますか」 is found by it
+    (docs/experiments.md, "question words")."""
+    return _WHAT_KIND.sub("何", question)
+
+
 # Words too general to translate: a formal noun, a light verb or a counter has a dozen English
 # glosses ("time", "go", "get", "take") that match every English passage.
 _UNTRANSLATED = frozenset(
@@ -234,8 +247,8 @@ class BM25Encoder:
 
     def question_terms(self, text: str) -> list[tuple[str, Kind]]:
         """The terms a question searches and is answered by: :meth:`terms` (with their kinds)
-        less the words it asks with (「直し方」's 方, 「やり方」)."""
-        return [(t, k) for t, k in self._terms(text) if t not in QUESTION_DROP]
+        less the words it asks with (「直し方」's 方, 「やり方」, 「どういう」: :func:`asking`)."""
+        return [(t, k) for t, k in self._terms(asking(text)) if t not in QUESTION_DROP]
 
     def _terms(self, text: str) -> list[tuple[str, Kind]]:
         """Each term occurrence and what it is: a ``word``, a katakana ``loan`` word, or the

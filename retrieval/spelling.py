@@ -29,6 +29,7 @@ from kb.retrieval.sparse import (
     BM25Encoder,
     Kind,
     Word,
+    asking,
     english_only,
     is_katakana,
     term_id,
@@ -97,7 +98,7 @@ class Speller:
         one after another)."""
         if english_only(text):
             return None
-        words = self.encoder.words(text)
+        words = self.encoder.words(asking(text))
         terms = [
             [
                 (t, k)

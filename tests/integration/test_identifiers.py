@@ -25,6 +25,9 @@ def test_an_error_code_finds_its_row_of_the_table(sample_kb):
     result = kb.ask("エラー E-021 の意味は？", acl=EMPLOYEE)
     assert result.status == "answered", result.confidence
     assert result.answer.startswith("Code: E-021;") and "E-200" not in result.answer
+    result = kb.ask("E-402 はどういう意味ですか", acl=EMPLOYEE)  # 「どういう」 asks, as 「何」
+    assert result.status == "answered", result.confidence
+    assert result.answer.startswith("Code: E-402;")
     result = kb.ask("What does error E-402 mean?", acl=EMPLOYEE)
     assert "Code: E-402;" in result.passages[0].chunk.text
     assert result.status == "answered", result.confidence

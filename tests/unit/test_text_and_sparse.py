@@ -185,6 +185,10 @@ def test_a_question_s_way_of_doing_is_not_searched_and_a_passage_keeps_its_words
     asked = [t for t, _ in enc.question_terms("両面印刷のやり方")]
     assert asked == [t for t, _ in enc.question_terms("両面印刷の方法")] == ["両面", "印刷"]
     assert [t for t, _ in enc.question_terms("トナーの交換の仕方")] == ["トナ", "toner", "交換"]
+    # 「どういう」「どういった」 ask "what kind of", as 「何」 does; 「どう」 alone is searched.
+    assert [t for t, _ in enc.question_terms("E-402 はどういう意味ですか")] == ["402"]
+    assert [t for t, _ in enc.question_terms("どういった場合に使えますか")] == ["場合", "使う"]
+    assert [t for t, _ in enc.question_terms("写真はどうなりますか")] == ["写真", "どう"]
     # 「意味」 asks what a code means; the passages keep the word.
     assert [t for t, _ in enc.question_terms("エラー E-021 の意味は？")] == ["エラ", "error", "021"]
     assert enc.terms("エラー E-021 の意味は？") == ["エラ", "error", "021", "意味"]
