@@ -170,11 +170,16 @@ def compose_extractive(
     if restated is not None and codes:  # "E-021": its row, not the table around it
         titles = [set(identifiers(f"{p.chunk.title} {p.chunk.location.label()}")) for p in passages]
         wanted = set(looked_up(codes, titles))
-        rows = {id(u) for u in scored if wanted.intersection(identifiers(u.text))}
+        written = {id(u): set(identifiers(u.text)) for u in scored}
+        rows = {i for i, codes_of in written.items() if codes_of & wanted}
         tables = {u.rank for u in scored if id(u) in rows}  # a passage holding the code
-        if rows:  # nor, from other passages, the rows of other codes (the other guide's E-200)
-            scored = [u for u in scored if id(u) in rows or not identifiers(u.text)]
-        scored = [u for u in scored if id(u) in rows or u.rank not in tables]
+        scored = [
+            u
+            for u in scored
+            if id(u) in rows
+            # nor, from other passages, the rows of other codes (the other guide's E-200)
+            or (u.rank not in tables and not (rows and written[id(u)]))
+        ]
     best = sorted(scored, key=lambda u: -u.score)[:max_sentences]
     if restated is not None and lang is not None:
         asked = terms.union(*other.values())  # every passage quoted shares these

@@ -78,7 +78,7 @@ a passage keeps its words, and its length, which BM25 and the confidence read.
   says 「どうなりますか」 is then no longer found for a question that says it
   (「電波のない場所でアプリから撮った領収書の写真はどうなりますか？」 lost the entry that answers;
   docs/experiments.md, "question words")."""
-_WHAT_KIND = re.compile(r"どう(?=い[うっ]|言[うっ])(?:いう|いった|言う|言った)")
+_WHAT_KIND = re.compile(r"どう[い言](?:う|った)")
 
 
 def asking(question: str) -> str:
