@@ -16,20 +16,22 @@ from kb.retrieval.rerank import TermsCache
 from kb.retrieval.settings import RetrievalSettings
 from kb.retrieval.sparse import BM25Encoder, Kind
 
-CANDIDATES = PROXIMITY_CANDIDATES
-"""Fused candidates reordered."""
-
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What reorders one question's candidates: the proximity weight and the identifiers named,
-    each weight on the fused score's scale. Proximity reads the first :data:`CANDIDATES`; the
+    each weight on the fused score's scale. Proximity reads the first :attr:`candidates`; the
     identifiers reorder the candidates the search would have served without them (a Japanese
     question's 8), so that a question naming only its product is searched as before."""
 
     near: float
     named: tuple[str, ...]
     weight: float
+
+    @property
+    def candidates(self) -> int:
+        """How many fused candidates the search fetches for it (0: as it would anyway)."""
+        return PROXIMITY_CANDIDATES if self.near > 0 else 0
 
 
 class LexicalOrder:

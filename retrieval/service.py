@@ -39,7 +39,7 @@ from kb.retrieval.generate import (
 )
 from kb.retrieval.identifiers import named_in, unknown
 from kb.retrieval.lang import LanguageDirection, detect_lang, other_lang, toward_other_language
-from kb.retrieval.lexical import CANDIDATES, LexicalOrder
+from kb.retrieval.lexical import LexicalOrder
 from kb.retrieval.lexicon import load_lexicon, translated_query
 from kb.retrieval.llm import LLM, build_llm
 from kb.retrieval.memory import QuestionMemory
@@ -212,8 +212,8 @@ class KnowledgeBase:
         lexical = self._lexical.plan(question, lang, cfg, self._max_fused())
         second = learned is not None or ranker is not None
         fetch = max(k, cfg.ranker_candidates) if second else k
-        if lexical is not None and lexical.near > 0:  # proximity reorders the first 50
-            fetch, second = max(fetch, CANDIDATES), True
+        if lexical is not None and lexical.candidates:  # proximity reorders the first 50
+            fetch, second = max(fetch, lexical.candidates), True
         if self.cross is not None:
             fetch = max(fetch, self.cross.candidates)
         found = functools.partial(
