@@ -225,6 +225,14 @@ class MemoryLearningOut(BaseModel):
     configured_right: int | None = None
     """...and how many the configured gate answered right without the memory: the learned gate
     is used only when it answers at least as many (``answerability``)."""
+    learned_cited: int | None = None
+    """Out of fold, how many confirmed questions have their document among the learned
+    order's first three passages (those an answer quotes from)..."""
+    search_after_cited: int | None = None
+    """...and among the learned first passage followed by the search's order..."""
+    search_after: bool = False
+    """...which is the order given when it finds at least as many: the learned ranker is
+    fitted to put the confirmed document first, not to order the rest."""
 
 
 class PassageOut(BaseModel):

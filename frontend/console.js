@@ -70,6 +70,7 @@ const i18n = translator({
     learned_learned: "Learned from {n} confirmed questions: on confirmed questions it was not fitted on, the first passage is right {learned} of the time (search alone: {fused}).",
     learned_gate: " It answers {answered} of them, {wrong} wrongly (held to {target}).",
     learned_gate_dropped: " Its answer gate is not used: it would answer {learned} of them right, the product's own confidence {plain}.",
+    learned_after: " After its first passage the search's order follows (the confirmed passage among the first three: {after} of them; in the learned order: {learned}).",
     learned_too_few: "The ranker learns from {min} confirmed questions ({n} so far).",
     learned_no_better: "Not used: on {n} confirmed questions it was not fitted on, it ranked no better than the search alone ({learned} against {fused}).",
     learned_off: "Learning from confirmed questions is switched off (support.memory_ranker).",
@@ -141,6 +142,7 @@ const i18n = translator({
     learned_learned: "確認済みの質問{n}件から学習しました。学習に使っていない確認済みの質問で、最初の箇所が正しい割合は{learned}です（検索のみ：{fused}）。",
     learned_gate: "そのうち{answered}に回答し、誤答は{wrong}です（上限{target}）。",
     learned_gate_dropped: "回答の判定には使っていません：正しく回答できるのは{learned}件で、製品の確信度では{plain}件です。",
+    learned_after: "最初の箇所の後は検索の順に並べます（確認済みの箇所が上位 3 件に入るのは{after}件、学習した順では{learned}件）。",
     learned_too_few: "確認済みの質問が{min}件になると学習します（現在{n}件）。",
     learned_no_better: "使用していません：学習に使っていない確認済みの質問{n}件で、検索のみより良い順位になりませんでした（{learned}、検索のみ{fused}）。",
     learned_off: "確認済みの質問からの学習はオフです（support.memory_ranker）。",
@@ -406,6 +408,9 @@ async function loadLearning() {
     } else if (l.ranker === "learned" && l.answerability_right != null && !l.answerability) {
       line.textContent += t("learned_gate_dropped", { learned: l.answerability_right,
         plain: l.configured_right });
+    }
+    if (l.ranker === "learned" && l.search_after) {
+      line.textContent += t("learned_after", { after: l.search_after_cited, learned: l.learned_cited });
     }
   } catch (err) {
     line.textContent = errorText(err, t);

@@ -7,8 +7,8 @@ staff answer) says which of the search's candidates was right for a real questio
 Once the memory holds :data:`MIN_QUESTIONS` of them, a small LightGBM lambdarank model is fitted
 over each confirmed question's fused candidates with the shipped ranker's features
 (:data:`retrieval.rerank.RANK_FEATURES`) plus what the memory knows of each candidate
-(:data:`MEMORY_RANK_FEATURES`), and it orders the candidates of every new question from then
-on. It is refitted with the memory, so every confirmed answer teaches it.
+(:data:`retrieval.evidence.MEMORY_RANK_FEATURES`), and it orders the candidates of every new
+question from then on. It is refitted with the memory, so every confirmed answer teaches it.
 
 Safeguards, as for the memory's matches (:mod:`retrieval.memory`):
 
@@ -17,7 +17,10 @@ Safeguards, as for the memory's matches (:mod:`retrieval.memory`):
 - only active entries count (demoted, stale and removed ones are gone from the memory);
 - a candidate's memory features come only from entries whose passage the caller may read;
 - the model is kept only when, fitted on four fifths of the questions, it ranks the fifth
-  better than the fused order (5-fold, by question): a model that would not help is not used.
+  better than the fused order (5-fold, by question): a model that would not help is not used;
+- it is fitted to put the confirmed document first, and only its first candidate is taken
+  unless its order of the next ones also does better out of fold: the search's order follows
+  the learned first (:attr:`DomainRanker.search_after`).
 
 Pure computation: :mod:`services.domain` gathers the examples (it searches each confirmed
 question again) and :meth:`retrieval.service.KnowledgeBase.search` applies the model.
@@ -33,21 +36,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kb.retrieval.evidence import MEMORY_RANK_FEATURES, Evidence
 from kb.retrieval.gate import Gate, choose_gate, wrong_rate
 from kb.retrieval.memory import MemoryEntry, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
-from kb.retrieval.numeric import cosines, dot, unit_rows
+from kb.retrieval.numeric import dot
 from kb.retrieval.rerank import LAMBDARANK, RANK_FEATURES, monotone, reorder
 
-MEMORY_RANK_FEATURES = (
-    "memory_best",
-    "memory_lead",
-    "memory_nearest",
-    "memory_count",
-)
-"""Per candidate: the highest cosine of a confirmed question naming its document; how far that
-trails the closest confirmed question of all; whether the closest names it; how many close
-ones (cosine from :data:`CLOSE`) name it. Agreed documents only."""
 FEATURES = (*RANK_FEATURES, *MEMORY_RANK_FEATURES)
 ANSWER_FEATURES = (
     "bias",
@@ -73,7 +68,9 @@ MIN_CLASS = 5
 """Out-of-fold first candidates (and of each outcome) before the answerability is fitted."""
 MIN_QUESTIONS = 50
 """Confirmed questions (with their document among the candidates) before a model is fitted."""
-CLOSE = 0.88
+CITED = 3
+"""Candidates an answer quotes from (``retrieval.max_citations``' default): what the learned
+order is measured on beside its first."""
 FOLDS = 5
 SEED = 11
 ROUNDS = 100
@@ -117,64 +114,6 @@ class Example:
         return [int(d == self.answer) for d in self.documents]
 
 
-class Evidence:
-    """The agreed pairs of a memory, as vectors per document, for :func:`memory_features`."""
-
-    def __init__(self, entries: Sequence[MemoryEntry]) -> None:
-        confirmers: dict[str, set[str]] = {}
-        staff: set[str] = set()
-        for e in entries:
-            if e.kind != "pair" or e.document_id is None:
-                continue
-            if e.staff:
-                staff.add(e.document_id)
-            elif e.confirmer:
-                confirmers.setdefault(e.document_id, set()).add(e.confirmer)
-        agreed = staff | {d for d, who in confirmers.items() if len(who) >= 2}
-        self.entries = [
-            e for e in entries if e.kind == "pair" and e.document_id in agreed and len(e.vector) > 0
-        ]
-        dims = {len(e.vector) for e in self.entries}
-        if len(dims) > 1:
-            self.entries = []
-        self.matrix = unit_rows([e.vector for e in self.entries])
-
-    def features(
-        self,
-        vector: Sequence[float],
-        documents: Sequence[str],
-        acl: AccessFilter,
-        *,
-        exclude: str | None = None,
-    ) -> Matrix:
-        """:data:`MEMORY_RANK_FEATURES` of each of ``documents`` for a question of ``vector``,
-        from the entries whose passage ``acl`` may read (``exclude``: leave out the entries of
-        that question, for training)."""
-        out = np.zeros((len(documents), len(MEMORY_RANK_FEATURES)))
-        out[:, 1] = 1.0
-        if not self.entries or len(vector) != self.matrix.shape[1]:
-            return out
-        sims = cosines(self.matrix, vector)
-        best: dict[str, float] = {}
-        close: dict[str, int] = {}
-        nearest, nearest_doc = 0.0, None
-        for sim, e in zip(sims.tolist(), self.entries, strict=True):
-            if (exclude is not None and e.query_id == exclude) or not acl.permits(e.groups):
-                continue
-            doc = e.document_id
-            assert doc is not None
-            if sim > best.get(doc, 0.0):
-                best[doc] = sim
-            if sim >= CLOSE:
-                close[doc] = close.get(doc, 0) + 1
-            if sim > nearest:
-                nearest, nearest_doc = sim, doc
-        for i, doc in enumerate(documents):
-            b = best.get(doc, 0.0)
-            out[i] = (b, nearest - b if b else 1.0, float(doc == nearest_doc), close.get(doc, 0))
-        return out
-
-
 def _train(examples: Sequence[Example], evidence: Evidence) -> Any:
     import lightgbm
 
@@ -202,6 +141,17 @@ def _fold(ex: Example) -> int:
 
 def _first_right(order: Sequence[int], ex: Example) -> bool:
     return bool(order) and ex.documents[order[0]] == ex.answer
+
+
+def _cited_right(order: Sequence[int], ex: Example) -> bool:
+    """Whether the confirmed document is among the first :data:`CITED` candidates of
+    ``order``: the passages an answer quotes from."""
+    return ex.answer in {ex.documents[i] for i in order[:CITED]}
+
+
+def _search_after(order: Sequence[int]) -> list[int]:
+    """``order``'s first candidate, then the others in the search's (fused) order."""
+    return [*order[:1], *(i for i in range(len(order)) if order[:1] != [i])]
 
 
 def _answer_row(rows: Matrix, scores: Sequence[float]) -> list[float]:
@@ -248,6 +198,12 @@ class Validation:
     configured_right: int = 0
     """How many the configured gate answered right without the memory: the learned gate is
     kept only when it answered at least as many (:func:`learn`)."""
+    learned_cited: int = 0
+    """Questions whose confirmed document is among the learned order's first :data:`CITED`
+    candidates (out of fold)..."""
+    search_after_cited: int = 0
+    """...and among the learned first candidate and the search's next ones: the order the
+    ranker gives when this is higher (:attr:`DomainRanker.search_after`)."""
 
     def to_dict(self) -> dict[str, float | int | None]:
         return {
@@ -257,6 +213,8 @@ class Validation:
             "answerability_questions": self.answers,
             "answerability_right": self.gate_right,
             "configured_right": self.configured_right,
+            "learned_cited": self.learned_cited,
+            "search_after_cited": self.search_after_cited,
         }
 
 
@@ -282,6 +240,16 @@ class DomainRanker:
         """Where that probability answers (:mod:`retrieval.gate`); ``None``: the probability
         is the confidence as it is."""
         self._lock = lock or threading.Lock()
+
+    @property
+    def search_after(self) -> bool:
+        """Whether the learned first candidate is followed by the search's order rather than
+        the learned one: where, out of fold, that put the confirmed document among the
+        passages an answer quotes from more often (:class:`Validation`). A ranker fitted to
+        put one confirmed document first can order the rest worse than the search did: on
+        emanual_tv's history it dropped the gold section the search had cited second or third
+        (docs/question-memory.md)."""
+        return self.validation.search_after_cited >= self.validation.learned_cited
 
     def with_evidence(self, evidence: Evidence) -> DomainRanker:
         """The same model reading the memory features of other entries."""
@@ -309,6 +277,8 @@ class DomainRanker:
             for i, p in enumerate(passages)
         ]
         ranked = reorder(searched, scores, features)
+        if self.search_after:
+            ranked[1:] = sorted(ranked[1:], key=lambda p: p.signals[SEARCHED])
         if not ranked or self.answerability is None:
             return ranked
         z = dot(self.answerability, _answer_row(rows, scores))
@@ -365,6 +335,7 @@ class Learning:
             "questions": self.questions,
             "min_questions": MIN_QUESTIONS,
             "answerability": bool(self.ranker and self.ranker.answerability is not None),
+            "search_after": bool(self.ranker and self.ranker.search_after),
             **(self.validation.to_dict() if self.validation else {}),
             **(self.ranker.gate.to_dict() if self.ranker and self.ranker.gate else {}),
         }
@@ -398,7 +369,7 @@ def learn(
     if len(useful) < MIN_QUESTIONS:
         return Learning("too_few", len(useful), entries=taught)
     evidence = Evidence(entries)
-    fused = learned = 0
+    fused = learned = learned_cited = search_after_cited = 0
     answers: list[tuple[Example, list[float], bool]] = []
     for f in range(FOLDS):
         train = [ex for ex in useful if _fold(ex) != f]
@@ -416,6 +387,8 @@ def learn(
             if any(ex.labels) and len(ex.documents) > 1:
                 fused += _first_right([0], ex)
                 learned += _first_right(order, ex)
+                learned_cited += _cited_right(order, ex)
+                search_after_cited += _cited_right(_search_after(order), ex)
     asked = [ex for ex, _, _ in answers]
     validation = Validation(
         len(useful),
@@ -423,6 +396,8 @@ def learn(
         learned / len(useful),
         len(answers),
         configured_right=configured_right(asked, threshold),
+        learned_cited=learned_cited,
+        search_after_cited=search_after_cited,
     )
     if learned <= fused:
         return Learning("no_better", len(useful), validation, entries=taught)

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from kb.db.engine import Database
 from kb.db.models import MemoryEntry as EntryRow
 from kb.db.models import QueryLog
-from kb.retrieval.domain import Evidence, Example, Learning, teaches
+from kb.retrieval.domain import Example, Learning, teaches
 from kb.retrieval.domain import learn as retrieval_learn
+from kb.retrieval.evidence import Evidence
 from kb.retrieval.lang import detect_lang
 from kb.retrieval.memory import MemoryEntry, QuestionMemory
 from kb.retrieval.models import AccessFilter

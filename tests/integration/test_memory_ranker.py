@@ -181,6 +181,9 @@ def test_staff_corrections_teach_a_ranker_the_search_then_uses(
     assert v.questions == len(TOPICS) * len(CONFIRMED) and v.learned > v.fused
     assert shown["ranker"] == "learned" and shown["gaps"] == len(GAPS)
     assert shown["learned_first_right"] == round(v.learned, 4)
+    # After its first passage, the search's order unless the learned one did better there.
+    assert shown["learned_cited"] == v.learned_cited and shown["search_after_cited"] > 0
+    assert shown["search_after"] == (v.search_after_cited >= v.learned_cited)
 
     question = NEW[0].format(v=TOPICS[0][0], t=TOPICS[0][1])
     found, _ = kb.search(question, acl=AccessFilter(), lang="en", memory=memory)
