@@ -315,3 +315,27 @@ def test_the_answer_shown_leaves_out_what_the_other_language_says_again():
     assert cited(question, "ja", [japanese, english], restated=restated) == ["d1"]
     assert cited(question, "ja", [english, japanese], restated=restated) == ["d1"]
     assert cited(question, "ja", [english, pro_rata], restated=restated) == ["d0", "d2"]
+
+
+def test_a_confirmed_passage_is_quoted_from_its_start_and_the_next_passage_still_adds_its_best():
+    """People confirmed that the first passage answers this need (issue 22): its sentences come
+    first, in order, all that fit; the best unit of the next passages follows, so that the
+    passage the search would have cited beside it is not crowded out by a long confirmed one."""
+    enc = BM25Encoder()
+    confirmed = _passage(
+        "Open the front cover. Lift the green lever. Pull out the drum unit. "
+        "Insert the new drum unit. Close the cover.",
+        index=0,
+    )
+    other = _passage("Replace the drum unit every 50,000 pages.", index=1)
+    terms = enc.terms("When do I replace the drum unit?")
+    answer, cited = compose_extractive(
+        terms, [confirmed, other], enc, max_citations=3, max_sentences=4, confirmed=True
+    )
+    assert [p.chunk.document_id for p in cited] == ["d0", "d1"]
+    assert answer.index("Open the front cover.") < answer.index("Lift the green lever.")
+    assert "Insert the new drum unit." in answer and "Close the cover." not in answer
+    assert answer.endswith("Replace the drum unit every 50,000 pages. [2]")
+    # Not confirmed: the units that hold the question's words, the search's order on ties.
+    plain, _ = compose_extractive(terms, [confirmed, other], enc, max_citations=3, max_sentences=4)
+    assert "Open the front cover." not in plain
