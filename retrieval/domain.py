@@ -151,7 +151,8 @@ def _cited_right(order: Sequence[int], ex: Example) -> bool:
 
 def _search_after(order: Sequence[int]) -> list[int]:
     """``order``'s first candidate, then the others in the search's (fused) order."""
-    return [*order[:1], *(i for i in range(len(order)) if order[:1] != [i])]
+    first = order[:1]
+    return [*first, *(i for i in range(len(order)) if i not in first)]
 
 
 def _answer_row(rows: Matrix, scores: Sequence[float]) -> list[float]:

@@ -87,7 +87,10 @@ def compose_extractive(
     reads like an instruction to a model (:mod:`retrieval.injection`, flagged on its document at
     ingestion) is never quoted: the answer would hand the document's instruction to the user.
     ``confirmed``: people confirmed the first passage answers this need (issue 22): its
-    sentences are quoted first, in order, whether or not they repeat the question's words.
+    sentences are quoted first, in order, whether or not they repeat the question's words, as
+    many as fit; the best unit of the next passages follows even when they fill the answer
+    (one unit over ``max_sentences`` at most), so that a long confirmed section does not push
+    out the passage the search cited beside it.
     A question that looks up an identifier (``codes``: those it names,
     :func:`retrieval.identifiers.named_in`; one no passage's title or headings name, unlike
     the product's model number) is answered from a passage that holds it by the units that
