@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,18 +46,29 @@ def sample_settings(data_dir: Path) -> Settings:
     )
 
 
+@contextmanager
+def sample_kb_at(data_dir: Path) -> Iterator[tuple[KnowledgeBase, Database, IngestReport]]:
+    """The sample knowledge base ingested into ``data_dir``, with its database and report."""
+    settings = sample_settings(data_dir)
+    db = Database(settings.db_url())
+    db.migrate()
+    kb = KnowledgeBase.open(settings)
+    try:
+        yield kb, db, Ingestor(kb, db).sync_folder(CORPUS)
+    finally:
+        kb.close()
+        db.dispose()
+
+
 @pytest.fixture(scope="session")
 def sample_kb(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[KnowledgeBase, Database, IngestReport]]:
-    settings = sample_settings(tmp_path_factory.mktemp("sample-kb"))
-    db = Database(settings.db_url())
-    db.migrate()
-    kb = KnowledgeBase.open(settings)
-    report = Ingestor(kb, db).sync_folder(CORPUS)
-    yield kb, db, report
-    kb.close()
-    db.dispose()
+    """Shared by the suites that read it. A suite that writes documents into a knowledge base
+    opens its own (:func:`sample_kb_at`): a document deleted again still moves BM25's
+    statistics, and with them the confidence of answers near the threshold."""
+    with sample_kb_at(tmp_path_factory.mktemp("sample-kb")) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 PostgreSQL): staff links and staff answers teach the bot, a confirmed gap escalates, thumbs
 demote, a changed or deleted passage re-validates its pairs, and pairs never cross groups.
 
-The app shares the session's sample knowledge base and gets a fresh database per test, so the
-memory of one test is not seen by another; documents a test uploads are deleted after it.
+The app reads a sample knowledge base of this module's own and gets a fresh database per test, so
+the memory of one test is not seen by another; documents a test uploads are deleted after it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from sqlalchemy import select
 from kb.api.app import create_app
 from kb.db.engine import Database
 from kb.db.models import DocumentRecord, MemoryEntry, QueryLog
+from kb.ingest.pipeline import IngestReport
+from kb.retrieval.service import KnowledgeBase
 from tests.integration._kb import OWNER
+from tests.integration.conftest import sample_kb_at
 from tests.serving import serving
 
 pytestmark = pytest.mark.integration
@@ -38,6 +41,14 @@ ANSWERED_AGAIN = "How many sheets of paper does the Aster's main tray hold?"
 
 def user(uid: str, groups: str = "") -> dict[str, str]:
     return {"X-User-Id": uid, "X-User-Department": "sales", "X-User-Groups": groups}
+
+
+@pytest.fixture(scope="module")
+def sample_kb(tmp_path_factory) -> Iterator[tuple[KnowledgeBase, Database, IngestReport]]:
+    """The sample knowledge base of this suite's own: it uploads documents and staff answers
+    (tests/integration/conftest.py, ``sample_kb``)."""
+    with sample_kb_at(tmp_path_factory.mktemp("memory-kb")) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -95,6 +95,7 @@ def loop(sample_kb, database_url) -> Iterator[tuple[TestClient, Database, Settin
             ).scalars()
             for document_id in list(staff):
                 kb.store.delete_document(document_id)
+        kb.forget_language_direction()  # cached with the staff answers in the store
         db.dispose()
 
 
