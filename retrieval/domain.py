@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kb.retrieval.evidence import MEMORY_RANK_FEATURES, Evidence
+from kb.retrieval.evidence import MEMORY_RANK_FEATURES, Evidence, Matrix
 from kb.retrieval.gate import Gate, choose_gate, wrong_rate
 from kb.retrieval.memory import MemoryEntry, fit_logistic
 from kb.retrieval.models import AccessFilter, ScoredChunk
@@ -69,8 +69,8 @@ MIN_CLASS = 5
 MIN_QUESTIONS = 50
 """Confirmed questions (with their document among the candidates) before a model is fitted."""
 CITED = 3
-"""Candidates an answer quotes from (``retrieval.max_citations``' default): what the learned
-order is measured on beside its first."""
+"""Candidates an answer quotes from, by default (the service passes ``retrieval.max_citations``):
+what the learned order is measured on beside its first."""
 FOLDS = 5
 SEED = 11
 ROUNDS = 100
@@ -82,8 +82,6 @@ PARAMS: dict[str, Any] = {
     "seed": SEED,
     **monotone(FEATURES),
 }
-
-Matrix = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +141,10 @@ def _first_right(order: Sequence[int], ex: Example) -> bool:
     return bool(order) and ex.documents[order[0]] == ex.answer
 
 
-def _cited_right(order: Sequence[int], ex: Example) -> bool:
-    """Whether the confirmed document is among the first :data:`CITED` candidates of
-    ``order``: the passages an answer quotes from."""
-    return ex.answer in {ex.documents[i] for i in order[:CITED]}
+def _cited_right(order: Sequence[int], ex: Example, cited: int) -> bool:
+    """Whether the confirmed document is among the first ``cited`` candidates of ``order``:
+    the passages an answer quotes from."""
+    return ex.answer in {ex.documents[i] for i in order[:cited]}
 
 
 def _search_after(order: Sequence[int]) -> list[int]:
@@ -200,11 +198,11 @@ class Validation:
     """How many the configured gate answered right without the memory: the learned gate is
     kept only when it answered at least as many (:func:`learn`)."""
     learned_cited: int = 0
-    """Questions whose confirmed document is among the learned order's first :data:`CITED`
-    candidates (out of fold)..."""
+    """Questions whose confirmed document is among the learned order's first candidates, as
+    many as an answer quotes from (out of fold)..."""
     search_after_cited: int = 0
     """...and among the learned first candidate and the search's next ones: the order the
-    ranker gives when this is higher (:attr:`DomainRanker.search_after`)."""
+    ranker gives unless the learned one finds more (:attr:`DomainRanker.search_after`)."""
 
     def to_dict(self) -> dict[str, float | int | None]:
         return {
@@ -354,6 +352,7 @@ def learn(
     threshold: float,
     target: float | None = None,
     learn_gate: bool = True,
+    cited: int = CITED,
 ) -> Learning:
     """A model over ``examples`` (one per confirmed question; those whose document the search
     no longer finds teach nothing and are left out), kept when there are at least
@@ -388,8 +387,8 @@ def learn(
             if any(ex.labels) and len(ex.documents) > 1:
                 fused += _first_right([0], ex)
                 learned += _first_right(order, ex)
-                learned_cited += _cited_right(order, ex)
-                search_after_cited += _cited_right(_search_after(order), ex)
+                learned_cited += _cited_right(order, ex, cited)
+                search_after_cited += _cited_right(_search_after(order), ex, cited)
     asked = [ex for ex, _, _ in answers]
     validation = Validation(
         len(useful),

@@ -164,7 +164,7 @@ def compose_extractive(
             sentence = text[s:e]
             hits = held(sentence, chunk.lang)
             if confirmed and rank == 0 and not find_instructions(sentence):
-                add(CONFIRMED - order, rank, order, sentence, hits)
+                add(1000.0 - order, rank, order, sentence, hits)
                 continue
             if not hits or find_instructions(sentence):
                 continue
@@ -186,8 +186,8 @@ def compose_extractive(
     ranked = sorted(scored, key=lambda u: -u.score)
     best = ranked[:max_sentences]
     if confirmed:  # what people confirmed, from its start, and what the search's next add
-        said = [u for u in best if u.score > CONFIRMED / 2]
-        rest = [u for u in ranked if u.score <= CONFIRMED / 2]
+        said = [u for u in best if u.rank == 0]
+        rest = [u for u in ranked if u.rank != 0]
         best = [*said, *rest[: max(1, max_sentences - len(said))]]
     if restated is not None and lang is not None:
         asked = terms.union(*other.values())  # every passage quoted shares these
@@ -202,8 +202,6 @@ def compose_extractive(
     return joined(parts, lang), [passages[r] for r in cited_ranks]
 
 
-CONFIRMED = 1000.0
-"""Score of the confirmed passage's sentences (issue 22): before every other unit, in order."""
 RESTATED = 0.35
 """Share of a unit's words (the question's aside) that the answer in the question's language
 already holds, as the same words or their translations, from which the unit is taken to say it

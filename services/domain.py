@@ -147,6 +147,7 @@ def learn(
         threshold=kb.settings.retrieval.confidence_threshold,
         target=kb.settings.support.memory_wrong_rate,
         learn_gate=kb.settings.support.memory_answerability,
+        cited=kb.settings.retrieval.max_citations,
     )
     memory.ranker = learned.ranker
 
