@@ -361,7 +361,8 @@ class MemoryEntry(Base):
     sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """The sources of the question (its cited passages' groups): who may read its text."""
     retrieved: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    """The documents the search found for the question when it was confirmed, best first."""
+    """Until 2026-12-07, the documents the search found for the question when it was
+    confirmed (the match model read where a match's document ranked); no longer written."""
     asker_id: Mapped[str] = mapped_column(String(128), default="anonymous")
     confirmed_by: Mapped[str] = mapped_column(String(128))
     staff: Mapped[bool] = mapped_column(Boolean, default=False)

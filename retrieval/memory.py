@@ -50,16 +50,13 @@ CALIBRATION_SAMPLE = 2000
 RIDGE = 1.0
 """L2 penalty of the logistic fits (on every weight but the bias)."""
 
-PAIR_FEATURES = (
-    "bias", "sim", "kw", "askers", "staff", "agreed", "age", "top", "ranked", "rank_gain",
-    "nearest", "lead",
-)  # fmt: skip
+PAIR_FEATURES = ("bias", "sim", "kw", "askers", "staff", "agreed", "age", "nearest", "lead")
 GAP_FEATURES = ("bias", "sim", "kw", "staff", "nearest", "lead")
 
 PRIOR: dict[str, tuple[float, ...]] = {
     # A new memory: a match lifts an answer only when it is nearly the same question
     # (cosine 0.95 gives 0.5 for an agreed match) and its words agree.
-    "pair": (-58.0, 60.0, 1.0, 0.2, 0.5, 0.5, 0.0, 1.0, 0.5, 0.0, 0.0, 0.0),
+    "pair": (-58.0, 60.0, 1.0, 0.2, 0.5, 0.5, 0.0, 0.0, 0.0),
     "gap": (-58.5, 60.0, 1.0, 0.5, 0.0, 0.0),
 }
 
@@ -90,9 +87,6 @@ class MemoryEntry:
     staff: bool = False
     age_days: float = 0.0
     query_id: str | None = None
-    retrieved: tuple[str, ...] = ()
-    """The documents the search found for this question when it was confirmed, best first:
-    the leave-one-out fit reads where a match's document ranked for it."""
 
 
 @dataclass(slots=True)
@@ -111,14 +105,17 @@ class Hit:
     entry_ids: list[int]
     groups: tuple[str, ...]
     p: float = 0.0
-    """Probability that this passage answers the question (:class:`MemoryModel`)."""
+    """Probability that this passage answers the question (:class:`MemoryModel`), from the
+    match alone: what the search found is the confidence's evidence, and the two are combined
+    (:func:`retrieval.recall.apply_recall`)."""
+    base: float | None = None
+    """The pair model's base rate (:attr:`MemoryModel.pair_rate`): ``p`` above it is evidence
+    that the passage answers. ``None`` for :data:`PRIOR`, which is no likelihood: an agreed
+    match lifts the confidence to its ``p``."""
     moved_to: str | None = None
     """The passage's point now (its document was re-ingested with the passage unchanged)."""
     stale: bool = False
     """The passage is gone (its document changed it or was deleted)."""
-    rank: int | None = None
-    """Where the search ranked this passage's document for the question (from 0; ``None``:
-    not found): a match the search agrees with is far more often right."""
     lead: float = 0.0
     """How far this passage's closest confirmed question is ahead of the closest one naming
     another passage the caller may read (negative: behind it; alone: ahead of :data:`FLOOR`).
@@ -139,9 +136,6 @@ class Hit:
             float(self.staff),
             float(self.agreed),
             math.log1p(max(self.age_days, 0.0)) / 10.0,
-            float(self.rank == 0),
-            float(self.rank is not None),
-            1.0 / (1 + self.rank) if self.rank is not None else 0.0,
             *_lead_features(self.lead),
         ]
 
@@ -196,6 +190,7 @@ class Recall:
                 "sim": round(h.sim, 4),
                 "lead": round(h.lead, 4),
                 "p": round(h.p, 4),
+                "base": None if h.base is None else round(h.base, 4),
                 "agreed": h.agreed,
                 "lifted": h.chunk_id == self.lifted,
                 "moved_to": h.moved_to,
@@ -231,6 +226,10 @@ class MemoryModel:
     gap: tuple[float, ...] = PRIOR["gap"]
     fitted: bool = False
     samples: int = 0
+    pair_rate: float | None = None
+    """Share of right matches among those the pair model was fitted on (each staff-confirmed
+    question matched against the others): what a match of average evidence says. ``None``
+    for :data:`PRIOR`."""
     gap_rate: float = PRIOR_GAP_RATE
     """Share of gaps among the confirmed questions the gap model was fitted on (each matched
     against the others, those with a gap match): what a gap match of average evidence says.
@@ -323,14 +322,12 @@ class QuestionMemory:
         terms: Iterable[str],
         acl: AccessFilter,
         *,
-        ranked: Sequence[str] = (),
         limit: int = MAX_HITS,
         exclude: int | None = None,
     ) -> Recall:
         """Passages the confirmed questions close to ``vector`` point to (those ``acl`` may
         read), best first, and the closest gap that applies to ``acl``.
 
-        :param ranked: the documents the search found for the question, best first.
         :param exclude: leave this entry and the others of its question out (leave one out).
         """
         if not self.entries or len(vector) != self.matrix.shape[1]:
@@ -383,14 +380,12 @@ class QuestionMemory:
                 hit.staff = True
             elif e.confirmer:
                 askers[e.chunk_id].add(e.confirmer)
-        order_of = {doc: i for i, doc in reversed(list(enumerate(ranked)))}
         sims_of = sorted((h.sim for h in hits.values()), reverse=True) + [FLOOR]
         for chunk_id, hit in hits.items():
             # The closest other passage: the second when this one is first (a tie leads by 0).
             hit.lead = hit.sim - (sims_of[1] if hit.sim == sims_of[0] else sims_of[0])
             hit.askers = len(askers[chunk_id])
-            hit.rank = order_of.get(hit.document_id)
-            hit.p = self.model.p_pair(hit)
+            hit.p, hit.base = self.model.p_pair(hit), self.model.pair_rate
         if gap is not None:
             gap.lead = gap.sim - sims_of[0]  # the closest pair found (the first is kept)
             gap.p, gap.base = self.model.p_gap(gap), self.model.gap_rate
@@ -411,10 +406,13 @@ class QuestionMemory:
     def _fit(self) -> MemoryModel:
         """Fit :class:`MemoryModel` by matching each confirmed question against the others."""
         # Pairs: only staff-confirmed questions ask. Their passage was chosen by a person, not
-        # by the search, so where the search ranked it says nothing about the label (an
-        # asker's thumbs-up confirms the passage the search put first: as a question it would
-        # teach that "first in the search" means "right"). Gaps: every question asks, so that
-        # the share of gaps is the one new questions meet, not the one of hard questions.
+        # by the search (an asker's thumbs-up confirms the passage the search put first). The
+        # model reads the match alone, not where the search ranked the passage: staff confirm
+        # the questions the search failed, so a fit on them learned that the search's first
+        # passage is seldom right, and an agreed match naming it read p 0.2-0.5 where it was
+        # right 0.6-0.8 of the time. What the search found is the confidence's part.
+        # Gaps: every question asks, so that the share of gaps is the one new questions
+        # meet, not the one of hard questions.
         everyone = list(range(len(self.entries)))
         staff = [i for i in everyone if self.entries[i].staff]
         if len(staff) < 3:
@@ -438,16 +436,18 @@ class QuestionMemory:
         gap = _fit_or(gap_x, gap_y, PRIOR["gap"])
         fitted = pair is not PRIOR["pair"] or gap is not PRIOR["gap"]
         rate = sum(gap_y) / len(gap_y) if gap is not PRIOR["gap"] else PRIOR_GAP_RATE
+        pairs = sum(pair_y) / len(pair_y) if pair is not PRIOR["pair"] else None
         return MemoryModel(
-            pair=pair, gap=gap, fitted=fitted, samples=len(pair_y) + len(gap_y), gap_rate=rate
-        )
+            pair=pair, gap=gap, fitted=fitted, samples=len(pair_y) + len(gap_y),
+            pair_rate=pairs, gap_rate=rate,
+        )  # fmt: skip
 
     def _left_out(self, i: int) -> Recall:
         """Entry ``i`` matched against the others, as its asker would have been (what they may
         read, the gaps that hold for them)."""
         e = self.entries[i]
         acl = AccessFilter(tuple(e.asker_groups))
-        return self.match(e.vector, e.terms, acl, ranked=e.retrieved, exclude=i)
+        return self.match(e.vector, e.terms, acl, exclude=i)
 
 
 def _sample(indices: list[int]) -> list[int]:

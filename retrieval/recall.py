@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kb.retrieval.domain import SEARCHED
 from kb.retrieval.gate import Gate
 from kb.retrieval.memory import Hit, QuestionMemory, Recall
 from kb.retrieval.models import AccessFilter, ScoredChunk
@@ -27,19 +26,11 @@ def recall_for(
     vector: list[float],
     terms: Sequence[str],
     acl: AccessFilter,
-    passages: list[ScoredChunk],
 ) -> Recall:
-    """What the question memory holds for a question (nothing without one), given the
-    passages the search found for it. A match's rank is read from the search's own order,
-    as when its entries were confirmed (``services.memory`` searches without the memory).
-    The memory's learned ranker (signal :data:`~retrieval.domain.SEARCHED`) already puts the
-    closest confirmed question's passage first: read from its order, that agreement counted
-    twice (agreed matches at p >= 0.8 were right 0.68-0.73 of the time on emanual_tv)."""
+    """What the question memory holds for a question (nothing without one)."""
     if memory is None or not len(memory):
         return Recall()
-    order = sorted(range(len(passages)), key=lambda i: passages[i].signals.get(SEARCHED, i))
-    ranked = list(dict.fromkeys(passages[i].chunk.document_id for i in order))
-    return memory.match(vector, terms, acl, ranked=ranked)
+    return memory.match(vector, terms, acl)
 
 
 def with_memory(
@@ -137,11 +128,12 @@ def apply_recall(
     features: dict[str, float],
     gate: Gate | None = None,
 ) -> float:
-    """The confidence after the memory: an agreed match naming the first cited passage lifts
-    it to the match's probability; a gap match that is more likely a gap than not
-    (:data:`GAP_LIKELY`), and more probable than that pair, lowers it by how much more likely a
-    gap it is than the gap model's base rate (:func:`lowered_by_gap`). Adds
-    :data:`MEMORY_FEATURES` to ``features``.
+    """The confidence after the memory: an agreed match naming the first cited passage raises
+    it by its likelihood ratio against the pair model's base rate (:func:`raised_by_pair`;
+    to the match's probability with a new memory's prior or the learned answerability's
+    probability); a gap match that is more likely a gap than not (:data:`GAP_LIKELY`), and
+    more probable than that pair, lowers it by how much more likely a gap it is than the gap
+    model's base rate (:func:`lowered_by_gap`). Adds :data:`MEMORY_FEATURES` to ``features``.
 
     :param cited: the answer's passages (``ScoredChunk``), first is the answer's main one.
     :param gate: where the memory's learned answerability answers; a first passage it scored
@@ -163,8 +155,14 @@ def apply_recall(
         gap_p=recall.gap.p if recall.gap else 0.0,
         gap_sim=recall.gap.sim if recall.gap else 0.0,
     )
-    if hit is not None and hit.agreed and hit.p > confidence:
-        confidence, recall.lifted = hit.p, hit.chunk_id
+    if hit is not None and hit.agreed:
+        # A new memory's prior is no likelihood (it lifts near-identical questions only), and
+        # the learned ranker's probability already read the matches: there the match stands
+        # alone, as the probability it is.
+        base = None if learned is not None else hit.base
+        raised = hit.p if base is None else raised_by_pair(confidence, hit.p, base)
+        if raised > confidence:
+            confidence, recall.lifted = raised, hit.chunk_id
     gap = recall.gap
     # A gap at or under its model's base rate says nothing (a memory mostly of gaps can have
     # one above GAP_LIKELY): it is not applied, and a lift stands.
@@ -174,6 +172,31 @@ def apply_recall(
     if learned is not None and gate is not None:
         confidence = gate.confidence(confidence)
     return confidence
+
+
+def raised_by_pair(confidence: float, p: float, base: float) -> float:
+    """``confidence`` after an agreed match of probability ``p`` naming the answer's passage,
+    from a pair model whose base rate is ``base``: its odds times the match's likelihood ratio,
+    the odds of ``p`` over those of ``base``. Where the search says nothing (confidence 0: it
+    found no answer, or the question names a code no passage writes), the base rate stands for
+    it and the match's probability is the confidence.
+
+    The match and the search are two kinds of evidence: how close the question is to one that
+    people confirmed, and what the knowledge base holds for it. The pair model reads only the
+    first; until 2026-12-07 it also read where the search ranked the passage, and a match
+    lifted the confidence to its own probability. Staff confirm the questions the search
+    failed, so that model learned the search's first passage is seldom right: an agreed match
+    naming it read p 0.2-0.5 where it was right 0.6-0.8 of the time, and a confidence of 0.45
+    with such a match escalated (docs/question-memory.md, "The match and the search")."""
+    if p <= base:
+        return confidence
+    if p >= 1.0:
+        return 1.0
+    prior = confidence if confidence > 0.0 else base
+    if prior >= 1.0:
+        return 1.0
+    odds = prior / (1.0 - prior) * p / (1.0 - p) * (1.0 - base) / base
+    return odds / (1.0 + odds)
 
 
 def lowered_by_gap(confidence: float, p: float, base: float) -> float:

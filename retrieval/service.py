@@ -402,7 +402,7 @@ class KnowledgeBase:
         passages, timings = self.search(question, acl=acl, lang=lang, memory=memory)
         asked = asked or question
         vector = self.query_vector(asked) if memory is not None and self.embedders else []
-        recall = recall_for(memory, vector, self.sparse.terms(asked), acl, passages)
+        recall = recall_for(memory, vector, self.sparse.terms(asked), acl)
         if recall.hits:
             passages = with_memory(passages, recall, acl, self.store, self._max_fused())[
                 : cfg.top_k

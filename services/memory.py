@@ -26,14 +26,12 @@ from kb.db.engine import Database
 from kb.db.models import MemoryEntry as EntryRow
 from kb.db.models import QueryLog, QueueGroup, QueueItem, utcnow
 from kb.retrieval.errors import KBError, NotFoundError
-from kb.retrieval.models import AccessFilter, Chunk
+from kb.retrieval.models import Chunk
 from kb.retrieval.service import KnowledgeBase
 from kb.services.access import Access, Source, query_sources
 from kb.services.queue import check_group_write, get_group
 
 How = Literal["helpful", "staff_link", "staff_answer", "not_covered"]
-RETRIEVED = 10
-"""Passages searched for a confirmed question to record where its documents rank."""
 STAFF_NEGATIVES = 2
 """Thumbs-down that demote a staff-confirmed entry (one asker does not outweigh staff)."""
 
@@ -59,9 +57,6 @@ def _new_entry(
 ) -> EntryRow:
     text = _question_text(query)
     now = utcnow()
-    # Where the search ranks documents for it: the memory learns how far to trust a match
-    # that the search agrees with (retrieval.memory, leave one out).
-    found, _ = kb.search(text, acl=AccessFilter(tuple(query.groups or ())), top_k=RETRIEVED)
     return EntryRow(
         kind=kind,
         how=how,
@@ -78,7 +73,6 @@ def _new_entry(
         groups=list(chunk.groups) if chunk else [],
         asker_groups=sorted(query.groups or []),
         sources=[list(s) for s in sources],
-        retrieved=list(dict.fromkeys(p.chunk.document_id for p in found)),
         asker_id=query.user_id,
         confirmed_by=confirmed_by,
         staff=staff,

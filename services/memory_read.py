@@ -175,7 +175,6 @@ def build_memory(
                 # twice (kb eval) must match the same way however fast the machine is.
                 age_days=float(max((now - aware(r.created_at)).days, 0)),
                 query_id=r.query_id,
-                retrieved=tuple(r.retrieved or ()),
             )
             for r in rows
         ]

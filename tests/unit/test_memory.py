@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb.retrieval.domain import SEARCHED
 from kb.retrieval.gate import Gate
 from kb.retrieval.memory import (
     FLOOR,
@@ -17,7 +16,13 @@ from kb.retrieval.memory import (
     fit_logistic,
 )
 from kb.retrieval.models import AccessFilter, Chunk, Location, ScoredChunk
-from kb.retrieval.recall import apply_recall, lowered_by_gap, recall_for, with_memory
+from kb.retrieval.recall import (
+    apply_recall,
+    lowered_by_gap,
+    raised_by_pair,
+    recall_for,
+    with_memory,
+)
 
 EVERYONE = AccessFilter()
 
@@ -207,7 +212,7 @@ def test_only_an_agreed_match_lifts_and_a_gap_lowers():
     agreed = QuestionMemory([pair(1, vec(1, 0, 0), "a", staff=True)], fit=False)
     recall = agreed.match(Q, TERMS, EVERYONE)
     lifted = apply_recall(0.2, recall, [_Top("a")], {})
-    assert lifted == pytest.approx(recall.hits[0].p) and lifted > 0.9
+    assert lifted == pytest.approx(recall.hits[0].p) and lifted > 0.9  # the prior: its p
     assert recall.lifted == "a"
     # The agreed match must name the answer's passage: another passage is not lifted.
     assert apply_recall(0.2, agreed.match(Q, TERMS, EVERYONE), [_Top("x")], {}) == 0.2
@@ -285,6 +290,9 @@ def test_the_learned_rankers_probability_is_the_confidence_before_the_memory():
     recall = staff.match(Q, TERMS, EVERYONE)
     recall.hits[0].p = 0.8
     assert apply_recall(0.9, recall, [_Top("a", {"domain_p": 0.3})], {}) == 0.8
+    # A fitted pair model's match is not multiplied in: the learned probability read it.
+    recall.hits[0].base = 0.2
+    assert apply_recall(0.9, recall, [_Top("a", {"domain_p": 0.3})], {}) == 0.8
     # With its gate (answer from 0.4, read as 0.57): the probabilities, the match's lift
     # included, are compared on the probability scale and then mapped onto the threshold's.
     gate = Gate(probability=0.4, threshold=0.57, target=0.2, answered=0.6, wrong=0.2)
@@ -335,18 +343,30 @@ def test_the_fit_hears_a_feature_that_moves_over_a_narrow_range():
     assert abs(float(fitted.mean()) - float(right.mean())) < 0.01
 
 
-def test_a_match_reads_the_searchs_order_not_the_learned_rankers():
-    """The memory's learned ranker put b first because a confirmed question names it; the
-    match must read where the search put b (second), as its entries were fitted on, or that
-    one confirmed question counts twice."""
-    a, b = _passage("a", 1.0), _passage("b", 0.5)
-    learned = [
-        ScoredChunk(b.chunk, b.score, {SEARCHED: 1.0}),
-        ScoredChunk(a.chunk, a.score, {SEARCHED: 0.0}),
-    ]
-    memory = QuestionMemory(
-        [pair(1, vec(1, 0, 0), b.chunk.point_id, document_id="doc-b", staff=True)], fit=False
-    )
-    assert recall_for(memory, Q, sorted(TERMS), EVERYONE, learned).hits[0].rank == 1
-    # Without a learned ranker the passages are in the search's order as they come.
-    assert recall_for(memory, Q, sorted(TERMS), EVERYONE, [b, a]).hits[0].rank == 0
+def test_an_agreed_match_and_the_search_are_two_pieces_of_evidence():
+    """An agreed match raises the confidence by its likelihood ratio against the pair model's
+    base rate: a middling search and a middling match that agree on the passage answer
+    together (0.45 and 0.3 over a base of 0.2 make 0.58) where neither would alone; a match no
+    likelier than the base rate changes nothing; where the search says nothing (0), the
+    match's probability is the confidence."""
+    assert raised_by_pair(0.45, 0.3, 0.2) == pytest.approx(0.5838, abs=1e-4)
+    assert raised_by_pair(0.45, 0.2, 0.2) == pytest.approx(0.45)
+    assert raised_by_pair(0.0, 0.7, 0.2) == pytest.approx(0.7)
+    assert raised_by_pair(0.6, 1.0, 0.2) == 1.0 and raised_by_pair(1.0, 0.3, 0.2) == 1.0
+    values = [raised_by_pair(c, 0.4, 0.2) for c in (0.1, 0.5, 0.8, 0.99)]
+    assert values == sorted(values)
+    assert all(v > c for v, c in zip(values, (0.1, 0.5, 0.8, 0.99), strict=True))
+
+    staff = QuestionMemory([pair(1, vec(1, 0, 0), "a", staff=True)], fit=False)
+    recall = staff.match(Q, TERMS, EVERYONE)
+    hit = recall.hits[0]
+    assert hit.base is None  # the prior's p is no likelihood: it stands alone
+    hit.p, hit.base = 0.3, 0.2
+    assert apply_recall(0.45, recall, [_Top("a")], {}) == pytest.approx(0.5838, abs=1e-4)
+    assert recall.lifted == "a"
+    recall.lifted = None
+    hit.p = 0.15  # under the base rate: no evidence for it, and a match never lowers
+    assert apply_recall(0.45, recall, [_Top("a")], {}) == 0.45 and recall.lifted is None
+    fitted = MemoryModel(fitted=True, pair_rate=0.25)
+    memory = QuestionMemory([pair(1, vec(1, 0, 0), "a", staff=True)], model=fitted)
+    assert recall_for(memory, Q, sorted(TERMS), EVERYONE).hits[0].base == 0.25
