@@ -61,8 +61,6 @@ ANSWER_FEATURES = (
 """The answerability model's inputs, of the candidate the learned ranker puts first: its score
 and lead over the second (in standard deviations of the question's candidates' scores), its
 memory features, and the search's view of it."""
-SEARCHED = "searched_rank"
-"""Signal of each passage the learned ranker ordered: its place in the search's order."""
 MIN_ANSWERS = 30
 MIN_CLASS = 5
 """Out-of-fold first candidates (and of each outcome) before the answerability is fitted."""
@@ -268,16 +266,10 @@ class DomainRanker:
         answerability is fitted (:attr:`gate` says where it answers)."""
         rows = self._rows(features, passages, vector, acl)
         scores = self._predict(rows)
-        # Where the search put each one: the memory's matches read that order, the one they
-        # were fitted on (retrieval.recall.recall_for), not this one, which already follows
-        # the closest confirmed question.
-        searched = [
-            ScoredChunk(p.chunk, p.score, {**p.signals, SEARCHED: float(i)})
-            for i, p in enumerate(passages)
-        ]
-        ranked = reorder(searched, scores, features)
-        if self.search_after:
-            ranked[1:] = sorted(ranked[1:], key=lambda p: p.signals[SEARCHED])
+        ranked = reorder(passages, scores, features)
+        if self.search_after:  # the learned first, then where the search put the others
+            searched = {p.chunk.point_id: i for i, p in enumerate(passages)}
+            ranked[1:] = sorted(ranked[1:], key=lambda p: searched[p.chunk.point_id])
         if not ranked or self.answerability is None:
             return ranked
         z = dot(self.answerability, _answer_row(rows, scores))

@@ -195,8 +195,7 @@ def raised_by_pair(confidence: float, p: float, base: float) -> float:
     prior = confidence if confidence > 0.0 else base
     if prior >= 1.0:
         return 1.0
-    odds = prior / (1.0 - prior) * p / (1.0 - p) * (1.0 - base) / base
-    return odds / (1.0 + odds)
+    return _weighed(prior, p / (1.0 - p) * (1.0 - base) / base)
 
 
 def lowered_by_gap(confidence: float, p: float, base: float) -> float:
@@ -213,5 +212,11 @@ def lowered_by_gap(confidence: float, p: float, base: float) -> float:
         return 0.0
     if p <= base or not 0.0 < confidence < 1.0:
         return confidence
-    odds = confidence / (1.0 - confidence) * (1.0 - p) / p * base / (1.0 - base)
+    return _weighed(confidence, (1.0 - p) / p * base / (1.0 - base))
+
+
+def _weighed(confidence: float, ratio: float) -> float:
+    """``confidence`` (strictly between 0 and 1) after evidence of likelihood ratio ``ratio``:
+    its odds times the ratio, as a probability again."""
+    odds = confidence / (1.0 - confidence) * ratio
     return odds / (1.0 + odds)
