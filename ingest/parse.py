@@ -28,11 +28,12 @@ from kb.retrieval.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
 
-PARSERS_VERSION = 5
+PARSERS_VERSION = 6
 """Bump when a parser or the chunker reads the same file differently (2: PDF tables row by row;
 3: chunks keep the spaces and line breaks between sentences; 4: a sentence ends after a word
 that ends like an abbreviation, "setup." or "help.", and not after "excl."; 5: a reply word,
-"Yes." or 「はい。」, is one sentence with the statement after it). ``kb eval``
+"Yes." or 「はい。」, is one sentence with the statement after it; 6: the items of an HTML or
+Markdown ordered list keep their numbers, "1. ", not a "- " bullet). ``kb eval``
 re-indexes its folder datasets on a bump; a deployment runs ``kb ingest --reindex``."""
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(

@@ -136,13 +136,14 @@ def term_id(term: str) -> int:
     return zlib.crc32(term.encode("utf-8"))
 
 
-ANALYZER_VERSION = 5
+ANALYZER_VERSION = 6
 """Bump when :meth:`BM25Encoder.terms` gives a text other terms: points encoded by an older
 analyzer no longer match the questions' terms, so ingestion re-encodes them (2: katakana
 loanwords also as the English words they come from; 3: NFKC, katakana long-vowel and ヴ
 variants, issue 23; 4: a katakana word UniDic spells in Latin letters as those English words,
 「ワイファイ」 as "Wi-Fi"; 5: a passage's identifiers stored beside its terms, "E-021" as
-"#e021", :mod:`retrieval.identifiers`)."""
+"#e021", :mod:`retrieval.identifiers`; 6: a numbered step's marker at a line's start is no
+term)."""
 
 _VU = {"ヴァ": "バ", "ヴィ": "ビ", "ヴェ": "ベ", "ヴォ": "ボ", "ヴ": "ブ"}
 _VU_RE = re.compile("|".join(sorted(_VU, key=len, reverse=True)))
@@ -160,6 +161,12 @@ def normalize_kana(term: str) -> str:
         return term
     term = _VU_RE.sub(lambda m: _VU[m.group(0)], term)
     return term[:-1] if len(term) > 2 and term.endswith("ー") else term
+
+
+_LIST_MARKER = re.compile(r"(?m)^[ \t]*\d{1,2}[.)](?!\d)")
+"""A numbered step's marker at the start of a line ("1. Open ...", "2) ...", NFKC's "3."): its
+place in a list, not a word of the passage. As a term, every step 3 of every procedure matched
+a question's "3" (「3 日以上」)."""
 
 
 def normalize_text(text: str) -> str:
@@ -258,7 +265,7 @@ class BM25Encoder:
 
     def _analyse(self, text: str) -> tuple[tuple[str, Kind], ...]:
         self.warm_up()
-        text = normalize_text(text)
+        text = _LIST_MARKER.sub(" ", normalize_text(text))
         if english_only(text):
             return tuple((t, "word") for w in _WORD.findall(text) if (t := self._english(w)))
         return tuple(

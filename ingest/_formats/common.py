@@ -14,6 +14,8 @@ Parsed = tuple[str | None, list[Section]]
 
 HeadingFn = Callable[[Any], "tuple[int, str | None] | None"]
 """Tells whether an unstructured element is a real heading: ``(level, anchor)`` or ``None``."""
+StepFn = Callable[[Any], "int | None"]
+"""A list item's number in its ordered list (``<ol>``, "1." in Markdown), or ``None``."""
 
 LANGUAGES = ["jpn", "eng"]
 """Passed to every unstructured partitioner: its own detection tags short Japanese as Chinese."""
@@ -202,12 +204,16 @@ def element_outline(
     heading_of: HeadingFn,
     *,
     skip: frozenset[str] = frozenset({"PageBreak", "Image"}),
+    step_of: StepFn | None = None,
 ) -> Outline:
     """Feed unstructured ``elements`` into an :class:`Outline`.
 
     ``heading_of(element)`` returns ``(level, anchor)`` for a real heading, else ``None``: the
     element is then body text (Japanese lines typed ``Title`` by English heuristics stay text).
-    Tables become ``"Column: value"`` rows from ``text_as_html``; list items get a ``- `` bullet.
+    Tables become ``"Column: value"`` rows from ``text_as_html``; list items get a ``- `` bullet,
+    or their number (``"1. "``) where ``step_of`` finds them in an ordered list: unstructured
+    keeps the items' text, not their numbers, and a procedure is told by its numbered steps
+    (``retrieval/shape.py``).
     """
     outline = Outline()
     for element in elements:
@@ -223,7 +229,12 @@ def element_outline(
             outline.text(table_html_to_text(html) if html else text)
         elif category == "ListItem":
             item = text.strip()
-            outline.text(item if _BULLET.match(item) else f"- {item}", tight=True)
+            step = step_of(element) if step_of is not None else None
+            if step is not None:
+                item = f"{step}. {item}"
+            elif not _BULLET.match(item):
+                item = f"- {item}"
+            outline.text(item, tight=True)
         else:
             outline.text(text)
     return outline

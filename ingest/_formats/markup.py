@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kb.ingest._formats.common import LANGUAGES, Parsed, element_outline, github_slug, squash
+from kb.ingest._formats.common import (
+    LANGUAGES,
+    Parsed,
+    StepFn,
+    element_outline,
+    github_slug,
+    squash,
+)
 from kb.ingest._formats.unstructured_setup import ensure_unstructured
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
@@ -29,6 +36,7 @@ def parse_markdown(text: str) -> Parsed:
     title, text = _front_matter(text)
     elements = partition_md(text=text, languages=LANGUAGES) if text.strip() else []
     seen: dict[str, int] = {}
+    steps = _steps(_markdown_tree(text)) if elements else _no_steps
 
     def heading_of(element: Any) -> tuple[int, str | None] | None:
         if element.category != "Title":
@@ -36,7 +44,7 @@ def parse_markdown(text: str) -> Parsed:
         depth = element.metadata.category_depth or 0
         return depth + 1, github_slug(squash(element.text), seen) or None
 
-    sections = element_outline(elements, heading_of).finish()
+    sections = element_outline(elements, heading_of, step_of=steps).finish()
     if title is None:
         title = next((squash(e.text) for e in elements if e.category == "Title"), None)
     return title, sections
@@ -77,11 +85,64 @@ def parse_html(text: str, *, max_depth: int = 200) -> Parsed:
                 return depth + 1, headings[i][1]
         return depth + 1, None
 
-    sections = element_outline(elements, heading_of).finish()
+    steps = _steps(root) if root is not None else _no_steps
+    sections = element_outline(elements, heading_of, step_of=steps).finish()
     title = _html_title(root) if root is not None else None
     if title is None:
         title = next((squash(e.text) for e in elements if e.category == "Title"), None)
     return title, sections
+
+
+def _markdown_tree(text: str) -> Any:
+    """The HTML tree of Markdown ``text`` as ``partition_md`` builds it (its default
+    extensions), for what its elements do not keep: the numbers of ordered lists' items."""
+    import markdown
+    from lxml import etree
+
+    html = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    return etree.HTML(f"<html><body>{html}</body></html>", parser)
+
+
+def _steps(root: Any) -> StepFn:
+    """Numbers of the list items of an ordered list (``<ol>``, honouring ``start``), for the
+    ``ListItem`` elements that say the same text, matched in document order like headings;
+    an item of an unordered list, or one not found, gets ``None``."""
+    items: list[tuple[str, int | None]] = []
+    for element in root.iter("li") if root is not None else ():
+        parent = element.getparent()
+        number: int | None = None
+        if parent is not None and parent.tag == "ol":
+            start = str(parent.get("start") or "1").strip()
+            siblings = [c for c in parent if c.tag == "li"]
+            number = (int(start) if start.isdigit() else 1) + siblings.index(element)
+        items.append((squash(_own_text(element)), number))
+    cursor = 0
+
+    def step_of(element: Any) -> int | None:
+        nonlocal cursor
+        wanted = squash(element.text)
+        for i in range(cursor, len(items)):
+            if items[i][0] == wanted:
+                cursor = i + 1
+                return items[i][1]
+        return None
+
+    return step_of
+
+
+def _own_text(item: Any) -> str:
+    """A list item's text without the lists nested in it (their items are elements too)."""
+    parts = [item.text or ""]
+    for child in item:
+        if child.tag not in ("ol", "ul"):
+            parts.append("".join(child.itertext()))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _no_steps(_element: Any) -> int | None:
+    return None
 
 
 def _depth(root: Any) -> int:

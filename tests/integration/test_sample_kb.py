@@ -318,6 +318,27 @@ def test_a_procedure_is_quoted_whole_in_order_in_the_questions_language(
 
 
 @pytest.mark.parametrize(
+    ("question", "source", "steps"),
+    [
+        ("How do I create an expense report?", "manuals/teamledger-user-guide.html", 7),
+        ("ユーザーを追加するには？", "manuals/teamledger-admin-guide-ja.md", 4),
+        ("CSV でユーザーを一括登録するには？", "manuals/teamledger-admin-guide-ja.md", 4),
+    ],
+)
+def test_an_html_or_markdown_guide_s_numbered_list_is_quoted_as_its_steps(
+    sample_kb, question, source, steps
+):
+    # The ordered lists of the HTML and Markdown guides came out of ingestion as "- " bullets:
+    # the answer quoted a step or two among other sentences, never the procedure.
+    kb, _, _ = sample_kb
+    result = kb.ask(question, acl=AccessFilter())
+    assert result.status == "answered"
+    assert {c.source_path for c in result.citations} == {source}
+    lines = result.answer.split("\n")
+    assert [line.split(" ")[0] for line in lines] == [f"{n}." for n in range(1, steps + 1)]
+
+
+@pytest.mark.parametrize(
     ("question", "restatement"),
     [
         (

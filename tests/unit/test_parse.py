@@ -146,6 +146,34 @@ def test_html_anchors_title_and_tables(docs: dict[str, ParsedDocument]) -> None:
     assert "Home" not in doc.text  # navigation is not content
 
 
+def test_ordered_list_items_keep_their_numbers_in_html_and_markdown(tmp_path: Path) -> None:
+    # unstructured keeps a list item's text, not its number: a procedure in an HTML or
+    # Markdown guide came out as "- " bullets, and the answer never quoted it as numbered steps.
+    (tmp_path / "guide.html").write_text(
+        "<html><body><h1>Guide</h1><h2>Submitting a report</h2>"
+        "<ol><li>Open the report and click <b>Submit</b>.</li>"
+        "<li>Check the warnings.<ul><li>Yellow ones let you submit.</li></ul></li>"
+        "<li>Click Submit again.</li></ol>"
+        "<p>Recalling:</p><ol start='4'><li>Click Recall.</li></ol>"
+        "<ul><li>Drafts stay editable.</li></ul></body></html>",
+        encoding="utf-8",
+    )
+    html = parse_file(tmp_path / "guide.html", max_bytes=LIMIT).text
+    assert "1. Open the report and click Submit.\n2. Check the warnings." in html
+    assert "- Yellow ones let you submit.\n3. Click Submit again." in html
+    assert "4. Click Recall." in html and "- Drafts stay editable." in html
+    (tmp_path / "guide.md").write_text(
+        "# ガイド\n\n## ユーザーの追加\n\n1. ［管理］をクリックします。\n"
+        "2. **氏名**を入力します。\n3. ［保存］をクリックします。\n\n"
+        "招待について：\n\n- 招待メールが届きます。\n",
+        encoding="utf-8",
+    )
+    md = parse_file(tmp_path / "guide.md", max_bytes=LIMIT).text
+    steps = "1. ［管理］をクリックします。\n2. 氏名を入力します。\n3. ［保存］をクリックします。"
+    assert steps in md
+    assert "- 招待メールが届きます。" in md
+
+
 def test_pdf_pages_headings_and_running_footer(docs: dict[str, ParsedDocument]) -> None:
     doc = docs["field_manual.pdf"]
     assert doc.title == "Aster Field Manual"

@@ -91,6 +91,15 @@ def test_bm25_terms_lemmatise_japanese_and_stem_english():
     assert {"mf", "3400"} <= set(enc.terms("MF-3400 の設定")) & set(enc.terms("MF-3400 settings"))
 
 
+def test_a_numbered_step_s_marker_is_no_term_and_other_numbers_are():
+    enc = BM25Encoder()
+    steps = "1. Click Submit.\n2) Confirm the route.\n３．前カバーを開けます。"
+    assert not {"1", "2", "3"} & set(enc.terms(steps))
+    assert {"click", "submit", "confirm", "rout", "前", "開ける"} <= set(enc.terms(steps))
+    assert "3" in enc.terms("承認者が 3 日以上承認してくれない場合")
+    assert {"1", "04", "02"} <= set(enc.terms("1.04.02 adds IPv6"))  # a version is no marker
+
+
 def test_a_texts_terms_are_kept_for_the_next_read_and_the_oldest_give_way(monkeypatch):
     from kb.retrieval import sparse
 

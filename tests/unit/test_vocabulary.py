@@ -33,7 +33,7 @@ def test_spelling_variants_are_one_term(enc: BM25Encoder, a: str, b: str) -> Non
 
 
 def test_analyzer_version_moved() -> None:
-    assert ANALYZER_VERSION == 5
+    assert ANALYZER_VERSION == 6
     assert normalize_kana("プリンター") == "プリンタ" and normalize_kana("ー") == "ー"
     assert normalize_kana("MF") == "MF"
 
