@@ -54,17 +54,31 @@ def procedure(text: str, lang: Lang) -> list[str]:
     """The numbered procedure in ``text``: its steps, numbered 1, 2, 3 ... in order, each with
     the lines that continue it (a PDF breaks a step's sentence over lines). Empty when ``text``
     holds no such run of at least two steps from 1."""
+    return _procedure(text, lang)[0]
+
+
+def after_procedure(text: str, lang: Lang) -> str:
+    """The lines of ``text`` after its numbered procedure's last step (empty without one)."""
+    steps, end = _procedure(text, lang)
+    return "\n".join(text.splitlines()[end:]) if steps else ""
+
+
+def _procedure(text: str, lang: Lang) -> tuple[list[str], int]:
+    """:func:`procedure`'s steps and the index of the line after its last one."""
     steps: list[str] = []
-    for line in text.splitlines():
+    end = 0
+    for n, line in enumerate(text.splitlines()):
         stripped = line.strip()
         found = _STEP.match(stripped)
         if found and int(found.group(1)) == len(steps) + 1:
             steps.append(stripped)
+            end = n + 1
         elif stripped and steps and not found and not steps[-1].endswith(_ENDS):
             # An unfinished step goes on on the next line; a line after a finished one (a
             # note, the text after the procedure) is not part of it.
             steps[-1] += sentence_joiner(lang) + stripped
-    return steps if len(steps) >= 2 else []
+            end = n + 1
+    return (steps, end) if len(steps) >= 2 else ([], 0)
 
 
 def procedure_answer(
@@ -85,6 +99,8 @@ def procedure_answer(
     than the best passage does. Of several, the one holding most of the question's terms; then
     the one whose headings are most about the question ("Replacing a toner cartridge" over
     "Replacing the waste toner box" for "How do I replace the toner?"); then the better ranked.
+    Not a procedure whose section's text after the steps holds more of the question's terms
+    than the steps: that text answers what the steps do not do.
     Only the best passage's document: another's procedure that shares a word ("PIN" in a
     secure-print procedure, asked for the service mode's PIN, which the best passage gives) is
     about something else. And only a section whose headings hold as many of the question's terms
@@ -127,6 +143,12 @@ def procedure_answer(
         if not steps or find_instructions(passage.chunk.text):
             continue
         said = set(encoder.terms(" ".join(steps)))
+        after = set(encoder.terms(after_procedure(passage.chunk.text, passage.chunk.lang)))
+        if len(qterms & after) > len(qterms & said):
+            # The text after the steps says more of what was asked than they do ("How do I
+            # recall a submitted report?": the section "Submitting and recalling a report"
+            # numbers the submitting, then says how to recall): the composed answer.
+            continue
         heading = set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0

@@ -260,3 +260,19 @@ def test_a_sections_introduction_finds_the_steps_the_next_chunk_holds():
     answer, _ = procedure_answer(question, ENC.terms(question), [first, first], ENC, read)
     assert [line.split(" ")[0] for line in answer.split("\n")] == ["1.", "2.", "3."]
     assert asked == ["guide"]
+
+
+def test_a_procedure_is_not_quoted_when_the_text_after_its_steps_answers_what_they_do_not():
+    # The sample's "How do I recall a submitted report?": the section "Submitting and recalling
+    # a report" numbers the submitting steps, and the paragraph after them says how to recall.
+    text = (
+        "1. Open the report and click Submit.\n"
+        "2. Confirm the approval route and click Submit again.\n"
+        "While the report is in Submitted status and no approver has acted on it, you can take "
+        "it back with Recall, edit it and submit it again."
+    )
+    section = _passage(text, heading=("Guide", "Submitting and recalling a report"))
+    assert _shape("How do I recall a submitted report?", [section]) is None
+    answer, cited = _shape("How do I submit a report?", [section])
+    assert cited == [section] and answer.startswith("1. Open the report and click Submit.")
+    assert "Recall" not in answer
