@@ -466,8 +466,8 @@ class KnowledgeBase:
         shown = functools.partial(compose, restated=self._restated, whole_entries=False)
         answer, cited = shown(terms, passages, confirmed=confirmed)
         if not confirmed:  # asked how: the procedure, whole and in order
-            best = passages[: cfg.max_citations]  # the procedure is the first document's
-            steps = procedure_answer(question, terms, best, self.sparse, self.store.document_chunks)
+            best, chunks = passages[: cfg.max_citations], self.store.document_chunks
+            steps = procedure_answer(question, terms, best, self.sparse, chunks, lang)
             answer, cited = steps or (answer, cited)
         read = {p.chunk.point_id: p for p in cited}  # a procedure's passage: its whole section
         return AnswerResult(

@@ -87,6 +87,7 @@ def procedure_answer(
     passages: list[ScoredChunk],
     encoder: SparseEncoder,
     document_chunks: Callable[[str], list[ScoredChunk]] | None = None,
+    lang: Lang | None = None,
 ) -> tuple[str, list[ScoredChunk]] | None:
     """The answer to show for ``question``, or ``None`` to keep the composed one: for a
     question asking how to do something, when one of ``passages`` (the best few) from the
@@ -103,10 +104,14 @@ def procedure_answer(
     than the steps: that text answers what the steps do not do.
     Only the best passage's document: another's procedure that shares a word ("PIN" in a
     secure-print procedure, asked for the service mode's PIN, which the best passage gives) is
-    about something else. And only a section whose headings hold as many of the question's terms
-    as the best passage's do, or the best passage itself: asked how to save a scan to a shared
-    folder, the best passage is the folder's section, which says how without numbered steps, and
-    the scan to email procedure beside it shares "scan" and does something else.
+    about something else. With ``lang``, the question's language, the best passage in it
+    stands first where the best passage is in the other language and the one in the question's
+    language has as many of the question's terms, and some, in its section's headings (the
+    other language's procedure when it has none). And only a section whose headings hold as
+    many of the question's terms as the best passage's do, or the best passage itself: asked
+    how to save a scan to a shared folder, the best passage is the folder's section, which says
+    how without numbered steps, and the scan to email procedure beside it shares "scan" and does
+    something else.
 
     Dropping, from every answer, the other passages' sentences that add no question term and
     the other language's passages was measured too, and not adopted: it cut the answers citing
@@ -120,17 +125,47 @@ def procedure_answer(
     qterms = set(terms)
     if not qterms or not asks_how(question):
         return None
-    # Where the search ordered by proximity: the question's word pairs the best passage writes
+
+    def about(passage: ScoredChunk) -> int:  # question terms its section's headings hold
+        headings = set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
+        return len(qterms & (headings - set(encoder.terms(passage.chunk.title))))
+
+    leads = [passages[0]]
+    own = next((p for p in passages if p.chunk.lang == lang), None) if lang else None
+    if own is not None and own is not passages[0] and about(own) >= max(1, about(passages[0])):
+        # Asked in English, the Japanese guide's "Wi-Fi につなぐ" first and the English guide's
+        # "Connecting to Wi-Fi" second: the procedure in the question's language, where a
+        # passage in it is as much about the question by its section's headings (not by the
+        # document's title: 「TeamLedger の画面を英語表示に…」 is not the CSV import's steps).
+        leads.insert(0, own)
+    for lead in leads:
+        found = _procedure_from(lead, qterms, terms, passages, encoder, document_chunks)
+        if found is not None:
+            return found
+    return None
+
+
+def _procedure_from(
+    lead: ScoredChunk,
+    qterms: set[str],
+    terms: list[str],
+    passages: list[ScoredChunk],
+    encoder: SparseEncoder,
+    document_chunks: Callable[[str], list[ScoredChunk]] | None,
+) -> tuple[str, list[ScoredChunk]] | None:
+    """:func:`procedure_answer` from ``lead``'s document (``lead`` the passage it answers
+    from, one of ``passages``)."""
+    # Where the search ordered by proximity: the question's word pairs the lead passage writes
     # side by side. A procedure that writes fewer of them does something else ("How do I turn
     # on 2-sided printing?": the power switch's steps, under "Turning the machine on and off").
-    wanted = set(pairs(terms)) if "proximity" in passages[0].signals else set()
+    wanted = set(pairs(terms)) if "proximity" in lead.signals else set()
 
     def phrased(*texts: str) -> int:
         return len(wanted & set().union(*(adjacent(encoder.terms(t)) for t in texts)))
 
-    least = phrased(*fields(passages[0].chunk)) if wanted else 0
-    first = passages[0].chunk.document_id
-    asked = len(qterms & set(encoder.terms(" ".join(passages[0].chunk.location.heading_path))))
+    least = phrased(*fields(lead.chunk)) if wanted else 0
+    first = lead.chunk.document_id
+    asked = len(qterms & set(encoder.terms(" ".join(lead.chunk.location.heading_path))))
     # One read of the document (1-2 ms for a 90-chunk manual): a passage without a step may
     # be the introduction of a section whose steps the next chunk holds.
     siblings = document_chunks(first) if document_chunks is not None else []
@@ -152,7 +187,7 @@ def procedure_answer(
         heading = set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0
-        beside = rank > 0 and len(qterms & heading) < asked  # a section on something else
+        beside = hit is not lead and len(qterms & heading) < asked  # on something else
         apart = bool(wanted) and phrased(" ".join(steps), *fields(passage.chunk)[1:]) < least
         if covered > 0 and not beside and not apart:
             found.append(((covered, on_topic, -rank), steps, passage))

@@ -317,6 +317,16 @@ def test_a_procedure_is_quoted_whole_in_order_in_the_questions_language(
     assert [line.split(" ")[0].rstrip(".") for line in lines] == ["1", "2", "3", "4", "5", "6"]
 
 
+def test_asked_in_english_the_english_guide_s_procedure_is_quoted(sample_kb):
+    # Issue 21, item 7: the Japanese guide's Wi-Fi section ranks first for this English
+    # question, the English guide's second; the answer quoted the Japanese steps.
+    kb, _, _ = sample_kb
+    result = kb.ask("How do I connect the Aster to Wi-Fi?", acl=AccessFilter())
+    assert result.status == "answered"
+    assert [c.source_path for c in result.citations] == ["manuals/aster-mf3400-user-guide.pdf"]
+    assert result.answer.startswith("1 Tap Home > Settings > Network > Wi-Fi")
+
+
 @pytest.mark.parametrize(
     ("question", "source", "steps"),
     [

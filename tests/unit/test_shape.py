@@ -276,3 +276,23 @@ def test_a_procedure_is_not_quoted_when_the_text_after_its_steps_answers_what_th
     answer, cited = _shape("How do I submit a report?", [section])
     assert cited == [section] and answer.startswith("1. Open the report and click Submit.")
     assert "Recall" not in answer
+
+
+def test_the_procedure_is_in_the_questions_language_where_a_passage_in_it_is_as_much_about_it():
+    # The sample's "How do I connect the Aster to Wi-Fi?": the Japanese guide's section first,
+    # the English guide's second; the answer quoted the Japanese steps.
+    japanese = _passage(JA_STEPS, heading=("トナーカートリッジを交換する",), lang="ja", doc="ja")
+    english = _passage(PDF_STEPS, heading=("Maintenance", "Replacing a toner cartridge"), index=1)
+    question = "How do I replace the toner cartridge?"
+    answer, cited = procedure_answer(question, ENC.terms(question), [japanese, english], ENC)
+    assert cited == [japanese]  # no language given: the best passage's document, as before
+    answer, cited = procedure_answer(
+        question, ENC.terms(question), [japanese, english], ENC, lang="en"
+    )
+    assert cited == [english] and answer.startswith("1 Open the front cover.")
+    # An English passage less about the question by its headings does not take its place.
+    other = _passage("1 Open the tray.\n2 Fan the paper.", heading=("Paper",), index=1)
+    answer, cited = procedure_answer(
+        question, ENC.terms(question), [japanese, other], ENC, lang="en"
+    )
+    assert cited == [japanese]
