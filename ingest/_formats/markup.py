@@ -10,7 +10,8 @@ keeps no ids.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kb.ingest._formats.common import (
     LANGUAGES,
@@ -26,17 +27,23 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)",
 _FM_TITLE = re.compile(r"^title:\s*(.+?)\s*$", re.M)
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+T = TypeVar("T")
 
 
 def parse_markdown(text: str) -> Parsed:
-    """Markdown: sections cut at headings, anchor = the GitHub slug of the section's heading."""
+    """Markdown: sections cut at headings, anchor = the GitHub slug of the section's heading.
+
+    Rendered to HTML once, as ``partition_md`` does (its default extensions), and partitioned
+    as HTML: the tree is read too, for what the elements do not keep (ordered lists' numbers).
+    """
     ensure_unstructured()
-    from unstructured.partition.md import partition_md
+    import markdown
+    from unstructured.partition.html import partition_html
 
     title, text = _front_matter(text)
-    elements = partition_md(text=text, languages=LANGUAGES) if text.strip() else []
+    html = markdown.markdown(text, extensions=["tables", "fenced_code"]) if text.strip() else ""
+    elements = partition_html(text=html, languages=LANGUAGES) if html.strip() else []
     seen: dict[str, int] = {}
-    steps = _steps(_markdown_tree(text)) if elements else _no_steps
 
     def heading_of(element: Any) -> tuple[int, str | None] | None:
         if element.category != "Title":
@@ -44,6 +51,7 @@ def parse_markdown(text: str) -> Parsed:
         depth = element.metadata.category_depth or 0
         return depth + 1, github_slug(squash(element.text), seen) or None
 
+    steps = _steps(_tree(f"<html><body>{html}</body></html>")) if elements else _no_steps
     sections = element_outline(elements, heading_of, step_of=steps).finish()
     if title is None:
         title = next((squash(e.text) for e in elements if e.category == "Title"), None)
@@ -68,22 +76,14 @@ def parse_html(text: str, *, max_depth: int = 200) -> Parsed:
         from kb.ingest._formats.sniff import limit_error
 
         raise limit_error(f"HTML nested {depth}+ elements deep", max_depth, "MAX_HTML_DEPTH")
-    headings = _html_headings(root) if root is not None else []
+    # Headings come in document order; those unstructured dropped (nav, header) are skipped.
+    anchor_of = _in_order(_html_headings(root) if root is not None else [])
     elements = partition_html(text=text, languages=LANGUAGES) if text.strip() else []
-    cursor = 0
 
     def heading_of(element: Any) -> tuple[int, str | None] | None:
-        nonlocal cursor
         if element.category != "Title":
             return None
-        depth = element.metadata.category_depth or 0
-        wanted = squash(element.text)
-        # Headings come in document order; skip those unstructured dropped (nav, header).
-        for i in range(cursor, len(headings)):
-            if headings[i][0] == wanted:
-                cursor = i + 1
-                return depth + 1, headings[i][1]
-        return depth + 1, None
+        return (element.metadata.category_depth or 0) + 1, anchor_of(element)
 
     steps = _steps(root) if root is not None else _no_steps
     sections = element_outline(elements, heading_of, step_of=steps).finish()
@@ -93,33 +93,21 @@ def parse_html(text: str, *, max_depth: int = 200) -> Parsed:
     return title, sections
 
 
-def _markdown_tree(text: str) -> Any:
-    """The HTML tree of Markdown ``text`` as ``partition_md`` builds it (its default
-    extensions), for what its elements do not keep: the numbers of ordered lists' items."""
-    import markdown
+def _tree(html: str) -> Any:
     from lxml import etree
 
-    html = markdown.markdown(text, extensions=["tables", "fenced_code"])
     parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
-    return etree.HTML(f"<html><body>{html}</body></html>", parser)
+    return etree.HTML(html, parser)
 
 
-def _steps(root: Any) -> StepFn:
-    """Numbers of the list items of an ordered list (``<ol>``, honouring ``start``), for the
-    ``ListItem`` elements that say the same text, matched in document order like headings;
-    an item of an unordered list, or one not found, gets ``None``."""
-    items: list[tuple[str, int | None]] = []
-    for element in root.iter("li") if root is not None else ():
-        parent = element.getparent()
-        number: int | None = None
-        if parent is not None and parent.tag == "ol":
-            start = str(parent.get("start") or "1").strip()
-            siblings = [c for c in parent if c.tag == "li"]
-            number = (int(start) if start.isdigit() else 1) + siblings.index(element)
-        items.append((squash(_own_text(element)), number))
+def _in_order(items: list[tuple[str, T]]) -> Callable[[Any], T | None]:
+    """For elements met in document order, the value of the next of ``items`` (``(text,
+    value)`` from the tree, in document order) that says the element's text; ``None`` for an
+    element none of the rest says (the cursor stays). unstructured keeps no ids or list
+    numbers: its elements are matched to the tree's nodes by text."""
     cursor = 0
 
-    def step_of(element: Any) -> int | None:
+    def value_of(element: Any) -> T | None:
         nonlocal cursor
         wanted = squash(element.text)
         for i in range(cursor, len(items)):
@@ -128,7 +116,23 @@ def _steps(root: Any) -> StepFn:
                 return items[i][1]
         return None
 
-    return step_of
+    return value_of
+
+
+def _steps(root: Any) -> StepFn:
+    """Numbers of the list items of an ordered list (``<ol>``, honouring ``start``), for the
+    ``ListItem`` elements that say the same text; an item of an unordered list, or one not
+    found, gets ``None``."""
+    items: list[tuple[str, int | None]] = []
+    for element in root.iter("li") if root is not None else ():
+        parent = element.getparent()
+        number: int | None = None
+        if parent is not None and parent.tag == "ol":
+            start = str(parent.get("start") or "1").strip()
+            before = sum(1 for s in element.itersiblings(preceding=True) if s.tag == "li")
+            number = (int(start) if start.isdigit() else 1) + before
+        items.append((squash(_own_text(element)), number))
+    return _in_order(items)
 
 
 def _own_text(item: Any) -> str:
