@@ -57,14 +57,8 @@ def procedure(text: str, lang: Lang) -> list[str]:
     return _procedure(text, lang)[0]
 
 
-def after_procedure(text: str, lang: Lang) -> str:
-    """The lines of ``text`` after its numbered procedure's last step (empty without one)."""
-    steps, end = _procedure(text, lang)
-    return "\n".join(text.splitlines()[end:]) if steps else ""
-
-
-def _procedure(text: str, lang: Lang) -> tuple[list[str], int]:
-    """:func:`procedure`'s steps and the index of the line after its last one."""
+def _procedure(text: str, lang: Lang) -> tuple[list[str], str]:
+    """:func:`procedure`'s steps and the lines of ``text`` after the last one."""
     steps: list[str] = []
     end = 0
     for n, line in enumerate(text.splitlines()):
@@ -78,7 +72,9 @@ def _procedure(text: str, lang: Lang) -> tuple[list[str], int]:
             # note, the text after the procedure) is not part of it.
             steps[-1] += sentence_joiner(lang) + stripped
             end = n + 1
-    return (steps, end) if len(steps) >= 2 else ([], 0)
+    if len(steps) < 2:
+        return [], ""
+    return steps, "\n".join(text.splitlines()[end:])
 
 
 def procedure_answer(
@@ -139,7 +135,7 @@ def procedure_answer(
         # document's title: 「TeamLedger の画面を英語表示に…」 is not the CSV import's steps).
         leads.insert(0, own)
     for lead in leads:
-        found = _procedure_from(lead, qterms, terms, passages, encoder, document_chunks)
+        found = _procedure_from(lead, terms, passages, encoder, document_chunks)
         if found is not None:
             return found
     return None
@@ -147,7 +143,6 @@ def procedure_answer(
 
 def _procedure_from(
     lead: ScoredChunk,
-    qterms: set[str],
     terms: list[str],
     passages: list[ScoredChunk],
     encoder: SparseEncoder,
@@ -155,6 +150,7 @@ def _procedure_from(
 ) -> tuple[str, list[ScoredChunk]] | None:
     """:func:`procedure_answer` from ``lead``'s document (``lead`` the passage it answers
     from, one of ``passages``)."""
+    qterms = set(terms)
     # Where the search ordered by proximity: the question's word pairs the lead passage writes
     # side by side. A procedure that writes fewer of them does something else ("How do I turn
     # on 2-sided printing?": the power switch's steps, under "Turning the machine on and off").
@@ -174,12 +170,11 @@ def _procedure_from(
         if hit.chunk.document_id != first:
             continue  # another document's procedure that shares a word is another subject
         passage = whole_section(hit, siblings)
-        steps = procedure(passage.chunk.text, passage.chunk.lang)
+        steps, rest = _procedure(passage.chunk.text, passage.chunk.lang)
         if not steps or find_instructions(passage.chunk.text):
             continue
         said = set(encoder.terms(" ".join(steps)))
-        after = set(encoder.terms(after_procedure(passage.chunk.text, passage.chunk.lang)))
-        if len(qterms & after) > len(qterms & said):
+        if len(qterms & set(encoder.terms(rest))) > len(qterms & said):
             # The text after the steps says more of what was asked than they do ("How do I
             # recall a submitted report?": the section "Submitting and recalling a report"
             # numbers the submitting, then says how to recall): the composed answer.
