@@ -61,7 +61,8 @@ def _procedure(text: str, lang: Lang) -> tuple[list[str], str]:
     """:func:`procedure`'s steps and the lines of ``text`` after the last one."""
     steps: list[str] = []
     end = 0
-    for n, line in enumerate(text.splitlines()):
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
         stripped = line.strip()
         found = _STEP.match(stripped)
         if found and int(found.group(1)) == len(steps) + 1:
@@ -74,7 +75,7 @@ def _procedure(text: str, lang: Lang) -> tuple[list[str], str]:
             end = n + 1
     if len(steps) < 2:
         return [], ""
-    return steps, "\n".join(text.splitlines()[end:])
+    return steps, "\n".join(lines[end:])
 
 
 def procedure_answer(
@@ -123,7 +124,7 @@ def procedure_answer(
         return None
 
     def about(passage: ScoredChunk) -> int:  # question terms its section's headings hold
-        headings = set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
+        headings = _heading_terms(encoder, passage)
         return len(qterms & (headings - set(encoder.terms(passage.chunk.title))))
 
     leads = [passages[0]]
@@ -161,7 +162,7 @@ def _procedure_from(
 
     least = phrased(*fields(lead.chunk)) if wanted else 0
     first = lead.chunk.document_id
-    asked = len(qterms & set(encoder.terms(" ".join(lead.chunk.location.heading_path))))
+    asked = len(qterms & _heading_terms(encoder, lead))
     # One read of the document (1-2 ms for a 90-chunk manual): a passage without a step may
     # be the introduction of a section whose steps the next chunk holds.
     siblings = document_chunks(first) if document_chunks is not None else []
@@ -179,7 +180,7 @@ def _procedure_from(
             # recall a submitted report?": the section "Submitting and recalling a report"
             # numbers the submitting, then says how to recall): the composed answer.
             continue
-        heading = set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
+        heading = _heading_terms(encoder, passage)
         covered = len(qterms & (said | heading)) / len(qterms)
         on_topic = len(qterms & heading) / len(heading) if heading else 0.0
         beside = hit is not lead and len(qterms & heading) < asked  # on something else
@@ -191,6 +192,11 @@ def _procedure_from(
     _, steps, passage = max(found, key=lambda item: item[0])
     lines = [quote(step, [1], passage.chunk.lang) for step in steps[:MAX_STEPS]]
     return "\n".join(lines), [passage]
+
+
+def _heading_terms(encoder: SparseEncoder, passage: ScoredChunk) -> set[str]:
+    """The terms of the headings over ``passage``'s section."""
+    return set(encoder.terms(" ".join(passage.chunk.location.heading_path)))
 
 
 def whole_section(passage: ScoredChunk, siblings: Sequence[ScoredChunk]) -> ScoredChunk:
